@@ -1,0 +1,1 @@
+"""oxtail-core: the I/O-free coordination core of oxtail."""

@@ -1,0 +1,248 @@
+"""The one place where records meet their JSON shapes.
+
+Field names, key order, omission of absent optional fields and integer
+timestamps all follow the reference's wire format, because hooks, prompts and
+byte budgets written for it read these shapes literally. A malformed input
+raises :class:`ShapeError` naming the offending field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import cattrs
+
+from oxtail_core.model import (
+    CLIENT_TYPES,
+    SCHEMA_VERSION,
+    ActivityMarker,
+    Capabilities,
+    ClientInfo,
+    Envelope,
+    PendingAsk,
+    RegistryEntry,
+    StateCard,
+)
+from oxtail_core.wire import WireError, dumps, loads, utf8len
+
+_ENVELOPE_OPTIONAL = ("from_session_id", "request_id", "reply_to", "source_message_id")
+
+
+class ShapeError(ValueError):
+    """A JSON value that does not have the shape of the record it claims to be."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ShapeError(f"{key!r} must be a string or null")
+    return value
+
+
+def _unstructure_envelope(env: Envelope) -> dict[str, Any]:
+    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "id": env.id, "body": env.body}
+    if env.enqueued_at is not None:
+        out["enqueued_at"] = env.enqueued_at
+    out["body_bytes"] = env.body_bytes if env.body_bytes is not None else utf8len(env.body)
+    out["origin"] = env.origin
+    for key in _ENVELOPE_OPTIONAL:
+        value = getattr(env, key)
+        if value:
+            out[key] = value
+    return out
+
+
+def _structure_envelope(data: Any, _: type) -> Envelope:
+    if not isinstance(data, dict):
+        raise ShapeError("a message must be a JSON object")
+    version = data.get("schema_version")
+    if not _is_int(version) or version != SCHEMA_VERSION:
+        raise ShapeError("'schema_version' must be the number 1")
+    if not isinstance(data.get("id"), str) or not data["id"]:
+        raise ShapeError("'id' must be a non-empty string")
+    if not isinstance(data.get("body"), str):
+        raise ShapeError("'body' must be a string")
+    enqueued_at = data.get("enqueued_at")
+    body_bytes = data.get("body_bytes")
+    origin = data.get("origin", "peer")
+    return Envelope(
+        id=data["id"],
+        body=data["body"],
+        enqueued_at=enqueued_at if _is_int(enqueued_at) else None,
+        body_bytes=body_bytes if _is_int(body_bytes) else None,
+        origin=origin if isinstance(origin, str) else "peer",
+        **{key: _opt_str(data, key) for key in _ENVELOPE_OPTIONAL},
+    )
+
+
+def _unstructure_client(c: ClientInfo) -> dict[str, Any]:
+    return {
+        "type": c.type,
+        "session_id": c.session_id,
+        "transcript_path": c.transcript_path,
+        "session_id_source": c.session_id_source,
+        "cwd": c.cwd,
+    }
+
+
+def _structure_client(data: Any, _: type) -> ClientInfo:
+    if not isinstance(data, dict):
+        raise ShapeError("'client' must be an object")
+    ctype = data.get("type")
+    if ctype not in CLIENT_TYPES:
+        ctype = "unknown"
+    source = data.get("session_id_source")
+    if source not in ("env", "birth-time", "self-register", "sticky-claim"):
+        source = None
+    cwd = data.get("cwd")
+    return ClientInfo(
+        type=ctype,
+        session_id=_opt_str(data, "session_id"),
+        transcript_path=_opt_str(data, "transcript_path"),
+        session_id_source=source,
+        cwd=cwd if isinstance(cwd, str) else "",
+    )
+
+
+def _unstructure_state(s: StateCard | None) -> dict[str, Any] | None:
+    return None if s is None else {"purpose": s.purpose, "updated_at": s.updated_at}
+
+
+def _structure_state(data: Any) -> StateCard | None:
+    if not isinstance(data, dict):
+        return None
+    updated = data.get("updated_at")
+    purpose = data.get("purpose")
+    return StateCard(
+        purpose=purpose if isinstance(purpose, str) else None,
+        updated_at=updated if _is_int(updated) else 0,
+    )
+
+
+def _unstructure_entry(e: RegistryEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "server_pid": e.server_pid,
+        "started_at": e.started_at,
+        "client": _unstructure_client(e.client),
+        "tmux_pane": e.tmux_pane,
+        "tmux_session": e.tmux_session,
+        "state": _unstructure_state(e.state),
+    }
+    if e.capabilities is not None:
+        out["capabilities"] = {"mailbox": attrs.asdict(e.capabilities)}
+    if e.process_start is not None:
+        out["process_start"] = e.process_start
+    return out
+
+
+def _structure_entry(data: Any, _: type) -> RegistryEntry:
+    if not isinstance(data, dict):
+        raise ShapeError("a registry entry must be an object")
+    pid = data.get("server_pid")
+    if not _is_int(pid) or pid <= 0:
+        raise ShapeError("'server_pid' must be a positive integer")
+    started = data.get("started_at")
+    if not _is_int(started):
+        raise ShapeError("'started_at' must be an integer")
+    if "client" not in data:
+        raise ShapeError("'client' is missing")
+    caps = data.get("capabilities")
+    capabilities = None
+    if isinstance(caps, dict) and isinstance(caps.get("mailbox"), dict):
+        mailbox = caps["mailbox"]
+        capabilities = Capabilities(
+            reply_to=mailbox.get("reply_to") is True,
+            provenance=mailbox.get("provenance") is True,
+            push_budget=mailbox.get("push_budget") is True,
+        )
+    proc = data.get("process_start")
+    return RegistryEntry(
+        server_pid=pid,
+        started_at=started,
+        client=_structure_client(data["client"], ClientInfo),
+        tmux_pane=_opt_str(data, "tmux_pane"),
+        tmux_session=_opt_str(data, "tmux_session"),
+        state=_structure_state(data.get("state")),
+        capabilities=capabilities,
+        process_start=float(proc) if isinstance(proc, (int, float)) and not isinstance(proc, bool) else None,
+    )
+
+
+def _unstructure_pending(p: PendingAsk) -> dict[str, Any]:
+    out: dict[str, Any] = {"sessionId": p.requester, "requestId": p.request_id, "at": p.at_ms}
+    if p.peer:
+        out["peerSessionId"] = p.peer
+    return out
+
+
+def _structure_pending(data: Any, _: type) -> PendingAsk:
+    if not isinstance(data, dict):
+        raise ShapeError("a pending ask must be an object")
+    try:
+        return PendingAsk(
+            requester=data["sessionId"],
+            request_id=data["requestId"],
+            at_ms=data["at"],
+            peer=data.get("peerSessionId"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ShapeError(f"bad pending ask: {exc}") from exc
+
+
+def _unstructure_activity(a: ActivityMarker) -> dict[str, Any]:
+    return {"status": a.status, "at": a.at_ms}
+
+
+def _structure_activity(data: Any, _: type) -> ActivityMarker:
+    if not isinstance(data, dict) or not isinstance(data.get("status"), str) or not _is_int(data.get("at")):
+        raise ShapeError("an activity marker needs a string 'status' and an integer 'at'")
+    return ActivityMarker(status=data["status"].strip(), at_ms=data["at"])
+
+
+converter = cattrs.Converter()
+converter.register_unstructure_hook(Envelope, _unstructure_envelope)
+converter.register_structure_hook(Envelope, _structure_envelope)
+converter.register_unstructure_hook(ClientInfo, _unstructure_client)
+converter.register_structure_hook(ClientInfo, _structure_client)
+converter.register_unstructure_hook(RegistryEntry, _unstructure_entry)
+converter.register_structure_hook(RegistryEntry, _structure_entry)
+converter.register_unstructure_hook(PendingAsk, _unstructure_pending)
+converter.register_structure_hook(PendingAsk, _structure_pending)
+converter.register_unstructure_hook(ActivityMarker, _unstructure_activity)
+converter.register_structure_hook(ActivityMarker, _structure_activity)
+
+
+def envelope_to_line(env: Envelope) -> str:
+    """The mailbox line of ``env``: compact JSON in the fixed key order, with a trailing newline."""
+    return dumps(converter.unstructure(env)) + "\n"
+
+
+def envelope_from_line(line: str | bytes) -> Envelope:
+    """Parse one mailbox line; raises ShapeError (or WireError) for anything that is not a message."""
+    try:
+        data = loads(line)
+    except WireError as exc:
+        raise ShapeError(f"not JSON: {exc}") from exc
+    return _structure_envelope(data, Envelope)
+
+
+def to_wire(record: object) -> Any:
+    """The JSON-ready value of any core record."""
+    return converter.unstructure(record)
+
+
+def from_wire(data: Any, cls: type[Any]) -> Any:
+    """Build a record of ``cls`` from a parsed JSON value; raises ShapeError on a bad shape."""
+    try:
+        return converter.structure(data, cls)
+    except ShapeError:
+        raise
+    except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
+        raise ShapeError(str(exc)) from exc

@@ -1,0 +1,40 @@
+"""Errors a caller can act on, each with the stable ``code`` the wire reports."""
+
+from __future__ import annotations
+
+
+class OxtailError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    code = "oxtail-error"
+
+
+class StoreError(OxtailError):
+    """The store could not do what was asked (I/O failure, corrupt state)."""
+
+    code = "store-error"
+
+
+class StoreBusy(StoreError):
+    """A lock could not be taken within its bounded wait. Retryable; nothing was changed."""
+
+    code = "store-busy"
+
+    def __init__(self, resource: str) -> None:
+        super().__init__(f"could not acquire lock at {resource}")
+        self.resource = resource
+
+
+class Cancelled(OxtailError):
+    """Thrown into a running flow when its caller gives up (an MCP cancellation, a Ctrl-C)."""
+
+    code = "cancelled"
+
+
+class AskAborted(OxtailError):
+    """An ask was cancelled by its caller; any reply it held was put back first."""
+
+    code = "ask-aborted"
+
+    def __init__(self) -> None:
+        super().__init__("ask_peer aborted by client")

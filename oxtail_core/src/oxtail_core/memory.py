@@ -1,0 +1,214 @@
+"""An in-memory Store for orchestrators that run every agent in one process, and for tests.
+
+One mutex makes every method atomic; a condition variable wakes waiters the
+moment an inbox they watch changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Sequence
+
+import attrs
+
+from oxtail_core.ids import new_id
+from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry
+from oxtail_core.protocols import Batch, Holder, InboxId, Selector
+
+
+class MemoryStore:
+    """A complete, thread-safe :class:`~oxtail_core.protocols.Store` held in memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._inboxes: dict[InboxId, list[Envelope]] = {}
+        self._versions: dict[InboxId, int] = {}
+        self._in_flight: dict[InboxId, dict[str, Batch]] = {}
+        self._ledgers: dict[str, list[Envelope]] = {}
+        self._pending: dict[tuple[str, str], PendingAsk] = {}
+        self._dedupe: dict[tuple[str, str], int] = {}
+        self._rate: dict[str, int] = {}
+        self._activity: dict[str, ActivityMarker] = {}
+        self._registry: dict[int, RegistryEntry] = {}
+
+    # Inboxes ---------------------------------------------------------------------
+    def _bump(self, inbox: InboxId) -> None:
+        self._versions[inbox] = self._versions.get(inbox, 0) + 1
+        self._changed.notify_all()
+
+    def append(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
+        if not envelopes:
+            return
+        with self._lock:
+            self._inboxes.setdefault(inbox, []).extend(envelopes)
+            self._bump(inbox)
+
+    def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
+        with self._lock:
+            messages = self._inboxes.get(inbox, [])
+            chosen = sorted(set(select(tuple(messages))))
+            if not chosen:
+                return None
+            taken = tuple(messages[i] for i in chosen)
+            keep = set(chosen)
+            self._inboxes[inbox] = [m for i, m in enumerate(messages) if i not in keep]
+            batch = Batch(inbox=inbox, batch_id=new_id(), holder=holder, envelopes=taken)
+            self._in_flight.setdefault(inbox, {})[batch.batch_id] = batch
+            return batch
+
+    def settle(self, batch: Batch) -> None:
+        with self._lock:
+            self._in_flight.get(batch.inbox, {}).pop(batch.batch_id, None)
+
+    def restore(self, batch: Batch, ids: Sequence[str] | None = None) -> None:
+        with self._lock:
+            self._restore_locked(batch, ids)
+
+    def _restore_locked(self, batch: Batch, ids: Sequence[str] | None) -> int:
+        flights = self._in_flight.get(batch.inbox, {})
+        current = flights.get(batch.batch_id)
+        if current is None:
+            return 0
+        wanted = set(ids) if ids is not None else {e.id for e in current.envelopes}
+        back = [e for e in current.envelopes if e.id in wanted]
+        rest = tuple(e for e in current.envelopes if e.id not in wanted)
+        if rest:
+            flights[batch.batch_id] = attrs.evolve(current, envelopes=rest)
+        else:
+            del flights[batch.batch_id]
+        if back:
+            self._inboxes[batch.inbox] = back + self._inboxes.get(batch.inbox, [])
+            self._bump(batch.inbox)
+        return len(back)
+
+    def recover(self, inbox: InboxId, is_alive: Callable[[Holder], bool]) -> int:
+        with self._lock:
+            dead = [b for b in self._in_flight.get(inbox, {}).values() if not is_alive(b.holder)]
+            return sum(self._restore_locked(b, None) for b in dead)
+
+    def merge(self, source: InboxId, dest: InboxId) -> int:
+        if source == dest:
+            return 0
+        with self._lock:
+            moved = self._inboxes.pop(source, [])
+            if moved:
+                self._inboxes.setdefault(dest, []).extend(moved)
+                self._bump(dest)
+                self._bump(source)
+            return len(moved)
+
+    def depth(self, inbox: InboxId) -> int:
+        with self._lock:
+            return len(self._inboxes.get(inbox, []))
+
+    def in_flight(self, inbox: InboxId) -> list[Batch]:
+        """Batches taken from ``inbox`` and not yet settled (for tests and status views)."""
+        with self._lock:
+            return list(self._in_flight.get(inbox, {}).values())
+
+    def change_token(self, inboxes: Sequence[InboxId]) -> Hashable:
+        with self._lock:
+            return tuple(self._versions.get(i, 0) for i in inboxes)
+
+    def wait_for_change(self, inboxes: Sequence[InboxId], token: Hashable, timeout_s: float) -> bool:
+        def changed() -> bool:
+            return tuple(self._versions.get(i, 0) for i in inboxes) != token
+
+        with self._changed:
+            return self._changed.wait_for(changed, timeout=max(timeout_s, 0))
+
+    # Ledger -----------------------------------------------------------------------
+    def ledger_record(self, session_id: str, envelope: Envelope, keep: int) -> int:
+        with self._lock:
+            lines = self._ledgers.setdefault(session_id, [])
+            lines.append(envelope)
+            dropped = max(len(lines) - max(keep, 0), 0)
+            if dropped:
+                del lines[:dropped]
+            return dropped
+
+    def ledger_lookup(self, session_id: str, message_id: str) -> Envelope | None:
+        with self._lock:
+            for env in reversed(self._ledgers.get(session_id, [])):
+                if env.id == message_id:
+                    return env
+            return None
+
+    # Pending asks -------------------------------------------------------------------
+    def pending_put(self, ask: PendingAsk) -> bool:
+        with self._lock:
+            self._pending.setdefault((ask.requester, ask.request_id), ask)
+            return True
+
+    def pending_take(self, requester: str, request_id: str, replier: str | None) -> PendingAsk | None:
+        with self._lock:
+            record = self._pending.get((requester, request_id))
+            if record is None or (replier is not None and record.peer not in (None, replier)):
+                return None
+            return self._pending.pop((requester, request_id))
+
+    def pending_gc(self, cutoff_ms: int) -> int:
+        with self._lock:
+            old = [k for k, p in self._pending.items() if p.at_ms <= cutoff_ms]
+            for k in old:
+                del self._pending[k]
+            return len(old)
+
+    # Wake bookkeeping -----------------------------------------------------------------
+    def dedupe_get(self, target: str, reply_to: str) -> int | None:
+        with self._lock:
+            return self._dedupe.get((target, reply_to))
+
+    def dedupe_claim(self, target: str, reply_to: str, at_ms: int, stale_before_ms: int) -> bool:
+        with self._lock:
+            existing = self._dedupe.get((target, reply_to))
+            if existing is not None and existing > stale_before_ms:
+                return False
+            self._dedupe[(target, reply_to)] = at_ms
+            return True
+
+    def dedupe_release(self, target: str, reply_to: str, at_ms: int) -> None:
+        with self._lock:
+            if self._dedupe.get((target, reply_to)) == at_ms:
+                del self._dedupe[(target, reply_to)]
+
+    def rate_get(self, target: str) -> int | None:
+        with self._lock:
+            return self._rate.get(target)
+
+    def rate_put(self, target: str, at_ms: int) -> None:
+        with self._lock:
+            self._rate[target] = at_ms
+
+    def wake_gc(self, cutoff_ms: int) -> int:
+        with self._lock:
+            old_d = [k for k, at in self._dedupe.items() if at <= cutoff_ms]
+            old_r = [k for k, at in self._rate.items() if at <= cutoff_ms]
+            for k in old_d:
+                del self._dedupe[k]
+            for t in old_r:
+                del self._rate[t]
+            return len(old_d) + len(old_r)
+
+    # Activity ---------------------------------------------------------------------------
+    def activity_get(self, session_id: str) -> ActivityMarker | None:
+        with self._lock:
+            return self._activity.get(session_id)
+
+    def activity_put(self, session_id: str, marker: ActivityMarker) -> None:
+        with self._lock:
+            self._activity[session_id] = marker
+
+    # Registry ---------------------------------------------------------------------------
+    def registry_put(self, entry: RegistryEntry) -> None:
+        with self._lock:
+            self._registry[entry.server_pid] = entry
+
+    def registry_remove(self, pid: int) -> None:
+        with self._lock:
+            self._registry.pop(pid, None)
+
+    def registry_entries(self) -> list[RegistryEntry]:
+        with self._lock:
+            return list(self._registry.values())

@@ -1,0 +1,206 @@
+"""The records the core reasons about, as frozen attrs classes.
+
+Each class validates at construction, so a bad value fails loudly at the
+boundary with the field's name (``'body' must be <class 'str'>``) instead of
+drifting into a state machine. The JSON shapes live in :mod:`oxtail_core.convert`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+import attrs
+from attrs import validators as v
+
+from oxtail_core.wire import utf8len
+
+SCHEMA_VERSION = 1
+BODY_MAX_BYTES = 8192
+PURPOSE_MAX_CHARS = 200
+WAKE_TEXT = "oxtail msg: read_my_messages; reply via send_message; set reply_to=request_id if present"
+
+ClientType = Literal["claude-code", "codex", "unknown"]
+CLIENT_TYPES: tuple[ClientType, ...] = ("claude-code", "codex", "unknown")
+SessionIdSource = Literal["env", "birth-time", "self-register", "sticky-claim"]
+ActivityStatus = Literal["busy", "idle"]
+WakeMode = Literal["off", "auto"]
+
+
+def _optional_str(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"'{attribute.name}' must be a string or None, got {value!r}")
+
+
+def _non_bool_int(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"'{attribute.name}' must be an integer, got {value!r}")
+
+
+def _optional_non_bool_int(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+    if value is not None:
+        _non_bool_int(instance, attribute, value)
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[object], value: str) -> None:
+    if not value:
+        raise ValueError(f"'{attribute.name}' must not be empty")
+
+
+def _empty_to_none(value: str | None) -> str | None:
+    return value or None
+
+
+@attrs.frozen
+class Envelope:
+    """One message, minted once by the sending side; every later copy keeps it byte for byte.
+
+    Optional fields hold ``None`` for "absent": an empty string is normalized to
+    ``None`` because the reference treats ``""`` and absent alike.
+    """
+
+    id: str = attrs.field(validator=[v.instance_of(str), _non_empty])
+    body: str = attrs.field(validator=v.instance_of(str))
+    enqueued_at: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
+    body_bytes: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
+    origin: str = attrs.field(default="peer", validator=v.instance_of(str))
+    from_session_id: str | None = attrs.field(
+        default=None, converter=_empty_to_none, validator=_optional_str
+    )
+    request_id: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
+    reply_to: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
+    source_message_id: str | None = attrs.field(
+        default=None, converter=_empty_to_none, validator=_optional_str
+    )
+
+    @property
+    def size(self) -> int:
+        """Body size in UTF-8 bytes, as the read budget counts it."""
+        return self.body_bytes if self.body_bytes is not None else utf8len(self.body)
+
+
+@attrs.frozen
+class StateCard:
+    """What an agent says it is doing, shown to its peers."""
+
+    purpose: str | None = attrs.field(validator=_optional_str)
+    updated_at: int = attrs.field(validator=_non_bool_int)
+
+
+@attrs.frozen
+class ClientInfo:
+    """Which agent host runs a server, and who that agent is."""
+
+    type: ClientType = attrs.field(validator=v.in_(CLIENT_TYPES))
+    session_id: str | None = attrs.field(default=None, validator=_optional_str)
+    transcript_path: str | None = attrs.field(default=None, validator=_optional_str)
+    session_id_source: SessionIdSource | None = attrs.field(
+        default=None, validator=v.optional(v.in_(("env", "birth-time", "self-register", "sticky-claim")))
+    )
+    cwd: str = attrs.field(default="", validator=v.instance_of(str))
+
+
+@attrs.frozen
+class Capabilities:
+    """What a server's mailbox supports; only ``reply_to`` changes anyone's behavior."""
+
+    reply_to: bool = True
+    provenance: bool = True
+    push_budget: bool = True
+
+
+@attrs.frozen
+class RegistryEntry:
+    """One server process's public record.
+
+    ``process_start`` (seconds since the epoch, as the OS reports the process's
+    creation) is ours: with it a recycled pid never passes for the registered
+    process. ``tmux_pane`` and ``tmux_session`` are self-reported and therefore
+    never used as a keystroke target.
+    """
+
+    server_pid: int = attrs.field(validator=_non_bool_int)
+    started_at: int = attrs.field(validator=_non_bool_int)
+    client: ClientInfo = attrs.field(validator=v.instance_of(ClientInfo))
+    tmux_pane: str | None = attrs.field(default=None, validator=_optional_str)
+    tmux_session: str | None = attrs.field(default=None, validator=_optional_str)
+    state: StateCard | None = attrs.field(default=None, validator=v.optional(v.instance_of(StateCard)))
+    capabilities: Capabilities | None = attrs.field(
+        default=Capabilities(), validator=v.optional(v.instance_of(Capabilities))
+    )
+    process_start: float | None = attrs.field(default=None)
+
+    @server_pid.validator
+    def _positive_pid(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if value <= 0:
+            raise ValueError(f"'server_pid' must be positive, got {value}")
+
+    @property
+    def session_id(self) -> str | None:
+        """The agent identity, or None while unclaimed (an empty string counts as unclaimed)."""
+        return self.client.session_id or None
+
+    @property
+    def reply_to_capable(self) -> bool:
+        """Whether asks to this peer use strict ``reply_to`` correlation."""
+        return self.capabilities is not None and self.capabilities.reply_to is True
+
+
+@attrs.frozen
+class PendingAsk:
+    """A durable note that ``requester`` is still owed a reply to ``request_id`` by ``peer``.
+
+    ``peer`` (ours) lets only the agent that was asked consume the note; the
+    reference let any sender with a matching ``reply_to`` take it (R54).
+    """
+
+    requester: str = attrs.field(validator=[v.instance_of(str), _non_empty])
+    request_id: str = attrs.field(validator=[v.instance_of(str), _non_empty])
+    at_ms: int = attrs.field(validator=_non_bool_int)
+    peer: str | None = attrs.field(default=None, validator=_optional_str)
+
+
+@attrs.frozen
+class ActivityMarker:
+    """A busy/idle marker written by an agent's hooks; ``at_ms`` is when it was written."""
+
+    status: str = attrs.field(validator=v.instance_of(str))
+    at_ms: int = attrs.field(validator=_non_bool_int)
+
+
+class WakeStatus(str, enum.Enum):
+    """What became of a wake decision; the values are wire strings."""
+
+    FIRED = "fired"
+    SKIPPED_NO_TARGET = "skipped_no_target"
+    SKIPPED_BUSY = "skipped_busy"
+    SKIPPED_NO_FRESH_IDLE = "skipped_no_fresh_idle"
+    SKIPPED_RATE_LIMITED = "skipped_rate_limited"
+    SKIPPED_DEDUPED = "skipped_deduped"
+    SKIPPED_STORE_ERROR = "skipped_store_error"
+    SKIPPED_DEBOUNCED = "skipped_debounced"
+    DISABLED = "disabled"
+
+
+class WakeReason(str, enum.Enum):
+    """Why a reply was (or was not) woken; only send_message and reply_to_message report it."""
+
+    REPLY_TO_DEFAULT = "reply_to_default"
+    LATE_REPLY = "late_reply_to_pending"
+    LATE_REPLY_SUPPRESSED = "late_reply_to_pending_suppressed"
+
+
+@attrs.frozen
+class WakeOutcome:
+    """The result of wake resolution: both parts may be absent (no wake was intended)."""
+
+    status: WakeStatus | None = None
+    reason: WakeReason | None = None
+
+
+def check_body(body: str) -> None:
+    """Raise ValueError unless ``body`` is 1 character to 8192 UTF-8 bytes."""
+    if not isinstance(body, str) or not body:
+        raise ValueError("body must be a non-empty string")
+    if utf8len(body) > BODY_MAX_BYTES:
+        raise ValueError(f"body exceeds {BODY_MAX_BYTES} UTF-8 bytes")

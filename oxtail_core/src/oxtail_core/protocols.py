@@ -1,0 +1,200 @@
+"""The three seams between the core and the world: Store, Waker, Clock (plus Host).
+
+The state machines call nothing else. Each Store method is one atomic step:
+a filesystem store makes it atomic with a kernel lock, a memory store with a
+mutex, a Redis store with a transaction. The core composes those steps so that
+every interleaving of them keeps the global invariants (no loss, unique ids,
+record-before-append, single-winner consumes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Literal, Protocol
+
+import attrs
+
+from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry
+
+
+@attrs.frozen
+class InboxId:
+    """Where mail for one recipient waits.
+
+    ``session`` inboxes belong to an agent (its session id) and outlive every
+    process that serves it. ``process`` inboxes belong to one server process
+    that has not claimed a session yet; its key includes the process start time
+    so a recycled pid never inherits mail. A claim merges the process inbox
+    into the session inbox exactly once.
+    """
+
+    kind: Literal["session", "process"]
+    key: str
+
+    @classmethod
+    def for_session(cls, session_id: str) -> InboxId:
+        return cls("session", session_id)
+
+    @classmethod
+    def for_process(cls, pid: int, started_at: int) -> InboxId:
+        return cls("process", f"{pid}-{started_at}")
+
+
+@attrs.frozen
+class Holder:
+    """The process that took messages out of an inbox and has not yet handed them on."""
+
+    pid: int
+    process_start: float | None = None
+
+
+@attrs.frozen
+class Batch:
+    """Messages taken out of an inbox but not yet settled.
+
+    Until :meth:`Store.settle` is called the batch is recoverable: a crash of
+    its holder, or :meth:`Store.restore`, puts the messages back with the same
+    ids. This is what makes a read in flight survive a crash.
+    """
+
+    inbox: InboxId
+    batch_id: str
+    holder: Holder
+    envelopes: tuple[Envelope, ...]
+
+
+Selector = Callable[[Sequence[Envelope]], Sequence[int]]
+"""Given an inbox's messages in order, the indices to take (a pure function)."""
+
+
+class Store(Protocol):
+    """Durable state shared by every peer; each method is atomic with respect to all others."""
+
+    # Inboxes -----------------------------------------------------------------
+    def append(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
+        """Add messages at the end of an inbox, all or none."""
+
+    def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
+        """Move the selected messages into a new in-flight batch (None if nothing was selected)."""
+
+    def settle(self, batch: Batch) -> None:
+        """Forget an in-flight batch: its messages have reached their reader."""
+
+    def restore(self, batch: Batch, ids: Sequence[str] | None = None) -> None:
+        """Put a batch's messages (or those with the given ids) back at the front of the inbox,
+        in their original order; the rest of the batch stays in flight."""
+
+    def recover(self, inbox: InboxId, is_alive: Callable[[Holder], bool]) -> int:
+        """Restore every in-flight batch of ``inbox`` whose holder is dead; returns messages restored."""
+
+    def merge(self, source: InboxId, dest: InboxId) -> int:
+        """Move every message of ``source`` to the end of ``dest``, exactly once even across crashes."""
+
+    def depth(self, inbox: InboxId) -> int:
+        """Messages waiting in an inbox (not counting in-flight ones)."""
+
+    def change_token(self, inboxes: Sequence[InboxId]) -> Hashable:
+        """An opaque value that differs after any append to, or restore into, one of ``inboxes``."""
+
+    def wait_for_change(self, inboxes: Sequence[InboxId], token: Hashable, timeout_s: float) -> bool:
+        """Block until ``change_token(inboxes) != token`` or the timeout passes; True if changed."""
+
+    # Received ledger --------------------------------------------------------
+    def ledger_record(self, session_id: str, envelope: Envelope, keep: int) -> int:
+        """Remember a message delivered to ``session_id``; keep the newest ``keep``; return how many were dropped."""
+
+    def ledger_lookup(self, session_id: str, message_id: str) -> Envelope | None:
+        """The newest message with that id delivered to ``session_id``."""
+
+    # Pending asks -------------------------------------------------------------
+    def pending_put(self, ask: PendingAsk) -> bool:
+        """Create the record unless one exists for the same (requester, request_id); True either way."""
+
+    def pending_take(self, requester: str, request_id: str, replier: str | None) -> PendingAsk | None:
+        """Remove and return the record: exactly one of several concurrent callers gets it.
+
+        With ``replier`` set, a record that names a different ``peer`` is left
+        alone (None is returned); ``replier=None`` takes it whoever was asked.
+        """
+
+    def pending_gc(self, cutoff_ms: int) -> int:
+        """Remove records with ``at_ms <= cutoff_ms``."""
+
+    # Wake bookkeeping ---------------------------------------------------------
+    def dedupe_get(self, target: str, reply_to: str) -> int | None:
+        """When a reply wake for (target, reply_to) was claimed, if it was."""
+
+    def dedupe_claim(self, target: str, reply_to: str, at_ms: int, stale_before_ms: int) -> bool:
+        """Single-winner claim of the (target, reply_to) slot; a claim older than ``stale_before_ms`` is reclaimed."""
+
+    def dedupe_release(self, target: str, reply_to: str, at_ms: int) -> None:
+        """Drop the claim made at ``at_ms`` (no keystroke was sent after all); a newer claim is kept."""
+
+    def rate_get(self, target: str) -> int | None:
+        """When the last reply wake to ``target`` was sent."""
+
+    def rate_put(self, target: str, at_ms: int) -> None:
+        """Stamp a reply wake to ``target``."""
+
+    def wake_gc(self, cutoff_ms: int) -> int:
+        """Remove dedupe and rate records stamped at or before ``cutoff_ms``."""
+
+    # Activity -----------------------------------------------------------------
+    def activity_get(self, session_id: str) -> ActivityMarker | None:
+        """The agent's busy/idle marker, if its hooks wrote one."""
+
+    def activity_put(self, session_id: str, marker: ActivityMarker) -> None:
+        """Write the agent's busy/idle marker."""
+
+    # Registry -------------------------------------------------------------------
+    def registry_put(self, entry: RegistryEntry) -> None:
+        """Publish (create or replace) one server's entry, atomically."""
+
+    def registry_remove(self, pid: int) -> None:
+        """Remove one server's entry (absent is fine)."""
+
+    def registry_entries(self) -> list[RegistryEntry]:
+        """Every well-formed entry, live or dead; forged and malformed ones are skipped."""
+
+
+class Waker(Protocol):
+    """Types the wake line into an agent's terminal."""
+
+    def locate(self, entry: RegistryEntry) -> str | None:
+        """The verified target (a tmux pane id) hosting ``entry``'s process, or None.
+
+        Must never trust what the entry says about itself: only the live
+        process tree decides, and a process whose start time differs from the
+        registered one is not the registered process.
+        """
+
+    def send_text(self, target: str, text: str) -> bool:
+        """Type ``text`` literally (no key names interpreted, no newline)."""
+
+    def send_enter(self, target: str) -> bool:
+        """Press Enter."""
+
+
+class Clock(Protocol):
+    """Wall-clock time in integer milliseconds, and the only way the core's drivers pass time."""
+
+    def now_ms(self) -> int: ...
+
+    def sleep(self, ms: float) -> None: ...
+
+    async def asleep(self, ms: float) -> None: ...
+
+    def block(self, wait: Callable[[float], bool], ms: float) -> bool:
+        """Run ``wait(seconds)`` (a blocking wait for a change) for at most ``ms``; a fake clock jumps instead."""
+
+    async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool: ...
+
+
+class Host(Protocol):
+    """Facts about processes and projects that only the operating system knows."""
+
+    def is_alive(self, pid: int, process_start: float | None) -> bool:
+        """True iff ``pid`` runs and (when given) was started at ``process_start``."""
+
+    def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:
+        """Whether two working directories belong to the same project (messaging scope)."""
