@@ -16,12 +16,15 @@ import cattrs
 from oxtail_core.model import (
     CLIENT_TYPES,
     SCHEMA_VERSION,
+    SESSION_ID_SOURCES,
     ActivityMarker,
     Capabilities,
     ClientInfo,
+    ClientType,
     Envelope,
     PendingAsk,
     RegistryEntry,
+    SessionIdSource,
     StateCard,
 )
 from oxtail_core.wire import WireError, dumps, loads, utf8len
@@ -95,12 +98,10 @@ def _unstructure_client(c: ClientInfo) -> dict[str, Any]:
 def _structure_client(data: Any, _: type) -> ClientInfo:
     if not isinstance(data, dict):
         raise ShapeError("'client' must be an object")
-    ctype = data.get("type")
-    if ctype not in CLIENT_TYPES:
-        ctype = "unknown"
-    source = data.get("session_id_source")
-    if source not in ("env", "birth-time", "self-register", "sticky-claim"):
-        source = None
+    raw_type = data.get("type")
+    ctype: ClientType = raw_type if raw_type in CLIENT_TYPES else "unknown"
+    raw_source = data.get("session_id_source")
+    source: SessionIdSource | None = raw_source if raw_source in SESSION_ID_SOURCES else None
     cwd = data.get("cwd")
     return ClientInfo(
         type=ctype,
@@ -122,7 +123,7 @@ def _structure_state(data: Any) -> StateCard | None:
     purpose = data.get("purpose")
     return StateCard(
         purpose=purpose if isinstance(purpose, str) else None,
-        updated_at=updated if _is_int(updated) else 0,
+        updated_at=updated if isinstance(updated, int) and not isinstance(updated, bool) else 0,
     )
 
 
@@ -146,10 +147,10 @@ def _structure_entry(data: Any, _: type) -> RegistryEntry:
     if not isinstance(data, dict):
         raise ShapeError("a registry entry must be an object")
     pid = data.get("server_pid")
-    if not _is_int(pid) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         raise ShapeError("'server_pid' must be a positive integer")
     started = data.get("started_at")
-    if not _is_int(started):
+    if not isinstance(started, int) or isinstance(started, bool):
         raise ShapeError("'started_at' must be an integer")
     if "client" not in data:
         raise ShapeError("'client' is missing")

@@ -33,7 +33,7 @@ def pair_key(a: str, b: str) -> str:
 
 
 def is_uuid_shaped(target: str) -> bool:
-    """True for a 36-character hex-and-dash string; we accept either case (the reference was lowercase-only)."""
+    """True for a 36-character hex-and-dash string, in either case (the reference took lowercase only)."""
     return bool(UUID_SHAPE.match(target))
 
 

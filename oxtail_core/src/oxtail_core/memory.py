@@ -212,3 +212,48 @@ class MemoryStore:
     def registry_entries(self) -> list[RegistryEntry]:
         with self._lock:
             return list(self._registry.values())
+
+
+class MemoryHost:
+    """A Host for peers that live in one process: pids are names, alive until :meth:`kill`.
+
+    Every peer is in the same project unless ``projects`` maps a cwd to a
+    different project name.
+    """
+
+    def __init__(self, projects: dict[str, str] | None = None) -> None:
+        self.dead: set[int] = set()
+        self.projects = projects or {}
+
+    def kill(self, pid: int) -> None:
+        """From now on ``pid`` counts as a dead process."""
+        self.dead.add(pid)
+
+    def is_alive(self, pid: int, process_start: float | None) -> bool:
+        return pid not in self.dead
+
+    def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:
+        return self.projects.get(caller_cwd, "") == self.projects.get(peer_cwd, "")
+
+
+class RecordingWaker:
+    """A Waker that types into nothing and remembers every keystroke (for tests and demos).
+
+    ``locate`` trusts the registered pane only if it is in ``panes``, the set
+    of panes this fake "terminal" really has.
+    """
+
+    def __init__(self, panes: set[str] | None = None) -> None:
+        self.panes = panes if panes is not None else set()
+        self.keys: list[tuple[str, str]] = []
+
+    def locate(self, entry: RegistryEntry) -> str | None:
+        return entry.tmux_pane if entry.tmux_pane in self.panes else None
+
+    def send_text(self, target: str, text: str) -> bool:
+        self.keys.append((target, text))
+        return True
+
+    def send_enter(self, target: str) -> bool:
+        self.keys.append((target, "Enter"))
+        return True

@@ -8,7 +8,7 @@ drifting into a state machine. The JSON shapes live in :mod:`oxtail_core.convert
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import validators as v
@@ -23,26 +23,27 @@ WAKE_TEXT = "oxtail msg: read_my_messages; reply via send_message; set reply_to=
 ClientType = Literal["claude-code", "codex", "unknown"]
 CLIENT_TYPES: tuple[ClientType, ...] = ("claude-code", "codex", "unknown")
 SessionIdSource = Literal["env", "birth-time", "self-register", "sticky-claim"]
+SESSION_ID_SOURCES: tuple[SessionIdSource, ...] = ("env", "birth-time", "self-register", "sticky-claim")
 ActivityStatus = Literal["busy", "idle"]
 WakeMode = Literal["off", "auto"]
 
 
-def _optional_str(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _optional_str(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"'{attribute.name}' must be a string or None, got {value!r}")
 
 
-def _non_bool_int(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _non_bool_int(instance: Any, attribute: Any, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"'{attribute.name}' must be an integer, got {value!r}")
 
 
-def _optional_non_bool_int(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _optional_non_bool_int(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None:
         _non_bool_int(instance, attribute, value)
 
 
-def _non_empty(instance: object, attribute: attrs.Attribute[object], value: str) -> None:
+def _non_empty(instance: Any, attribute: Any, value: Any) -> None:
     if not value:
         raise ValueError(f"'{attribute.name}' must not be empty")
 
@@ -64,9 +65,7 @@ class Envelope:
     enqueued_at: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
     body_bytes: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
     origin: str = attrs.field(default="peer", validator=v.instance_of(str))
-    from_session_id: str | None = attrs.field(
-        default=None, converter=_empty_to_none, validator=_optional_str
-    )
+    from_session_id: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
     request_id: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
     reply_to: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
     source_message_id: str | None = attrs.field(
@@ -95,7 +94,7 @@ class ClientInfo:
     session_id: str | None = attrs.field(default=None, validator=_optional_str)
     transcript_path: str | None = attrs.field(default=None, validator=_optional_str)
     session_id_source: SessionIdSource | None = attrs.field(
-        default=None, validator=v.optional(v.in_(("env", "birth-time", "self-register", "sticky-claim")))
+        default=None, validator=v.optional(v.in_(SESSION_ID_SOURCES))
     )
     cwd: str = attrs.field(default="", validator=v.instance_of(str))
 
@@ -107,6 +106,11 @@ class Capabilities:
     reply_to: bool = True
     provenance: bool = True
     push_budget: bool = True
+
+
+def _optional_capabilities(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, Capabilities):
+        raise TypeError(f"'{attribute.name}' must be Capabilities or None, got {value!r}")
 
 
 @attrs.frozen
@@ -125,9 +129,7 @@ class RegistryEntry:
     tmux_pane: str | None = attrs.field(default=None, validator=_optional_str)
     tmux_session: str | None = attrs.field(default=None, validator=_optional_str)
     state: StateCard | None = attrs.field(default=None, validator=v.optional(v.instance_of(StateCard)))
-    capabilities: Capabilities | None = attrs.field(
-        default=Capabilities(), validator=v.optional(v.instance_of(Capabilities))
-    )
+    capabilities: Capabilities | None = attrs.field(default=Capabilities(), validator=_optional_capabilities)
     process_start: float | None = attrs.field(default=None)
 
     @server_pid.validator
@@ -168,7 +170,7 @@ class ActivityMarker:
     at_ms: int = attrs.field(validator=_non_bool_int)
 
 
-class WakeStatus(str, enum.Enum):
+class WakeStatus(enum.StrEnum):
     """What became of a wake decision; the values are wire strings."""
 
     FIRED = "fired"
@@ -182,7 +184,7 @@ class WakeStatus(str, enum.Enum):
     DISABLED = "disabled"
 
 
-class WakeReason(str, enum.Enum):
+class WakeReason(enum.StrEnum):
     """Why a reply was (or was not) woken; only send_message and reply_to_message report it."""
 
     REPLY_TO_DEFAULT = "reply_to_default"

@@ -6,6 +6,7 @@ never changes behavior, so a failing tracer is swallowed.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol
 
 
@@ -38,7 +39,5 @@ class ListTracer:
 
 def safe_emit(tracer: Tracer, event: str, **fields: Any) -> None:
     """Emit, swallowing any tracer failure: tracing must never affect behavior."""
-    try:
+    with contextlib.suppress(Exception):
         tracer.emit(event, **fields)
-    except Exception:  # noqa: BLE001 - a broken tracer must not break messaging
-        pass

@@ -22,7 +22,7 @@ class WireError(ValueError):
 
 
 def _escape_surrogate(match: re.Match[str]) -> str:
-    return "\\u%04x" % ord(match.group())
+    return f"\\u{ord(match.group()):04x}"
 
 
 def dumps(value: Any) -> str:

@@ -1,0 +1,186 @@
+"""ask_peer: delegate a question to a peer and wait for its correlated reply.
+
+The flow, in order:
+
+1. resolve the peer (it must have a session id), deliver the question with a
+   fresh ``request_id``;
+2. a peer whose marker says *fresh idle* is woken at once; a peer in any other
+   state gets a grace period to answer by itself (its hooks deliver mid-turn),
+   then a lenient wake;
+3. wait for the reply, waking the moment it lands, until the deadline;
+4. at the deadline (correlated peer, claimed asker): record a pending ask
+   *before* one last look, so a reply racing the deadline is either caught by
+   that look or finds the note and pulls the asker back later (R38);
+5. a caught reply is returned in an in-flight batch; a cancellation while
+   holding it puts it back, same id, before re-raising (never lost, R45).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from oxtail_core.context import Context
+from oxtail_core.delivery import deliver, mint
+from oxtail_core.effects import Flow, Sleep, WaitForMail
+from oxtail_core.errors import AskAborted, Cancelled, StoreBusy
+from oxtail_core.ids import new_id, same_session_id
+from oxtail_core.messaging import fold_process_inbox, holder_of, is_holder_alive
+from oxtail_core.model import Envelope, RegistryEntry, WakeStatus, check_body
+from oxtail_core.pending import consume_pending, record_pending
+from oxtail_core.protocols import Batch
+from oxtail_core.results import PEER_HAS_NO_SESSION_ID, Asked, NotAsked, Refused
+from oxtail_core.routing import Unresolved, inboxes_of, resolve_target
+from oxtail_core.trace import safe_emit
+from oxtail_core.wake import is_fresh_idle, lenient_wake
+
+Matcher = Callable[[Envelope], bool]
+
+
+def reply_matcher(peer_sid: str, request_id: str, correlated: bool) -> Matcher:
+    """Strict: from the peer AND answering this request. Legacy peers: anything from the peer."""
+    if correlated:
+        return lambda m: same_session_id(m.from_session_id, peer_sid) and m.reply_to == request_id
+    return lambda m: same_session_id(m.from_session_id, peer_sid)
+
+
+def _first(matches: Matcher) -> Callable[[Sequence[Envelope]], list[int]]:
+    def select(messages: Sequence[Envelope]) -> list[int]:
+        return next(([i] for i, m in enumerate(messages) if matches(m)), [])
+
+    return select
+
+
+def take_reply(ctx: Context, me: RegistryEntry, matches: Matcher) -> tuple[Batch | None, bool]:
+    """Take the first matching message from our inboxes; also report whether an inbox was busy."""
+    busy = not fold_process_inbox(ctx, me)
+    for inbox in inboxes_of(me):
+        try:
+            ctx.store.recover(inbox, is_holder_alive(ctx))
+            batch = ctx.store.take(inbox, _first(matches), holder_of(me))
+        except StoreBusy:
+            busy = True
+            continue
+        if batch is not None:
+            return batch, busy
+    return None, busy
+
+
+def await_reply(ctx: Context, me: RegistryEntry, matches: Matcher, until_ms: int) -> Flow[Batch | None]:
+    """Look, then wait for a change and look again, until a match or ``until_ms``.
+
+    The change token is read *before* each look, so an append between the
+    look and the wait still ends the wait. A busy inbox is retried after one
+    poll interval instead of waiting for a change that may never come (R42).
+    """
+    while True:
+        inboxes = inboxes_of(me)
+        token = ctx.store.change_token(inboxes)
+        batch, busy = take_reply(ctx, me, matches)
+        if batch is not None:
+            return batch
+        now = ctx.clock.now_ms()
+        if now >= until_ms:
+            return None
+        wait_until = min(until_ms, now + math.ceil(ctx.settings.ask_poll_ms)) if busy else until_ms
+        yield WaitForMail(inboxes, token, wait_until)
+
+
+def _final_look(ctx: Context, me: RegistryEntry, matches: Matcher, request_id: str) -> Flow[Batch | None]:
+    batch, busy = take_reply(ctx, me, matches)
+    if batch is None and busy:
+        yield Sleep(ctx.settings.ask_poll_ms)
+        batch, busy = take_reply(ctx, me, matches)
+        if batch is None and busy:
+            safe_emit(ctx.tracer, "ask_peer_skipped_after_final_retry", request_id=request_id, skipped=1)
+    return batch
+
+
+def ask_peer(
+    ctx: Context, me: RegistryEntry, target: str, body: str, *, timeout_ms: float | None = None
+) -> Flow[Asked | NotAsked | Refused]:
+    """Deliver a question and wait for its reply; see the module docstring for the steps."""
+    check_body(body)
+    peer = resolve_target(ctx, me, target)
+    if isinstance(peer, Unresolved):
+        return NotAsked(peer)
+    peer_sid = peer.session_id
+    if not peer_sid:
+        return PEER_HAS_NO_SESSION_ID
+    settings = ctx.settings
+    request_id = new_id()
+    correlated = peer.reply_to_capable
+    my_sid = me.session_id
+    question = mint(ctx, body, my_sid, request_id=request_id)
+    deliver(ctx, peer, question)
+    safe_emit(
+        ctx.tracer,
+        "ask_peer_start",
+        target_session_id=peer_sid,
+        message_id=question.id,
+        request_id=request_id,
+        require_reply_to=correlated,
+    )
+    started = ctx.clock.now_ms()
+    requested = timeout_ms if timeout_ms is not None else settings.ask_timeout_ms
+    effective = min(requested, settings.ask_max_timeout_ms)
+    deadline = started + math.ceil(effective)
+    matches = reply_matcher(peer_sid, request_id, correlated)
+    wake_status = WakeStatus.SKIPPED_NO_TARGET
+    batch: Batch | None = None
+    try:
+        if is_fresh_idle(ctx, peer, started):
+            wake_status = yield from lenient_wake(ctx, peer)
+        else:
+            batch = yield from await_reply(ctx, me, matches, started + math.ceil(settings.ask_grace_ms))
+            wake_status = WakeStatus.FIRED if batch else (yield from lenient_wake(ctx, peer))
+        safe_emit(
+            ctx.tracer,
+            "wake_outcome",
+            via="ask_peer",
+            wake_status=wake_status.value,
+            target_session_id=peer_sid,
+            client_type=peer.client.type,
+        )
+        if batch is None:
+            batch = yield from await_reply(ctx, me, matches, deadline)
+        if batch is None and correlated and my_sid:
+            if not record_pending(ctx, my_sid, request_id, peer_sid, ctx.clock.now_ms()):
+                safe_emit(ctx.tracer, "ask_peer_pending_record_failed", request_id=request_id)
+            batch = yield from _final_look(ctx, me, matches, request_id)
+            if batch is not None:
+                consume_pending(ctx, my_sid, request_id, None, ctx.clock.now_ms())
+                safe_emit(
+                    ctx.tracer, "ask_peer_late_catch", request_id=request_id, message_id=batch.envelopes[0].id
+                )
+        elif batch is None and correlated:
+            safe_emit(ctx.tracer, "ask_peer_pending_skipped_unclaimed", request_id=request_id)
+    except Cancelled:
+        if batch is not None:
+            ctx.store.restore(batch)
+            safe_emit(ctx.tracer, "ask_peer_abort_reenqueue", message_id=batch.envelopes[0].id)
+            raise AskAborted() from None
+        raise
+    reply = batch.envelopes[0] if batch is not None else None
+    result = Asked(
+        message_id=question.id,
+        request_id=request_id,
+        wake_status=wake_status,
+        reply=reply,
+        correlated=correlated,
+        timeout_ms=effective,
+        clamped_from_ms=requested if effective < requested else None,
+        batch=batch,
+    )
+    safe_emit(
+        ctx.tracer,
+        "ask_peer_end",
+        target_session_id=peer_sid,
+        message_id=question.id,
+        request_id=request_id,
+        duration_ms=ctx.clock.now_ms() - started,
+        wake_status=wake_status.value,
+        timed_out=result.timed_out,
+        correlation=result.correlation,
+    )
+    return result

@@ -1,0 +1,50 @@
+"""Everything a flow needs, bundled: the protocols, the settings and in-process wake state."""
+
+from __future__ import annotations
+
+import attrs
+
+from oxtail_core.protocols import Clock, Host, Store, Waker
+from oxtail_core.settings import Settings
+from oxtail_core.trace import NullTracer, Tracer
+
+
+@attrs.define
+class Debounce:
+    """In-process wake coalescing: one wake per session per window.
+
+    Kept in memory on purpose (as in the reference): it only has to stop one
+    process from stacking two wake lines into a composer during a Codex gap.
+    """
+
+    window_ms: float
+    stamps: dict[str, int] = attrs.field(factory=dict)
+
+    def active(self, session_id: str, now_ms: int) -> bool:
+        at = self.stamps.get(session_id)
+        return at is not None and now_ms - at < self.window_ms
+
+    def stamp(self, session_id: str, now_ms: int) -> None:
+        self.stamps[session_id] = now_ms
+        if len(self.stamps) > 256:
+            horizon = 10 * self.window_ms
+            for sid, at in list(self.stamps.items()):
+                if now_ms - at > horizon:
+                    del self.stamps[sid]
+
+
+@attrs.define
+class Context:
+    """The world as the core sees it. One per process (or per orchestrator)."""
+
+    store: Store
+    waker: Waker
+    clock: Clock
+    host: Host
+    settings: Settings = attrs.field(factory=Settings)
+    tracer: Tracer = attrs.field(factory=NullTracer)
+    debounce: Debounce = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.debounce is None:
+            self.debounce = Debounce(self.settings.debounce_ms)

@@ -1,0 +1,182 @@
+"""Who is out there, and where mail for them goes.
+
+The registry is the only source of addresses. A live view hides dead
+processes (by pid *and* start time, so a recycled pid is dead), collapses the
+several servers of one agent into its freshest one, and reaps what is dead --
+but never a breadcrumb that still leads to undelivered mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from oxtail_core.context import Context
+from oxtail_core.errors import StoreError
+from oxtail_core.ids import canonical_session_id, is_uuid_shaped, same_session_id
+from oxtail_core.model import RegistryEntry
+from oxtail_core.protocols import InboxId
+
+TARGET_NOT_FOUND = "target-not-found"
+AMBIGUOUS_TARGET = "ambiguous-target"
+CROSS_PROJECT = "cross-project"
+SELF_SEND = "self-send"
+
+
+@attrs.frozen
+class Unresolved:
+    """Why a target could not be used; ``candidates``/``note`` only for ambiguity."""
+
+    error: str
+    candidates: tuple[str, ...] | None = None
+    note: str | None = None
+
+
+def session_inbox(session_id: str) -> InboxId:
+    """The inbox of an agent; UUID-shaped ids are keyed case-insensitively."""
+    return InboxId.for_session(canonical_session_id(session_id))
+
+
+def process_inbox(entry: RegistryEntry) -> InboxId:
+    """The inbox of one not-yet-claimed server process."""
+    return InboxId.for_process(entry.server_pid, entry.started_at)
+
+
+def inbox_of(entry: RegistryEntry) -> InboxId:
+    """Where a message to ``entry`` is appended: its agent's inbox once claimed, else its process's."""
+    sid = entry.session_id
+    return session_inbox(sid) if sid else process_inbox(entry)
+
+
+def inboxes_of(entry: RegistryEntry) -> tuple[InboxId, ...]:
+    """Every inbox ``entry``'s own reads must look at: the session inbox first, then its process inbox
+    (a sender that resolved us before we claimed may still append there)."""
+    sid = entry.session_id
+    return (session_inbox(sid), process_inbox(entry)) if sid else (process_inbox(entry),)
+
+
+def _alive(ctx: Context, entry: RegistryEntry) -> bool:
+    return ctx.host.is_alive(entry.server_pid, entry.process_start)
+
+
+def live_entries(ctx: Context) -> list[RegistryEntry]:
+    """Addressable entries, one per agent (its freshest server), then unclaimed ones.
+
+    Dead entries are reaped as a side effect. A dead claimed server's process
+    inbox is first merged into its agent's inbox, so its mail stays reachable;
+    a dead unclaimed server with mail keeps its entry as a breadcrumb for the
+    next server in the same pane to adopt.
+    """
+    live: list[RegistryEntry] = []
+    for entry in ctx.store.registry_entries():
+        if _alive(ctx, entry):
+            live.append(entry)
+        else:
+            _reap(ctx, entry)
+    return collapse(live)
+
+
+def _reap(ctx: Context, entry: RegistryEntry) -> None:
+    try:
+        if entry.session_id and ctx.store.depth(process_inbox(entry)):
+            ctx.store.merge(process_inbox(entry), session_inbox(entry.session_id))
+        if ctx.store.depth(process_inbox(entry)) == 0:
+            ctx.store.registry_remove(entry.server_pid)
+    except StoreError:
+        pass  # any doubt keeps the breadcrumb; the next reader retries
+
+
+def collapse(entries: Sequence[RegistryEntry]) -> list[RegistryEntry]:
+    """One entry per session id (greatest ``started_at``, then ``process_start``), then the unclaimed."""
+    winners: dict[str, RegistryEntry] = {}
+    unclaimed: list[RegistryEntry] = []
+    for entry in entries:
+        sid = entry.session_id
+        if not sid:
+            unclaimed.append(entry)
+            continue
+        key = canonical_session_id(sid)
+        best = winners.get(key)
+        if best is None or _freshness(entry) > _freshness(best):
+            winners[key] = entry
+    return [*winners.values(), *unclaimed]
+
+
+def _freshness(entry: RegistryEntry) -> tuple[int, float]:
+    return (entry.started_at, entry.process_start or 0.0)
+
+
+def resolve_target(
+    ctx: Context, me: RegistryEntry, target: str, *, as_session: bool = False
+) -> RegistryEntry | Unresolved:
+    """Find the one live peer ``target`` names: a session id (UUID-shaped) or a tmux session name.
+
+    ``as_session`` forces the session-id reading (a reply goes back to a sender's
+    session id whatever its shape; the reference looked non-UUID ids up as tmux names).
+    """
+    entries = live_entries(ctx)
+    if as_session or is_uuid_shaped(target):
+        candidates = [e for e in entries if same_session_id(e.session_id, target)]
+    else:
+        candidates = [e for e in entries if e.tmux_session == target]
+    if not candidates:
+        return Unresolved(TARGET_NOT_FOUND)
+    if len(candidates) > 1:
+        unclaimed = sum(1 for e in candidates if not e.session_id)
+        note = (
+            f"{unclaimed} peer(s) sharing tmux session '{target}' have not claimed a session_id "
+            "and cannot be addressed by UUID; have them run claim_session."
+            if unclaimed
+            else None
+        )
+        return Unresolved(
+            AMBIGUOUS_TARGET, candidates=tuple(e.session_id for e in candidates if e.session_id), note=note
+        )
+    peer = candidates[0]
+    if peer.server_pid == me.server_pid or same_session_id(peer.session_id, me.session_id):
+        return Unresolved(SELF_SEND)
+    if not ctx.host.same_project(me.client.cwd, peer.client.cwd):
+        return Unresolved(CROSS_PROJECT)
+    return peer
+
+
+def publish(ctx: Context, me: RegistryEntry) -> None:
+    """Write our own entry first, then fold mail we are owed into our agent's inbox.
+
+    Publication comes first so merged mail never sits behind no breadcrumb.
+    Then, exactly once per message: our own pre-claim process inbox, the
+    process inboxes of our agent's dead servers, and those of dead unclaimed
+    servers that ran in our pane, all move into the session inbox.
+    """
+    ctx.store.registry_put(me)
+    sid = me.session_id
+    if not sid:
+        return
+    dest = session_inbox(sid)
+    ctx.store.merge(process_inbox(me), dest)
+    for other in ctx.store.registry_entries():
+        if other.server_pid == me.server_pid or _alive(ctx, other):
+            continue
+        ours = same_session_id(other.session_id, sid)
+        same_pane = not other.session_id and me.tmux_pane is not None and other.tmux_pane == me.tmux_pane
+        if not (ours or same_pane):
+            continue
+        try:
+            ctx.store.merge(process_inbox(other), dest)
+            if ctx.store.depth(process_inbox(other)) == 0:
+                ctx.store.registry_remove(other.server_pid)
+        except StoreError:
+            continue
+
+
+def retire(ctx: Context, me: RegistryEntry) -> None:
+    """Leave the registry on a clean exit without stranding mail.
+
+    A claimed server's process inbox is merged into its agent's inbox first; an
+    unclaimed server with mail keeps its entry as a breadcrumb instead.
+    """
+    if me.session_id:
+        ctx.store.merge(process_inbox(me), session_inbox(me.session_id))
+    if ctx.store.depth(process_inbox(me)) == 0:
+        ctx.store.registry_remove(me.server_pid)
