@@ -101,7 +101,8 @@ class Store(Protocol):
 
     # Received ledger --------------------------------------------------------
     def ledger_record(self, session_id: str, envelope: Envelope, keep: int) -> int:
-        """Remember a message delivered to ``session_id``; keep the newest ``keep``; return the number dropped."""
+        """Remember a message delivered to ``session_id``, keeping the newest ``keep``; returns how many
+        were dropped."""
 
     def ledger_lookup(self, session_id: str, message_id: str) -> Envelope | None:
         """The newest message with that id delivered to ``session_id``."""
@@ -125,7 +126,8 @@ class Store(Protocol):
         """When a reply wake for (target, reply_to) was claimed, if it was."""
 
     def dedupe_claim(self, target: str, reply_to: str, at_ms: int, stale_before_ms: int) -> bool:
-        """Single-winner claim of the (target, reply_to) slot; one at or before ``stale_before_ms`` is reclaimed."""
+        """Single-winner claim of the (target, reply_to) slot; a claim made at or before
+        ``stale_before_ms`` is stale and reclaimed."""
 
     def dedupe_release(self, target: str, reply_to: str, at_ms: int) -> None:
         """Drop the claim made at ``at_ms`` (no keystroke was sent after all); a newer claim is kept."""
@@ -185,7 +187,9 @@ class Clock(Protocol):
     async def asleep(self, ms: float) -> None: ...
 
     def block(self, wait: Callable[[float], bool], ms: float) -> bool:
-        """Run ``wait(seconds)``, a blocking wait for a change, for at most ``ms``; a fake clock jumps instead."""
+        """Run ``wait(seconds)``, a blocking wait for a change, for at most ``ms``.
+
+        A fake clock jumps instead of blocking."""
 
     async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool: ...
 
