@@ -67,7 +67,8 @@ def main() -> None:
     carol = Peer.join(ctx, 40003, session_id=CAROL, client_type="claude-code", cwd="/demo")
     alice.set_state("writing the parser")
     bob.set_state("reviewing tests")
-    say("alice", "peers: " + ", ".join(f"{p.session_id} ({p.state.purpose if p.state else '-'})" for p in alice.peers()))
+    cards = [f"{p.session_id} ({p.state.purpose if p.state else '-'})" for p in alice.peers()]
+    say("alice", "peers: " + ", ".join(cards))
 
     sent = alice.send(BOB, "heads-up: I'm touching parser.py")
     say("alice", f"send_message -> {dumps(sent.to_wire())}")
@@ -89,7 +90,7 @@ def main() -> None:
     say("alice", "ask_peer(carol, 'and you?', timeout_ms=600) ...")
     asked = alice.ask(CAROL, "and you?", timeout_ms=600)
     say("alice", f"ask_peer -> {dumps(asked.to_wire())}")
-    say("alice", "timed out; the question stays durable as a pending ask. Waiting for carol's late answer ...")
+    say("alice", "timed out; the question stays durable as a pending ask. Waiting for carol ...")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         late = alice.read_messages()
