@@ -1,0 +1,97 @@
+"""Which project a directory belongs to: the nearest ``.git`` ancestor, else the directory itself.
+
+Two rules use it. Discovery's scope (discovery §4.3) lists what lies under a
+root and belongs to no other repository below it. Messaging's "same project"
+(messaging §3.3) is symmetric: git projects match only the same repository
+(a nested repository is a separate project, and never a non-git directory);
+ad-hoc directories match when one contains the other.
+"""
+
+from __future__ import annotations
+
+import os
+
+from oxtail_fs import proctree
+
+
+def realpath_or_self(path: str) -> str:
+    """The canonical path (symlinks and ``..`` resolved), or ``path`` unchanged if it cannot be resolved.
+
+    An empty path stays empty rather than turning into the current directory.
+    """
+    if not path:
+        return path
+    try:
+        return os.path.realpath(path, strict=True)
+    except (OSError, ValueError):
+        return path
+
+
+def find_project_root(path: str) -> tuple[str, bool]:
+    """``(dir, True)`` for the first of ``path`` and its parents holding a ``.git``, else ``(path, False)``.
+
+    The walk is over the string as given (no symlink resolution), like the
+    reference. An empty path has no project.
+    """
+    current = path
+    while current:
+        if os.path.exists(os.path.join(current, ".git")):
+            return current, True
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return path, False
+
+
+def is_within(path: str, root: str) -> bool:
+    """``path`` equals ``root`` or lies beneath it, by string (call after canonicalizing both)."""
+    if path == root:
+        return True
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    return path.startswith(prefix)
+
+
+def in_scope(path: str, resolved_root: str) -> bool:
+    """Whether ``path`` belongs to the project at ``resolved_root`` (already canonical).
+
+    It must lie under the root and its own project root, if it has one, must be
+    the root itself: a nested repository is out, and so is everything when the
+    root is a subdirectory of a repository.
+    """
+    real = realpath_or_self(path)
+    if not is_within(real, resolved_root):
+        return False
+    root, found = find_project_root(real)
+    return not found or realpath_or_self(root) == resolved_root
+
+
+def same_project(caller_cwd: str, peer_cwd: str) -> bool:
+    """Whether a peer working in ``peer_cwd`` may be messaged from ``caller_cwd`` (messaging §3.3).
+
+    An empty working directory (an entry that never reported one) matches nothing.
+    """
+    if not caller_cwd or not peer_cwd:
+        return False
+    caller_root, caller_git = find_project_root(caller_cwd)
+    peer_root, peer_git = find_project_root(peer_cwd)
+    caller_canon, peer_canon = realpath_or_self(caller_root), realpath_or_self(peer_root)
+    if caller_git or peer_git:
+        return caller_git and peer_git and caller_canon == peer_canon
+    return (
+        caller_canon == peer_canon
+        or is_within(realpath_or_self(peer_cwd), caller_canon)
+        or is_within(realpath_or_self(caller_cwd), peer_canon)
+    )
+
+
+class LocalHost:
+    """Implements :class:`oxtail_core.protocols.Host` for processes and directories on this machine."""
+
+    def is_alive(self, pid: int, process_start: float | None) -> bool:
+        """True iff ``pid`` runs and (when given) was started at ``process_start``."""
+        return proctree.is_alive(pid, process_start)
+
+    def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:
+        """Messaging's project rule (:func:`same_project`)."""
+        return same_project(caller_cwd, peer_cwd)
