@@ -1,0 +1,1 @@
+"""oxtail-fs: local-machine adapters (filesystem store, process tree, tmux waker)."""

@@ -1,0 +1,125 @@
+"""Where every piece of state lives under the state directory, and how names are made.
+
+No file name is ever built from a caller's string: session ids, request ids,
+reply_to values and inbox keys only reach the filesystem through ``hash32`` /
+``pair_key`` (32 lowercase hex characters), batch ids must be hex16, and
+registry pids must be positive integers. So no input can escape ``home``,
+collide with another record or become a hidden or lock file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+from oxtail_core.ids import HEX16, hash32, pair_key
+from oxtail_core.protocols import InboxId
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+INBOXES = "inboxes"
+INFLIGHT = "inflight"
+JOURNAL = "journal"
+RECEIVED = "received"
+PENDING = "pending-ask"
+AUTOWAKE = "autowake"
+ACTIVITY = "activity"
+SESSIONS = "sessions"
+TOP_DIRS = (INBOXES, INFLIGHT, JOURNAL, RECEIVED, PENDING, AUTOWAKE, ACTIVITY, SESSIONS)
+
+REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")
+
+
+def inbox_stem(inbox: InboxId) -> str:
+    """``s-<hash32(session id)>`` or ``p-<hash32("<pid>-<started_at>")>``; the prefix keeps kinds apart."""
+    prefix = "s" if inbox.kind == "session" else "p"
+    return f"{prefix}-{hash32(inbox.key)}"
+
+
+def is_batch_id(batch_id: object) -> bool:
+    """Batch ids are minted by ``new_id`` (hex16); anything else never names a file."""
+    return isinstance(batch_id, str) and bool(HEX16.match(batch_id))
+
+
+def is_registry_pid(pid: object) -> bool:
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 10**10
+
+
+class Layout:
+    """Paths under one state directory; creating a directory fixes its mode to 0700."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+
+    def dir(self, name: str) -> Path:
+        return self.home / name
+
+    def ensure_dir(self, path: Path) -> Path:
+        """Create ``path`` (and ``home``) with mode 0700 if missing; an existing one is left alone."""
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            return path
+        except FileNotFoundError:
+            self.ensure_dir(path.parent)
+            try:
+                os.mkdir(path, DIR_MODE)
+            except FileExistsError:
+                return path
+        os.chmod(path, DIR_MODE)  # the umask may have removed bits we want, never added any
+        return path
+
+    def tighten(self) -> None:
+        """Make ``home`` and every top directory that exists private (0700): mail is not for other users."""
+        for path in (self.home, *(self.home / name for name in TOP_DIRS)):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+
+    # Inboxes ------------------------------------------------------------------------
+    def inbox(self, inbox: InboxId) -> Path:
+        return self.dir(INBOXES) / f"{inbox_stem(inbox)}.jsonl"
+
+    def stem_inbox(self, stem: str) -> Path:
+        return self.dir(INBOXES) / f"{stem}.jsonl"
+
+    def inflight_dir(self, stem: str) -> Path:
+        return self.dir(INFLIGHT) / stem
+
+    def batch(self, stem: str, batch_id: str) -> Path:
+        return self.inflight_dir(stem) / f"{batch_id}.json"
+
+    # Other records ---------------------------------------------------------------------
+    def ledger(self, session_id: str) -> Path:
+        return self.dir(RECEIVED) / f"{hash32(session_id)}.jsonl"
+
+    def pending(self, requester: str, request_id: str) -> Path:
+        return self.dir(PENDING) / f"p-{pair_key(requester, request_id)}"
+
+    def dedupe(self, target: str, reply_to: str) -> Path:
+        return self.dir(AUTOWAKE) / f"d-{pair_key(target, reply_to)}"
+
+    def rate(self, target: str) -> Path:
+        return self.dir(AUTOWAKE) / f"r-{hash32(target)}"
+
+    def activity(self, session_id: str) -> Path:
+        return self.dir(ACTIVITY) / hash32(session_id)
+
+    def registry(self, pid: int) -> Path:
+        return self.dir(SESSIONS) / f"{pid}.json"
+
+
+def lock_path(data: Path) -> Path:
+    """The sidecar lock of a data file (which is replaced by renames, so it cannot hold a lock itself)."""
+    return data.with_name(data.name + ".lock")
+
+
+def dir_lock(directory: Path) -> Path:
+    """One lock for a directory of small records (its name cannot collide with a record name)."""
+    return directory / ".lock"

@@ -1,0 +1,141 @@
+"""Kernel file locks on sidecar files, with a bounded wait and a small state header.
+
+Each operation opens its own descriptor and takes ``flock`` on it through
+portalocker, so threads of one process exclude each other as well as other
+processes, and a holder killed with SIGKILL releases the lock with its last
+descriptor. A wait is bounded: past ``timeout_s`` the caller gets
+:class:`~oxtail_core.errors.StoreBusy` and nothing is changed; a lock is never
+stolen, and never held across a sleep of the caller.
+
+The sidecar also carries 16 bytes of state, written only by the holder:
+
+* ``seq`` — bumped by every change a waiter must notice (append, restore,
+  merge). Readers use it as the change token without locking: a concurrent
+  write can only make it look changed early, never hide a change.
+* ``append_from`` — the data file's size when an append started, or -1. An
+  append that dies half-way leaves it set; the next holder truncates the data
+  file back to it, so an append is all or none even across SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import portalocker
+
+from oxtail_core.errors import StoreBusy, StoreError
+from oxtail_fs.atomic import write_all
+from oxtail_fs.layout import FILE_MODE
+
+_STATE = struct.Struct("<qq")
+_NO_APPEND = -1
+_FIRST_RETRY_S = 0.0005
+_APPEND_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+class HeldLock:
+    """A lock this operation holds; valid only inside :func:`hold`."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
+
+    def state(self) -> tuple[int, int]:
+        """``(seq, append_from)``; a fresh sidecar reads as ``(0, -1)``."""
+        raw = os.pread(self.fd, _STATE.size, 0)
+        if len(raw) < _STATE.size:
+            return 0, _NO_APPEND
+        seq, append_from = _STATE.unpack(raw)
+        return seq, append_from
+
+    def mark_append(self, start: int) -> None:
+        """Record that an append begins at byte ``start`` of the data file."""
+        seq, _ = self.state()
+        os.pwrite(self.fd, _STATE.pack(seq, start), 0)
+
+    def commit(self, *, bump: bool) -> None:
+        """Clear the append mark; with ``bump``, also tell waiters something changed."""
+        seq, _ = self.state()
+        os.pwrite(self.fd, _STATE.pack(seq + 1 if bump else seq, _NO_APPEND), 0)
+
+    def undo_crashed_append(self, data: Path) -> None:
+        """Truncate ``data`` back to where an append that died half-way started (all-or-none appends)."""
+        _, append_from = self.state()
+        if append_from == _NO_APPEND:
+            return
+        try:
+            if os.stat(data).st_size > append_from:
+                os.truncate(data, append_from)
+        except FileNotFoundError:
+            pass
+        self.commit(bump=False)
+
+
+def append_guarded(
+    lock: HeldLock, data_path: Path, data: bytes, midway: Callable[[], None] | None = None
+) -> None:
+    """Append ``data`` to ``data_path`` all or none (``midway`` runs after half the bytes, for crash tests).
+
+    A file whose last byte is not a newline ends in a torn record: a newline
+    goes first so that record cannot swallow our first line.
+    """
+    fd = os.open(data_path, _APPEND_FLAGS, FILE_MODE)
+    try:
+        size = os.fstat(fd).st_size
+        lock.mark_append(size)
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        if midway is not None:
+            half = len(data) // 2
+            write_all(fd, data[:half])
+            midway()
+            data = data[half:]
+        write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def hold(path: Path, timeout_s: float, check_interval_s: float) -> Iterator[HeldLock]:
+    """Hold the exclusive lock on ``path`` (created 0600 if missing) for the ``with`` body."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        _acquire(fd, path, timeout_s, check_interval_s)
+        yield HeldLock(fd, path)
+    finally:
+        os.close(fd)  # closing the only descriptor releases the flock
+
+
+def _acquire(fd: int, path: Path, timeout_s: float, check_interval_s: float) -> None:
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    pause = _FIRST_RETRY_S
+    while True:
+        try:
+            portalocker.lock(fd, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+            return
+        except portalocker.AlreadyLocked:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreBusy(str(path)) from None
+            time.sleep(min(pause, left))
+            pause = check_interval_s
+        except portalocker.LockException as exc:
+            raise StoreError(f"cannot lock {path}: {exc}") from exc
+
+
+def read_seq(path: Path) -> int:
+    """The sidecar's change counter, read without locking (0 if there is no sidecar yet)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return 0
+    try:
+        raw = os.pread(fd, _STATE.size, 0)
+    finally:
+        os.close(fd)
+    return _STATE.unpack(raw)[0] if len(raw) == _STATE.size else 0

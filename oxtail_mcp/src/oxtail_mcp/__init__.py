@@ -1,0 +1,1 @@
+"""oxtail-mcp: the MCP stdio server, its CLI and the Claude Code hooks."""

@@ -1,0 +1,26 @@
+"""``oxtail-mcp``: the MCP stdio server, plus a few subcommands for people.
+
+The first argument is looked at before anything else (no registry write, no
+MCP import for subcommands): ``diagnose``, ``status``, ``install-hook``,
+``uninstall-hook``, ``hook``, ``print-skill``; anything else serves MCP on stdio.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    command = args[0] if args else ""
+    if command == "diagnose":
+        from oxtail_mcp.diagnose import main as diagnose_main
+
+        sys.exit(diagnose_main())
+    from oxtail_mcp.server import run
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""The ``read_session`` tool: show what a peer agent has been saying, from its transcript or its pane.
+
+A peer is named by tmux session (any tmux target) or by its session-id UUID.
+Its registry entry decides scope and supplies the transcript path; without an
+entry only a pane capture is possible. Every outcome, success or refusal, is the
+same 14-key object so a caller can branch on ``mode`` and ``error`` alone.
+
+Collaborators (the live registry view, the scope predicate and tmux access)
+are parameters, so the decision procedure can be tested without a tmux server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol
+
+from oxtail_core.ids import is_uuid_shaped, same_session_id
+from oxtail_core.model import SCHEMA_VERSION, RegistryEntry
+from oxtail_core.trace import NullTracer, Tracer, safe_emit
+from oxtail_mcp.transcripts import read_transcript
+
+Mode = Literal["auto", "transcript", "pane"]
+InScope = Callable[[str, str], bool]
+
+PANE_LINES_DEFAULT, PANE_LINES_MIN, PANE_LINES_MAX = 240, 20, 2000
+PANE_CHARS_DEFAULT, PANE_CHARS_MIN, PANE_CHARS_MAX = 20_000, 500, 200_000
+PANE_CAPTURE_FAILED = "pane capture failed"
+
+
+class PaneCaptureError(Exception):
+    """tmux refused a capture; the message is tmux's trimmed stderr (possibly empty)."""
+
+
+class TmuxRunner(Protocol):
+    """The slice of :class:`oxtail_fs.tmux.Tmux` this module drives."""
+
+    def run(self, *args: str) -> Any: ...
+
+
+class PaneReader(Protocol):
+    """tmux access for targets without a registry entry, and for pane captures."""
+
+    def resolve(self, name: str) -> tuple[str, str] | None:
+        """``(session name, session path)`` for any tmux target, or None if tmux does not know it."""
+        ...
+
+    def pane_paths(self, session: str) -> list[str]:
+        """Current directories of the session's panes; ``[]`` on failure."""
+        ...
+
+    def capture(self, session: str, lines: int) -> str:
+        """The session's active pane text, ``lines`` rows of history up to the bottom; raises on failure."""
+        ...
+
+
+class TmuxPaneReader:
+    """:class:`PaneReader` over a tmux client; argument vectors only, never a shell."""
+
+    def __init__(self, tmux: TmuxRunner) -> None:
+        self.tmux = tmux
+
+    def resolve(self, name: str) -> tuple[str, str] | None:
+        result = self.tmux.run("display-message", "-p", "-t", name, "#{session_name}|#{session_path}")
+        if not result.ok:
+            return None
+        canonical, _, path = result.stdout.rstrip("\n").partition("|")
+        return (canonical, path) if canonical and path else None
+
+    def pane_paths(self, session: str) -> list[str]:
+        result = self.tmux.run("list-panes", "-t", session, "-F", "#{pane_current_path}")
+        return [line for line in result.stdout.splitlines() if line] if result.ok else []
+
+    def capture(self, session: str, lines: int) -> str:
+        result = self.tmux.run("capture-pane", "-p", "-J", "-t", session, "-S", f"-{lines}", "-E", "-")
+        if not result.ok:
+            raise PaneCaptureError(result.stderr.strip() or (result.failure or ""))
+        return str(result.stdout)
+
+
+def _clamp(value: float | None, default: int, low: int, high: int) -> int:
+    if value is None or isinstance(value, bool) or not math.isfinite(value):
+        return default
+    return max(low, min(high, math.floor(value)))
+
+
+def clamp_pane_lines(value: float | None) -> int:
+    """``pane_lines``: absent or non-finite → 240; otherwise floored into [20, 2000]."""
+    return _clamp(value, PANE_LINES_DEFAULT, PANE_LINES_MIN, PANE_LINES_MAX)
+
+
+def clamp_pane_chars(value: float | None) -> int:
+    """``pane_max_chars``: absent or non-finite → 20000; otherwise floored into [500, 200000]."""
+    return _clamp(value, PANE_CHARS_DEFAULT, PANE_CHARS_MIN, PANE_CHARS_MAX)
+
+
+def cap_pane_text(text: str, max_chars: int) -> tuple[str, bool]:
+    """Keep the last ``max_chars`` code points behind a marker line: the bottom of a pane matters most."""
+    if len(text) <= max_chars:
+        return text, False
+    return f"…[pane truncated to last {max_chars} chars]\n{text[-max_chars:]}", True
+
+
+def response(
+    *,
+    session: str,
+    resolved_root: str,
+    inferred: bool,
+    mode: str = "none",
+    client_type: str | None = None,
+    error: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The 14-key read_session object in wire order; unspecified fields take their defaults."""
+    out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "session": session,
+        "mode": mode,
+        "client_type": client_type,
+        "messages": None,
+        "pane_text": None,
+        "truncated": False,
+        "count_truncated": False,
+        "bytes_truncated": False,
+        "total_messages": None,
+        "total_messages_exact": False,
+        "project_root": resolved_root,
+        "inferred": inferred,
+        "error": error,
+    }
+    unknown = set(fields) - set(out)
+    if unknown:
+        raise TypeError(f"not read_session fields: {sorted(unknown)}")
+    out.update(fields)
+    return out
+
+
+def ambiguous_error(name: str, candidates: Sequence[str]) -> str:
+    """Several agents share the tmux session ``name``; list their ids, or say none has one."""
+    head = f"ambiguous-target: multiple agents share tmux session '{name}'; "
+    if candidates:
+        return head + "pass a client_session_id (UUID) instead. candidates: " + ", ".join(candidates)
+    return head + (
+        "all agents sharing it are unclaimed — have them run claim_session so they're addressable by UUID"
+    )
+
+
+def unknown_session_error(name: str) -> str:
+    """A UUID that no live agent holds right now."""
+    return (
+        f"unknown-or-unclaimed-session: '{name}' is not a currently claimed session in this project. "
+        "If it is a peer that restarted its MCP server, it must re-run claim_session; "
+        "if it just rotated, retry shortly."
+    )
+
+
+def read_session(
+    name: str,
+    *,
+    entries: Sequence[RegistryEntry],
+    resolved_root: str,
+    inferred: bool,
+    in_scope: InScope,
+    panes: PaneReader,
+    mode: Mode = "auto",
+    limit: float | None = None,
+    max_bytes: float | None = None,
+    include_timestamps: bool = False,
+    tail_scan: bool = False,
+    pane_lines: float | None = None,
+    pane_max_chars: float | None = None,
+    tracer: Tracer | None = None,
+) -> dict[str, Any]:
+    """Resolve ``name`` and read the peer (discovery §8.1-8.2, §8.8).
+
+    ``entries`` is the live, collapsed registry view. A UUID-shaped name (either
+    case; ours, the reference was lowercase-only) is looked up by session id
+    and never falls through to tmux. I/O errors on an existing transcript
+    propagate: the tool layer reports them as a tool error.
+    """
+
+    def fail(error: str, session: str = name, client_type: str | None = None) -> dict[str, Any]:
+        return response(
+            session=session,
+            resolved_root=resolved_root,
+            inferred=inferred,
+            client_type=client_type,
+            error=error,
+        )
+
+    entry: RegistryEntry | None = None
+    if is_uuid_shaped(name):
+        matches = [e for e in entries if same_session_id(e.client.session_id, name)]
+        if len(matches) != 1:
+            return fail(unknown_session_error(name))
+        entry = matches[0]
+        canonical = entry.tmux_session
+        scoped = in_scope(entry.client.cwd, resolved_root)
+    else:
+        sharing = [e for e in entries if e.tmux_session == name]
+        if len(sharing) > 1:
+            return fail(ambiguous_error(name, [e.client.session_id for e in sharing if e.client.session_id]))
+        if sharing:
+            entry = sharing[0]
+            canonical = entry.tmux_session
+            scoped = in_scope(entry.client.cwd, resolved_root)
+        else:
+            target = panes.resolve(name)
+            canonical = target[0] if target else None
+            scoped = target is not None and (
+                in_scope(target[1], resolved_root)
+                or any(in_scope(path, resolved_root) for path in panes.pane_paths(target[0]))
+            )
+    if not scoped:
+        return fail(f"session '{name}' not in project scope")
+
+    client_type = entry.client.type if entry else None
+    transcript_path = entry.client.transcript_path if entry else None
+    if not canonical and not transcript_path:
+        return fail(
+            f"session '{name}' is in scope but has no transcript and no tmux session to read",
+            client_type=client_type,
+        )
+
+    if mode == "transcript" or (mode == "auto" and transcript_path):
+        if not transcript_path:
+            return fail(
+                "no registry entry with transcript path; agent may not be oxtail-aware",
+                session=canonical or name,
+                client_type=client_type,
+            )
+        result = read_transcript(
+            transcript_path,
+            client_type,
+            limit=limit,
+            max_bytes=max_bytes,
+            include_timestamps=include_timestamps,
+            tail_scan=tail_scan,
+        )
+        if result.skipped_lines:
+            safe_emit(
+                tracer or NullTracer(),
+                "transcript_lines_skipped",
+                path=transcript_path,
+                count=result.skipped_lines,
+            )
+        return response(
+            session=canonical or name,
+            resolved_root=resolved_root,
+            inferred=inferred,
+            mode="transcript",
+            client_type=client_type,
+            messages=[m.as_dict() for m in result.messages],
+            truncated=result.truncated,
+            count_truncated=result.count_truncated,
+            bytes_truncated=result.bytes_truncated,
+            total_messages=result.total_messages,
+            total_messages_exact=result.total_messages_exact,
+        )
+
+    if not canonical:
+        return fail(
+            f"session '{name}' has no tmux pane to capture (transcript-only peer)", client_type=client_type
+        )
+    try:
+        text = panes.capture(canonical, clamp_pane_lines(pane_lines))
+    except Exception as exc:  # noqa: BLE001 - any capture failure is reported in the response
+        return fail(str(exc).strip() or PANE_CAPTURE_FAILED, session=canonical, client_type=client_type)
+    pane_text, cut = cap_pane_text(text, clamp_pane_chars(pane_max_chars))
+    return response(
+        session=canonical,
+        resolved_root=resolved_root,
+        inferred=inferred,
+        mode="pane",
+        client_type=client_type,
+        pane_text=pane_text,
+        truncated=cut,
+    )

@@ -1,0 +1,324 @@
+"""The ten tools' names, descriptions and input schemas, and argument validation.
+
+Names, argument names, types, limits and defaults are the reference's, so
+prompts and permission allowlists written for it keep working. Validation
+runs before any handler; a failure is an MCP error result whose text is
+``MCP error -32602: Input validation error: Invalid arguments for tool <tool>: <issues>``
+with the issues as a pretty JSON array (the wording of each issue is ours).
+Unknown arguments are dropped, not rejected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from oxtail_core.model import BODY_MAX_BYTES, PURPOSE_MAX_CHARS
+from oxtail_core.wire import utf8len
+
+ASK_TIMEOUT_CEILING_MS = 300_000
+_SAFE_INT = 2**53 - 1
+
+
+@attrs.frozen
+class Arg:
+    """One argument: its JSON type and limits."""
+
+    type: str
+    description: str
+    min_length: int | None = None
+    max_length: int | None = None
+    max_utf16: int | None = None
+    max_bytes: int | None = None
+    enum: tuple[str, ...] | None = None
+    exclusive_minimum: int | None = None
+    maximum: int | None = None
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.min_length is not None:
+            out["minLength"] = self.min_length
+        if self.max_length is not None:
+            out["maxLength"] = self.max_length
+        if self.max_utf16 is not None:
+            out["maxLength"] = self.max_utf16
+        if self.exclusive_minimum is not None:
+            out["exclusiveMinimum"] = self.exclusive_minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        out["description"] = self.description
+        return out
+
+
+@attrs.frozen
+class Tool:
+    """A tool's public face."""
+
+    name: str
+    description: str
+    args: Mapping[str, Arg]
+    required: tuple[str, ...] = ()
+
+    def input_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {name: arg.schema() for name, arg in self.args.items()},
+        }
+        if self.required:
+            schema["required"] = list(self.required)
+        return schema
+
+
+_BODY = Arg(
+    "string",
+    f"Message text, 1 character to {BODY_MAX_BYTES} UTF-8 bytes, delivered verbatim.",
+    min_length=1,
+    max_bytes=BODY_MAX_BYTES,
+)
+_TARGET = Arg(
+    "string",
+    "The peer: its session id (a UUID, from list_project_sessions) or its tmux session name.",
+    min_length=1,
+)
+_WAKE = Arg(
+    "string",
+    'Wake the peer by typing into its tmux pane: "auto" wakes it unless it is busy; "off" never wakes. '
+    "Unset: plain messages do not wake; replies (reply_to set) wake a freshly idle peer once.",
+    enum=("off", "auto"),
+)
+_PROJECT_ROOT = Arg("string", "Project directory; default: the git root of this session's working directory.")
+_SESSION_ID = Arg("string", "Your own agent session id (e.g. the value of $CLAUDE_CODE_SESSION_ID).", min_length=1)
+
+TOOLS: tuple[Tool, ...] = (
+    Tool(
+        "list_project_sessions",
+        "List the agent sessions working in this project (tmux sessions joined with the registry): "
+        "who is there, their client, session id and state card. Use it to find a peer to message.",
+        {
+            "project_root": _PROJECT_ROOT,
+            "compact": Arg("boolean", "Group agents under their tmux session instead of one row per agent."),
+        },
+    ),
+    Tool(
+        "read_session",
+        "Read what a peer has been saying: its transcript (Claude Code or Codex), or its tmux pane text. "
+        "Budgeted: newest messages first within limit and max_bytes.",
+        {
+            "name": Arg("string", "The peer's tmux session name or session id (UUID)."),
+            "project_root": _PROJECT_ROOT,
+            "mode": Arg("string", "auto (transcript, else pane), transcript or pane.", enum=("auto", "transcript", "pane")),
+            "limit": Arg("integer", "Most recent messages to return (1-1000, default 20)."),
+            "max_bytes": Arg("integer", "Byte budget for returned text (256-1000000, default 24000)."),
+            "include_timestamps": Arg("boolean", "Include each message's timestamp."),
+            "tail_scan": Arg("boolean", "Read only the end of a huge transcript (fast, total count inexact)."),
+            "pane_lines": Arg("integer", "Pane mode: lines of scrollback (20-2000, default 240)."),
+            "pane_max_chars": Arg("integer", "Pane mode: character budget (500-200000, default 20000)."),
+        },
+        ("name",),
+    ),
+    Tool(
+        "register_my_session",
+        "Declare this session's agent identity (like claim_session) and return the full registry entry.",
+        {"session_id": _SESSION_ID},
+        ("session_id",),
+    ),
+    Tool(
+        "claim_session",
+        "Declare this session's agent identity so peers can address you and you can reply by message id. "
+        "Call it once if get_my_session shows no session_id.",
+        {"session_id": _SESSION_ID},
+        ("session_id",),
+    ),
+    Tool(
+        "get_my_session",
+        "Show this session's registry entry and how its identity was detected, with the next step if it "
+        "was not.",
+        {},
+    ),
+    Tool(
+        "set_my_state",
+        "Publish what you are working on (shown to peers in list_project_sessions). Without purpose, "
+        "just refreshes the timestamp.",
+        {
+            "purpose": Arg(
+                "string", f"One line, at most {PURPOSE_MAX_CHARS} characters.", max_utf16=PURPOSE_MAX_CHARS
+            )
+        },
+    ),
+    Tool(
+        "send_message",
+        "Send a message to a peer and return at once (fire and forget). To answer a question, pass its "
+        "request_id as reply_to (or use reply_to_message).",
+        {
+            "target": _TARGET,
+            "body": _BODY,
+            "wake": _WAKE,
+            "reply_to": Arg("string", "The request_id this message answers.", min_length=1),
+            "source_message_id": Arg("string", "The message_id this message responds to.", min_length=1),
+        },
+        ("target", "body"),
+    ),
+    Tool(
+        "reply_to_message",
+        "Reply to a message you received, by its message_id: goes to its sender, correlated with its "
+        "request_id, so a waiting ask_peer returns your reply.",
+        {
+            "message_id": Arg("string", "The message_id of the message you received.", min_length=1),
+            "body": _BODY,
+            "wake": _WAKE,
+        },
+        ("message_id", "body"),
+    ),
+    Tool(
+        "read_my_messages",
+        "Take your new messages (destructive read, oldest first, budgeted). count 0 can mean a hook "
+        "already showed them to you.",
+        {},
+    ),
+    Tool(
+        "ask_peer",
+        "Ask a peer a question and wait for its reply (it is woken if idle). On timeout the question "
+        "stays open: a late reply is delivered to you and wakes you.",
+        {
+            "target": _TARGET,
+            "body": _BODY,
+            "timeout_ms": Arg(
+                "integer",
+                "How long to wait, in ms (default 60000, clamped to OXTAIL_ASK_PEER_MAX_TIMEOUT_MS).",
+                exclusive_minimum=0,
+                maximum=ASK_TIMEOUT_CEILING_MS,
+            ),
+        },
+        ("target", "body"),
+    ),
+)
+
+BY_NAME: dict[str, Tool] = {tool.name: tool for tool in TOOLS}
+
+
+class InvalidArguments(ValueError):
+    """Arguments that fail the tool's schema; ``str()`` is the MCP error text."""
+
+    def __init__(self, tool: str, issues: list[dict[str, Any]]) -> None:
+        self.tool = tool
+        self.issues = issues
+        super().__init__(
+            f"MCP error -32602: Input validation error: Invalid arguments for tool {tool}: "
+            + json.dumps(issues, indent=2, ensure_ascii=False)
+        )
+
+
+_JSON_TYPE = {"string": str, "boolean": bool}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _check(name: str, arg: Arg, value: Any) -> dict[str, Any] | None:
+    path = [name]
+    if arg.type == "integer":
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or (isinstance(value, float) and not value.is_integer()) or abs(value) > _SAFE_INT:
+            return {
+                "expected": "int",
+                "code": "invalid_type",
+                "path": path,
+                "message": f"Invalid input: expected int, received {_type_name(value)}",
+            }
+        if arg.exclusive_minimum is not None and value <= arg.exclusive_minimum:
+            return {
+                "origin": "number",
+                "code": "too_small",
+                "minimum": arg.exclusive_minimum,
+                "inclusive": False,
+                "path": path,
+                "message": f"Too small: expected number to be >{arg.exclusive_minimum}",
+            }
+        if arg.maximum is not None and value > arg.maximum:
+            return {
+                "origin": "number",
+                "code": "too_big",
+                "maximum": arg.maximum,
+                "inclusive": True,
+                "path": path,
+                "message": f"Too big: expected number to be <={arg.maximum}",
+            }
+        return None
+    if not isinstance(value, _JSON_TYPE[arg.type]):
+        return {
+            "expected": arg.type,
+            "code": "invalid_type",
+            "path": path,
+            "message": f"Invalid input: expected {arg.type}, received {_type_name(value)}",
+        }
+    if arg.enum is not None and value not in arg.enum:
+        return {
+            "code": "invalid_value",
+            "values": list(arg.enum),
+            "path": path,
+            "message": "Invalid option: expected one of " + "|".join(f'"{v}"' for v in arg.enum),
+        }
+    if arg.min_length is not None and len(value) < arg.min_length:
+        return {
+            "origin": "string",
+            "code": "too_small",
+            "minimum": arg.min_length,
+            "inclusive": True,
+            "path": path,
+            "message": f"Too small: expected string to have >={arg.min_length} characters",
+        }
+    if arg.max_utf16 is not None and len(value.encode("utf-16-le", "surrogatepass")) // 2 > arg.max_utf16:
+        return {
+            "origin": "string",
+            "code": "too_big",
+            "maximum": arg.max_utf16,
+            "inclusive": True,
+            "path": path,
+            "message": f"Too big: expected string to have <={arg.max_utf16} characters",
+        }
+    if arg.max_bytes is not None and utf8len(value) > arg.max_bytes:
+        return {"code": "custom", "path": path, "message": f"body exceeds {arg.max_bytes} UTF-8 bytes"}
+    return None
+
+
+def validate(tool: Tool, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The arguments the handler may use (unknown keys dropped); raises InvalidArguments."""
+    given = dict(arguments or {})
+    issues: list[dict[str, Any]] = []
+    clean: dict[str, Any] = {}
+    for name, arg in tool.args.items():
+        if name not in given or (given[name] is None and name not in tool.required):
+            if name in tool.required:
+                issues.append(
+                    {
+                        "expected": "int" if arg.type == "integer" else arg.type,
+                        "code": "invalid_type",
+                        "path": [name],
+                        "message": f"Invalid input: expected {arg.type}, received undefined",
+                    }
+                )
+            continue
+        issue = _check(name, arg, given[name])
+        if issue is not None:
+            issues.append(issue)
+        else:
+            clean[name] = given[name]
+    if issues:
+        raise InvalidArguments(tool.name, issues)
+    return clean

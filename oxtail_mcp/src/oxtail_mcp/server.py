@@ -1,0 +1,218 @@
+"""The MCP stdio server: registration, the ten tools, and a clean exit.
+
+Lifecycle: publish our registry entry before serving; serve until stdin
+closes, SIGTERM/SIGINT arrive, or our parent (the agent host) dies; then
+leave the registry without stranding mail and put back any read that never
+reached the client.
+
+Reads in flight: a tool that takes messages out of the inbox returns them in
+a batch that is settled only once the response message has been handed to
+the transport's write stream. If the process dies first, the next reader of
+the inbox restores the batch (same ids); if the call is cancelled or the
+write fails, it is restored at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+
+from oxtail_core.errors import OxtailError
+from oxtail_core.protocols import Batch
+from oxtail_core.wire import dumps
+from oxtail_mcp import schemas, tools
+from oxtail_mcp.agent import RETRY_DELAYS_MS, Agent
+
+SERVER_NAME = "oxtail"
+SERVER_VERSION = "0.15.0"
+PARENT_POLL_S = 1.0
+
+
+class Settler:
+    """Batches waiting for their response to be written, keyed by JSON-RPC request id."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.waiting: dict[Any, Batch] = {}
+
+    def hold(self, request_id: Any, batch: Batch) -> None:
+        self.waiting[request_id] = batch
+
+    def settle(self, request_id: Any) -> None:
+        batch = self.waiting.pop(request_id, None)
+        if batch is not None:
+            self.agent.ctx.store.settle(batch)
+
+    def restore(self, request_id: Any) -> None:
+        batch = self.waiting.pop(request_id, None)
+        if batch is not None:
+            self.agent.ctx.store.restore(batch)
+
+    def restore_all(self) -> None:
+        for request_id in list(self.waiting):
+            try:
+                self.restore(request_id)
+            except OxtailError:
+                self.waiting.pop(request_id, None)  # the next reader recovers it once we are gone
+
+
+class SettlingWriteStream:
+    """Wraps the transport's write stream: after a response goes out, its batch is settled."""
+
+    def __init__(self, inner: Any, settler: Settler) -> None:
+        self.inner = inner
+        self.settler = settler
+
+    async def send(self, item: SessionMessage, /) -> None:
+        message = getattr(item, "message", None)
+        request_id = getattr(message, "id", None) if isinstance(message, types.JSONRPCResponse) else None
+        try:
+            await self.inner.send(item)
+        except BaseException:
+            if request_id is not None:
+                self.settler.restore(request_id)
+            raise
+        if request_id is not None:
+            self.settler.settle(request_id)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self) -> SettlingWriteStream:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        result: bool | None = await self.inner.__aexit__(*exc)
+        return result
+
+
+def _text(text: str, *, error: bool = False) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=error)
+
+
+def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup) -> Server[Any]:
+    """The lowlevel MCP server with our exact tool list and dispatch."""
+    listed = [
+        types.Tool(name=tool.name, description=tool.description, input_schema=tool.input_schema())
+        for tool in schemas.TOOLS
+    ]
+    state = {"refined": False}
+
+    def refine_once(ctx: Any) -> None:
+        if state["refined"]:
+            return
+        params = getattr(ctx.session, "client_params", None)
+        info = getattr(params, "client_info", None)
+        if info is None:
+            return
+        state["refined"] = True
+        agent.client_name = getattr(info, "name", None)
+        diagnosis = agent.refine(agent.client_name, "oninitialized")
+        if agent.should_retry(diagnosis):
+            task_group.start_soon(_late_detection, agent)
+
+    async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        refine_once(ctx)
+        return types.ListToolsResult(tools=listed)
+
+    async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        refine_once(ctx)
+        tool = schemas.BY_NAME.get(params.name)
+        if tool is None:
+            return _text(f"MCP error -32602: Tool {params.name} not found", error=True)
+        try:
+            args = schemas.validate(tool, params.arguments)
+        except schemas.InvalidArguments as exc:
+            return _text(str(exc), error=True)
+        if tool.name == "get_my_session":
+            agent.refine(agent.client_name, "get_my_session")
+        try:
+            outcome = await tools.HANDLERS[tool.name](agent, args)
+        except OxtailError as exc:
+            return _text(str(exc), error=True)
+        except ValueError as exc:
+            return _text(str(exc), error=True)
+        if outcome.batch is not None:
+            if ctx.request_id is None:
+                agent.ctx.store.settle(outcome.batch)
+            else:
+                settler.hold(ctx.request_id, outcome.batch)
+        return _text(dumps(outcome.body))
+
+    return Server(
+        SERVER_NAME,
+        version=SERVER_VERSION,
+        instructions=(
+            "oxtail connects you with the other agent sessions working in this project. "
+            "list_project_sessions shows them; send_message / ask_peer reach them; read_my_messages "
+            "collects what they sent you; reply with reply_to_message (or send_message with reply_to)."
+        ),
+        on_list_tools=on_list_tools,
+        on_call_tool=on_call_tool,
+    )
+
+
+async def _late_detection(agent: Agent) -> None:
+    elapsed = 0
+    for delay in RETRY_DELAYS_MS:
+        await anyio.sleep((delay - elapsed) / 1000)
+        elapsed = delay
+        agent.retry_detection(delay)
+        if agent.me.session_id:
+            return
+
+
+async def _watch_parent(scope: anyio.CancelScope) -> None:
+    """Exit when the agent host that started us is gone (we were re-parented)."""
+    parent = os.getppid()
+    while True:
+        await anyio.sleep(PARENT_POLL_S)
+        if os.getppid() != parent:
+            scope.cancel()
+            return
+
+
+async def _watch_signals(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+async def serve(agent: Agent) -> None:
+    """Serve MCP on stdio until EOF, a signal, or the parent's death; always clean up."""
+    settler = Settler(agent)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_parent, tg.cancel_scope)
+            tg.start_soon(_watch_signals, tg.cancel_scope)
+            server = build_server(agent, settler, tg)
+            async with stdio_server() as (read_stream, write_stream):
+                await server.run(
+                    read_stream,
+                    SettlingWriteStream(write_stream, settler),
+                    server.create_initialization_options(),
+                )
+            tg.cancel_scope.cancel()
+    finally:
+        settler.restore_all()
+        agent.retire()
+
+
+def run() -> None:
+    """Entry point for server mode."""
+    agent = Agent.start()
+    try:
+        anyio.run(serve, agent)
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)

@@ -1,0 +1,158 @@
+"""The ten tools: thin adapters from validated arguments to agent and core calls.
+
+No messaging logic lives here (it is all in oxtail_core); a handler picks the
+arguments, runs the core operation, and returns the response object plus,
+for reads, the in-flight batch to settle once the response is on the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from oxtail_core import ask, messaging
+from oxtail_core.effects import run_async
+from oxtail_core.protocols import Batch
+from oxtail_core.routing import live_entries
+from oxtail_fs.discovery import project_sessions
+from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
+from oxtail_mcp.agent import Agent
+from oxtail_mcp.read_session import TmuxPaneReader, read_session
+
+
+@attrs.frozen
+class Outcome:
+    """A handler's result: the response object, and messages to settle after it is written."""
+
+    body: dict[str, Any]
+    batch: Batch | None = None
+
+
+Handler = Callable[[Agent, dict[str, Any]], Awaitable[Outcome]]
+
+
+def _root(agent: Agent, given: Any) -> tuple[str, bool]:
+    if isinstance(given, str) and given:
+        return realpath_or_self(given), False
+    return realpath_or_self(find_project_root(agent.me.client.cwd)[0]), True
+
+
+async def list_project_sessions(agent: Agent, args: dict[str, Any]) -> Outcome:
+    root, inferred = _root(agent, args.get("project_root"))
+    listing = project_sessions(agent.tmux, live_entries(agent.ctx), root)
+    body: dict[str, Any] = {"schema_version": 1, "project_root": root, "inferred": inferred}
+    if args.get("compact"):
+        body["tmux_sessions"] = listing.grouped()
+    else:
+        body["sessions"] = list(listing.rows)
+    body["error"] = listing.error
+    return Outcome(body)
+
+
+async def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
+    root, inferred = _root(agent, args.get("project_root"))
+    body = read_session(
+        args["name"],
+        entries=live_entries(agent.ctx),
+        resolved_root=root,
+        inferred=inferred,
+        in_scope=in_scope,
+        panes=TmuxPaneReader(agent.tmux),
+        mode=args.get("mode", "auto"),
+        limit=args.get("limit"),
+        max_bytes=args.get("max_bytes"),
+        include_timestamps=bool(args.get("include_timestamps", False)),
+        tail_scan=bool(args.get("tail_scan", False)),
+        pane_lines=args.get("pane_lines"),
+        pane_max_chars=args.get("pane_max_chars"),
+        tracer=agent.ctx.tracer,
+    )
+    return Outcome(body)
+
+
+async def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
+    me = agent.claim(args["session_id"])
+    return Outcome(
+        {
+            "schema_version": 1,
+            "ok": True,
+            "session_id": me.client.session_id,
+            "transcript_path": me.client.transcript_path,
+        }
+    )
+
+
+async def register_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
+    agent.claim(args["session_id"])
+    entry = agent.entry_wire()
+    shown = {key: entry[key] for key in ("server_pid", "started_at", "tmux_session", "client")}
+    return Outcome({"schema_version": 1, "ok": True, "entry": shown})
+
+
+async def get_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
+    diagnosis = agent.diagnosis("get_my_session")
+    return Outcome({"schema_version": 1, "entry": agent.entry_wire(), "detect_diagnosis": diagnosis})
+
+
+async def set_my_state(agent: Agent, args: dict[str, Any]) -> Outcome:
+    card = agent.set_state(args.get("purpose"), "purpose" in args)
+    return Outcome(
+        {"schema_version": 1, "ok": True, "state": {"purpose": card.purpose, "updated_at": card.updated_at}}
+    )
+
+
+async def send_message(agent: Agent, args: dict[str, Any]) -> Outcome:
+    flow = messaging.send_message(
+        agent.ctx,
+        agent.me,
+        args["target"],
+        args["body"],
+        wake=args.get("wake"),
+        reply_to=args.get("reply_to"),
+        source_message_id=args.get("source_message_id"),
+    )
+    result = await run_async(flow, agent.ctx.store, agent.ctx.clock)
+    return Outcome(result.to_wire())
+
+
+async def reply_to_message(agent: Agent, args: dict[str, Any]) -> Outcome:
+    flow = messaging.reply_to_message(
+        agent.ctx, agent.me, args["message_id"], args["body"], wake=args.get("wake")
+    )
+    result = await run_async(flow, agent.ctx.store, agent.ctx.clock)
+    return Outcome(result.to_wire())
+
+
+async def read_my_messages(agent: Agent, args: dict[str, Any]) -> Outcome:
+    result = messaging.read_messages(agent.ctx, agent.me)
+    return Outcome(result.to_wire(), result.batch)
+
+
+async def ask_peer(agent: Agent, args: dict[str, Any]) -> Outcome:
+    timeout = args.get("timeout_ms")
+    flow = ask.ask_peer(
+        agent.ctx,
+        agent.me,
+        args["target"],
+        args["body"],
+        timeout_ms=int(timeout) if isinstance(timeout, (int, float)) and math.isfinite(timeout) else None,
+    )
+    result = await run_async(flow, agent.ctx.store, agent.ctx.clock)
+    return Outcome(result.to_wire(), getattr(result, "batch", None))
+
+
+HANDLERS: dict[str, Handler] = {
+    "list_project_sessions": list_project_sessions,
+    "read_session": read_session_tool,
+    "register_my_session": register_my_session,
+    "claim_session": claim_session,
+    "get_my_session": get_my_session,
+    "set_my_state": set_my_state,
+    "send_message": send_message,
+    "reply_to_message": reply_to_message,
+    "read_my_messages": read_my_messages,
+    "ask_peer": ask_peer,
+}

@@ -1,0 +1,659 @@
+"""Deterministic interleaving of real core code at Store-call granularity.
+
+Each *actor* runs one real core operation (``send_message`` driven to its end,
+``read_messages`` then ``settle``, ``ask_peer``...) in its own thread. Every
+Store method an actor calls goes through :class:`SteppedStore`, which parks the
+thread *before* the call until the :class:`Scheduler` grants that actor one
+step. Exactly one thread runs at a time (the test's main thread waits while an
+actor runs), so a schedule -- a sequence of "advance actor X by one store call"
+-- fully determines the run, and Hypothesis can choose and shrink it.
+
+- :meth:`Scheduler.spawn` starts an actor and runs it up to its first store call;
+- :meth:`Scheduler.step` performs that one parked call and runs on to the next;
+- :meth:`Scheduler.abandon` crashes an actor: it is never granted again;
+- :meth:`Scheduler.close` releases every parked thread with :class:`Abandoned`,
+  so no thread outlives a test.
+
+Store calls made from the main thread (set-up, invariant checks) are not gated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import shutil
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from oxtail_core.context import Context
+from oxtail_core.errors import AskAborted, Cancelled
+from oxtail_core.memory import MemoryHost, MemoryStore, RecordingWaker
+from oxtail_core.model import ClientInfo, Envelope, RegistryEntry
+from oxtail_core.protocols import Batch, Holder, InboxId, Store
+from oxtail_core.routing import process_inbox, publish, session_inbox
+from oxtail_core.settings import Settings
+
+STORE_METHODS = frozenset(
+    {
+        "append",
+        "take",
+        "settle",
+        "restore",
+        "recover",
+        "merge",
+        "depth",
+        "change_token",
+        "wait_for_change",
+        "ledger_record",
+        "ledger_lookup",
+        "pending_put",
+        "pending_take",
+        "pending_gc",
+        "dedupe_get",
+        "dedupe_claim",
+        "dedupe_release",
+        "rate_get",
+        "rate_put",
+        "wake_gc",
+        "activity_get",
+        "activity_put",
+        "registry_put",
+        "registry_remove",
+        "registry_entries",
+    }
+)
+
+STEP_TIMEOUT_S = 20.0
+
+
+class Abandoned(BaseException):
+    """Raised inside a parked actor when the test ends; not an Exception, so core code never catches it."""
+
+
+class StuckActor(AssertionError):
+    """An actor ran for too long without reaching a store call (a livelock or a real block)."""
+
+
+@attrs.define(eq=False)
+class Actor:
+    """One thread running one operation. ``status``: running, parked, done, failed, crashed, abandoned."""
+
+    name: str
+    status: str = "new"
+    next_call: str | None = None
+    granted: bool = False
+    result: Any = None
+    error: BaseException | None = None
+    cancel_requested: bool = False
+    calls: int = 0
+    thread: threading.Thread | None = None
+
+    @property
+    def parked(self) -> bool:
+        return self.status == "parked"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+
+class Scheduler:
+    """Hands the single "run" token to one actor thread at a time."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._local = threading.local()
+        self._closed = False
+        self.actors: list[Actor] = []
+
+    # Called from actor threads -------------------------------------------------------
+    def current(self) -> Actor | None:
+        return getattr(self._local, "actor", None)
+
+    def gate(self, label: str) -> None:
+        """Park the calling actor before its next store call until it is granted a step."""
+        actor = self.current()
+        if actor is None:
+            return
+        with self._cv:
+            if self._closed:
+                raise Abandoned()
+            actor.status = "parked"
+            actor.next_call = label
+            actor.granted = False
+            self._cv.notify_all()
+            while not actor.granted and not self._closed:
+                self._cv.wait()
+            if self._closed:
+                raise Abandoned()
+            actor.status = "running"
+            actor.calls += 1
+
+    # Called from the test's main thread -----------------------------------------------
+    def spawn(self, name: str, fn: Callable[[], Any]) -> Actor:
+        """Start ``fn`` in a new actor thread and run it up to its first store call (or its end)."""
+        actor = Actor(name)
+
+        def body() -> None:
+            self._local.actor = actor
+            with self._cv:
+                while not actor.granted and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    actor.status = "abandoned"
+                    self._cv.notify_all()
+                    return
+            outcome, result, error = "done", None, None
+            try:
+                result = fn()
+            except Abandoned:
+                outcome = "abandoned"
+            except BaseException as exc:  # noqa: BLE001 - reported by the test, never lost
+                outcome, error = "failed", exc
+            with self._cv:
+                actor.result, actor.error, actor.status = result, error, outcome
+                self._cv.notify_all()
+
+        actor.thread = threading.Thread(target=body, name=f"actor-{name}", daemon=True)
+        self.actors.append(actor)
+        actor.thread.start()
+        self._grant(actor)
+        return actor
+
+    def step(self, actor: Actor) -> None:
+        """Perform the store call ``actor`` is parked at, then run it to its next one (or its end)."""
+        if not actor.parked:
+            raise RuntimeError(f"actor {actor.name} is {actor.status}, not parked")
+        self._grant(actor)
+
+    def abandon(self, actor: Actor) -> None:
+        """Crash ``actor`` where it stands: it is never granted again (released only by close)."""
+        if actor.parked:
+            actor.status = "crashed"
+
+    def _grant(self, actor: Actor) -> None:
+        with self._cv:
+            actor.granted = True
+            actor.status = "running"
+            self._cv.notify_all()
+            if not self._cv.wait_for(lambda: actor.status != "running", timeout=STEP_TIMEOUT_S):
+                raise StuckActor(f"actor {actor.name} did not reach a store call within {STEP_TIMEOUT_S}s")
+
+    def run_to_end(self, actor: Actor, max_steps: int = 500) -> None:
+        """Step ``actor`` until it finishes (used to quiesce a run before the final checks)."""
+        for _ in range(max_steps):
+            if not actor.parked:
+                return
+            self.step(actor)
+        raise StuckActor(f"actor {actor.name} did not finish within {max_steps} store calls")
+
+    def close(self) -> None:
+        """Release every parked or crashed thread with Abandoned and wait for them all."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        for actor in self.actors:
+            if actor.thread is not None:
+                actor.thread.join(timeout=STEP_TIMEOUT_S)
+                if actor.thread.is_alive():  # pragma: no cover - would be a harness bug
+                    raise StuckActor(f"actor {actor.name} did not exit")
+
+
+Listener = Callable[[str, str, tuple[Any, ...], Any], None]
+
+
+class SteppedStore:
+    """A Store proxy: each protocol call from an actor thread is one scheduler step.
+
+    ``listener(actor_name, method, args, result)`` is called after every
+    successful store call made by an actor, inside that actor's step, so a
+    test can record what really happened (an append that returned, a batch
+    taken) without racing it.
+    """
+
+    def __init__(self, inner: Store, scheduler: Scheduler, listener: Listener | None = None) -> None:
+        self.inner = inner
+        self.scheduler = scheduler
+        self.listener = listener
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if name not in STORE_METHODS:
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.scheduler.gate(name)
+            result = target(*args, **kwargs)
+            actor = self.scheduler.current()
+            if actor is not None and self.listener is not None:
+                self.listener(actor.name, name, args, result)
+            return result
+
+        return call
+
+
+class StepClock:
+    """A shared fake clock for stepped actors.
+
+    ``block`` looks once (``wait(0)``: one store call, hence one step) and, if
+    nothing changed, moves time forward by at most ``quantum_ms`` instead of
+    waiting, so a waiting flow re-polls at store-call granularity and reaches
+    its deadline after a bounded number of steps.
+    """
+
+    def __init__(self, start_ms: int = 1_800_000_000_000, quantum_ms: int = 100) -> None:
+        self._now = start_ms
+        self.quantum_ms = quantum_ms
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def advance(self, ms: float) -> None:
+        self._now += max(math.ceil(ms), 0)
+
+    def sleep(self, ms: float) -> None:
+        self.advance(ms)
+
+    async def asleep(self, ms: float) -> None:
+        self.advance(ms)
+
+    def block(self, wait: Callable[[float], bool], ms: float) -> bool:
+        if wait(0):
+            return True
+        self.advance(min(ms, self.quantum_ms))
+        return False
+
+    async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool:
+        return self.block(wait, ms)
+
+
+def drive(flow: Generator[Any, Any, Any], ctx: Any, actor: Actor) -> Any:
+    """Run a flow like :func:`oxtail_core.effects.run`, but on the stepped clock.
+
+    If ``actor.cancel_requested`` is set, :class:`Cancelled` is thrown into the
+    flow at its next wait (where a driver's cancellation lands); the flow's
+    own exception (AskAborted or Cancelled) is returned as the outcome.
+    """
+    from oxtail_core.effects import _perform
+
+    try:
+        effect = next(flow)
+        while True:
+            result = _perform(effect, ctx.store, ctx.clock)
+            if actor.cancel_requested:
+                try:
+                    flow.throw(Cancelled())
+                except (Cancelled, AskAborted) as exc:
+                    return exc
+                raise AssertionError("the flow swallowed Cancelled")
+            effect = flow.send(result)
+    except StopIteration as stop:
+        return stop.value
+
+
+# Observation ------------------------------------------------------------------------------
+PEEK_HOLDER = Holder(pid=999_999_999)
+
+
+def peek(store: Store, inbox: InboxId) -> tuple[Envelope, ...]:
+    """The messages waiting in ``inbox``, read through the protocol without changing anything
+    (a ``take`` whose selector chooses nothing)."""
+    seen: list[Envelope] = []
+
+    def select(messages: Sequence[Envelope]) -> list[int]:
+        seen.extend(messages)
+        return []
+
+    assert store.take(inbox, select, PEEK_HOLDER) is None
+    return tuple(seen)
+
+
+def in_flight_ids(store: Store, inbox: InboxId) -> set[str] | None:
+    """Ids in unsettled batches of ``inbox`` if the store can show them, else None."""
+    view = getattr(store, "in_flight", None)
+    if view is None:
+        return None
+    return {e.id for batch in view(inbox) for e in batch.envelopes}
+
+
+def drain_all(store: Store, inbox: InboxId, is_alive: Callable[[Holder], bool]) -> list[Envelope]:
+    """Recover dead holders' batches, then take and settle everything left (the final check of a run)."""
+    store.recover(inbox, is_alive)
+    batch = store.take(inbox, lambda msgs: list(range(len(msgs))), PEEK_HOLDER)
+    if batch is None:
+        return []
+    store.settle(batch)
+    return list(batch.envelopes)
+
+
+# Peers --------------------------------------------------------------------------------------
+_SIDS = itertools.count(1)
+
+
+def sid(n: int) -> str:
+    """A UUID-shaped session id (addressable by id)."""
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def entry(
+    pid: int,
+    session_id: str | None,
+    *,
+    started_at: int = 1_800_000_000,
+    tmux_pane: str | None = None,
+    tmux_session: str | None = None,
+    client_type: str = "claude-code",
+) -> RegistryEntry:
+    return RegistryEntry(
+        server_pid=pid,
+        started_at=started_at,
+        client=ClientInfo(type=client_type, session_id=session_id, cwd="/proj"),  # type: ignore[arg-type]
+        tmux_pane=tmux_pane,
+        tmux_session=tmux_session,
+    )
+
+
+# Store factories -----------------------------------------------------------------------------
+StoreFactory = Callable[[], tuple[Store, Callable[[], None]]]
+
+
+def memory_factory() -> tuple[Store, Callable[[], None]]:
+    return MemoryStore(), lambda: None
+
+
+def _fs_factory() -> StoreFactory | str:
+    """A factory of fresh FsStores in temp dirs, or the reason there is none."""
+    try:
+        from oxtail_fs.store import FsStore
+    except Exception as exc:  # noqa: BLE001 - any import problem means "not available yet"
+        return f"oxtail_fs.store not importable: {exc!r}"
+
+    def make() -> tuple[Store, Callable[[], None]]:
+        home = Path(tempfile.mkdtemp(prefix="oxtail-race-"))
+        return FsStore(home), lambda: shutil.rmtree(home, ignore_errors=True)
+
+    try:
+        store, cleanup = make()
+        with contextlib.suppress(Exception):
+            store.depth(InboxId.for_session("probe"))
+        cleanup()
+    except Exception as exc:  # noqa: BLE001
+        return f"FsStore cannot be constructed: {exc!r}"
+    return make
+
+
+def store_params() -> list[Any]:
+    """pytest params: MemoryStore always; FsStore when oxtail_fs.store works (else a skipped param)."""
+    fs = _fs_factory()
+    params = [pytest.param(memory_factory, id="memory")]
+    if isinstance(fs, str):
+        params.append(pytest.param(None, id="fs", marks=pytest.mark.skip(reason=fs)))
+    else:
+        params.append(pytest.param(fs, id="fs"))
+    return params
+
+
+# A base state machine ----------------------------------------------------------------------------
+
+
+def race_settings(max_examples: int, steps: int) -> settings:
+    """Explicit, small budgets (on top of whatever profile the lead's conftest loaded)."""
+    return settings(
+        max_examples=max_examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+
+class RaceMachine(RuleBasedStateMachine):
+    """Shared machinery: a stepped store over a real one, actors, and the global invariants.
+
+    Bookkeeping comes from the store itself (the SteppedStore listener), so it
+    records what really happened in the order it happened:
+
+    - ``appended``: every message id whose ``append`` returned (G1 is about these);
+    - ``flight``: batches taken by actors and not yet settled/restored/recovered;
+    - ``delivered``: ids in batches an actor settled (handed to its caller), in order.
+
+    Subclasses publish peers in ``__init__`` (via :meth:`join`) and add rules.
+    The ``step`` rule advances one parked actor by one store call; teardown
+    runs every live actor to its end, recovers and drains every inbox, and
+    checks that each appended id was delivered exactly once overall.
+    """
+
+    SETTINGS = Settings()
+    QUANTUM_MS = 100
+
+    def __init__(self, factory: StoreFactory) -> None:
+        super().__init__()
+        self.inner, self._cleanup = factory()
+        self.sched = Scheduler()
+        self.store = SteppedStore(self.inner, self.sched, self._observe)
+        self.clock = StepClock(quantum_ms=self.QUANTUM_MS)
+        self.host = MemoryHost()
+        self.waker = RecordingWaker()
+        self.main_ctx = self.context(stepped=False)
+        self.me: dict[str, RegistryEntry] = {}
+        self.ctxs: dict[str, Context] = {}
+        self.slots: dict[str, tuple[Actor, Callable[[Any], None]]] = {}
+        self.appended: dict[str, InboxId] = {}
+        self.append_calls: Counter[str] = Counter()
+        self.flight: dict[str, Batch] = {}
+        self.delivered: list[str] = []
+        self.envelopes: dict[str, Envelope] = {}
+        self.broken = False
+
+    # Set-up -----------------------------------------------------------------------------------
+    def context(self, *, stepped: bool = True) -> Context:
+        return Context(
+            store=self.store if stepped else self.inner,  # type: ignore[arg-type]
+            waker=self.waker,
+            clock=self.clock,
+            host=self.host,
+            settings=self.SETTINGS,
+        )
+
+    def join(self, name: str, pid: int, session_id: str | None, **kw: Any) -> RegistryEntry:
+        """Publish a peer (main thread, not stepped) and give it its own Context (own debounce)."""
+        me = entry(pid, session_id, **kw)
+        publish(self.main_ctx, me)
+        self.me[name] = me
+        self.ctxs[name] = self.context()
+        return me
+
+    def inboxes(self) -> list[InboxId]:
+        """Every inbox a message of this run can be in."""
+        out: list[InboxId] = []
+        for me in self.me.values():
+            for inbox in ([session_inbox(me.session_id)] if me.session_id else []) + [process_inbox(me)]:
+                if inbox not in out:
+                    out.append(inbox)
+        return out
+
+    # Bookkeeping ---------------------------------------------------------------------------------
+    def _observe(self, actor: str, method: str, args: tuple[Any, ...], result: Any) -> None:
+        if method == "append":
+            for env in args[1]:
+                self.append_calls[env.id] += 1
+                self.appended.setdefault(env.id, args[0])
+                self.envelopes[env.id] = env
+        elif method == "take" and result is not None:
+            self.flight[result.batch_id] = result
+        elif method == "settle":
+            batch = self.flight.pop(args[0].batch_id, None)
+            if batch is not None:
+                self.delivered.extend(e.id for e in batch.envelopes)
+        elif method == "restore":
+            batch = self.flight.get(args[0].batch_id)
+            if batch is not None:
+                ids = args[1] if len(args) > 1 and args[1] is not None else [e.id for e in batch.envelopes]
+                rest = tuple(e for e in batch.envelopes if e.id not in set(ids))
+                if rest:
+                    self.flight[batch.batch_id] = attrs.evolve(batch, envelopes=rest)
+                else:
+                    del self.flight[batch.batch_id]
+        elif method == "recover":
+            inbox, alive = args[0], args[1]
+            for bid, batch in list(self.flight.items()):
+                if batch.inbox == inbox and not alive(batch.holder):
+                    del self.flight[bid]
+
+    def flight_ids(self) -> set[str]:
+        return {e.id for b in self.flight.values() for e in b.envelopes}
+
+    # Actors -------------------------------------------------------------------------------------
+    def launch(self, slot: str, fn: Callable[[], Any], on_done: Callable[[Any], None]) -> Actor:
+        """Start ``fn`` as actor ``slot`` (one operation per slot at a time)."""
+        assert slot not in self.slots
+        actor = self.sched.spawn(slot, fn)
+        self.slots[slot] = (actor, on_done)
+        self._finish_if_done(slot)
+        return actor
+
+    def free(self, slot: str) -> bool:
+        return slot not in self.slots
+
+    def parked(self) -> list[str]:
+        return sorted(s for s, (a, _) in self.slots.items() if a.parked)
+
+    def _finish_if_done(self, slot: str) -> None:
+        actor, on_done = self.slots[slot]
+        if actor.status == "failed":
+            self.broken = True
+            raise AssertionError(f"actor {slot} raised {actor.error!r}") from actor.error
+        if actor.status == "done":
+            del self.slots[slot]
+            try:
+                on_done(actor.result)
+            except BaseException:
+                self.broken = True
+                raise
+
+    def advance(self, slot: str) -> None:
+        actor, _ = self.slots[slot]
+        self.sched.step(actor)
+        self._finish_if_done(slot)
+
+    def crash_slot(self, slot: str, pid: int) -> None:
+        """The process running ``slot`` dies mid-operation: its thread is never resumed, its pid is dead."""
+        actor, _ = self.slots.pop(slot)
+        self.sched.abandon(actor)
+        self.host.kill(pid)
+
+    @precondition(lambda self: bool(self.parked()))
+    @rule(data=st.data())
+    def step(self, data: st.DataObject) -> None:
+        """Advance one parked actor by one store call."""
+        slot = data.draw(st.sampled_from(self.parked()), label="actor")
+        self.advance(slot)
+
+    # Invariants ---------------------------------------------------------------------------------
+    def check(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException:
+            self.broken = True
+            raise
+
+    def visible(self) -> dict[str, list[InboxId]]:
+        """id -> inboxes it is waiting in now (read through the protocol)."""
+        where: dict[str, list[InboxId]] = {}
+        for inbox in self.inboxes():
+            for env in peek(self.inner, inbox):
+                where.setdefault(env.id, []).append(inbox)
+        return where
+
+    def owner_sid(self, inbox: InboxId) -> str | None:
+        """The claimed session whose ledger must know every id in ``inbox`` (session inboxes only)."""
+        return inbox.key if inbox.kind == "session" else None
+
+    @invariant()
+    def global_invariants(self) -> None:
+        self.check(self._global_invariants)
+
+    def _global_invariants(self) -> None:
+        where = self.visible()
+        flight = self.flight_ids()
+        store_flight: set[str] = set()
+        for inbox in self.inboxes():
+            ids = in_flight_ids(self.inner, inbox)
+            if ids is not None:
+                store_flight |= ids
+        if hasattr(self.inner, "in_flight"):
+            missing = flight - store_flight
+            assert not missing, f"model in-flight ids missing from the store: {missing}"
+        flight |= store_flight
+        # G2: an id is in one place at a time, appended once, delivered at most once.
+        for mid, inboxes in where.items():
+            assert len(inboxes) == 1, f"G2: {mid} waits in several inboxes {inboxes}"
+            assert mid not in flight, f"G2: {mid} is both waiting and in flight"
+        dup = [m for m, n in Counter(self.delivered).items() if n > 1]
+        assert not dup, f"G2: delivered twice: {dup}"
+        again = [m for m, n in self.append_calls.items() if n > 1]
+        assert not again, f"G2: appended twice: {again}"
+        for mid in self.delivered:
+            assert mid not in where and mid not in flight, f"G2: {mid} delivered but still in the store"
+        # G1: every id whose append returned is waiting, in flight or delivered.
+        delivered = set(self.delivered)
+        lost = [m for m in self.appended if m not in where and m not in flight and m not in delivered]
+        assert not lost, f"G1: lost {lost}"
+        # R1: a visible or in-flight id addressed to a claimed session resolves in its ledger.
+        for mid, inboxes in where.items():
+            owner = self.owner_sid(inboxes[0])
+            if owner is not None:
+                assert self.inner.ledger_lookup(owner, mid) is not None, (
+                    f"R1: {mid} visible in {owner}'s inbox but not in its ledger"
+                )
+        for batch in self.flight.values():
+            owner = self.owner_sid(batch.inbox)
+            for env in batch.envelopes:
+                if owner is not None:
+                    assert self.inner.ledger_lookup(owner, env.id) is not None, (
+                        f"R1: {env.id} in flight from {owner}'s inbox but not in its ledger"
+                    )
+
+    # Teardown -----------------------------------------------------------------------------------
+    def quiesce(self) -> None:
+        """Run every live actor to its end, in slot order (deterministic)."""
+        for _ in range(10):
+            live = self.parked()
+            if not live:
+                return
+            for slot in live:
+                actor, _ = self.slots[slot]
+                self.sched.run_to_end(actor)
+                self._finish_if_done(slot)
+
+    def final_checks(self) -> None:
+        """Everything appended was delivered exactly once, counting a final recover-and-drain."""
+        self.quiesce()
+        self._global_invariants()
+        is_alive = lambda h: self.host.is_alive(h.pid, h.process_start)  # noqa: E731
+        drained: list[str] = []
+        for inbox in self.inboxes():
+            drained.extend(e.id for e in drain_all(self.inner, inbox, is_alive))
+        everything = Counter(self.delivered) + Counter(drained)
+        twice = [m for m, n in everything.items() if n > 1]
+        assert not twice, f"G2: delivered more than once overall: {twice}"
+        lost = set(self.appended) - set(everything)
+        assert not lost, f"G1: never delivered, not even by a final recover+drain: {lost}"
+
+    def teardown(self) -> None:
+        try:
+            if not self.broken:
+                self.final_checks()
+        finally:
+            self.sched.close()
+            self._cleanup()
