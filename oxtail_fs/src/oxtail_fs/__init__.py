@@ -1,1 +1,12 @@
-"""oxtail-fs: local-machine adapters (filesystem store, process tree, tmux waker)."""
+"""oxtail-fs: the local-machine adapters of oxtail.
+
+- :class:`~oxtail_fs.store.FsStore`: the filesystem Store (flock locks,
+  crash-consistent writes, 0700/0600 permissions, inotify waits);
+- :class:`~oxtail_fs.waker.TmuxWaker`: types the wake line into a pane verified
+  from the live process tree;
+- :class:`~oxtail_fs.project.LocalHost`: pid-and-start-time liveness and the
+  project scope rules.
+
+Import the submodules directly; this package imports nothing on its own so
+that a hook can load just the store.
+"""

@@ -8,6 +8,7 @@ the entry (which also folds mail owed to this agent into its inbox).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -135,9 +136,7 @@ class Agent:
         binding = own_binding(self.tmux, self.env, self.me.server_pid)
         self.me = attrs.evolve(self.me, client=client, tmux_pane=binding.pane, tmux_session=binding.session)
         self.publish()
-        record = sticky.claim_for(
-            client, sticky.current_ancestors(os.getppid()), now, self.me.server_pid
-        )
+        record = sticky.claim_for(client, sticky.current_ancestors(os.getppid()), now, self.me.server_pid)
         if record is not None:
             sticky.write_claim(self.state_dir, record, now, self.me.server_pid)
         return self.me
@@ -190,7 +189,9 @@ class Agent:
     def diagnosis(self, trigger: str) -> dict[str, Any]:
         """get_my_session's ``detect_diagnosis``: synthesized when the id is known, else a live run."""
         if self.me.session_id:
-            return detection.known_id_diagnosis(self.me.session_id, self.me.client.session_id_source).as_dict()
+            return detection.known_id_diagnosis(
+                self.me.session_id, self.me.client.session_id_source
+            ).as_dict()
         diagnosis = self._enrich(trigger)
         if self.me.session_id:
             self.publish()
@@ -204,10 +205,8 @@ class Agent:
 
     def retire(self) -> None:
         """Leave the registry without stranding mail (best effort: we are exiting)."""
-        try:
+        with contextlib.suppress(Exception):  # an exit path must not raise
             retire(self.ctx, self.me)
-        except Exception:  # noqa: BLE001 - an exit path must not raise
-            pass
 
     def entry_wire(self) -> dict[str, Any]:
         """The entry as get_my_session shows it (no capabilities, no process start)."""

@@ -92,7 +92,9 @@ _WAKE = Arg(
     enum=("off", "auto"),
 )
 _PROJECT_ROOT = Arg("string", "Project directory; default: the git root of this session's working directory.")
-_SESSION_ID = Arg("string", "Your own agent session id (e.g. the value of $CLAUDE_CODE_SESSION_ID).", min_length=1)
+_SESSION_ID = Arg(
+    "string", "Your own agent session id (e.g. the value of $CLAUDE_CODE_SESSION_ID).", min_length=1
+)
 
 TOOLS: tuple[Tool, ...] = (
     Tool(
@@ -111,11 +113,17 @@ TOOLS: tuple[Tool, ...] = (
         {
             "name": Arg("string", "The peer's tmux session name or session id (UUID)."),
             "project_root": _PROJECT_ROOT,
-            "mode": Arg("string", "auto (transcript, else pane), transcript or pane.", enum=("auto", "transcript", "pane")),
+            "mode": Arg(
+                "string",
+                "auto (transcript, else pane), transcript or pane.",
+                enum=("auto", "transcript", "pane"),
+            ),
             "limit": Arg("integer", "Most recent messages to return (1-1000, default 20)."),
             "max_bytes": Arg("integer", "Byte budget for returned text (256-1000000, default 24000)."),
             "include_timestamps": Arg("boolean", "Include each message's timestamp."),
-            "tail_scan": Arg("boolean", "Read only the end of a huge transcript (fast, total count inexact)."),
+            "tail_scan": Arg(
+                "boolean", "Read only the end of a huge transcript (fast, total count inexact)."
+            ),
             "pane_lines": Arg("integer", "Pane mode: lines of scrollback (20-2000, default 240)."),
             "pane_max_chars": Arg("integer", "Pane mode: character budget (500-200000, default 20000)."),
         },
@@ -213,7 +221,7 @@ class InvalidArguments(ValueError):
         )
 
 
-_JSON_TYPE = {"string": str, "boolean": bool}
+_JSON_TYPE: dict[str, type] = {"string": str, "boolean": bool}
 
 
 def _type_name(value: Any) -> str:
@@ -267,14 +275,15 @@ def _check(name: str, arg: Arg, value: Any) -> dict[str, Any] | None:
             "path": path,
             "message": f"Invalid input: expected {arg.type}, received {_type_name(value)}",
         }
-    if arg.enum is not None and value not in arg.enum:
+    text: Any = value  # a str from here on (booleans have no further checks)
+    if arg.enum is not None and text not in arg.enum:
         return {
             "code": "invalid_value",
             "values": list(arg.enum),
             "path": path,
             "message": "Invalid option: expected one of " + "|".join(f'"{v}"' for v in arg.enum),
         }
-    if arg.min_length is not None and len(value) < arg.min_length:
+    if arg.min_length is not None and len(text) < arg.min_length:
         return {
             "origin": "string",
             "code": "too_small",
@@ -283,7 +292,7 @@ def _check(name: str, arg: Arg, value: Any) -> dict[str, Any] | None:
             "path": path,
             "message": f"Too small: expected string to have >={arg.min_length} characters",
         }
-    if arg.max_utf16 is not None and len(value.encode("utf-16-le", "surrogatepass")) // 2 > arg.max_utf16:
+    if arg.max_utf16 is not None and len(text.encode("utf-16-le", "surrogatepass")) // 2 > arg.max_utf16:
         return {
             "origin": "string",
             "code": "too_big",
@@ -292,7 +301,7 @@ def _check(name: str, arg: Arg, value: Any) -> dict[str, Any] | None:
             "path": path,
             "message": f"Too big: expected string to have <={arg.max_utf16} characters",
         }
-    if arg.max_bytes is not None and utf8len(value) > arg.max_bytes:
+    if arg.max_bytes is not None and utf8len(text) > arg.max_bytes:
         return {"code": "custom", "path": path, "message": f"body exceeds {arg.max_bytes} UTF-8 bytes"}
     return None
 

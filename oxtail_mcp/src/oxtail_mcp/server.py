@@ -14,6 +14,7 @@ write fails, it is restored at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -211,8 +212,6 @@ async def serve(agent: Agent) -> None:
 def run() -> None:
     """Entry point for server mode."""
     agent = Agent.start()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, agent)
-    except KeyboardInterrupt:
-        pass
     sys.exit(0)
