@@ -435,3 +435,21 @@ def test_real_tmux_pane_read(tmux_server: tuple[Any, Path]) -> None:
     assert isinstance(got["pane_text"], str)
     missing = read_session("no-such-session", **kwargs)
     assert missing["error"] == "session 'no-such-session' not in project scope"
+
+
+def test_hostile_tmux_targets_never_reach_tmux() -> None:
+    from oxtail_mcp.read_session import TmuxPaneReader
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, ...]] = []
+
+        def run(self, *args: str) -> object:
+            self.calls.append(args)
+            raise AssertionError("tmux must not be run for a hostile target")
+
+    recorder = Recorder()
+    reader = TmuxPaneReader(recorder)
+    for hostile in ("-t", "-L", "a\nb", "x" * 300, "", "a\x00b"):
+        assert reader.resolve(hostile) is None
+    assert recorder.calls == []

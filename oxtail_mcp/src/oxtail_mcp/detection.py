@@ -26,7 +26,13 @@ from oxtail_core.ids import same_session_id
 from oxtail_core.model import ClientInfo, SessionIdSource
 from oxtail_core.wire import WireError, loads
 from oxtail_mcp.client_detect import claude_env_session_id, codex_env_session_id
-from oxtail_mcp.transcripts import codex_sessions_dir, encode_cwd, recent_date_dirs, transcript_path_for
+from oxtail_mcp.transcripts import (
+    codex_sessions_dir,
+    encode_cwd,
+    recent_date_dirs,
+    sorted_names,
+    transcript_path_for,
+)
 
 BIRTH_WINDOW_MS = 300_000
 CODEX_FIRST_LINE_BYTES = 4096
@@ -188,19 +194,12 @@ def birth_ms(path: Path) -> int:
     return int((birth if birth > 0 else st.st_mtime) * 1000)
 
 
-def _names(directory: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(directory))
-    except OSError:
-        return []
-
-
 def claude_candidates(home: Path, cwd: str) -> list[tuple[str, int]]:
     """``(session id, birth ms)`` for every ``*.jsonl`` in Claude Code's directory for ``cwd``."""
     directory = home / ".claude" / "projects" / encode_cwd(cwd)
     return [
         (name[: -len(".jsonl")], birth_ms(directory / name))
-        for name in _names(directory)
+        for name in sorted_names(directory)
         if name.endswith(".jsonl")
     ]
 
@@ -228,7 +227,7 @@ def codex_candidates(home: Path, cwd: str, now_ms: int) -> list[tuple[str, int]]
     out: list[tuple[str, int]] = []
     for rel in recent_date_dirs(now_ms):
         directory = base / rel
-        for name in _names(directory):
+        for name in sorted_names(directory):
             match = UUID_IN_NAME.search(name)
             if not name.endswith(".jsonl") or match is None:
                 continue

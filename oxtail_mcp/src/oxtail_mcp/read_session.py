@@ -12,6 +12,7 @@ are parameters, so the decision procedure can be tested without a tmux server.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
@@ -54,6 +55,19 @@ class PaneReader(Protocol):
         ...
 
 
+_TMUX_TARGET = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
+
+
+def is_tmux_target(name: str) -> bool:
+    """A name we are willing to hand tmux as ``-t``: printable, bounded, not an option.
+
+    tmux receives it as one argv element (never through a shell), so this only
+    refuses what no real session name looks like: control characters, a leading
+    dash, huge strings.
+    """
+    return bool(_TMUX_TARGET.fullmatch(name)) and not name.startswith("-")
+
+
 class TmuxPaneReader:
     """:class:`PaneReader` over a tmux client; argument vectors only, never a shell."""
 
@@ -61,10 +75,12 @@ class TmuxPaneReader:
         self.tmux = tmux
 
     def resolve(self, name: str) -> tuple[str, str] | None:
+        if not is_tmux_target(name):
+            return None
         result = self.tmux.run("display-message", "-p", "-t", name, "#{session_name}|#{session_path}")
         if not result.ok:
             return None
-        canonical, _, path = result.stdout.rstrip("\n").partition("|")
+        canonical, _, path = result.stdout.strip().partition("|")
         return (canonical, path) if canonical and path else None
 
     def pane_paths(self, session: str) -> list[str]:

@@ -109,7 +109,8 @@ def codex_sessions_dir(home: Path) -> Path:
     return home / ".codex" / "sessions"
 
 
-def _sorted_names(directory: Path) -> list[str]:
+def sorted_names(directory: Path) -> list[str]:
+    """Entry names of ``directory``, sorted (the OS order is unspecified); [] if unreadable."""
     try:
         return sorted(os.listdir(directory))
     except OSError:
@@ -129,7 +130,7 @@ def find_codex_transcript(home: Path, session_id: str, now_ms: int) -> str | Non
     base = codex_sessions_dir(home)
     for rel in recent_date_dirs(now_ms):
         directory = base / rel
-        for name in _sorted_names(directory):
+        for name in sorted_names(directory):
             if name.endswith(".jsonl") and needle in (name.lower() if fold else name):
                 return str(directory / name)
     return None
@@ -264,7 +265,10 @@ def iter_lines_reversed(
     """
     chunk = max(TAIL_CHUNK_MIN, chunk)
     pos = size
-    carry = bytearray()
+    # The pending (rightmost-first) pieces of the line being assembled; joined
+    # once it is complete, so a long line costs linear, not quadratic, copying.
+    pieces: list[bytes] = []
+    pending = 0
     overflow = False
     while pos > 0:
         step = min(chunk, pos)
@@ -273,20 +277,22 @@ def iter_lines_reversed(
         block = stream.read(step)
         end = len(block)
         while (nl := block.rfind(b"\n", 0, end)) != -1:
-            if overflow:
+            if overflow or pending + end - nl - 1 > max_line:
                 yield None, False
             else:
-                line = block[nl + 1 : end] + carry
-                yield (None if len(line) > max_line else line), False
-            carry = bytearray()
-            overflow = False
+                pieces.append(block[nl + 1 : end])
+                yield b"".join(reversed(pieces)), False
+            pieces, pending, overflow = [], 0, False
             end = nl
         if not overflow:
-            carry = bytearray(block[:end]) + carry
-            if len(carry) > max_line:
-                carry = bytearray()
-                overflow = True
-    yield (None if overflow else bytes(carry)), True
+            pieces.append(block[:end])
+            pending += end
+            if pending > max_line:
+                pieces, pending, overflow = [], 0, True
+    if overflow:
+        yield None, True
+    else:
+        yield b"".join(reversed(pieces)), True
 
 
 # --------------------------------------------------------------------------- budgets
