@@ -208,6 +208,12 @@ class Agent:
         with contextlib.suppress(Exception):  # an exit path must not raise
             retire(self.ctx, self.me)
 
+    @staticmethod
+    def forget_own_entry(env: Mapping[str, str] = os.environ) -> None:
+        """Remove our registry entry when we are stopped before we finished starting."""
+        with contextlib.suppress(Exception):
+            FsStore(state_home(env)).registry_remove(os.getpid())
+
     def entry_wire(self) -> dict[str, Any]:
         """The entry as get_my_session shows it (no capabilities, no process start)."""
         full = to_wire(self.me)

@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import sys
+import traceback
 from typing import Any
 
 import anyio
@@ -37,15 +38,33 @@ SERVER_VERSION = "0.15.0"
 PARENT_POLL_S = 1.0
 
 
+UNSENT_RESTORE_S = 10.0
+
+
 class Settler:
-    """Batches waiting for their response to be written, keyed by JSON-RPC request id."""
+    """Batches waiting for their response to be written, keyed by JSON-RPC request id.
+
+    A response that is never written (the call was cancelled after the handler
+    returned) would strand its batch until we exit; after ``UNSENT_RESTORE_S``
+    it is put back instead. Settling happens right after the write, so a batch
+    still waiting by then was not delivered.
+    """
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.waiting: dict[Any, Batch] = {}
+        self.task_group: anyio.abc.TaskGroup | None = None
 
     def hold(self, request_id: Any, batch: Batch) -> None:
         self.waiting[request_id] = batch
+        if self.task_group is not None:
+            self.task_group.start_soon(self._expire, request_id, batch)
+
+    async def _expire(self, request_id: Any, batch: Batch) -> None:
+        await anyio.sleep(UNSENT_RESTORE_S)
+        if self.waiting.get(request_id) is batch:
+            with contextlib.suppress(OxtailError):
+                self.restore(request_id)
 
     def settle(self, request_id: Any) -> None:
         batch = self.waiting.pop(request_id, None)
@@ -194,6 +213,7 @@ async def serve(agent: Agent) -> None:
     settler = Settler(agent)
     try:
         async with anyio.create_task_group() as tg:
+            settler.task_group = tg
             tg.start_soon(_watch_parent, tg.cancel_scope)
             tg.start_soon(_watch_signals, tg.cancel_scope)
             server = build_server(agent, settler, tg)
@@ -209,9 +229,31 @@ async def serve(agent: Agent) -> None:
         agent.retire()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run() -> None:
-    """Entry point for server mode."""
-    agent = Agent.start()
-    with contextlib.suppress(KeyboardInterrupt):
+    """Entry point for server mode: SIGTERM and SIGINT mean "leave cleanly" from the very start."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    agent: Agent | None = None
+    code = 0
+    try:
+        agent = Agent.start()
         anyio.run(serve, agent)
-    sys.exit(0)
+    except KeyboardInterrupt:
+        pass
+    except Exception:  # noqa: BLE001 - report, clean up, and exit non-zero
+        traceback.print_exc()
+        code = 1
+    finally:
+        if agent is not None:
+            agent.retire()
+        else:
+            Agent.forget_own_entry()
+        # The stdin reader thread may still sit in a blocking read; everything that
+        # matters is done, so leave now instead of joining it.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
