@@ -118,3 +118,23 @@ def test_pending_and_activity_shapes() -> None:
     assert from_wire(to_wire(marker), ActivityMarker) == marker
     with pytest.raises(ShapeError):
         from_wire({"status": 1}, ActivityMarker)
+
+
+def test_the_cattrs_converter_speaks_the_same_shapes() -> None:
+    from oxtail_core.convert import converter
+
+    entry = RegistryEntry(server_pid=7, started_at=1, client=ClientInfo(type="codex", session_id="s", cwd="/"))
+    conv = converter()
+    assert conv.unstructure(entry) == to_wire(entry)
+    assert conv.structure(to_wire(entry), RegistryEntry) == entry
+    card = StateCard(purpose="p", updated_at=3)
+    assert from_wire(to_wire(card), StateCard) == card  # records without a hand-written hook go through cattrs
+
+
+def test_moving_messages_does_not_import_cattrs() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, oxtail_core.convert, oxtail_core.routing; print('cattrs' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

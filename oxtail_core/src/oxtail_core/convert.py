@@ -8,10 +8,14 @@ raises :class:`ShapeError` naming the offending field.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
+
+if TYPE_CHECKING:
+    import cattrs
 
 from oxtail_core.model import (
     CLIENT_TYPES,
@@ -207,22 +211,43 @@ def _structure_activity(data: Any, _: type) -> ActivityMarker:
     return ActivityMarker(status=data["status"].strip(), at_ms=data["at"])
 
 
-converter = cattrs.Converter()
-converter.register_unstructure_hook(Envelope, _unstructure_envelope)
-converter.register_structure_hook(Envelope, _structure_envelope)
-converter.register_unstructure_hook(ClientInfo, _unstructure_client)
-converter.register_structure_hook(ClientInfo, _structure_client)
-converter.register_unstructure_hook(RegistryEntry, _unstructure_entry)
-converter.register_structure_hook(RegistryEntry, _structure_entry)
-converter.register_unstructure_hook(PendingAsk, _unstructure_pending)
-converter.register_structure_hook(PendingAsk, _structure_pending)
-converter.register_unstructure_hook(ActivityMarker, _unstructure_activity)
-converter.register_structure_hook(ActivityMarker, _structure_activity)
+_UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
+    Envelope: _unstructure_envelope,
+    ClientInfo: _unstructure_client,
+    RegistryEntry: _unstructure_entry,
+    PendingAsk: _unstructure_pending,
+    ActivityMarker: _unstructure_activity,
+}
+_STRUCTURE: dict[type[Any], Callable[[Any, type[Any]], Any]] = {
+    Envelope: _structure_envelope,
+    ClientInfo: _structure_client,
+    RegistryEntry: _structure_entry,
+    PendingAsk: _structure_pending,
+    ActivityMarker: _structure_activity,
+}
+
+
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The cattrs converter for every core record, built on first use.
+
+    It carries exactly the hooks above; :func:`to_wire` and :func:`from_wire`
+    call those hooks directly for the core's own records, so a hook process
+    that only moves messages never pays for importing cattrs.
+    """
+    import cattrs as _cattrs
+
+    conv = _cattrs.Converter()
+    for cls, unstructure in _UNSTRUCTURE.items():
+        conv.register_unstructure_hook(cls, unstructure)
+    for cls, structure in _STRUCTURE.items():
+        conv.register_structure_hook(cls, structure)
+    return conv
 
 
 def envelope_to_line(env: Envelope) -> str:
     """The mailbox line of ``env``: compact JSON in the fixed key order, with a trailing newline."""
-    return dumps(converter.unstructure(env)) + "\n"
+    return dumps(_unstructure_envelope(env)) + "\n"
 
 
 def envelope_from_line(line: str | bytes) -> Envelope:
@@ -236,14 +261,18 @@ def envelope_from_line(line: str | bytes) -> Envelope:
 
 def to_wire(record: object) -> Any:
     """The JSON-ready value of any core record."""
-    return converter.unstructure(record)
+    direct = _UNSTRUCTURE.get(type(record))
+    return direct(record) if direct is not None else converter().unstructure(record)
 
 
 def from_wire(data: Any, cls: type[Any]) -> Any:
     """Build a record of ``cls`` from a parsed JSON value; raises ShapeError on a bad shape."""
+    direct = _STRUCTURE.get(cls)
     try:
-        return converter.structure(data, cls)
+        if direct is not None:
+            return direct(data, cls)
+        return converter().structure(data, cls)
     except ShapeError:
         raise
-    except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
+    except (TypeError, ValueError) as exc:
         raise ShapeError(str(exc)) from exc
