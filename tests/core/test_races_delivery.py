@@ -17,13 +17,23 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
-from stepping import RaceMachine, StoreFactory, drive, memory_factory, race_settings, sid, store_params
+from stepping import (
+    RaceMachine,
+    StoreFactory,
+    budget,
+    drive,
+    memory_factory,
+    race_settings,
+    sid,
+    store_params,
+)
 
 from oxtail_core import ask as ask_mod
 from oxtail_core import delivery
 from oxtail_core import messaging as messaging_mod
 from oxtail_core.messaging import read_messages, reply_to_message, send_message
 from oxtail_core.results import Messages, Replied, Sent
+from oxtail_core.routing import session_inbox
 
 SENDERS = ("S1", "S2")
 
@@ -90,16 +100,13 @@ class DeliveryRace(RaceMachine):
 
     def receiver_ids(self) -> list[str]:
         """Ids whose append to R's inbox returned: from then on a hook may have shown them."""
-        inbox = ("session", sid(1))
-        return sorted(m for m, where in self.appended.items() if (where.kind, where.key) == inbox)
-
-
-SETTINGS = race_settings(max_examples=40, steps=40)
+        inbox = session_inbox(sid(1))
+        return [m for m, where in self.appended.items() if where == inbox]
 
 
 @pytest.mark.parametrize("factory", store_params())
 def test_delivery_drain_reply(factory: StoreFactory) -> None:
-    run_state_machine_as_test(lambda: DeliveryRace(factory), settings=SETTINGS)
+    run_state_machine_as_test(lambda: DeliveryRace(factory), settings=budget(factory, 60, 50))
 
 
 def append_then_record(ctx: Any, peer: Any, envelope: Any) -> None:
@@ -114,5 +121,6 @@ def test_planted_append_before_record_is_caught(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(ask_mod, "deliver", append_then_record)
     with pytest.raises(AssertionError, match="R1"):
         run_state_machine_as_test(
-            lambda: DeliveryRace(memory_factory), settings=race_settings(max_examples=200, steps=40)
+            lambda: DeliveryRace(memory_factory),
+            settings=race_settings(200, 40, shrink=False),
         )

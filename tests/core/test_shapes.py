@@ -123,12 +123,14 @@ def test_pending_and_activity_shapes() -> None:
 def test_the_cattrs_converter_speaks_the_same_shapes() -> None:
     from oxtail_core.convert import converter
 
-    entry = RegistryEntry(server_pid=7, started_at=1, client=ClientInfo(type="codex", session_id="s", cwd="/"))
+    client = ClientInfo(type="codex", session_id="s", cwd="/")
+    entry = RegistryEntry(server_pid=7, started_at=1, client=client)
     conv = converter()
     assert conv.unstructure(entry) == to_wire(entry)
     assert conv.structure(to_wire(entry), RegistryEntry) == entry
     card = StateCard(purpose="p", updated_at=3)
-    assert from_wire(to_wire(card), StateCard) == card  # records without a hand-written hook go through cattrs
+    # A record without a hand-written hook goes through cattrs itself.
+    assert from_wire(to_wire(card), StateCard) == card
 
 
 def test_moving_messages_does_not_import_cattrs() -> None:

@@ -13,6 +13,18 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else ""
+    if command == "hook":
+        from oxtail_mcp.hook import main as hook_main
+
+        sys.exit(hook_main(args[1:]))
+    if command in ("install-hook", "uninstall-hook", "print-config"):
+        from oxtail_mcp.installer import main as installer_main
+
+        sys.exit(installer_main(command, args[1:]))
+    if command == "status":
+        from oxtail_mcp.status import main as status_main
+
+        sys.exit(status_main(args[1:]))
     if command == "diagnose":
         from oxtail_mcp.diagnose import main as diagnose_main
 
