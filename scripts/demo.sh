@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ./oxtail_core -e ./oxtail_fs -e ./oxtail_mcp
-.venv/bin/python examples/demo.py "$@"
+.venv/bin/python examples/mcp_demo.py "$@"

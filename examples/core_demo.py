@@ -5,7 +5,7 @@ then asks carol something carol is too slow for: alice's ask times out, the
 question stays durable as a pending ask, and carol's late answer pulls alice
 back (wake_reason ``late_reply_to_pending``) and lands in her inbox.
 
-Run: ``bash scripts/demo.sh`` (or ``python examples/demo.py`` inside the venv).
+Run: ``.venv/bin/python examples/core_demo.py`` (``bash scripts/demo.sh`` runs the MCP demo).
 """
 
 from __future__ import annotations
