@@ -15,6 +15,7 @@ Invariants (see docs/protocol.md):
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -35,7 +36,7 @@ from oxtail_fs.atomic import (
     write_all,
     write_atomic,
 )
-from oxtail_fs.inotify import wait_until
+from oxtail_fs.inotify import DirWatch
 from oxtail_fs.layout import FILE_MODE, INBOXES, JOURNAL, Layout, inbox_stem, is_batch_id, lock_path
 from oxtail_fs.locks import HeldLock, append_guarded, hold, read_seq
 
@@ -87,6 +88,7 @@ class InboxFiles:
         self._hook = crash_hook
         self._dir = layout.dir(INBOXES)
         self._journals = layout.dir(JOURNAL)
+        self._watches = threading.local()
 
     # Paths and small helpers ----------------------------------------------------------
     def _path(self, stem: str) -> Path:
@@ -372,7 +374,14 @@ class InboxFiles:
 
     def wait_for_change(self, inboxes: Sequence[InboxId], token: object, timeout_s: float) -> bool:
         stems = [inbox_stem(i) for i in inboxes]
-        return wait_until(self._dir, stems, lambda: self.change_token(inboxes) != token, timeout_s)
+        return self._watch().wait_until(stems, lambda: self.change_token(inboxes) != token, timeout_s)
+
+    def _watch(self) -> DirWatch:
+        """This thread's watch of the inbox directory (a fresh one after a fork)."""
+        watch: DirWatch | None = getattr(self._watches, "watch", None)
+        if watch is None or watch.pid != os.getpid():
+            watch = self._watches.watch = DirWatch(self._dir)
+        return watch
 
 
 def _batch_doc(batch: Batch, lines: Sequence[bytes]) -> dict[str, Any]:

@@ -5,16 +5,20 @@ via ctypes), so there is no extra dependency. The watch is armed *before* the
 caller's condition is first checked, so a change that lands between the check
 and the wait still wakes us (no lost wakeup). Events are filtered by file
 name, so a busy neighbour inbox costs a read of the event, not a re-check.
+Where inotify is missing (or the per-user instance limit is reached) a slow
+poll takes over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import select
 import struct
 import time
+import weakref
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -72,33 +76,50 @@ def _names(buffer: bytes) -> tuple[list[str], bool]:
     return names, overflow
 
 
-def wait_until(
-    directory: Path, prefixes: Collection[str], changed: Callable[[], bool], timeout_s: float
-) -> bool:
-    """Block until ``changed()`` is true or ``timeout_s`` passes; True if it changed.
+class DirWatch:
+    """A standing inotify watch on one directory, reused by every wait of one thread.
 
-    ``changed`` is re-checked whenever a file in ``directory`` whose name
-    starts with one of ``prefixes`` is touched, and at least every
-    :data:`POLL_FALLBACK_S` when inotify is unavailable.
+    Reused because closing an inotify descriptor waits for a kernel RCU grace
+    period (milliseconds), which would otherwise sit between a change and the
+    waiter noticing it. Owned by one thread of one process: a forked child or
+    another thread must open its own, or they would steal each other's events.
     """
-    deadline = time.monotonic() + max(timeout_s, 0.0)
-    fd = _open_watch(directory)
-    try:
+
+    def __init__(self, directory: Path) -> None:
+        self.pid = os.getpid()
+        self.fd = _open_watch(directory)
+        if self.fd is not None:
+            weakref.finalize(self, os.close, self.fd)
+
+    def wait_until(self, prefixes: Collection[str], changed: Callable[[], bool], timeout_s: float) -> bool:
+        """Block until ``changed()`` is true or ``timeout_s`` passes; True if it changed.
+
+        ``changed`` is re-checked whenever a file whose name starts with one of
+        ``prefixes`` is touched, and every :data:`POLL_FALLBACK_S` when inotify
+        is unavailable. Stale events are discarded *before* the first check, so
+        a change after that check is always seen.
+        """
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        if self.fd is not None:
+            _drain(self.fd)
         if changed():
             return True
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if fd is None:
+            if self.fd is None:
                 time.sleep(min(POLL_FALLBACK_S, left))
-            elif not _relevant_event(fd, prefixes, left):
+            elif not _relevant_event(self.fd, prefixes, left):
                 continue
             if changed():
                 return True
-    finally:
-        if fd is not None:
-            os.close(fd)
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 65536):
+            pass
 
 
 def _relevant_event(fd: int, prefixes: Collection[str], timeout_s: float) -> bool:

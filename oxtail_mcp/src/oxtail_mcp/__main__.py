@@ -2,7 +2,8 @@
 
 The first argument is looked at before anything else (no registry write, no
 MCP import for subcommands): ``diagnose``, ``status``, ``install-hook``,
-``uninstall-hook``, ``hook``, ``print-skill``; anything else serves MCP on stdio.
+``uninstall-hook``, ``print-config``, ``hook``, ``print-skill``; anything else
+serves MCP on stdio.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> None:
         from oxtail_mcp.status import main as status_main
 
         sys.exit(status_main(args[1:]))
+    if command == "print-skill":
+        from oxtail_mcp.skills import main as skill_main
+
+        sys.exit(skill_main(args[1:]))
     if command == "diagnose":
         from oxtail_mcp.diagnose import main as diagnose_main
 

@@ -110,6 +110,8 @@ class Agent:
         return diagnosis
 
     def _recover_sticky(self) -> bool:
+        if self.me.client.session_id or self.me.client.type == "unknown":
+            return False  # nothing to recover: spare the process-table snapshot
         recovered = sticky.maybe_recover(
             self.me.client,
             state_dir=self.state_dir,
