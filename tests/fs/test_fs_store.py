@@ -149,8 +149,8 @@ def test_recover_restores_only_dead_holders(store: Any) -> None:
     store.take(ME, lambda es: [0], DEAD)
     store.append(ME, [mint(4)])
     assert store.recover(ME, lambda h: h == ALIVE) == 2
-    # batch after batch, each restored at the front (the memory store's order)
-    assert ids(take_all(store, holder=Holder(9)).envelopes) == ids([mint(3), mint(2), mint(4)])
+    # the dead holders' batches come back in the order they were taken, ahead of newer mail
+    assert ids(take_all(store, holder=Holder(9)).envelopes) == ids([mint(2), mint(3), mint(4)])
     assert [b.batch_id for b in store.in_flight(ME) if b.holder == ALIVE] == [mine.batch_id]
     assert store.recover(OTHER, lambda h: False) == 0
 
@@ -613,3 +613,57 @@ def test_to_wire_round_trip_of_pending_record(fs: FsStore) -> None:
     ask = PendingAsk(requester="r", request_id="q", at_ms=7, peer="p")
     fs.pending_put(ask)
     assert json.loads(fs._layout.pending("r", "q").read_text()) == to_wire(ask)
+
+
+# Filesystem only: single winners across processes ----------------------------------------------------------
+def _race(home: str, go: Any, results: Any, slot: int) -> None:
+    store = FsStore(Path(home))
+    go.wait()
+    won_claim = store.dedupe_claim("t", "q", 1000 + slot, 500)
+    took = store.pending_take("req", "r1", "bob")
+    results[slot] = int(won_claim) * 2 + int(took is not None)
+
+
+def test_dedupe_claim_and_pending_take_have_one_winner_among_processes(fs: FsStore) -> None:
+    fs.pending_put(PendingAsk(requester="req", request_id="r1", at_ms=1, peer="bob"))
+    fs.dedupe_claim("t", "q", 100, 0)  # stale for everyone below: exactly one may reclaim it
+    ctx = multiprocessing.get_context("fork")
+    go = ctx.Event()
+    results = ctx.Array("i", [-1] * 8)
+    procs = [ctx.Process(target=_race, args=(str(fs.home), go, results, i)) for i in range(8)]
+    for p in procs:
+        p.start()
+    go.set()
+    for p in procs:
+        p.join(30)
+    outcomes = list(results)
+    assert sum(r // 2 for r in outcomes) == 1, outcomes
+    assert sum(r % 2 for r in outcomes) == 1, outcomes
+    winner = next(i for i, r in enumerate(outcomes) if r // 2)
+    assert fs.dedupe_get("t", "q") == 1000 + winner
+
+
+def test_wait_falls_back_to_polling_without_inotify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import oxtail_fs.inotify
+
+    monkeypatch.setattr(oxtail_fs.inotify, "_LIBC", None)
+    store = FsStore(tmp_path / "home")
+    token = store.change_token([ME])
+    assert store.wait_for_change([ME], token, 0.12) is False
+    timer = threading.Timer(0.05, lambda: store.append(ME, [mint(1)]))
+    timer.start()
+    started = time.monotonic()
+    assert store.wait_for_change([ME], token, 5.0) is True
+    assert time.monotonic() - started < 0.5
+    timer.join()
+
+
+def test_recovered_batches_come_back_in_arrival_order(store: Any) -> None:
+    inbox = InboxId.for_session("order")
+    store.append(inbox, [Envelope(id=f"{i:016x}", body=str(i), enqueued_at=1) for i in range(1, 6)])
+    reader = Holder(pid=77)
+    store.take(inbox, lambda ms: [0, 1], reader)
+    store.take(inbox, lambda ms: [0, 1], reader)
+    assert store.recover(inbox, lambda holder: False) == 4
+    batch = store.take(inbox, lambda ms: list(range(len(ms))), reader)
+    assert [e.body for e in batch.envelopes] == ["1", "2", "3", "4", "5"]

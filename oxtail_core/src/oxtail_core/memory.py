@@ -85,7 +85,8 @@ class MemoryStore:
     def recover(self, inbox: InboxId, is_alive: Callable[[Holder], bool]) -> int:
         with self._lock:
             dead = [b for b in self._in_flight.get(inbox, {}).values() if not is_alive(b.holder)]
-            return sum(self._restore_locked(b, None) for b in dead)
+            # Newest first, each to the front: the oldest batch ends up first, as the mail arrived.
+            return sum(self._restore_locked(b, None) for b in reversed(dead))
 
     def merge(self, source: InboxId, dest: InboxId) -> int:
         if source == dest:

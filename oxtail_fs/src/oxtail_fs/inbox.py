@@ -284,10 +284,10 @@ class InboxFiles:
     def _put_back(
         self, stem: str, lock: HeldLock, docs: Sequence[dict[str, Any]], wanted: set[str] | None
     ) -> int:
-        """Move messages of ``docs`` back to the front of the inbox, each batch ahead of the previous.
+        """Move messages of ``docs`` (oldest batch first) back to the front of the inbox.
 
-        (Restoring batch after batch, each at the front, is what the memory
-        store does; the order is kept identical.)
+        The restored block keeps the batches in the order they were taken, so
+        recovered mail is read in the order it arrived.
         """
         front = b""
         updates: dict[str, dict[str, Any] | None] = {}
@@ -301,7 +301,7 @@ class InboxFiles:
             if not back:
                 continue
             restored += len(back)
-            front = "".join(back).encode("utf-8") + front
+            front += "".join(back).encode("utf-8")
             updates[doc["batch_id"]] = dict(doc, lines=rest) if rest else None
         if not restored:
             return 0
@@ -377,9 +377,9 @@ class InboxFiles:
         return self._watch().wait_until(stems, lambda: self.change_token(inboxes) != token, timeout_s)
 
     def _watch(self) -> DirWatch:
-        """This thread's watch of the inbox directory (a fresh one after a fork)."""
+        """This thread's watch of the inbox directory (a fresh one after a fork, or to retry inotify)."""
         watch: DirWatch | None = getattr(self._watches, "watch", None)
-        if watch is None or watch.pid != os.getpid():
+        if watch is None or watch.pid != os.getpid() or watch.fd is None:
             watch = self._watches.watch = DirWatch(self._dir)
         return watch
 
