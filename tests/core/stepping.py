@@ -227,6 +227,11 @@ class SteppedStore:
         self.inner = inner
         self.scheduler = scheduler
         self.listener = listener
+        self.faults: dict[str, tuple[frozenset[str], BaseException]] = {}
+
+    def inject(self, actor: str, methods: frozenset[str], error: BaseException) -> None:
+        """Make ``actor``'s next call of one of ``methods`` raise ``error`` instead of running (once)."""
+        self.faults[actor] = (methods, error)
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.inner, name)
@@ -235,6 +240,11 @@ class SteppedStore:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.scheduler.gate(name)
+            actor = self.scheduler.current()
+            fault = self.faults.get(actor.name) if actor is not None else None
+            if actor is not None and fault is not None and name in fault[0]:
+                del self.faults[actor.name]
+                raise fault[1]
             result = target(*args, **kwargs)
             actor = self.scheduler.current()
             if actor is not None and self.listener is not None:
@@ -439,10 +449,10 @@ def store_params() -> list[Any]:
 
 
 def budget(factory: StoreFactory | None, max_examples: int, steps: int) -> settings:
-    """Settings for one machine on one store: the FsStore run gets a quarter of the examples
+    """Settings for one machine on one store: the FsStore run gets a fifth of the examples
     (the interleavings are the core's; the fs run shows FsStore behaves the same under them)."""
     if factory is not memory_factory:
-        max_examples = max(6, max_examples // 4)
+        max_examples = max(6, max_examples // 5)
     return race_settings(max_examples, steps)
 
 
@@ -514,6 +524,7 @@ class RaceMachine(RuleBasedStateMachine):
         self.waker = RecordingWaker()
         self.main_ctx = self.context(stepped=False)
         self.me: dict[str, RegistryEntry] = {}
+        self.former: list[RegistryEntry] = []  # identities a peer had before (restarts, claims)
         self.ctxs: dict[str, Context] = {}
         self.slots: dict[str, tuple[Actor, Callable[[Any], None]]] = {}
         self.appended: dict[str, InboxId] = {}
@@ -549,7 +560,7 @@ class RaceMachine(RuleBasedStateMachine):
     def inboxes(self) -> list[InboxId]:
         """Every inbox a message of this run can be in."""
         out: list[InboxId] = []
-        for me in self.me.values():
+        for me in [*self.me.values(), *self.former]:
             for inbox in ([session_inbox(me.session_id)] if me.session_id else []) + [process_inbox(me)]:
                 if inbox not in out:
                     out.append(inbox)

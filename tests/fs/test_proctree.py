@@ -37,6 +37,9 @@ def test_ppid_of_a_process_whose_comm_holds_paren_space_paren(tmp_path: Path) ->
     odd.symlink_to("/usr/bin/sleep")
     child = subprocess.Popen([str(odd), "100"])
     try:
+        deadline = time.monotonic() + 5
+        while ") (" not in Path(f"/proc/{child.pid}/comm").read_text() and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the child has exec'd and taken its odd name
         assert ") (" in Path(f"/proc/{child.pid}/comm").read_text()
         assert ppid_of(child.pid) == os.getpid()
     finally:
