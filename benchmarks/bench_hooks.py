@@ -1,0 +1,74 @@
+"""End-to-end wall time of the Claude Code PreToolUse hook, as Claude Code runs it.
+
+Each sample is one ``oxtail-mcp hook pretooluse`` subprocess fed a realistic
+payload on stdin, timed from spawn to exit: with an empty inbox (the hot path,
+taken before every tool call) and with 10 queued messages (a delivery). The
+bare interpreter start (``python -c pass``) is the floor nothing can beat.
+
+Run: ``.venv/bin/python benchmarks/bench_hooks.py [runs]``; the numbers in
+docs/benchmarks.md come from this script.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from oxtail_core import Envelope
+from oxtail_core.ids import new_id
+from oxtail_core.routing import session_inbox
+from oxtail_fs.store import FsStore
+
+SESSION = "5b0c2f1e-6a7d-4c1e-9f00-0123456789ab"
+SENDER = "aaaaaaaa-0000-4000-8000-000000000001"
+HOOK = Path(sys.executable).with_name("oxtail-mcp")
+PAYLOAD = (
+    '{"session_id":"' + SESSION + '","transcript_path":"/tmp/t.jsonl","cwd":"/tmp",'
+    '"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls -la"}}'
+).encode()
+
+
+def timed(cmd: list[str], env: dict[str, str], stdin: bytes) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, input=stdin, env=env, capture_output=True, check=True)
+    return (time.perf_counter() - start) * 1000, done.stdout
+
+
+def queue(store: FsStore, n: int) -> None:
+    envelopes = [
+        Envelope(id=new_id(), body=f"status update {i}: tests pass, 3 files changed", from_session_id=SENDER)
+        for i in range(n)
+    ]
+    store.append(session_inbox(SESSION), envelopes)
+
+
+def main(runs: int = 40) -> None:
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, OXTAIL_HOME=home)
+        store = FsStore(Path(home))
+        baseline = [timed([sys.executable, "-c", "pass"], env, b"")[0] for _ in range(runs)]
+        empty = [timed([str(HOOK), "hook", "pretooluse"], env, PAYLOAD)[0] for _ in range(runs)]
+        loaded = []
+        for _ in range(runs):
+            queue(store, 10)
+            ms, out = timed([str(HOOK), "hook", "pretooluse"], env, PAYLOAD)
+            assert b"10 new peer message(s)" in out, out[:200]
+            loaded.append(ms)
+    for name, samples in (
+        ("python -c pass", baseline),
+        ("hook pretooluse, empty inbox", empty),
+        ("hook pretooluse, 10 queued", loaded),
+    ):
+        print(
+            f"{name:32s} median {statistics.median(samples):6.1f} ms"
+            f"  min {min(samples):6.1f}  max {max(samples):6.1f}  (n={len(samples)})"
+        )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 40)

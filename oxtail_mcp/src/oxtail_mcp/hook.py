@@ -1,0 +1,286 @@
+"""``oxtail-mcp hook pretooluse|stop|userpromptsubmit``: the Claude Code command hooks.
+
+Claude Code runs PreToolUse before *every* tool call, so the common case --
+stamp the activity marker, see an empty inbox, exit -- uses the standard
+library only and touches a handful of paths. The store (and with it attrs, cattrs,
+the lock library, psutil) is imported only when there is mail, or a batch a
+dead reader left in flight, to deliver.
+
+Every path exits 0 with at most one compact JSON object on stdout: a hook must
+never block a tool call or wedge the agent. Nothing is lost: what delivery
+takes out of the inbox is either written to stdout or put back, and a hook
+killed between the two leaves an in-flight batch that the next run (or
+``read_my_messages``) restores with the same ids.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+try:  # the builtin digest: hashlib would first load OpenSSL (~2 ms on the hot path)
+    from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
+except ImportError:
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]  # CPython 3.12+
+    except ImportError:
+        from hashlib import sha256
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path ~4 ms
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import IO, Any
+
+    from oxtail_mcp import render
+
+EVENTS = ("pretooluse", "stop", "userpromptsubmit")
+LOCK_TIMEOUT_S = 0.5
+"""How long delivery waits for the inbox lock before leaving the mail for the next run."""
+
+_UUID_CHARS = frozenset("0123456789abcdefABCDEF-")
+_JSON_SPACE = " \t\n\r"
+_MARKER_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+# Mirrors of the store's naming rules, kept here so the hot path needs no core import.
+# tests/mcp/test_hook_delivery.py checks each against oxtail_core / oxtail_fs.
+def state_dir(env: Mapping[str, str]) -> str:
+    """Same rule as :func:`oxtail_mcp.home.state_home`, as a plain string."""
+    override = env.get("OXTAIL_HOME", "").strip()
+    if override:
+        return os.path.expanduser(override)
+    home = env.get("HOME", "").strip() or os.path.expanduser("~")
+    return os.path.join(home, ".oxtail")
+
+
+def canonical(session_id: str) -> str:
+    """Same rule as :func:`oxtail_core.ids.canonical_session_id`."""
+    shaped = len(session_id) == 36 and all(c in _UUID_CHARS for c in session_id)
+    return session_id.lower() if shaped else session_id
+
+
+def hash32(text: str) -> str:
+    """Same rule as :func:`oxtail_core.ids.hash32` (lone surrogates hash as U+FFFD)."""
+    if not text.isascii():
+        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return str(sha256(text.encode("utf-8")).hexdigest())[:32]
+
+
+def activity_path(home: str, session_id: str) -> str:
+    return os.path.join(home, "activity", hash32(session_id))
+
+
+def inbox_stem(session_id: str) -> str:
+    return "s-" + hash32(session_id)
+
+
+# Input ---------------------------------------------------------------------------------------
+def read_payload(stdin: IO[bytes] | None) -> dict[str, Any] | None:
+    """Claude Code's JSON object from stdin; None for a terminal, nothing, or anything but an object."""
+    if stdin is None or stdin.isatty():
+        return None
+    try:
+        payload = parse_json(stdin.read())
+    except (OSError, ValueError, RecursionError, StopIteration):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+class _Strict:
+    """Settings for CPython's C JSON scanner: what ``json.loads`` uses, minus NaN and Infinity."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    def __init__(self) -> None:
+        self.memo: dict[str, str] = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> None:
+        raise ValueError(f"non-standard JSON constant {name!r}")
+
+
+def parse_json(data: bytes) -> object:
+    """One JSON value (any surrounding whitespace) from UTF-8 bytes; raises ValueError otherwise.
+
+    Uses the C scanner behind :func:`json.loads` directly: importing :mod:`json`
+    drags in ``re`` and ``enum``, about a third of the hook's time budget.
+    """
+    text = data.decode("utf-8")
+    try:
+        from _json import make_scanner
+    except ImportError:  # an interpreter without the C accelerator
+        import json
+
+        return json.loads(text, parse_constant=_Strict.parse_constant)
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
+    value, end = make_scanner(_Strict())(text, start)  # type: ignore[arg-type]
+    if text[end:].strip(_JSON_SPACE):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+def session_of(payload: Mapping[str, Any]) -> str | None:
+    sid = payload.get("session_id")
+    return canonical(sid) if isinstance(sid, str) and sid else None
+
+
+# Activity marker -------------------------------------------------------------------------------
+def stamp(home: str, session_id: str, status: str, now_ms: int) -> None:
+    """Write the busy/idle marker as the store does (temp + rename, 0600); errors are ignored.
+
+    The content is what ``FsStore.activity_put`` writes, so the server's
+    ``activity_get`` reads it back.
+    """
+    path = activity_path(home, session_id)
+    tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+    data = f'{{"status":"{status}","at":{now_ms}}}'.encode("ascii")
+    try:
+        _ensure_private_dir(os.path.dirname(path))
+        fd = os.open(tmp, _MARKER_TMP_FLAGS, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)  # it is ours; a failure here is a hook failure, swallowed by main
+
+
+def _ensure_private_dir(path: str) -> None:
+    if not os.path.isdir(path):
+        os.makedirs(path, 0o700, exist_ok=True)  # the umask may remove bits, never add any
+
+
+# Is there anything to deliver? ------------------------------------------------------------------------
+def may_have_mail(home: str, session_id: str) -> bool:
+    """False only when the inbox is surely empty: no bytes, no batch in flight, no journal.
+
+    A torn append leaves bytes, a crashed take leaves a batch or a journal; all
+    of those send us down the store's path, which repairs them. Files the store
+    set aside (``*.corrupt``) and temp files do not count, or one bad file would
+    cost every tool call a store import.
+    """
+    stem = inbox_stem(session_id)
+    try:
+        if os.stat(os.path.join(home, "inboxes", stem + ".jsonl")).st_size > 0:
+            return True
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return True
+    checks = (
+        (os.path.join(home, "inflight", stem), ""),
+        (os.path.join(home, "journal"), stem),
+    )
+    for directory, wanted in checks:
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return True
+        if any(wanted in name and name.endswith((".json", ".merge")) for name in names):
+            return True
+    return False
+
+
+# Delivery ---------------------------------------------------------------------------------------------
+def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, str], out_fd: int) -> bool:
+    """Take the next prefix of the session's inbox, print it, then settle; True if something was printed.
+
+    Store failures (a lock held past the timeout, an unwritable directory) mean
+    "nothing delivered this time": the mail stays for the next run.
+    """
+    from pathlib import Path
+
+    from oxtail_core.errors import StoreError
+    from oxtail_core.protocols import Holder
+    from oxtail_core.routing import session_inbox
+    from oxtail_core.wire import dumps
+    from oxtail_fs import proctree
+    from oxtail_fs.store import FsStore
+    from oxtail_mcp import render
+
+    limit = render.max_body_chars(env.get("OXTAIL_HOOK_MAX_BODY_CHARS"))
+    select = render.PrefixSelector(limit)
+    try:
+        store = FsStore(Path(home), lock_timeout_s=LOCK_TIMEOUT_S)
+        inbox = session_inbox(session_id)
+        store.recover(inbox, lambda h: proctree.is_alive(h.pid, h.process_start))
+        batch = store.take(inbox, select, Holder(os.getpid(), proctree.process_start(os.getpid())))
+    except StoreError:
+        return False
+    shown = batch.envelopes if batch is not None else [m for m in (select.first,) if m is not None]
+    if not shown:
+        return False
+    try:
+        text = render.render(event, shown, limit, waiting=select.waiting, kept_first=batch is None)
+        if event == "stop":
+            output: dict[str, Any] = {"decision": "block", "reason": text}
+        else:
+            output = {"hookSpecificOutput": {"hookEventName": "PreToolUse", "additionalContext": text}}
+        _write_all(out_fd, dumps(output).encode("utf-8"))
+    except BaseException:
+        if batch is not None:
+            _quietly(store.restore, batch)
+        raise
+    if batch is not None:
+        _quietly(store.settle, batch)  # if this fails the batch is recovered later: a duplicate, never a loss
+    return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _quietly(action: Any, *args: Any) -> None:
+    import contextlib
+
+    from oxtail_core.errors import StoreError
+
+    with contextlib.suppress(StoreError):
+        action(*args)
+
+
+# The three hooks --------------------------------------------------------------------------------------
+def run(event: str, stdin: IO[bytes] | None, env: Mapping[str, str], out_fd: int, now_ms: int) -> None:
+    """One hook invocation (exceptions are the caller's to swallow)."""
+    payload = read_payload(stdin)
+    if payload is None or event not in EVENTS:
+        return
+    sid = session_of(payload)
+    if sid is None:
+        return
+    home = state_dir(env)
+    subagent = isinstance(payload.get("agent_id"), str) and bool(payload["agent_id"])
+    if event == "userpromptsubmit":
+        stamp(home, sid, "busy", now_ms)
+    elif event == "pretooluse":
+        stamp(home, sid, "busy", now_ms)  # first, on every tool call: a long turn never looks stale-busy
+        if not subagent and may_have_mail(home, sid):
+            deliver(home, sid, "pretooluse", env, out_fd)
+    elif subagent:
+        return  # a subagent's stop is not the agent's: its turn goes on
+    elif payload.get("stop_hook_active") is True:
+        stamp(home, sid, "idle", now_ms)  # the loop guard: a continuation's stop is a real stop
+    elif not (may_have_mail(home, sid) and deliver(home, sid, "stop", env, out_fd)):
+        stamp(home, sid, "idle", now_ms)
+
+
+def main(args: Sequence[str]) -> int:
+    """Entry point; returns 0 whatever happens (Claude Code must never see a failing hook)."""
+    import time
+
+    try:
+        stdin = sys.stdin.buffer if sys.stdin is not None else None
+        run(args[0] if args else "", stdin, os.environ, 1, time.time_ns() // 1_000_000)
+    except BaseException:  # noqa: BLE001 - a hook must exit 0 on every path, silently
+        pass
+    return 0

@@ -1,0 +1,557 @@
+"""``oxtail-mcp install-hook`` / ``uninstall-hook`` / ``print-config``: wire oxtail into Claude Code.
+
+The installer edits ``~/.claude/settings.json``, a file people write by hand:
+so it reads it as JSONC (comments, trailing commas), and changes it by
+splicing new text into the original -- every other byte, comment and
+formatting choice survives. One managed entry per event, found again on the
+next run (ours, or the reference's ``oxtail/hooks/<asset>`` scripts) and
+replaced in place; the ``_oxtailHook`` marker records what was installed so
+a second run is a no-op. Writes are a timestamped backup, then temp + rename,
+keeping the file's mode.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import hashlib
+import json
+import os
+import re
+import shlex
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+MARKER_KEY = "_oxtailHook"
+MARKER_VERSION = 8
+"""Ours; the reference stopped at 7. Bumped whenever the installed commands change shape."""
+
+MANAGED = (
+    ("pretooluse", "PreToolUse", "pretooluse.sh"),
+    ("stop", "Stop", "stop.sh"),
+    ("userpromptsubmit", "UserPromptSubmit", "userpromptsubmit.sh"),
+)
+"""(hook id, Claude Code event, the reference's script name) in install order."""
+TOOLS = (
+    "list_project_sessions",
+    "read_session",
+    "register_my_session",
+    "claim_session",
+    "get_my_session",
+    "set_my_state",
+    "send_message",
+    "reply_to_message",
+    "read_my_messages",
+    "ask_peer",
+)
+
+
+class InstallError(Exception):
+    """The settings file cannot be edited safely; nothing was written."""
+
+
+# A small JSONC reader that remembers where every value sits in the text ------------------
+@dataclass
+class Node:
+    """A parsed value and its span ``text[start:end]``; containers keep their children in order."""
+
+    kind: str  # "object", "array" or "scalar"
+    start: int
+    end: int
+    value: Any = None
+    members: list[tuple[str, int, Node]] = field(default_factory=list)  # (key, key start, value)
+    items: list[Node] = field(default_factory=list)
+
+    def get(self, key: str) -> Node | None:
+        """The value of the first member named ``key`` (objects only)."""
+        return next((node for name, _, node in self.members if name == key), None)
+
+    def plain(self) -> Any:
+        """The Python value (dicts keep the first of duplicate keys, like :meth:`get`)."""
+        if self.kind == "object":
+            out: dict[str, Any] = {}
+            for name, _, node in self.members:
+                out.setdefault(name, node.plain())
+            return out
+        if self.kind == "array":
+            return [item.plain() for item in self.items]
+        return self.value
+
+
+_SCALAR = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null')
+
+
+class _Reader:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def fail(self, what: str) -> InstallError:
+        line = self.text.count("\n", 0, self.pos) + 1
+        column = self.pos - (self.text.rfind("\n", 0, self.pos) + 1) + 1
+        return InstallError(f"{what} at line {line}, column {column}")
+
+    def skip(self) -> None:
+        """Skip whitespace and comments."""
+        text = self.text
+        while self.pos < len(text):
+            if text[self.pos] in " \t\r\n\ufeff":
+                self.pos += 1
+            elif text.startswith("//", self.pos):
+                newline = text.find("\n", self.pos)
+                self.pos = len(text) if newline < 0 else newline + 1
+            elif text.startswith("/*", self.pos):
+                close = text.find("*/", self.pos + 2)
+                if close < 0:
+                    raise self.fail("unterminated comment")
+                self.pos = close + 2
+            else:
+                return
+
+    def value(self) -> Node:
+        self.skip()
+        start = self.pos
+        char = self.text[start : start + 1]
+        if char == "{":
+            return self.container(start, "object", "}")
+        if char == "[":
+            return self.container(start, "array", "]")
+        match = _SCALAR.match(self.text, start)
+        if not match:
+            raise self.fail("expected a JSON value")
+        self.pos = match.end()
+        try:
+            value = json.loads(match.group())
+        except ValueError as exc:
+            raise self.fail(f"bad value ({exc})") from exc
+        return Node("scalar", start, self.pos, value)
+
+    def container(self, start: int, kind: str, close: str) -> Node:
+        node = Node(kind, start, start)
+        self.pos += 1
+        while True:
+            self.skip()
+            if self.text.startswith(close, self.pos):
+                self.pos += 1
+                node.end = self.pos
+                return node
+            if kind == "object":
+                key_start = self.pos
+                key = self.value()
+                if not isinstance(key.value, str) or key.kind != "scalar":
+                    self.pos = key_start
+                    raise self.fail("expected a string key")
+                self.skip()
+                if not self.text.startswith(":", self.pos):
+                    raise self.fail("expected ':'")
+                self.pos += 1
+                node.members.append((key.value, key_start, self.value()))
+            else:
+                node.items.append(self.value())
+            self.skip()
+            if self.text.startswith(",", self.pos):
+                self.pos += 1
+            elif not self.text.startswith(close, self.pos):
+                raise self.fail(f"expected ',' or '{close}'")
+
+
+def parse_jsonc(text: str) -> Node:
+    """Parse JSON with comments and trailing commas; whitespace-only text is ``{}``."""
+    if not text.strip(" \t\r\n\ufeff"):
+        return Node("object", 0, 0)
+    reader = _Reader(text)
+    root = reader.value()
+    reader.skip()
+    if reader.pos != len(text):
+        raise reader.fail("unexpected text after the settings object")
+    return root
+
+
+# Splicing edits --------------------------------------
+def _line_indent(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    prefix = text[start:pos]
+    return prefix if not prefix.strip() else prefix[: len(prefix) - len(prefix.lstrip())]
+
+
+def _format(value: Any, indent: str) -> str:
+    """``value`` as 2-space-indented JSON whose continuation lines start at ``indent``."""
+    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + indent)
+
+
+def _insert(text: str, container: Node, entry: str) -> str:
+    """Add ``entry`` (a member ``"k": v`` or an element) at the end of ``container``."""
+    children = [n for _, _, n in container.members] if container.kind == "object" else container.items
+    if not children:
+        if container.end == container.start:  # an empty file
+            return "{\n  " + entry + "\n}\n"
+        indent = _line_indent(text, container.start)
+        return f"{text[: container.start + 1]}\n{indent}  {entry}\n{indent}{text[container.start + 1 :]}"
+    last = children[-1]
+    first_start = container.members[-1][1] if container.kind == "object" else last.start
+    line_start = text.rfind("\n", 0, first_start) + 1
+    if text[line_start:first_start].strip():
+        return f"{text[: last.end]}, {entry}{text[last.end :]}"
+    return f"{text[: last.end]},\n{text[line_start:first_start]}{entry}{text[last.end :]}"
+
+
+def _entry_indent(text: str, container: Node) -> str:
+    """The indentation a new child of ``container`` gets (matching its siblings when it has some)."""
+    children = [start for _, start, _ in container.members] if container.kind == "object" else []
+    children += [n.start for n in container.items]
+    if children:
+        return _line_indent(text, children[-1])
+    return _line_indent(text, container.start) + "  "
+
+
+def add_member(text: str, obj: Node, key: str, value: Any) -> str:
+    entry = json.dumps(key, ensure_ascii=False) + ": " + _format(value, _entry_indent(text, obj))
+    return _insert(text, obj, entry)
+
+
+def append_item(text: str, array: Node, value: Any) -> str:
+    return _insert(text, array, _format(value, _entry_indent(text, array)))
+
+
+def replace_node(text: str, node: Node, value: Any) -> str:
+    """Put ``value`` where ``node`` was, on one line if the old value was written on one line."""
+    if "\n" in text[node.start : node.end]:
+        new = _format(value, _line_indent(text, node.start))
+    else:
+        new = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return text[: node.start] + new + text[node.end :]
+
+
+def _remove(text: str, spans: Sequence[tuple[int, int]], index: int, open_at: int, close_at: int) -> str:
+    """Delete child ``index`` (spans are the children's ``(start, end)``) with one adjoining comma."""
+    start, end = spans[index]
+    if len(spans) == 1:  # keep any comments inside; an emptied container becomes [] or {}
+        after = text[end : close_at - 1].lstrip(" \t")
+        inner = text[open_at + 1 : start] + (after[1:] if after.startswith(",") else after)
+        return text[: open_at + 1] + (inner if inner.strip() else "") + text[close_at - 1 :]
+    if index + 1 < len(spans):
+        return text[:start] + text[spans[index + 1][0] :]
+    return text[: spans[index - 1][1]] + text[end:]
+
+
+def remove_item(text: str, array: Node, index: int) -> str:
+    spans = [(n.start, n.end) for n in array.items]
+    return _remove(text, spans, index, array.start, array.end)
+
+
+def remove_member(text: str, obj: Node, key: str) -> str:
+    spans = [(start, node.end) for _, start, node in obj.members]
+    index = next(i for i, (name, _, _) in enumerate(obj.members) if name == key)
+    return _remove(text, spans, index, obj.start, obj.end)
+
+
+# What is ours --------------------------------------
+def hook_command(executable: str, hook_id: str) -> str:
+    """The shell command Claude Code runs: our console script by absolute path."""
+    quoted = shlex.quote(executable) if re.search(r'[$`"\\]', executable) else f'"{executable}"'
+    return f"{quoted} hook {hook_id}"
+
+
+def command_hash(command: str) -> str:
+    return hashlib.sha256(command.encode("utf-8")).hexdigest()[:16]
+
+
+def _is_oxtail_command(command: object, hook_id: str, asset: str) -> bool:
+    if not isinstance(command, str):
+        return False
+    return f"oxtail/hooks/{asset}" in command or bool(
+        re.search(rf"oxtail-mcp['\"]?\s+hook\s+{hook_id}\b", command)
+    )
+
+
+def find_entry(array: Node, hook_id: str, asset: str) -> int | None:
+    """Index of the first element of an event array that runs an oxtail hook (ours or the reference's)."""
+    for index, item in enumerate(array.items):
+        value = item.plain()
+        if not isinstance(value, dict) or not isinstance(value.get("hooks"), list):
+            continue
+        if any(
+            isinstance(h, dict) and _is_oxtail_command(h.get("command"), hook_id, asset)
+            for h in value["hooks"]
+        ):
+            return index
+    return None
+
+
+def _event_array(root: Node, event: str) -> Node | None:
+    hooks = root.get("hooks")
+    if hooks is None:
+        return None
+    if hooks.kind != "object":
+        raise InstallError('"hooks" is not an object')
+    array = hooks.get(event)
+    if array is not None and array.kind != "array":
+        raise InstallError(f'"hooks.{event}" is not an array')
+    return array
+
+
+def _root(text: str) -> Node:
+    root = parse_jsonc(text)
+    if root.kind != "object":
+        raise InstallError("the settings file is not a JSON object")
+    return root
+
+
+def foreign_entries(root: Node) -> int:
+    """Entries on our three events that run some other command (for the coexistence note)."""
+    count = 0
+    for hook_id, event, asset in MANAGED:
+        array = _event_array(root, event)
+        if array is None:
+            continue
+        ours = find_entry(array, hook_id, asset)
+        for index, item in enumerate(array.items):
+            value = item.plain()
+            hooks = value.get("hooks") if isinstance(value, dict) else None
+            if index != ours and isinstance(hooks, list):
+                commands = [h.get("command") for h in hooks if isinstance(h, dict)]
+                count += any(isinstance(c, str) and "oxtail/hooks/" not in c for c in commands)
+    return count
+
+
+def up_to_date(root: Node, commands: Mapping[str, str]) -> bool:
+    marker = root.get(MARKER_KEY)
+    plain = marker.plain() if marker is not None else None
+    if not isinstance(plain, dict) or plain.get("version") != MARKER_VERSION:
+        return False
+    hashes = plain.get("hashes")
+    for hook_id, event, asset in MANAGED:
+        array = _event_array(root, event)
+        index = None if array is None else find_entry(array, hook_id, asset)
+        if array is None or index is None or not isinstance(hashes, dict):
+            return False
+        if hashes.get(hook_id) != command_hash(commands[hook_id]):
+            return False
+        if array.items[index].plain() != _entry(commands[hook_id]):
+            return False
+    return True
+
+
+def _entry(command: str) -> dict[str, Any]:
+    return {"hooks": [{"type": "command", "command": command}]}
+
+
+def installed_text(text: str, commands: Mapping[str, str], now: str) -> str:
+    """``text`` with our three entries and the marker in place; everything else byte for byte."""
+    for hook_id, event, asset in MANAGED:
+        root = _root(text)
+        entry = _entry(commands[hook_id])
+        hooks = root.get("hooks")
+        if hooks is None:
+            text = add_member(text, root, "hooks", {event: [entry]})
+            continue
+        array = _event_array(root, event)
+        if array is None:
+            text = add_member(text, hooks, event, [entry])
+            continue
+        index = find_entry(array, hook_id, asset)
+        text = (
+            replace_node(text, array.items[index], entry)
+            if index is not None
+            else append_item(text, array, entry)
+        )
+    marker = {
+        "version": MARKER_VERSION,
+        "installedAt": now,
+        "hashes": {hook_id: command_hash(commands[hook_id]) for hook_id, _, _ in MANAGED},
+    }
+    root = _root(text)
+    existing = root.get(MARKER_KEY)
+    return (
+        replace_node(text, existing, marker)
+        if existing is not None
+        else add_member(text, root, MARKER_KEY, marker)
+    )
+
+
+def uninstalled_text(text: str) -> str | None:
+    """``text`` without our entries (one per event) and the marker; None if there was nothing of ours."""
+    changed = False
+    for hook_id, event, asset in MANAGED:
+        root = _root(text)
+        array = _event_array(root, event)
+        index = None if array is None else find_entry(array, hook_id, asset)
+        if array is not None and index is not None:
+            text = remove_item(text, array, index)
+            changed = True
+    root = _root(text)
+    if root.get(MARKER_KEY) is not None:
+        text = remove_member(text, root, MARKER_KEY)
+        changed = True
+    return text if changed else None
+
+
+# Files --------------------------------------
+def settings_path(env: Mapping[str, str]) -> Path:
+    home = env.get("HOME", "").strip()
+    return (Path(home) if home else Path.home()) / ".claude" / "settings.json"
+
+
+def executable() -> str:
+    """Absolute path of the ``oxtail-mcp`` console script that is running (or the venv's)."""
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is not None and argv0.name == "oxtail-mcp" and argv0.exists():
+        return os.path.abspath(argv0)
+    return os.path.abspath(Path(sys.executable).with_name("oxtail-mcp"))
+
+
+def _stamp(now: datetime.datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _write_atomic(path: Path, text: str, mode: int | None) -> None:
+    """Temp file + rename; through a symlink (dotfile managers) the link stays and its target changes."""
+    path = Path(os.path.realpath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.oxtail-tmp-{os.urandom(6).hex()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _read(path: Path) -> tuple[str | None, int | None]:
+    try:
+        return path.read_text(encoding="utf-8"), path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InstallError(f"cannot read {path}: {exc}") from exc
+
+
+def _backup(path: Path, text: str, mode: int | None, now: datetime.datetime, out: IO[str]) -> None:
+    backup = path.with_name(f"{path.name}.oxtail-backup.{_stamp(now).replace(':', '-').replace('.', '-')}")
+    _write_atomic(backup, text, mode)
+    print(f"Backed up existing settings to {backup}", file=out)
+
+
+def _diff(path: Path, old: str, new: str) -> str:
+    return "".join(
+        difflib.unified_diff(old.splitlines(True), new.splitlines(True), str(path), f"{path} (new)")
+    )
+
+
+def install(
+    path: Path,
+    command_of: Callable[[str], str],
+    *,
+    dry_run: bool,
+    out: IO[str],
+    err: IO[str],
+    now: datetime.datetime,
+) -> int:
+    """Install or refresh our three hooks in ``path``; returns the exit status."""
+    commands = {hook_id: command_of(hook_id) for hook_id, _, _ in MANAGED}
+    try:
+        original, mode = _read(path)
+        text = original if original is not None else "{}\n"
+        root = _root(text)
+        if up_to_date(root, commands):
+            print(f"oxtail hooks already installed (v{MARKER_VERSION}). No changes.", file=out)
+            return 0
+        others = foreign_entries(root)
+        new = installed_text(text, commands, _stamp(now))
+        _root(new)  # never write what we could not read back
+    except InstallError as exc:
+        print(f"install-hook failed: {path}: {exc}. Nothing was changed.", file=err)
+        return 1
+    if dry_run:
+        out.write(_diff(path, original or "", new))
+        return 0
+    if others:
+        print(
+            f"[oxtail] note: {others} other hook(s) already present on managed events. Multi-hook "
+            "coexistence is supported but install order may matter.",
+            file=err,
+        )
+    try:
+        if original is not None:
+            _backup(path, original, mode, now, out)
+        _write_atomic(path, new, mode)
+    except OSError as exc:
+        print(f"install-hook failed: {exc}", file=err)
+        return 1
+    print(f"Installed oxtail hooks (PreToolUse, Stop, UserPromptSubmit) in {path}.", file=out)
+    print("Reverse with: oxtail-mcp uninstall-hook", file=out)
+    return 0
+
+
+def uninstall(path: Path, *, dry_run: bool, out: IO[str], err: IO[str], now: datetime.datetime) -> int:
+    """Remove our entries and marker from ``path``, leaving everything else; returns the exit status."""
+    try:
+        original, mode = _read(path)
+        if original is None:
+            print(f"No {path} — nothing to do.", file=out)
+            return 0
+        new = uninstalled_text(original)
+    except InstallError as exc:
+        print(f"uninstall-hook failed: {path}: {exc}. Nothing was changed.", file=err)
+        return 1
+    if new is None:
+        print("oxtail hooks not installed — nothing to do.", file=out)
+        return 0
+    if dry_run:
+        out.write(_diff(path, original, new))
+        return 0
+    try:
+        _backup(path, original, mode, now, out)
+        _write_atomic(path, new, mode)
+    except OSError as exc:
+        print(f"uninstall-hook failed: {exc}", file=err)
+        return 1
+    print(f"Removed oxtail hooks from {path}.", file=out)
+    return 0
+
+
+def print_config(exe: str, out: IO[str]) -> None:
+    """The MCP server snippets for Claude Code and Codex, and a permission allowlist."""
+    claude = {"mcpServers": {"oxtail": {"command": exe, "args": []}}}
+    allow = {"permissions": {"allow": [f"mcp__oxtail__{tool}" for tool in TOOLS]}}
+    out.write(
+        "# Claude Code: merge into ~/.claude.json (every project) or <project>/.mcp.json\n"
+        f"{json.dumps(claude, indent=2)}\n"
+        f"# (or: claude mcp add --scope user oxtail -- {shlex.quote(exe)})\n\n"
+        "# Codex: add to ~/.codex/config.toml\n"
+        f"[mcp_servers.oxtail]\ncommand = {json.dumps(exe)}\n\n"
+        "# Claude Code permissions without prompts (~/.claude/settings.json); drop read_session\n"
+        "# if agents should not read each other's transcripts:\n"
+        f"{json.dumps(allow, indent=2)}\n"
+    )
+
+
+def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
+    """``install-hook [--dry-run] [--print-config]``, ``uninstall-hook [--dry-run]``, ``print-config``."""
+    exe = executable()
+    unknown = [a for a in args if a not in ("--dry-run", "--print-config")]
+    if unknown:
+        print(f"{command}: unknown argument {unknown[0]!r}", file=sys.stderr)
+        return 2
+    if command == "print-config" or "--print-config" in args:
+        print_config(exe, sys.stdout)
+        return 0
+    now = datetime.datetime.now(datetime.UTC)
+    path = settings_path(env)
+    if command == "uninstall-hook":
+        return uninstall(path, dry_run="--dry-run" in args, out=sys.stdout, err=sys.stderr, now=now)
+    return install(
+        path,
+        lambda hook_id: hook_command(exe, hook_id),
+        dry_run="--dry-run" in args,
+        out=sys.stdout,
+        err=sys.stderr,
+        now=now,
+    )

@@ -1,0 +1,189 @@
+"""``oxtail-mcp status``: the collected rows, the table, --json, and --watch's clean Ctrl-C exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from oxtail_core import (
+    ActivityMarker,
+    ClientInfo,
+    Context,
+    Envelope,
+    FakeClock,
+    MemoryHost,
+    MemoryStore,
+    Peer,
+    PendingAsk,
+    RecordingWaker,
+    RegistryEntry,
+    StateCard,
+)
+from oxtail_core.routing import session_inbox
+from oxtail_fs import proctree
+from oxtail_fs.store import FsStore
+from oxtail_mcp import status
+
+CLI = str(Path(sys.executable).with_name("oxtail-mcp"))
+A = "aaaaaaaa-0000-4000-8000-000000000001"
+B = "bbbbbbbb-0000-4000-8000-000000000002"
+NOW = 1_795_609_000_000
+
+
+def world() -> tuple[Context, Peer, Peer]:
+    ctx = Context(MemoryStore(), RecordingWaker(), FakeClock(NOW), MemoryHost({"/elsewhere": "other"}))
+    return ctx, Peer.join(ctx, 11, session_id=A, client_type="claude-code"), Peer.join(ctx, 12, session_id=B)
+
+
+def test_rows_show_activity_depth_asks_and_the_last_wake() -> None:
+    ctx, a, b = world()
+    b.send(A, "one", wake="off")
+    b.send(A, "two", wake="off")
+    a.set_state("refactoring the parser")
+    ctx.store.activity_put(A, ActivityMarker("busy", NOW - 700_000))
+    ctx.store.activity_put(B, ActivityMarker("idle", NOW - 42_000))
+    Peer.join(ctx, 13, session_id="cccccccc-0000-4000-8000-000000000003", cwd="/elsewhere")
+    rows = status.collect(
+        ctx, "/", asks={A: 2}, wakes={B: ("fired via ask_peer", "2026-11-25T12:00:00.000Z")}
+    )
+    by_sid = {r.session_id: r for r in rows}
+    assert set(by_sid) == {A, B}
+    ra, rb = by_sid[A], by_sid[B]
+    assert (ra.client, ra.purpose, ra.inbox, ra.open_asks) == ("claude-code", "refactoring the parser", 2, 2)
+    assert (ra.activity, ra.activity_age_ms, ra.activity_stale) == ("busy", 700_000, True)
+    assert (rb.activity, rb.activity_stale, rb.inbox, rb.open_asks) == ("idle", False, 0, 0)
+    assert rb.last_wake == "fired via ask_peer"
+    text = status.table(rows, "/p", color=False)
+    assert text.splitlines()[0] == "oxtail agents in /p:"
+    assert "busy 11m (stale)" in text and "idle 42s" in text and "\x1b[" not in text
+    assert "\x1b[33m" in status.table(rows, "/p", color=True)
+
+
+def test_unclaimed_servers_and_unknown_activity() -> None:
+    ctx, _, _ = world()
+    Peer.join(ctx, 14)
+    rows = status.collect(ctx, "/")
+    [row] = [r for r in rows if r.session_id is None]
+    assert (row.server_pid, row.activity, row.open_asks) == (14, None, None)
+    assert "(unclaimed pid 14)" in status.table(rows, "/", color=False)
+    assert "unknown" in status.table(rows, "/", color=False)
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"), [(None, "-"), (999, "0s"), (59_000, "59s"), (61_000, "1m"), (7_200_000, "2h")]
+)
+def test_ages_are_coarse(ms: int | None, text: str) -> None:
+    assert status.age(ms) == text
+
+
+def test_last_wakes_reads_the_newest_outcome_per_target(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    lines = [
+        {
+            "ts": "t1",
+            "event": "wake_outcome",
+            "via": "send_message",
+            "wake_status": "fired",
+            "target_session_id": A,
+        },
+        {"ts": "t2", "event": "ask_peer_start", "target_session_id": A},
+        "not json",
+        {
+            "ts": "t3",
+            "event": "wake_outcome",
+            "via": "ask_peer",
+            "wake_status": "skipped_busy",
+            "target_session_id": A,
+        },
+    ]
+    trace.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    assert status.last_wakes(trace) == {A: ("skipped_busy via ask_peer", "t3")}
+    assert status.last_wakes(tmp_path / "missing") == {}
+
+
+@pytest.fixture
+def live_project(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A state dir with one live agent (this test process) in ``project``, two messages and an open ask."""
+    home, project = tmp_path / "state", tmp_path / "project"
+    project.mkdir()
+    store = FsStore(home)
+    pid = os.getpid()
+    store.registry_put(
+        RegistryEntry(
+            server_pid=pid,
+            started_at=NOW // 1000,
+            client=ClientInfo(type="codex", session_id=A, cwd=str(project)),
+            tmux_session="work",
+            state=StateCard(purpose="writing docs", updated_at=NOW // 1000),
+            process_start=proctree.process_start(pid),
+        )
+    )
+    store.append(
+        session_inbox(A),
+        [Envelope(id="00000000000000a1", body="x"), Envelope(id="00000000000000a2", body="y")],
+    )
+    store.pending_put(PendingAsk(requester=A, request_id="r1", at_ms=NOW, peer=B))
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text(
+        json.dumps(
+            {"event": "wake_outcome", "via": "ask_peer", "wake_status": "fired", "target_session_id": A}
+        )
+    )
+    env = dict(os.environ, OXTAIL_HOME=str(home), MCP_TRACE_FILE=str(trace))
+    return home, project, env
+
+
+def test_cli_plain_table_and_json(live_project: tuple[Path, Path, dict[str, str]]) -> None:
+    _, project, env = live_project
+    text = subprocess.run(
+        [CLI, "status", str(project)], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "\x1b[" not in text
+    header, row = text.splitlines()[1:3]
+    assert header.split() == [
+        "CLIENT",
+        "SESSION",
+        "TMUX",
+        "PURPOSE",
+        "ACTIVITY",
+        "INBOX",
+        "ASKS",
+        "LAST",
+        "WAKE",
+    ]
+    assert row.split()[:3] == ["codex", A, "work"]
+    assert "writing docs" in row and "fired via ask_peer" in row
+    out = subprocess.run(
+        [CLI, "status", str(project), "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    doc = json.loads(out.stdout)
+    [agent] = doc["agents"]
+    assert (agent["session_id"], agent["inbox"], agent["open_asks"], agent["activity"]) == (A, 2, 1, None)
+    elsewhere = subprocess.run([CLI, "status", "/"], env=env, capture_output=True, text=True, check=True)
+    assert A in elsewhere.stdout  # "/" contains the project
+
+
+def test_cli_watch_refreshes_until_ctrl_c(live_project: tuple[Path, Path, dict[str, str]]) -> None:
+    _, project, env = live_project
+    proc = subprocess.Popen(
+        [CLI, "status", str(project), "--watch"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first == f"oxtail agents in {project}:\n"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+    assert "Traceback" not in proc.stdout.read()
+
+
+def test_cli_rejects_unknown_flags() -> None:
+    done = subprocess.run([CLI, "status", "--bogus"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "usage: oxtail-mcp status" in done.stderr
