@@ -155,3 +155,23 @@ def test_a_zombie_is_dead() -> None:
 @pytest.mark.parametrize("pid", [0, -1])
 def test_non_positive_pids_are_never_alive(pid: int) -> None:
     assert not is_alive(pid)
+
+
+def test_start_times_from_proc_equal_psutils() -> None:
+    from oxtail_fs.proctree import process_start
+
+    for pid in (1, os.getpid(), os.getppid()):
+        assert process_start(pid) == pytest.approx(psutil.Process(pid).create_time(), abs=0.011)
+
+
+def test_a_zombie_is_not_alive() -> None:
+    from oxtail_fs.proctree import is_alive
+
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 5
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.005)
+    try:
+        assert not is_alive(child.pid)
+    finally:
+        child.wait()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oxtail_core.convert import envelope_from_line, envelope_to_line
 from oxtail_core.errors import StoreBusy
@@ -36,9 +36,11 @@ from oxtail_fs.atomic import (
     write_all,
     write_atomic,
 )
-from oxtail_fs.inotify import DirWatch
 from oxtail_fs.layout import FILE_MODE, INBOXES, JOURNAL, Layout, inbox_stem, is_batch_id, lock_path
 from oxtail_fs.locks import HeldLock, append_guarded, hold, read_seq
+
+if TYPE_CHECKING:
+    from oxtail_fs.inotify import DirWatch
 
 CrashHook = Callable[[str], None]
 Entry = tuple[bytes, Envelope]
@@ -377,7 +379,12 @@ class InboxFiles:
         return self._watch().wait_until(stems, lambda: self.change_token(inboxes) != token, timeout_s)
 
     def _watch(self) -> DirWatch:
-        """This thread's watch of the inbox directory (a fresh one after a fork, or to retry inotify)."""
+        """This thread's watch of the inbox directory (a fresh one after a fork, or to retry inotify).
+
+        Imported here: ctypes costs a process that never waits (a hook) about 5 ms.
+        """
+        from oxtail_fs.inotify import DirWatch
+
         watch: DirWatch | None = getattr(self._watches, "watch", None)
         if watch is None or watch.pid != os.getpid() or watch.fd is None:
             watch = self._watches.watch = DirWatch(self._dir)

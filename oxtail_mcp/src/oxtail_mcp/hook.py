@@ -199,8 +199,7 @@ def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, s
     from pathlib import Path
 
     from oxtail_core.errors import StoreError
-    from oxtail_core.protocols import Holder
-    from oxtail_core.routing import session_inbox
+    from oxtail_core.protocols import Holder, InboxId
     from oxtail_core.wire import dumps
     from oxtail_fs import proctree
     from oxtail_fs.store import FsStore
@@ -210,7 +209,8 @@ def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, s
     select = render.PrefixSelector(limit)
     try:
         store = FsStore(Path(home), lock_timeout_s=LOCK_TIMEOUT_S)
-        inbox = session_inbox(session_id)
+        # session_id is canonical already: this is routing.session_inbox without routing's imports
+        inbox = InboxId.for_session(session_id)
         store.recover(inbox, lambda h: proctree.is_alive(h.pid, h.process_start))
         batch = store.take(inbox, select, Holder(os.getpid(), proctree.process_start(os.getpid())))
     except StoreError:
