@@ -257,3 +257,18 @@ def test_cli_install_print_config_and_uninstall(tmp_path: Path) -> None:
     done = subprocess.run([CLI, "uninstall-hook"], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0
     assert MARKER_KEY not in settings(tmp_path / ".claude" / "settings.json")
+
+
+def test_freshness_hint_absent_stale_and_ok(tmp_path: Path) -> None:
+    from oxtail_mcp.installer import HINT_ABSENT, freshness_hint
+
+    env = {"HOME": str(tmp_path)}
+    assert freshness_hint(env) == HINT_ABSENT  # no settings at all
+    settings = tmp_path / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    reference_marker = {"_oxtailHook": {"version": 7, "hashes": {"pretooluse": "0" * 16}}}
+    settings.write_text(json.dumps(reference_marker))
+    stale = freshness_hint(env)
+    assert stale is not None and "pretooluse, stop, userpromptsubmit drifted" in stale
+    assert installer.main("install-hook", [], env) == 0
+    assert freshness_hint(env) is None

@@ -62,6 +62,7 @@ class Agent:
         self.tmux = tmux
         self.startup_diagnosis: detection.Diagnosis | None = None
         self.client_name: str | None = None
+        self.env_client_type = me.client.type  # as the environment said at start, before any handshake
 
     @classmethod
     def start(cls, env: Mapping[str, str] = os.environ, *, cwd: str | None = None) -> Agent:

@@ -390,6 +390,44 @@ def uninstalled_text(text: str) -> str | None:
 
 
 # Files --------------------------------------
+HINT_ABSENT = (
+    "[oxtail] PreToolUse hook not installed — run `oxtail-mcp install-hook` "
+    "to enable mid-turn peer messaging."
+)
+
+
+def hint_stale(ids: Sequence[str]) -> str:
+    return (
+        f"[oxtail] installed hooks are out of date ({', '.join(ids)} drifted from this version) — run "
+        "`oxtail-mcp install-hook` to upgrade. A stale PreToolUse hook silently breaks correlated "
+        "ask/reply by not surfacing request_id to the receiving peer."
+    )
+
+
+def freshness_hint(env: Mapping[str, str]) -> str | None:
+    """What a starting server tells a Claude Code user about their hooks, if anything (never raises).
+
+    Absent: no marker (or no settings). Stale: the marker's hashes are not those
+    of the commands this installation would write (an older oxtail, or the
+    reference's hooks). Anything unreadable or odd stays silent.
+    """
+    try:
+        text, _ = _read(settings_path(env))
+        if text is None or MARKER_KEY not in text:
+            return HINT_ABSENT
+        marker = _root(text).get(MARKER_KEY)
+        plain = marker.plain() if marker is not None else None
+        if not isinstance(plain, dict):
+            return HINT_ABSENT
+        recorded = plain.get("hashes")
+        hashes: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+        exe = executable()
+        drifted = [h for h, _, _ in MANAGED if hashes.get(h) != command_hash(hook_command(exe, h))]
+        return hint_stale(drifted) if drifted else None
+    except Exception:  # noqa: BLE001 - a hint must never disturb start-up
+        return None
+
+
 def settings_path(env: Mapping[str, str]) -> Path:
     home = env.get("HOME", "").strip()
     return (Path(home) if home else Path.home()) / ".claude" / "settings.json"

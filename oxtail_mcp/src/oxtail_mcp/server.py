@@ -208,6 +208,17 @@ async def _watch_signals(scope: anyio.CancelScope) -> None:
             return
 
 
+def _hook_hint(agent: Agent) -> None:
+    """Tell a Claude Code user (detected from the environment) that the hooks are missing or stale."""
+    if agent.env_client_type != "claude-code":
+        return
+    from oxtail_mcp.installer import freshness_hint
+
+    hint = freshness_hint(agent.env)
+    if hint:
+        print(hint, file=sys.stderr, flush=True)
+
+
 async def serve(agent: Agent) -> None:
     """Serve MCP on stdio until EOF, a signal, or the parent's death; always clean up."""
     settler = Settler(agent)
@@ -218,6 +229,7 @@ async def serve(agent: Agent) -> None:
             tg.start_soon(_watch_signals, tg.cancel_scope)
             server = build_server(agent, settler, tg)
             async with stdio_server() as (read_stream, write_stream):
+                _hook_hint(agent)
                 await server.run(
                     read_stream,
                     SettlingWriteStream(write_stream, settler),
