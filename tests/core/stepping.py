@@ -244,6 +244,8 @@ class SteppedStore:
             fault = self.faults.get(actor.name) if actor is not None else None
             if actor is not None and fault is not None and name in fault[0]:
                 del self.faults[actor.name]
+                if self.listener is not None:
+                    self.listener(actor.name, f"{name}!", args, fault[1])
                 raise fault[1]
             result = target(*args, **kwargs)
             actor = self.scheduler.current()
@@ -534,6 +536,7 @@ class RaceMachine(RuleBasedStateMachine):
         self.envelopes: dict[str, Envelope] = {}
         self.taken_by: dict[str, list[str]] = {}
         self.log: list[str] = []
+        self.ledger_failed: set[str] = set()
         self.broken = False
         attach = getattr(self.inner, "attach_scheduler", None)
         if attach is not None:
@@ -571,7 +574,9 @@ class RaceMachine(RuleBasedStateMachine):
         self.log.append(
             f"t={self.clock.now_ms() % 100_000} {actor}: {method}{_brief(args)} -> {_brief(result)}"
         )
-        if method == "append":
+        if method == "ledger_record!":  # an injected failure: delivery goes on without a handle (R2)
+            self.ledger_failed.add(args[1].id)
+        elif method == "append":
             for env in args[1]:
                 self.append_calls[env.id] += 1
                 self.appended.setdefault(env.id, args[0])
@@ -720,14 +725,14 @@ class RaceMachine(RuleBasedStateMachine):
         # in that session's ledger (mail sent to a process inbox before a claim has no ledger line).
         for mid, inboxes in where.items():
             owner = self.owner_sid(self.appended.get(mid, inboxes[0]))
-            if owner is not None:
+            if owner is not None and mid not in self.ledger_failed:
                 assert self.inner.ledger_lookup(owner, mid) is not None, (
                     f"R1: {mid} visible in {owner}'s inbox but not in its ledger"
                 )
         for batch in self.flight.values():
             for env in batch.envelopes:
                 owner = self.owner_sid(self.appended.get(env.id, batch.inbox))
-                if owner is not None:
+                if owner is not None and env.id not in self.ledger_failed:
                     assert self.inner.ledger_lookup(owner, env.id) is not None, (
                         f"R1: {env.id} in flight from {owner}'s inbox but not in its ledger"
                     )

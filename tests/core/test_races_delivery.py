@@ -4,10 +4,12 @@ Two senders deliver to a claimed receiver (``send_message``: resolve, mint,
 ledger record, append, wake); the receiver reads (``read_messages``: fold,
 recover, take) and settles as a separate step, and replies by id
 (``reply_to_message``) to any message whose append returned -- the instant a
-message is visible a hook may have shown it. Checked after every step
-(RaceMachine): G1 no loss, G2 exactly once, R1 every visible or in-flight id
-resolves in the receiver's ledger; on each reply: the id resolved (never
-``message-not-found``).
+message is visible a hook may have shown it. A rule makes a
+sender's next ledger write fail (R2). Checked after every step (RaceMachine):
+G1 no loss, G2 exactly once, R1 every visible or in-flight id resolves in the
+receiver's ledger unless its ledger write failed; on each reply: the id
+resolved (never ``message-not-found``), except after a failed ledger write,
+where the message was still delivered and the reply fails closed (R2).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from stepping import (
 from oxtail_core import ask as ask_mod
 from oxtail_core import delivery
 from oxtail_core import messaging as messaging_mod
+from oxtail_core.errors import StoreError
 from oxtail_core.messaging import read_messages, reply_to_message, send_message
-from oxtail_core.results import Messages, Replied, Sent
+from oxtail_core.results import Messages, Refused, Replied, Sent
 from oxtail_core.routing import session_inbox
 
 SENDERS = ("S1", "S2")
@@ -92,11 +95,20 @@ class DeliveryRace(RaceMachine):
             return drive(reply_to_message(ctx, me, message_id, "re"), ctx, self.sched.current())  # type: ignore[arg-type]
 
         def done(result: Any) -> None:
+            if message_id in self.ledger_failed:  # R2: delivered without a handle, fails closed
+                assert isinstance(result, Refused) and result.error == "message-not-found", result
+                return
             assert isinstance(result, Replied), f"R1: reply to shown id {message_id} gave {result}"
             assert result.in_reply_to == message_id
             self.replied_to.append(message_id)
 
         self.launch("reply:R", op, done)
+
+    @precondition(lambda self: any(not self.free(f"send:{s}") for s in SENDERS))
+    @rule(sender=st.sampled_from(SENDERS))
+    def ledger_down(self, sender: str) -> None:
+        """R2: the sender's next ledger write fails (lock budget exceeded, disk error)."""
+        self.store.inject(f"send:{sender}", frozenset({"ledger_record"}), StoreError("injected"))
 
     def receiver_ids(self) -> list[str]:
         """Ids whose append to R's inbox returned: from then on a hook may have shown them."""
