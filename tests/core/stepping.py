@@ -517,6 +517,7 @@ class RaceMachine(RuleBasedStateMachine):
 
     def __init__(self, factory: StoreFactory) -> None:
         super().__init__()
+        self._closed = False
         self._unpatch_ids = deterministic_ids()
         self.inner, self._cleanup = factory()
         self.sched = Scheduler()
@@ -789,6 +790,15 @@ class RaceMachine(RuleBasedStateMachine):
             if not self.broken:
                 self.final_checks()
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release every actor thread, remove the store's files, restore ``new_id`` (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
             self.sched.close()
+        finally:
             self._cleanup()
             self._unpatch_ids()
