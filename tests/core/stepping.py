@@ -48,6 +48,7 @@ from oxtail_core.settings import Settings
 STORE_METHODS = frozenset(
     {
         "append",
+        "registry_remove_if_drained",
         "take",
         "settle",
         "restore",
@@ -577,7 +578,7 @@ class RaceMachine(RuleBasedStateMachine):
         )
         if method == "ledger_record!":  # an injected failure: delivery goes on without a handle (R2)
             self.ledger_failed.add(args[1].id)
-        elif method == "append":
+        elif method == "append" and result is not False:  # a guarded append may refuse
             for env in args[1]:
                 self.append_calls[env.id] += 1
                 self.appended.setdefault(env.id, args[0])

@@ -30,7 +30,7 @@ from oxtail_core.model import Envelope, RegistryEntry, WakeStatus, check_body
 from oxtail_core.pending import consume_pending, record_pending
 from oxtail_core.protocols import Batch
 from oxtail_core.results import PEER_HAS_NO_SESSION_ID, Asked, NotAsked, Refused
-from oxtail_core.routing import Unresolved, inboxes_of, resolve_target
+from oxtail_core.routing import VANISHED, Unresolved, inboxes_of, resolve_target
 from oxtail_core.trace import safe_emit
 from oxtail_core.wake import is_fresh_idle, lenient_wake
 
@@ -112,7 +112,8 @@ def ask_peer(
     correlated = peer.reply_to_capable
     my_sid = me.session_id
     question = mint(ctx, body, my_sid, request_id=request_id)
-    deliver(ctx, peer, question)
+    if not deliver(ctx, peer, question):
+        return NotAsked(VANISHED)
     safe_emit(
         ctx.tracer,
         "ask_peer_start",

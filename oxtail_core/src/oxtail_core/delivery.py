@@ -61,7 +61,18 @@ def record_received(ctx: Context, session_id: str | None, envelope: Envelope) ->
         )
 
 
-def deliver(ctx: Context, peer: RegistryEntry, envelope: Envelope) -> None:
-    """Record, then append. An append failure propagates: the caller reports it and nothing was sent."""
+def deliver(ctx: Context, peer: RegistryEntry, envelope: Envelope) -> bool:
+    """Record, then append; False if ``peer`` vanished since it was resolved (nothing was delivered).
+
+    Mail for an agent goes to its session inbox, which outlives every server.
+    Mail for an unclaimed server goes to that process's inbox, and only while
+    the server's registry entry still stands: the store makes this append
+    atomic with the removal of the last breadcrumb, so mail can never land
+    where no reader will ever look. An append failure propagates: the caller
+    reports it and nothing was sent.
+    """
     record_received(ctx, peer.session_id, envelope)
-    ctx.store.append(inbox_of(peer), [envelope])
+    inbox = inbox_of(peer)
+    if inbox.kind == "session":
+        return ctx.store.append(inbox, [envelope])
+    return ctx.store.append(inbox, [envelope], only_if_registered=peer)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 import attrs
 
 from oxtail_core.ids import new_id
-from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry
+from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry, same_incarnation
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
 
 
@@ -37,12 +37,24 @@ class MemoryStore:
         self._versions[inbox] = self._versions.get(inbox, 0) + 1
         self._changed.notify_all()
 
-    def append(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
-        if not envelopes:
-            return
+    def append(
+        self,
+        inbox: InboxId,
+        envelopes: Sequence[Envelope],
+        *,
+        only_if_registered: RegistryEntry | None = None,
+    ) -> bool:
         with self._lock:
-            self._inboxes.setdefault(inbox, []).extend(envelopes)
-            self._bump(inbox)
+            if only_if_registered is not None and not self._registered(only_if_registered):
+                return False
+            if envelopes:
+                self._inboxes.setdefault(inbox, []).extend(envelopes)
+                self._bump(inbox)
+            return True
+
+    def _registered(self, entry: RegistryEntry) -> bool:
+        current = self._registry.get(entry.server_pid)
+        return current is not None and same_incarnation(current, entry)
 
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
         with self._lock:
@@ -209,6 +221,15 @@ class MemoryStore:
     def registry_remove(self, pid: int) -> None:
         with self._lock:
             self._registry.pop(pid, None)
+
+    def registry_remove_if_drained(self, entry: RegistryEntry, inbox: InboxId) -> bool:
+        with self._lock:
+            if self._inboxes.get(inbox) or self._in_flight.get(inbox):
+                return False
+            if not self._registered(entry):
+                return False
+            del self._registry[entry.server_pid]
+            return True
 
     def registry_entries(self) -> list[RegistryEntry]:
         with self._lock:

@@ -28,7 +28,7 @@ from oxtail_core.results import (
     message_not_found,
     no_reply_target,
 )
-from oxtail_core.routing import Unresolved, inboxes_of, process_inbox, resolve_target
+from oxtail_core.routing import VANISHED, Unresolved, inboxes_of, process_inbox, resolve_target
 from oxtail_core.trace import safe_emit
 from oxtail_core.wake import resolve_send_wake, unresolved_wake
 
@@ -72,7 +72,8 @@ def send_message(
     if isinstance(peer, Unresolved):
         return NotSent(peer, unresolved_wake(ctx, wake, reply_to, peer.error))
     envelope = mint(ctx, body, me.session_id, reply_to=reply_to, source_message_id=source_message_id)
-    deliver(ctx, peer, envelope)
+    if not deliver(ctx, peer, envelope):
+        return NotSent(VANISHED, unresolved_wake(ctx, wake, reply_to, VANISHED.error))
     outcome = yield from resolve_send_wake(ctx, me, peer, wake, reply_to or None)
     _trace_wake(ctx, "send_message", peer, outcome)
     return Sent(envelope.id, peer.session_id, peer.server_pid, outcome)
@@ -101,7 +102,8 @@ def reply_to_message(
     if isinstance(peer, Unresolved):
         return NotReplied(peer, message_id, origin, unresolved_wake(ctx, wake, reply_to, peer.error))
     envelope = mint(ctx, body, my_sid, reply_to=reply_to, source_message_id=message_id)
-    deliver(ctx, peer, envelope)
+    if not deliver(ctx, peer, envelope):
+        return NotReplied(VANISHED, message_id, origin, unresolved_wake(ctx, wake, reply_to, VANISHED.error))
     outcome = yield from resolve_send_wake(ctx, me, peer, wake, reply_to)
     _trace_wake(ctx, "reply_to_message", peer, outcome)
     return Replied(envelope.id, message_id, peer.session_id, peer.server_pid, bool(reply_to), outcome)

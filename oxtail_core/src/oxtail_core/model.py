@@ -148,6 +148,11 @@ class RegistryEntry:
         return self.capabilities is not None and self.capabilities.reply_to is True
 
 
+def same_incarnation(a: RegistryEntry, b: RegistryEntry) -> bool:
+    """Whether two entries describe the same server process (not merely the same, reusable, pid)."""
+    return (a.server_pid, a.started_at, a.process_start) == (b.server_pid, b.started_at, b.process_start)
+
+
 @attrs.frozen
 class PendingAsk:
     """A durable note that ``requester`` is still owed a reply to ``request_id`` by ``peer``.

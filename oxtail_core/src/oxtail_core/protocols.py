@@ -71,8 +71,21 @@ class Store(Protocol):
     """Durable state shared by every peer; each method is atomic with respect to all others."""
 
     # Inboxes -----------------------------------------------------------------
-    def append(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
-        """Add messages at the end of an inbox, all or none."""
+    def append(
+        self,
+        inbox: InboxId,
+        envelopes: Sequence[Envelope],
+        *,
+        only_if_registered: RegistryEntry | None = None,
+    ) -> bool:
+        """Add messages at the end of an inbox, all or none; True if they were added.
+
+        With ``only_if_registered``, append only while that registry entry (the
+        same incarnation: pid, ``started_at`` and ``process_start``) is still
+        published, atomically with :meth:`registry_remove_if_drained` on the
+        same inbox: a process inbox never receives mail after the last
+        breadcrumb to it is gone.
+        """
 
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
         """Move the selected messages into a new in-flight batch (None if nothing was selected)."""
@@ -154,6 +167,13 @@ class Store(Protocol):
 
     def registry_remove(self, pid: int) -> None:
         """Remove one server's entry (absent is fine)."""
+
+    def registry_remove_if_drained(self, entry: RegistryEntry, inbox: InboxId) -> bool:
+        """Remove ``entry`` (that incarnation only) if ``inbox`` holds no message, waiting or in flight.
+
+        Atomic with a guarded :meth:`append` to the same inbox. True if the
+        entry is gone afterwards because of this call.
+        """
 
     def registry_entries(self) -> list[RegistryEntry]:
         """Every well-formed entry, live or dead; forged and malformed ones are skipped."""

@@ -33,6 +33,10 @@ class Unresolved:
     note: str | None = None
 
 
+VANISHED = Unresolved(TARGET_NOT_FOUND)
+"""An unclaimed peer that exited between resolution and delivery: to the sender, not found."""
+
+
 def session_inbox(session_id: str) -> InboxId:
     """The inbox of an agent; UUID-shaped ids are keyed case-insensitively."""
     return InboxId.for_session(canonical_session_id(session_id))
@@ -63,26 +67,40 @@ def _alive(ctx: Context, entry: RegistryEntry) -> bool:
 def live_entries(ctx: Context) -> list[RegistryEntry]:
     """Addressable entries, one per agent (its freshest server), then unclaimed ones.
 
-    Dead entries are reaped as a side effect. A dead claimed server's process
-    inbox is first merged into its agent's inbox, so its mail stays reachable;
-    a dead unclaimed server with mail keeps its entry as a breadcrumb for the
-    next server in the same pane to adopt.
+    Dead entries are reaped as a side effect, without stranding mail: a dead
+    server's process inbox is folded into its agent's inbox (or, unclaimed,
+    into the inbox of the agent now running in the same pane), and the entry
+    is removed only once that inbox is drained -- atomically with any late
+    append (see :func:`oxtail_core.delivery.deliver`).
     """
     live: list[RegistryEntry] = []
+    dead: list[RegistryEntry] = []
     for entry in ctx.store.registry_entries():
-        if _alive(ctx, entry):
-            live.append(entry)
-        else:
-            _reap(ctx, entry)
+        (live if _alive(ctx, entry) else dead).append(entry)
+    for entry in dead:
+        _reap(ctx, entry, live)
     return collapse(live)
 
 
-def _reap(ctx: Context, entry: RegistryEntry) -> None:
+def _heir(entry: RegistryEntry, live: Sequence[RegistryEntry]) -> InboxId | None:
+    """Where a dead server's mail belongs: its agent's inbox, else that of the agent now in its pane."""
+    if entry.session_id:
+        return session_inbox(entry.session_id)
+    if entry.tmux_pane:
+        for other in live:
+            if other.session_id and other.tmux_pane == entry.tmux_pane:
+                return session_inbox(other.session_id)
+    return None
+
+
+def _reap(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> None:
+    source = process_inbox(entry)
     try:
-        if entry.session_id and ctx.store.depth(process_inbox(entry)):
-            ctx.store.merge(process_inbox(entry), session_inbox(entry.session_id))
-        if ctx.store.depth(process_inbox(entry)) == 0:
-            ctx.store.registry_remove(entry.server_pid)
+        ctx.store.recover(source, lambda holder: ctx.host.is_alive(holder.pid, holder.process_start))
+        heir = _heir(entry, live)
+        if heir is not None:
+            ctx.store.merge(source, heir)
+        ctx.store.registry_remove_if_drained(entry, source)
     except StoreError:
         pass  # any doubt keeps the breadcrumb; the next reader retries
 
@@ -145,38 +163,29 @@ def publish(ctx: Context, me: RegistryEntry) -> None:
     """Write our own entry first, then fold mail we are owed into our agent's inbox.
 
     Publication comes first so merged mail never sits behind no breadcrumb.
-    Then, exactly once per message: our own pre-claim process inbox, the
-    process inboxes of our agent's dead servers, and those of dead unclaimed
-    servers that ran in our pane, all move into the session inbox.
+    Then, exactly once per message: our own pre-claim process inbox, and the
+    process inboxes of our agent's dead servers and of dead unclaimed servers
+    that ran in our pane, all move into the session inbox.
     """
     ctx.store.registry_put(me)
-    sid = me.session_id
-    if not sid:
+    if not me.session_id:
         return
-    dest = session_inbox(sid)
-    ctx.store.merge(process_inbox(me), dest)
-    for other in ctx.store.registry_entries():
-        if other.server_pid == me.server_pid or _alive(ctx, other):
-            continue
-        ours = same_session_id(other.session_id, sid)
+    ctx.store.merge(process_inbox(me), session_inbox(me.session_id))
+    dead = [e for e in ctx.store.registry_entries() if e.server_pid != me.server_pid and not _alive(ctx, e)]
+    for other in dead:
+        ours = same_session_id(other.session_id, me.session_id)
         same_pane = not other.session_id and me.tmux_pane is not None and other.tmux_pane == me.tmux_pane
-        if not (ours or same_pane):
-            continue
-        try:
-            ctx.store.merge(process_inbox(other), dest)
-            if ctx.store.depth(process_inbox(other)) == 0:
-                ctx.store.registry_remove(other.server_pid)
-        except StoreError:
-            continue
+        if ours or same_pane:
+            _reap(ctx, other, [me])
 
 
 def retire(ctx: Context, me: RegistryEntry) -> None:
     """Leave the registry on a clean exit without stranding mail.
 
-    A claimed server's process inbox is merged into its agent's inbox first; an
-    unclaimed server with mail keeps its entry as a breadcrumb instead.
+    A claimed server's process inbox is merged into its agent's inbox first;
+    the entry goes only if nothing is left (or can still land) in it, else it
+    stays as a breadcrumb for whoever comes next in our pane.
     """
     if me.session_id:
         ctx.store.merge(process_inbox(me), session_inbox(me.session_id))
-    if ctx.store.depth(process_inbox(me)) == 0:
-        ctx.store.registry_remove(me.server_pid)
+    ctx.store.registry_remove_if_drained(me, process_inbox(me))

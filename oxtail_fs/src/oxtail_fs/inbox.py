@@ -196,15 +196,28 @@ class InboxFiles:
         lock.commit(bump=bump)
 
     # Append ---------------------------------------------------------------------------------------
-    def append(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
-        if not envelopes:
-            return
+    def append(
+        self, inbox: InboxId, envelopes: Sequence[Envelope], guard: Callable[[], bool] | None = None
+    ) -> bool:
+        """Append all or none; with ``guard``, only if it holds while the inbox lock is held."""
         data = "".join(envelope_to_line(e) for e in envelopes).encode("utf-8")
         stem = inbox_stem(inbox)
         midway = None if self._hook is None else lambda: self._point("append:mid-write")
         with self._hold([stem]) as held:
-            append_guarded(held[stem], self._path(stem), data, midway)
-            held[stem].commit(bump=True)
+            if guard is not None and not guard():
+                return False
+            if data:
+                append_guarded(held[stem], self._path(stem), data, midway)
+                held[stem].commit(bump=True)
+            return True
+
+    def remove_if_drained(self, inbox: InboxId, remove: Callable[[], bool]) -> bool:
+        """Run ``remove`` under the inbox lock iff no message waits in the inbox or is in flight from it."""
+        stem = inbox_stem(inbox)
+        with self._resolved([stem]):
+            if parse_lines(read_all(self._path(stem)))[0] or self._batches(stem):
+                return False
+            return remove()
 
     # Take / settle / restore / recover ----------------------------------------------------------------
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:

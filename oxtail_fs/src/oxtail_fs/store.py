@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from oxtail_core.convert import ShapeError, envelope_from_line, envelope_to_line, from_wire, to_wire
 from oxtail_core.errors import StoreError
-from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry
+from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry, same_incarnation
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
 from oxtail_core.wire import WireError, dumps, loads, utf8
 from oxtail_fs.atomic import (
@@ -144,8 +144,17 @@ class FsStore:
 
     # Inboxes -------------------------------------------------------------------------
     @_store_op
-    def append(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
-        self._inboxes.append(inbox, envelopes)
+    def append(
+        self,
+        inbox: InboxId,
+        envelopes: Sequence[Envelope],
+        *,
+        only_if_registered: RegistryEntry | None = None,
+    ) -> bool:
+        if only_if_registered is None:
+            return self._inboxes.append(inbox, envelopes)
+        entry = only_if_registered
+        return self._inboxes.append(inbox, envelopes, lambda: self._registered(entry))
 
     @_store_op
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
@@ -319,6 +328,30 @@ class FsStore:
     def registry_remove(self, pid: int) -> None:
         if is_registry_pid(pid):
             unlink_missing_ok(self._layout.registry(pid))
+
+    @_store_op
+    def registry_remove_if_drained(self, entry: RegistryEntry, inbox: InboxId) -> bool:
+        def remove() -> bool:
+            if not self._registered(entry):
+                return False
+            unlink_missing_ok(self._layout.registry(entry.server_pid))
+            return True
+
+        return self._inboxes.remove_if_drained(inbox, remove)
+
+    def _registry_get(self, pid: int) -> RegistryEntry | None:
+        if not is_registry_pid(pid):
+            return None
+        try:
+            raw = read_bounded(self._layout.registry(pid), REGISTRY_MAX_BYTES)
+        except OSError:
+            return None
+        entry = _parse_record(raw, RegistryEntry)
+        return entry if entry is not None and entry.server_pid == pid else None
+
+    def _registered(self, entry: RegistryEntry) -> bool:
+        current = self._registry_get(entry.server_pid)
+        return current is not None and same_incarnation(current, entry)
 
     @_store_op
     def registry_entries(self) -> list[RegistryEntry]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
@@ -233,7 +233,7 @@ async def serve(agent: Agent) -> None:
                 await server.run(
                     read_stream,
                     SettlingWriteStream(write_stream, settler),
-                    server.create_initialization_options(),
+                    server.create_initialization_options(NotificationOptions(tools_changed=True)),
                 )
             tg.cancel_scope.cancel()
     finally:
