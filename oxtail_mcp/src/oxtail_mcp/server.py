@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import mcp_types as types
@@ -191,21 +191,33 @@ async def _late_detection(agent: Agent) -> None:
             return
 
 
-async def _watch_parent(scope: anyio.CancelScope) -> None:
+def _leave(agent: Agent, settler: Settler, code: int = 0) -> NoReturn:
+    """Put back unsent reads, leave the registry, and exit now.
+
+    Used for signals and a dead parent: the stdin reader is a worker thread
+    blocked in ``read``, which no cancellation can interrupt, so waiting for
+    the serve loop to unwind would hang until stdin closes.
+    """
+    settler.restore_all()
+    agent.retire()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+async def _watch_parent(agent: Agent, settler: Settler, parent: int) -> None:
     """Exit when the agent host that started us is gone (we were re-parented)."""
-    parent = os.getppid()
     while True:
-        await anyio.sleep(PARENT_POLL_S)
         if os.getppid() != parent:
-            scope.cancel()
-            return
+            _leave(agent, settler)
+        await anyio.sleep(PARENT_POLL_S)
 
 
-async def _watch_signals(scope: anyio.CancelScope) -> None:
+async def _watch_signals(agent: Agent, settler: Settler) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
-            scope.cancel()
-            return
+            _leave(agent, settler)
 
 
 def _hook_hint(agent: Agent) -> None:
@@ -219,14 +231,14 @@ def _hook_hint(agent: Agent) -> None:
         print(hint, file=sys.stderr, flush=True)
 
 
-async def serve(agent: Agent) -> None:
-    """Serve MCP on stdio until EOF, a signal, or the parent's death; always clean up."""
+async def serve(agent: Agent, parent: int) -> None:
+    """Serve MCP on stdio until EOF, a signal, or the death of ``parent``; always clean up."""
     settler = Settler(agent)
     try:
         async with anyio.create_task_group() as tg:
             settler.task_group = tg
-            tg.start_soon(_watch_parent, tg.cancel_scope)
-            tg.start_soon(_watch_signals, tg.cancel_scope)
+            tg.start_soon(_watch_parent, agent, settler, parent)
+            tg.start_soon(_watch_signals, agent, settler)
             server = build_server(agent, settler, tg)
             async with stdio_server() as (read_stream, write_stream):
                 _hook_hint(agent)
@@ -248,11 +260,12 @@ def _interrupt(signum: int, frame: object) -> None:
 def run() -> None:
     """Entry point for server mode: SIGTERM and SIGINT mean "leave cleanly" from the very start."""
     signal.signal(signal.SIGTERM, _interrupt)
+    parent = os.getppid()  # before anything slow: the host may die while we start
     agent: Agent | None = None
     code = 0
     try:
         agent = Agent.start()
-        anyio.run(serve, agent)
+        anyio.run(serve, agent, parent)
     except KeyboardInterrupt:
         pass
     except Exception:  # noqa: BLE001 - report, clean up, and exit non-zero
