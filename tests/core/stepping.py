@@ -463,16 +463,41 @@ def race_settings(max_examples: int, steps: int, *, shrink: bool = True) -> sett
     """Explicit, small budgets (on top of whatever profile the lead's conftest loaded).
 
     ``shrink=False`` is for the planted-bug tests: they only need *a* failing
-    schedule, fast (the minimal ones are quoted in docs/races.md).
+    schedule, fast (the minimal ones are quoted in docs/races.md), and they
+    draw fresh randomness on every attempt (see :func:`caught_within`).
     """
-    phases = None if shrink else (Phase.explicit, Phase.reuse, Phase.generate)
+    if shrink:
+        return settings(
+            max_examples=max_examples,
+            stateful_step_count=steps,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        )
     return settings(
         max_examples=max_examples,
         stateful_step_count=steps,
         deadline=None,
+        derandomize=False,
+        database=None,
+        phases=(Phase.explicit, Phase.generate),
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        **({"phases": phases} if phases else {}),
     )
+
+
+def caught_within(attempts: int, run: Callable[[], None], marker: str) -> None:
+    """Run a machine against planted buggy code until it fails with ``marker`` (or give up, failing).
+
+    A search is random and the actors are threads, so one fixed-seed search
+    can miss a bug another one finds; a few fresh searches make the proof
+    that the machine *can* catch it reliable.
+    """
+    for _ in range(attempts):
+        try:
+            run()
+        except AssertionError as exc:
+            assert marker in str(exc), f"failed for another reason: {exc}"
+            return
+    raise AssertionError(f"the planted bug ({marker}) was not caught in {attempts} searches")
 
 
 def _brief(value: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,6 +170,9 @@ def test_tmux_missing() -> None:
 def test_no_server_running_is_not_an_error(server: PrivateTmux, tree: Path) -> None:
     server.new_session("alpha", "sleep 1000", cwd=str(tree / "proj"))
     server.raw("kill-server")  # the socket file stays: tmux reports "no server running"
+    deadline = time.monotonic() + 5
+    while "exited unexpectedly" in (server.tmux.list_sessions()[1] or "") and time.monotonic() < deadline:
+        time.sleep(0.02)  # the server is still on its way out
     assert server.tmux.list_sessions() == ([], None)
     assert project_sessions(server.tmux, [], str(tree / "proj")) == SessionListing((), None)
 
