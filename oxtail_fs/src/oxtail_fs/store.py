@@ -117,6 +117,7 @@ class FsStore:
         self._interval = check_interval_s
         self._fsync = fsync
         self._hook = crash_hook
+        self._registry_cache: dict[str, tuple[tuple[int, int, int], RegistryEntry | None]] = {}
         try:
             for name in TOP_DIRS:
                 self._layout.ensure_dir(self._layout.dir(name))
@@ -355,17 +356,37 @@ class FsStore:
 
     @_store_op
     def registry_entries(self) -> list[RegistryEntry]:
-        """Entries sorted by pid; a file that is huge, unparseable, malformed or forged is skipped."""
+        """Entries sorted by pid; a file that is huge, unparseable, malformed or forged is skipped.
+
+        Every send resolves its target through this, so a file is parsed again
+        only when its inode, size or mtime changed since we last parsed it.
+        """
         directory = self._layout.dir(SESSIONS)
         entries = []
-        for name in sorted(os.listdir(directory), key=lambda n: (len(n), n)):
-            if not REGISTRY_NAME.match(name):
-                continue
+        seen: dict[str, tuple[tuple[int, int, int], RegistryEntry | None]] = {}
+        with os.scandir(directory) as listing:
+            dirents = sorted(
+                (d for d in listing if REGISTRY_NAME.match(d.name)), key=lambda d: (len(d.name), d.name)
+            )
+        for dirent in dirents:
+            name = dirent.name
             try:
-                raw = read_bounded(directory / name, REGISTRY_MAX_BYTES)
+                st = dirent.stat(follow_symlinks=False)
             except OSError:
-                continue  # vanished or unreadable between listing and opening
-            entry = _parse_record(raw, RegistryEntry)
-            if entry is not None and entry.server_pid == int(name[:-5]):
+                continue  # vanished between listing and stat
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            cached = self._registry_cache.get(name)
+            if cached is not None and cached[0] == stamp:
+                entry = cached[1]
+            else:
+                try:
+                    raw = read_bounded(directory / name, REGISTRY_MAX_BYTES)
+                except OSError:
+                    continue  # vanished or unreadable between listing and opening
+                parsed = _parse_record(raw, RegistryEntry)
+                entry = parsed if parsed is not None and parsed.server_pid == int(name[:-5]) else None
+            seen[name] = (stamp, entry)
+            if entry is not None:
                 entries.append(entry)
+        self._registry_cache = seen
         return entries
