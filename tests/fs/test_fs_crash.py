@@ -31,7 +31,7 @@ from oxtail_core.convert import envelope_from_line
 from oxtail_core.errors import StoreBusy
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Holder, InboxId
-from oxtail_fs.store import FsStore
+from oxtail_fs.store import CRASH_POINTS, FsStore
 
 INBOX = InboxId.for_session("crash-target")
 PROC = InboxId.for_process(777, 1)
@@ -170,18 +170,7 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, seed: int) -
     print(f"seed {seed}: {kills} kills, {len(acked)} acked, {windows} settle windows")
 
 
-POINTS = [
-    "append:mid-write",
-    "take:after-batch-write",
-    "take:before-inbox-rewrite",
-    "take:after-inbox-rewrite",
-    "restore:after-journal",
-    "restore:after-inbox-rewrite",
-    "merge:after-journal",
-    "merge:after-dest-append",
-    "merge:after-source-rewrite",
-    "ledger:after-temp-write",
-]
+POINTS = list(CRASH_POINTS)
 
 
 def kill_at(point: str) -> Callable[[str], None]:

@@ -22,19 +22,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from oxtail_core.convert import ShapeError, envelope_from_line
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Batch, Holder, InboxId
-from oxtail_fs.store import FsStore
+from oxtail_fs.store import CRASH_POINTS, FsStore
 
-POINTS = (
-    "append:mid-write",
-    "take:after-batch-write",
-    "take:before-inbox-rewrite",
-    "take:after-inbox-rewrite",
-    "restore:after-journal",
-    "restore:after-inbox-rewrite",
-    "merge:after-journal",
-    "merge:after-dest-append",
-    "merge:after-source-rewrite",
-)
+POINTS = tuple(p for p in CRASH_POINTS if not p.startswith("ledger:"))  # the inbox operations
 SESSION = InboxId.for_session("aaaaaaaa-0000-4000-8000-000000000001")
 PROCESS = InboxId.for_process(4242, 1_800_000_000)
 INBOXES = (SESSION, PROCESS)

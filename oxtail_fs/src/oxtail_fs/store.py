@@ -95,6 +95,21 @@ def _stamp(raw: bytes | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+CRASH_POINTS = (
+    "append:mid-write",
+    "take:after-batch-write",
+    "take:before-inbox-rewrite",
+    "take:after-inbox-rewrite",
+    "restore:after-journal",
+    "restore:after-inbox-rewrite",
+    "merge:after-journal",
+    "merge:after-dest-append",
+    "merge:after-source-rewrite",
+    "ledger:after-temp-write",
+)
+"""Every point at which ``crash_hook`` is called: the steps of the multi-file operations."""
+
+
 class FsStore:
     """A complete :class:`~oxtail_core.protocols.Store` kept in files under ``home`` (0700 dirs, 0600 files).
 
