@@ -526,3 +526,16 @@ def test_async_peer_round_trip() -> None:
 def test_refused_shapes() -> None:
     assert Refused("x", "y").to_wire() == {"schema_version": 1, "ok": False, "error": "x", "message": "y"}
     assert isinstance(NotSent, type)
+
+
+def test_an_agents_newest_state_card_wins_whichever_server_published_it() -> None:
+    w = make_world()
+    a = w.join(1, A)
+    older = w.join(2, B)
+    w.clock.advance(2000)
+    w.join(3, B)  # the fresher server of the same agent, with no card yet
+    w.clock.advance(1000)
+    older.set_state("reviewing the parser")
+    (peer,) = a.peers()
+    assert peer.server_pid == 3 and peer.state is not None
+    assert peer.state.purpose == "reviewing the parser"

@@ -15,7 +15,7 @@ import attrs
 from oxtail_core.context import Context
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import canonical_session_id, is_uuid_shaped, same_session_id
-from oxtail_core.model import RegistryEntry
+from oxtail_core.model import RegistryEntry, StateCard
 from oxtail_core.protocols import InboxId
 
 TARGET_NOT_FOUND = "target-not-found"
@@ -106,8 +106,14 @@ def _reap(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> 
 
 
 def collapse(entries: Sequence[RegistryEntry]) -> list[RegistryEntry]:
-    """One entry per session id (greatest ``started_at``, then ``process_start``), then the unclaimed."""
+    """One entry per session id (greatest ``started_at``, then ``process_start``), then the unclaimed.
+
+    The winner carries the newest state card among the agent's servers: an
+    agent with two servers (user and project scope) may have published its
+    purpose through either.
+    """
     winners: dict[str, RegistryEntry] = {}
+    cards: dict[str, StateCard] = {}
     unclaimed: list[RegistryEntry] = []
     for entry in entries:
         sid = entry.session_id
@@ -118,7 +124,11 @@ def collapse(entries: Sequence[RegistryEntry]) -> list[RegistryEntry]:
         best = winners.get(key)
         if best is None or _freshness(entry) > _freshness(best):
             winners[key] = entry
-    return [*winners.values(), *unclaimed]
+        card = cards.get(key)
+        if entry.state is not None and (card is None or entry.state.updated_at > card.updated_at):
+            cards[key] = entry.state
+    merged = [attrs.evolve(w, state=cards.get(k, w.state)) for k, w in winners.items()]
+    return [*merged, *unclaimed]
 
 
 def _freshness(entry: RegistryEntry) -> tuple[int, float]:
