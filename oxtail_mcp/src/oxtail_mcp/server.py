@@ -14,6 +14,7 @@ write fails, it is restored at once.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -48,12 +49,26 @@ class Settler:
     returned) would strand its batch until we exit; after ``UNSENT_RESTORE_S``
     it is put back instead. Settling happens right after the write, so a batch
     still waiting by then was not delivered.
+
+    ``queued`` mirrors the transport's outgoing queue: one slot per message
+    handed to the stdout writer, in order (the request id of a response, else
+    None). The writer writes and flushes one message at a time, so each flush
+    completes the oldest slot: that is when a response is on the pipe and its
+    batch may be settled.
     """
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.waiting: dict[Any, Batch] = {}
         self.task_group: anyio.abc.TaskGroup | None = None
+        self.queued: collections.deque[Any] = collections.deque()
+
+    def flushed(self) -> None:
+        """The oldest queued message is on the pipe now."""
+        if self.queued:
+            request_id = self.queued.popleft()
+            if request_id is not None:
+                self.settle(request_id)
 
     def hold(self, request_id: Any, batch: Batch) -> None:
         self.waiting[request_id] = batch
@@ -85,23 +100,26 @@ class Settler:
 
 
 class SettlingWriteStream:
-    """Wraps the transport's write stream: after a response goes out, its batch is settled."""
+    """Wraps the transport's write stream: every message taken by the stdout writer gets a slot in
+    the settler's queue, in the order the writer takes them (hence the lock)."""
 
     def __init__(self, inner: Any, settler: Settler) -> None:
         self.inner = inner
         self.settler = settler
+        self.lock = anyio.Lock()
 
     async def send(self, item: SessionMessage, /) -> None:
         message = getattr(item, "message", None)
         request_id = getattr(message, "id", None) if isinstance(message, types.JSONRPCResponse) else None
-        try:
-            await self.inner.send(item)
-        except BaseException:
-            if request_id is not None:
-                self.settler.restore(request_id)
-            raise
-        if request_id is not None:
-            self.settler.settle(request_id)
+        async with self.lock:
+            self.settler.queued.append(request_id)
+            try:
+                await self.inner.send(item)  # unbuffered: returns once the writer has taken it
+            except BaseException:
+                self.settler.queued.pop()
+                if request_id is not None:
+                    self.settler.restore(request_id)
+                raise
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -113,6 +131,35 @@ class SettlingWriteStream:
     async def __aexit__(self, *exc: Any) -> bool | None:
         result: bool | None = await self.inner.__aexit__(*exc)
         return result
+
+
+class SettlingStdout:
+    """The protocol pipe: after each flush, the message just written is delivered (see :class:`Settler`)."""
+
+    def __init__(self, inner: Any, settler: Settler) -> None:
+        self.inner = inner
+        self.settler = settler
+
+    async def write(self, text: str) -> int:
+        written: int = await self.inner.write(text)
+        return written
+
+    async def flush(self) -> None:
+        await self.inner.flush()
+        self.settler.flushed()
+
+
+def claim_stdout() -> Any:
+    """Our own handle on the protocol pipe (fd 1), with fd 1 then pointing at stderr.
+
+    The SDK does the same diversion when it opens stdout itself; we open it so
+    that we see each flush. Stray output of anything in this process can no
+    longer corrupt the wire.
+    """
+    wire = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return anyio.wrap_file(wire)
 
 
 def _text(text: str, *, error: bool = False) -> types.CallToolResult:
@@ -240,7 +287,8 @@ async def serve(agent: Agent, parent: int) -> None:
             tg.start_soon(_watch_parent, agent, settler, parent)
             tg.start_soon(_watch_signals, agent, settler)
             server = build_server(agent, settler, tg)
-            async with stdio_server() as (read_stream, write_stream):
+            stdout = SettlingStdout(claim_stdout(), settler)
+            async with stdio_server(stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
                 _hook_hint(agent)
                 await server.run(
                     read_stream,
