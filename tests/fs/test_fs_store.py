@@ -667,3 +667,18 @@ def test_recovered_batches_come_back_in_arrival_order(store: Any) -> None:
     assert store.recover(inbox, lambda holder: False) == 4
     batch = store.take(inbox, lambda ms: list(range(len(ms))), reader)
     assert [e.body for e in batch.envelopes] == ["1", "2", "3", "4", "5"]
+
+
+def test_a_marker_written_by_the_reference_hooks_is_read(tmp_path: Path) -> None:
+    store = FsStore(tmp_path)
+    sid = "aaaaaaaa-0000-4000-8000-00000000000a"
+    legacy = tmp_path / "activity" / sid  # the bash hooks' name: the id, sanitized
+    legacy.write_text("busy")
+    os.utime(legacy, ns=(1_800_000_000_000_000_000, 1_800_000_000_000_000_000))
+    assert store.activity_get(sid) == ActivityMarker(status="busy", at_ms=1_800_000_000_000)
+    store.activity_put(sid, ActivityMarker(status="idle", at_ms=1_800_000_000_500))
+    assert store.activity_get(sid) == ActivityMarker(status="idle", at_ms=1_800_000_000_500)  # ours is newer
+    legacy.write_text("gibberish")
+    os.utime(legacy, ns=(1_900_000_000_000_000_000, 1_900_000_000_000_000_000))
+    assert store.activity_get(sid) == ActivityMarker(status="idle", at_ms=1_800_000_000_500)
+    assert store.activity_get("../../etc/passwd") is None  # sanitized to a name inside activity/

@@ -111,6 +111,15 @@ class Layout:
     def activity(self, session_id: str) -> Path:
         return self.dir(ACTIVITY) / hash32(session_id)
 
+    def legacy_activity(self, session_id: str) -> Path | None:
+        """Where the reference's bash hooks keep the marker: the id with ``[^A-Za-z0-9_-]`` as ``_``.
+
+        The substitution leaves no separator and no dot, so the name stays inside
+        the directory; None where it would be no valid file name.
+        """
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", session_id)
+        return self.dir(ACTIVITY) / name if 0 < len(name.encode()) <= 255 else None
+
     def registry(self, pid: int) -> Path:
         return self.dir(SESSIONS) / f"{pid}.json"
 

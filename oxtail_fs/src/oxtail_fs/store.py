@@ -320,12 +320,36 @@ class FsStore:
 
     # Activity --------------------------------------------------------------------------------------
     def activity_get(self, session_id: str) -> ActivityMarker | None:
-        """None for a missing, unreadable or malformed marker: "unknown" is always a safe answer."""
+        """The newer of our marker and one the reference's bash hooks wrote (plain ``busy``/``idle``,
+        fresh as its mtime), so an agent whose old hooks are still installed is not "unknown".
+
+        None for a missing, unreadable or malformed marker: "unknown" is always a safe answer.
+        """
         try:
             raw = read_bounded(self._layout.activity(session_id), RECORD_MAX_BYTES)
         except OSError:
+            raw = None
+        ours: ActivityMarker | None = _parse_record(raw, ActivityMarker)
+        legacy = self._legacy_activity(session_id)
+        if ours is None or (legacy is not None and legacy.at_ms > ours.at_ms):
+            return legacy
+        return ours
+
+    def _legacy_activity(self, session_id: str) -> ActivityMarker | None:
+        path = self._layout.legacy_activity(session_id)
+        if path is None:
             return None
-        return _parse_record(raw, ActivityMarker)  # type: ignore[no-any-return]
+        try:
+            raw = read_bounded(path, 64)
+            if raw is None:
+                return None
+            status = raw.decode("utf-8", errors="replace").strip()
+            mtime_ns = os.stat(path, follow_symlinks=False).st_mtime_ns
+        except OSError:
+            return None
+        if status not in ("busy", "idle"):
+            return None
+        return ActivityMarker(status=status, at_ms=mtime_ns // 1_000_000)
 
     @_store_op
     def activity_put(self, session_id: str, marker: ActivityMarker) -> None:
