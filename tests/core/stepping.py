@@ -42,6 +42,7 @@ from oxtail_core.memory import MemoryHost, MemoryStore, RecordingWaker
 from oxtail_core.messaging import read_messages
 from oxtail_core.model import ClientInfo, Envelope, RegistryEntry
 from oxtail_core.protocols import Batch, Holder, InboxId, Store
+from oxtail_core.results import Messages
 from oxtail_core.routing import process_inbox, publish, session_inbox
 from oxtail_core.settings import Settings
 
@@ -635,6 +636,18 @@ class RaceMachine(RuleBasedStateMachine):
         return {e.id for b in self.flight.values() for e in b.envelopes}
 
     # Actors -------------------------------------------------------------------------------------
+    def reader(self, who: str) -> Callable[[], Messages]:
+        """An operation for ``who`` as it is now: one real ``read_messages``, settled at once."""
+        ctx, me = self.ctxs[who], self.me[who]
+
+        def op() -> Messages:
+            got = read_messages(ctx, me)
+            if got.batch is not None:
+                ctx.store.settle(got.batch)
+            return got
+
+        return op
+
     def launch(self, slot: str, fn: Callable[[], Any], on_done: Callable[[Any], None]) -> Actor:
         """Start ``fn`` as actor ``slot`` (one operation per slot at a time)."""
         assert slot not in self.slots

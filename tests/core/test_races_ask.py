@@ -38,9 +38,9 @@ from stepping import (
 
 from oxtail_core.ask import ask_peer
 from oxtail_core.memory import MemoryStore
-from oxtail_core.messaging import read_messages, reply_to_message
+from oxtail_core.messaging import reply_to_message
 from oxtail_core.model import PendingAsk, WakeReason
-from oxtail_core.results import Asked, Messages, Replied
+from oxtail_core.results import Asked, Replied
 from oxtail_core.routing import session_inbox
 from oxtail_core.settings import Settings
 
@@ -128,15 +128,7 @@ class AskRace(RaceMachine):
         slot = f"read:{who}"
         if not self.free(slot):
             return
-        ctx, me = self.ctxs[who], self.me[who]
-
-        def op() -> Messages:
-            got = read_messages(ctx, me)
-            if got.batch is not None:
-                ctx.store.settle(got.batch)
-            return got
-
-        self.launch(slot, op, lambda got: None)
+        self.launch(slot, self.reader(who), lambda got: None)
 
     # Invariants ---------------------------------------------------------------------------------
     def extra_checks(self) -> None:

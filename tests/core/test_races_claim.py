@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 from stepping import RaceMachine, StoreFactory, budget, drive, entry, memory_factory, sid, store_params
 
-from oxtail_core.messaging import read_messages, send_message
-from oxtail_core.results import Messages, NotSent, Sent
+from oxtail_core.messaging import send_message
+from oxtail_core.results import NotSent, Sent
 from oxtail_core.routing import publish, session_inbox
 
 R_SID = sid(1)
@@ -112,15 +112,7 @@ class ClaimRace(RaceMachine):
     @precondition(lambda self: self.free("read:R"))
     @rule()
     def read(self) -> None:
-        ctx, me = self.ctxs["R"], self.me["R"]
-
-        def op() -> Messages:
-            got = read_messages(ctx, me)
-            if got.batch is not None:
-                ctx.store.settle(got.batch)
-            return got
-
-        self.launch("read:R", op, lambda got: None)
+        self.launch("read:R", self.reader("R"), lambda got: None)
 
 
 @pytest.mark.parametrize("factory", store_params())

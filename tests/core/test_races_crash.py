@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 from stepping import RaceMachine, StoreFactory, budget, drive, entry, sid, store_params
 
-from oxtail_core.messaging import read_messages, send_message
-from oxtail_core.results import Messages, NotSent, Sent
+from oxtail_core.messaging import send_message
+from oxtail_core.results import NotSent, Sent
 from oxtail_core.routing import publish
 
 R_SID = sid(1)
@@ -72,15 +72,7 @@ class CrashRace(RaceMachine):
     @precondition(lambda self: self.free("read:R") and self.alive("R"))
     @rule()
     def read(self) -> None:
-        ctx, me = self.ctxs["R"], self.me["R"]
-
-        def op() -> Messages:
-            got = read_messages(ctx, me)
-            if got.batch is not None:
-                ctx.store.settle(got.batch)
-            return got
-
-        self.launch("read:R", op, lambda got: None)
+        self.launch("read:R", self.reader("R"), lambda got: None)
 
     @precondition(lambda self: bool(self.parked()))
     @rule(data=st.data())

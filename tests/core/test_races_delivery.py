@@ -35,7 +35,7 @@ from oxtail_core import ask as ask_mod
 from oxtail_core import delivery
 from oxtail_core import messaging as messaging_mod
 from oxtail_core.errors import StoreError
-from oxtail_core.messaging import read_messages, reply_to_message, send_message
+from oxtail_core.messaging import reply_to_message, send_message
 from oxtail_core.results import Messages, Refused, Replied, Sent
 from oxtail_core.routing import session_inbox
 
@@ -72,13 +72,7 @@ class DeliveryRace(RaceMachine):
     @precondition(lambda self: self.free("read:R"))
     @rule()
     def start_read(self) -> None:
-        ctx, me = self.ctxs["R"], self.me["R"]
-
-        def op() -> Messages:
-            got = read_messages(ctx, me)
-            if got.batch is not None:
-                ctx.store.settle(got.batch)
-            return got
+        op = self.reader("R")
 
         def done(got: Messages) -> None:
             ids = [m.id for m in got.messages]
