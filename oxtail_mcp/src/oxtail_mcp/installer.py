@@ -35,18 +35,6 @@ MANAGED = (
     ("userpromptsubmit", "UserPromptSubmit", "userpromptsubmit.sh"),
 )
 """(hook id, Claude Code event, the reference's script name) in install order."""
-TOOLS = (
-    "list_project_sessions",
-    "read_session",
-    "register_my_session",
-    "claim_session",
-    "get_my_session",
-    "set_my_state",
-    "send_message",
-    "reply_to_message",
-    "read_my_messages",
-    "ask_peer",
-)
 
 
 class InstallError(Exception):
@@ -558,7 +546,9 @@ def uninstall(path: Path, *, dry_run: bool, out: IO[str], err: IO[str], now: dat
 def print_config(exe: str, out: IO[str]) -> None:
     """The MCP server snippets for Claude Code and Codex, and a permission allowlist."""
     claude = {"mcpServers": {"oxtail": {"command": exe, "args": []}}}
-    allow = {"permissions": {"allow": [f"mcp__oxtail__{tool}" for tool in TOOLS]}}
+    from oxtail_mcp.schemas import TOOLS
+
+    allow = {"permissions": {"allow": [f"mcp__oxtail__{tool.name}" for tool in TOOLS]}}
     out.write(
         "# Claude Code: merge into ~/.claude.json (every project) or <project>/.mcp.json\n"
         f"{json.dumps(claude, indent=2)}\n"
