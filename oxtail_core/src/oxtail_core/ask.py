@@ -25,12 +25,12 @@ from oxtail_core.delivery import deliver, mint
 from oxtail_core.effects import Flow, Sleep, WaitForMail
 from oxtail_core.errors import AskAborted, Cancelled, StoreBusy
 from oxtail_core.ids import new_id, same_session_id
-from oxtail_core.messaging import fold_process_inbox, holder_of, is_holder_alive
+from oxtail_core.messaging import fold_process_inbox, holder_of
 from oxtail_core.model import Envelope, RegistryEntry, WakeStatus, check_body
 from oxtail_core.pending import consume_pending, record_pending
 from oxtail_core.protocols import Batch
 from oxtail_core.results import PEER_HAS_NO_SESSION_ID, Asked, NotAsked, Refused
-from oxtail_core.routing import VANISHED, Unresolved, inboxes_of, resolve_target
+from oxtail_core.routing import VANISHED, Unresolved, inboxes_of, is_holder_alive, resolve_target
 from oxtail_core.trace import safe_emit
 from oxtail_core.wake import is_fresh_idle, lenient_wake
 

@@ -8,7 +8,7 @@ in-flight batch that the caller settles once the messages are handed on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from oxtail_core.context import Context
 from oxtail_core.delivery import deliver, mint
@@ -28,7 +28,14 @@ from oxtail_core.results import (
     message_not_found,
     no_reply_target,
 )
-from oxtail_core.routing import VANISHED, Unresolved, inboxes_of, process_inbox, resolve_target
+from oxtail_core.routing import (
+    VANISHED,
+    Unresolved,
+    inboxes_of,
+    is_holder_alive,
+    process_inbox,
+    resolve_target,
+)
 from oxtail_core.trace import safe_emit
 from oxtail_core.wake import resolve_send_wake, unresolved_wake
 
@@ -36,11 +43,6 @@ from oxtail_core.wake import resolve_send_wake, unresolved_wake
 def holder_of(me: RegistryEntry) -> Holder:
     """The identity under which ``me`` holds messages in flight."""
     return Holder(me.server_pid, me.process_start)
-
-
-def is_holder_alive(ctx: Context) -> Callable[[Holder], bool]:
-    """Liveness of an in-flight holder, by pid and start time."""
-    return lambda holder: ctx.host.is_alive(holder.pid, holder.process_start)
 
 
 def _trace_wake(ctx: Context, via: str, peer: RegistryEntry, wake: WakeOutcome) -> None:

@@ -8,7 +8,7 @@ but never a breadcrumb that still leads to undelivered mail.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -16,7 +16,7 @@ from oxtail_core.context import Context
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import canonical_session_id, is_uuid_shaped, same_session_id
 from oxtail_core.model import RegistryEntry, StateCard
-from oxtail_core.protocols import InboxId
+from oxtail_core.protocols import Holder, InboxId
 
 TARGET_NOT_FOUND = "target-not-found"
 AMBIGUOUS_TARGET = "ambiguous-target"
@@ -93,10 +93,15 @@ def _heir(entry: RegistryEntry, live: Sequence[RegistryEntry]) -> InboxId | None
     return None
 
 
+def is_holder_alive(ctx: Context) -> Callable[[Holder], bool]:
+    """Liveness of an in-flight holder, by pid and start time."""
+    return lambda holder: ctx.host.is_alive(holder.pid, holder.process_start)
+
+
 def _reap(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> None:
     source = process_inbox(entry)
     try:
-        ctx.store.recover(source, lambda holder: ctx.host.is_alive(holder.pid, holder.process_start))
+        ctx.store.recover(source, is_holder_alive(ctx))
         heir = _heir(entry, live)
         if heir is not None:
             ctx.store.merge(source, heir)
@@ -181,12 +186,7 @@ def publish(ctx: Context, me: RegistryEntry) -> None:
     if not me.session_id:
         return
     ctx.store.merge(process_inbox(me), session_inbox(me.session_id))
-    dead = [e for e in ctx.store.registry_entries() if e.server_pid != me.server_pid and not _alive(ctx, e)]
-    for other in dead:
-        ours = same_session_id(other.session_id, me.session_id)
-        same_pane = not other.session_id and me.tmux_pane is not None and other.tmux_pane == me.tmux_pane
-        if ours or same_pane:
-            _reap(ctx, other, [me])
+    live_entries(ctx)  # reaps the dead: ours fold into our inbox, unclaimed ones in our pane too
 
 
 def retire(ctx: Context, me: RegistryEntry) -> None:
