@@ -247,6 +247,11 @@ def _leave(agent: Agent, settler: Settler, code: int = 0) -> NoReturn:
     """
     settler.restore_all()
     agent.retire()
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Flush what we printed and exit without joining the stdin reader thread (it may never return)."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -324,9 +329,4 @@ def run() -> None:
             agent.retire()
         else:
             Agent.forget_own_entry()
-        # The stdin reader thread may still sit in a blocking read; everything that
-        # matters is done, so leave now instead of joining it.
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
+        _exit_now(code)
