@@ -302,8 +302,7 @@ async def serve(agent: Agent, parent: int) -> None:
                 )
             tg.cancel_scope.cancel()
     finally:
-        settler.restore_all()
-        agent.retire()
+        settler.restore_all()  # run() then retires us
 
 
 def _interrupt(signum: int, frame: object) -> None:
