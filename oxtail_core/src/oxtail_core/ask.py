@@ -53,8 +53,10 @@ def _first(matches: Matcher) -> Callable[[Sequence[Envelope]], list[int]]:
 
 def take_reply(ctx: Context, me: RegistryEntry, matches: Matcher) -> tuple[Batch | None, bool]:
     """Take the first matching message from our inboxes; also report whether an inbox was busy."""
-    busy = not fold_process_inbox(ctx, me)
-    for inbox in inboxes_of(me):
+    folded = fold_process_inbox(ctx, me)
+    busy = not folded
+    # Folded, our process inbox is empty: the first inbox (session, or process if unclaimed) is all.
+    for inbox in inboxes_of(me)[:1] if folded else inboxes_of(me):
         try:
             ctx.store.recover(inbox, is_holder_alive(ctx))
             batch = ctx.store.take(inbox, _first(matches), holder_of(me))
