@@ -9,7 +9,7 @@ import pytest
 import transcript_fixtures as fx
 
 from oxtail_core.model import ClientInfo
-from oxtail_mcp.client_detect import detect_from_env, detect_from_handshake
+from oxtail_mcp.identity.client import detect_from_env, detect_from_handshake
 
 NOW_MS = int(datetime(2026, 5, 8, 13, 30, tzinfo=UTC).timestamp() * 1000)
 CWD = "/home/dev/proj"

@@ -11,8 +11,8 @@ import transcript_fixtures as fx
 
 from oxtail_core.model import ClientInfo
 from oxtail_core.wire import dumps
-from oxtail_mcp import detection as d
-from oxtail_mcp.detection import Abstain, Diagnosis, Hit
+from oxtail_mcp.identity import session as d
+from oxtail_mcp.identity.session import Abstain, Diagnosis, Hit
 
 STARTED_AT = int(datetime(2026, 5, 8, 8, 21, 40, tzinfo=UTC).timestamp())
 NOW_MS = STARTED_AT * 1000 + 60_000

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from oxtail_mcp import diagnose
+from oxtail_mcp.commands import diagnose
 
 CLI = str(Path(sys.executable).with_name("oxtail-mcp"))
 

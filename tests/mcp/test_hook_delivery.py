@@ -24,9 +24,9 @@ from oxtail_core.routing import session_inbox
 from oxtail_fs.layout import Layout, inbox_stem, lock_path
 from oxtail_fs.locks import hold
 from oxtail_fs.store import FsStore
-from oxtail_mcp import hook
 from oxtail_mcp.home import state_home
-from oxtail_mcp.render import TRUNCATED
+from oxtail_mcp.hooks import hook
+from oxtail_mcp.hooks.render import TRUNCATED
 
 HOOK = str(Path(sys.executable).with_name("oxtail-mcp"))
 ME = "5b0c2f1e-6a7d-4c1e-9f00-0123456789ab"
@@ -413,9 +413,10 @@ def test_the_hot_path_imports_nothing_but_the_standard_library(home: Path) -> No
         "hashlib",
         "oxtail_mcp",
         "oxtail_mcp.__main__",
-        "oxtail_mcp.hook",
+        "oxtail_mcp.hooks",
+        "oxtail_mcp.hooks.hook",
     }
-    assert "oxtail_mcp.hook" in loaded
+    assert "oxtail_mcp.hooks.hook" in loaded
 
 
 def test_a_terminal_on_stdin_is_never_read(home: Path) -> None:

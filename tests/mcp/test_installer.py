@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from oxtail_mcp import installer
-from oxtail_mcp.installer import MARKER_KEY, MARKER_VERSION, command_hash, hook_command, parse_jsonc
+from oxtail_mcp.hooks import installer
+from oxtail_mcp.hooks.installer import MARKER_KEY, MARKER_VERSION, command_hash, hook_command, parse_jsonc
 
 EXE = "/opt/ox tail/bin/oxtail-mcp"
 NOW = datetime.datetime(2026, 11, 25, 12, 18, 21, 621000, tzinfo=datetime.UTC)
@@ -260,7 +260,7 @@ def test_cli_install_print_config_and_uninstall(tmp_path: Path) -> None:
 
 
 def test_freshness_hint_absent_stale_and_ok(tmp_path: Path) -> None:
-    from oxtail_mcp.installer import HINT_ABSENT, freshness_hint
+    from oxtail_mcp.hooks.installer import HINT_ABSENT, freshness_hint
 
     env = {"HOME": str(tmp_path)}
     assert freshness_hint(env) == HINT_ABSENT  # no settings at all

@@ -14,7 +14,12 @@ import transcript_fixtures as fx
 
 from oxtail_core.trace import ListTracer
 from oxtail_core.wire import dumps
-from oxtail_mcp.read_session import PaneCaptureError, TmuxPaneReader, cap_pane_text, read_session
+from oxtail_mcp.transcripts.read_session import (
+    PaneCaptureError,
+    TmuxPaneReader,
+    cap_pane_text,
+    read_session,
+)
 
 ROOT = "/home/dev/proj"
 OUT = "/somewhere/else"
@@ -438,7 +443,7 @@ def test_real_tmux_pane_read(tmux_server: tuple[Any, Path]) -> None:
 
 
 def test_hostile_tmux_targets_never_reach_tmux() -> None:
-    from oxtail_mcp.read_session import TmuxPaneReader
+    from oxtail_mcp.transcripts.read_session import TmuxPaneReader
 
     class Recorder:
         def __init__(self) -> None:

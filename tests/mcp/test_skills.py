@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oxtail_mcp import skills
+from oxtail_mcp.commands import skills
 
 CLI = str(Path(sys.executable).with_name("oxtail-mcp"))
 

@@ -29,7 +29,7 @@ from oxtail_core import (
 from oxtail_core.routing import session_inbox
 from oxtail_fs import proctree
 from oxtail_fs.store import FsStore
-from oxtail_mcp import status
+from oxtail_mcp.commands import status
 
 CLI = str(Path(sys.executable).with_name("oxtail-mcp"))
 A = "aaaaaaaa-0000-4000-8000-000000000001"

@@ -14,8 +14,8 @@ import pytest
 
 from oxtail_core.model import ClientInfo
 from oxtail_core.trace import ListTracer
-from oxtail_mcp import sticky as s
-from oxtail_mcp.sticky import Ancestor, ClaimRecord
+from oxtail_mcp.identity import sticky as s
+from oxtail_mcp.identity.sticky import Ancestor, ClaimRecord
 
 NOW_MS = 1_795_609_000_000
 CWD = "/home/dev/proj"

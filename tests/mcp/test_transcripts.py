@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oxtail_core.wire import dumps, utf8len
-from oxtail_mcp import transcripts as tr
-from oxtail_mcp.transcripts import Message, read_transcript
+from oxtail_mcp.transcripts import files as tr
+from oxtail_mcp.transcripts.files import Message, read_transcript
 
 NOW_MS = int(datetime(2026, 5, 8, 13, 30, tzinfo=UTC).timestamp() * 1000)
 

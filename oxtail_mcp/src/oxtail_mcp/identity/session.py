@@ -25,8 +25,8 @@ import attrs
 from oxtail_core.ids import same_session_id
 from oxtail_core.model import ClientInfo, SessionIdSource
 from oxtail_core.wire import WireError, loads
-from oxtail_mcp.client_detect import claude_env_session_id, codex_env_session_id
-from oxtail_mcp.transcripts import (
+from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
+from oxtail_mcp.transcripts.files import (
     codex_sessions_dir,
     encode_cwd,
     recent_date_dirs,

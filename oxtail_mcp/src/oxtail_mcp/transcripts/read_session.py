@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 from oxtail_core.ids import is_uuid_shaped, same_session_id
 from oxtail_core.model import SCHEMA_VERSION, RegistryEntry
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
-from oxtail_mcp.transcripts import read_transcript
+from oxtail_mcp.transcripts.files import read_transcript
 
 Mode = Literal["auto", "transcript", "pane"]
 InScope = Callable[[str, str], bool]

@@ -26,11 +26,12 @@ from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
 from oxtail_fs.tmux import Tmux
 from oxtail_fs.waker import TmuxWaker
-from oxtail_mcp import detection, sticky
-from oxtail_mcp.client_detect import detect_from_env, detect_from_handshake
 from oxtail_mcp.home import state_home, user_home
-from oxtail_mcp.tracefile import FileTracer
-from oxtail_mcp.transcripts import transcript_path_for
+from oxtail_mcp.identity import session as detection
+from oxtail_mcp.identity import sticky
+from oxtail_mcp.identity.client import detect_from_env, detect_from_handshake
+from oxtail_mcp.server.tracefile import FileTracer
+from oxtail_mcp.transcripts.files import transcript_path_for
 
 RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 300_000)
 

@@ -546,7 +546,7 @@ def uninstall(path: Path, *, dry_run: bool, out: IO[str], err: IO[str], now: dat
 def print_config(exe: str, out: IO[str]) -> None:
     """The MCP server snippets for Claude Code and Codex, and a permission allowlist."""
     claude = {"mcpServers": {"oxtail": {"command": exe, "args": []}}}
-    from oxtail_mcp.schemas import TOOLS
+    from oxtail_mcp.server.schemas import TOOLS
 
     allow = {"permissions": {"allow": [f"mcp__oxtail__{tool.name}" for tool in TOOLS]}}
     out.write(

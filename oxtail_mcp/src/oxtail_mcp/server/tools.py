@@ -19,8 +19,8 @@ from oxtail_core.protocols import Batch
 from oxtail_core.routing import live_entries
 from oxtail_fs.discovery import project_sessions
 from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
-from oxtail_mcp.agent import Agent
-from oxtail_mcp.read_session import TmuxPaneReader, read_session
+from oxtail_mcp.server.agent import Agent
+from oxtail_mcp.transcripts.read_session import TmuxPaneReader, read_session
 
 
 @attrs.frozen

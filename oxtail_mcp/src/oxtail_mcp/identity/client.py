@@ -3,7 +3,7 @@
 Hosts announce themselves differently: Claude Code sets ``CLAUDECODE=1`` in
 its children, Codex leaves a handful of ``CODEX_*`` variables, and both send a
 ``clientInfo.name`` in the MCP handshake. The environment is read at startup
-and the handshake may refine it later (see :mod:`oxtail_mcp.detection` for the
+and the handshake may refine it later (see :mod:`oxtail_mcp.identity.session` for the
 monotonic merge). Values are trimmed, so a stray space or newline in a shell
 profile does not change who we think we are.
 """
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from oxtail_core.model import ClientInfo, ClientType
-from oxtail_mcp.transcripts import transcript_path_for
+from oxtail_mcp.transcripts.files import transcript_path_for
 
 _CODEX_MARKERS = ("CODEX_HOME", "CODEX_THREAD_ID", "CODEX_COMPANION_SESSION_ID", "CODEX_RUNTIME")
 

@@ -31,8 +31,8 @@ from mcp.shared.message import SessionMessage
 from oxtail_core.errors import OxtailError
 from oxtail_core.protocols import Batch
 from oxtail_core.wire import dumps
-from oxtail_mcp import schemas, tools
-from oxtail_mcp.agent import RETRY_DELAYS_MS, Agent
+from oxtail_mcp.server import schemas, tools
+from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
 
 SERVER_NAME = "oxtail"
 SERVER_VERSION = "0.15.0"
@@ -276,7 +276,7 @@ def _hook_hint(agent: Agent) -> None:
     """Tell a Claude Code user (detected from the environment) that the hooks are missing or stale."""
     if agent.env_client_type != "claude-code":
         return
-    from oxtail_mcp.installer import freshness_hint
+    from oxtail_mcp.hooks.installer import freshness_hint
 
     hint = freshness_hint(agent.env)
     if hint:

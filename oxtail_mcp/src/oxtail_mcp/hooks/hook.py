@@ -31,8 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import IO, Any
 
-    from oxtail_mcp import render
-
+    from oxtail_mcp.hooks import render
 EVENTS = ("pretooluse", "stop", "userpromptsubmit")
 LOCK_TIMEOUT_S = 0.5
 """How long delivery waits for the inbox lock before leaving the mail for the next run."""
@@ -203,7 +202,7 @@ def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, s
     from oxtail_core.wire import dumps
     from oxtail_fs import proctree
     from oxtail_fs.store import FsStore
-    from oxtail_mcp import render
+    from oxtail_mcp.hooks import render
 
     limit = render.max_body_chars(env.get("OXTAIL_HOOK_MAX_BODY_CHARS"))
     select = render.PrefixSelector(limit)

@@ -1,0 +1,1 @@
+"""Agent transcripts written by Claude Code and Codex, and the ``read_session`` tool over them."""
