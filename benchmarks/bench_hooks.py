@@ -5,8 +5,13 @@ payload on stdin, timed from spawn to exit: with an empty inbox (the hot path,
 taken before every tool call) and with 10 queued messages (a delivery). The
 bare interpreter start (``python -c pass``) is the floor nothing can beat.
 
-Run: ``.venv/bin/python benchmarks/bench_hooks.py [runs]``; the numbers in
-docs/benchmarks.md come from this script.
+The reference's bash hook is measured beside ours in the same run when
+``OXTAIL_REF_HOOK`` names its ``assets/pretooluse.sh`` (build the reference from its
+public repository in a temp folder, never into this tree): its registry file and
+mailbox are laid out as the 0.15.0 spec describes, so both hooks do the same work.
+
+Run: ``[OXTAIL_REF_HOOK=…/pretooluse.sh] .venv/bin/python benchmarks/bench_hooks.py [runs]``;
+the numbers in docs/benchmarks.md come from this script.
 """
 
 from __future__ import annotations
@@ -47,6 +52,40 @@ def queue(store: FsStore, n: int) -> None:
     store.append(session_inbox(SESSION), envelopes)
 
 
+def reference_world(home: Path, queued: int) -> None:
+    """A 0.15.0 state dir: one registry file naming SESSION, its mailbox holding ``queued`` lines."""
+    sessions, mailboxes = home / ".oxtail" / "sessions", home / ".oxtail" / "mailboxes"
+    sessions.mkdir(parents=True, exist_ok=True)
+    mailboxes.mkdir(parents=True, exist_ok=True)
+    pid = 4242
+    (sessions / f"{pid}.json").write_text(f'{{\n  "pid": {pid},\n  "session_id": "{SESSION}"\n}}\n')
+    lines = []
+    for i in range(queued):
+        body = f"status update {i}: tests pass, 3 files changed"
+        lines.append(
+            f'{{"schema_version":1,"id":"{os.urandom(8).hex()}","body":"{body}",'
+            f'"enqueued_at":1764000000,"body_bytes":{len(body)},"origin":"peer",'
+            f'"from_session_id":"{SENDER}"}}\n'
+        )
+    (mailboxes / f"{pid}.jsonl").write_text("".join(lines))
+
+
+def reference_samples(hook: str, runs: int) -> tuple[list[float], list[float]]:
+    """The reference bash hook, empty mailbox and 10 queued, timed exactly like ours."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        env = dict(os.environ, HOME=tmp)
+        reference_world(home, 0)
+        empty = [timed(["bash", hook], env, PAYLOAD)[0] for _ in range(runs)]
+        loaded = []
+        for _ in range(runs):
+            reference_world(home, 10)
+            ms, out = timed(["bash", hook], env, PAYLOAD)
+            assert b"status update 9" in out, out[:200]
+            loaded.append(ms)
+    return empty, loaded
+
+
 def main(runs: int = 40) -> None:
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, OXTAIL_HOME=home)
@@ -59,15 +98,23 @@ def main(runs: int = 40) -> None:
             ms, out = timed([str(HOOK), "hook", "pretooluse"], env, PAYLOAD)
             assert b"10 new peer message(s)" in out, out[:200]
             loaded.append(ms)
-    for name, samples in (
+    rows = [
         ("python -c pass", baseline),
         ("hook pretooluse, empty inbox", empty),
         ("hook pretooluse, 10 queued", loaded),
-    ):
+    ]
+    reference = os.environ.get("OXTAIL_REF_HOOK", "").strip()
+    if reference:
+        ref_empty, ref_loaded = reference_samples(reference, runs)
+        rows += [("reference bash, empty", ref_empty), ("reference bash, 10 queued", ref_loaded)]
+    for name, samples in rows:
         print(
             f"{name:32s} median {statistics.median(samples):6.1f} ms"
             f"  min {min(samples):6.1f}  max {max(samples):6.1f}  (n={len(samples)})"
         )
+    if reference:
+        print(f"ratio empty     {statistics.median(empty) / statistics.median(ref_empty):.2f}x")
+        print(f"ratio 10 queued {statistics.median(loaded) / statistics.median(ref_loaded):.2f}x")
 
 
 if __name__ == "__main__":
