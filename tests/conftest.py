@@ -4,7 +4,7 @@
 test module, so pytest rewrites its asserts only if told before it is imported: here.
 
 Lanes are markers given by file (:data:`LANES`), so a new file in a lane needs no decorator:
-``races`` (the Hypothesis race machines, about a minute), ``e2e`` (real ``oxtail-mcp`` servers
+``races`` (the Hypothesis race and crash-point machines, about a minute), ``e2e`` (real ``oxtail-mcp`` servers
 driven by real MCP clients). ``slow`` and ``tmux`` are set per test. The fast lane
 (``scripts/test.sh --fast``) is everything outside them; see docs/testing.md.
 
@@ -26,8 +26,8 @@ pytest.register_assert_rewrite("oxtail_core.testing")
 
 LANES: dict[str, tuple[str, ...]] = {
     # marker: files (relative to the repository root) whose every test carries it
-    "races": ("tests/core/test_races_*.py",),
-    "e2e": ("tests/mcp/test_e2e_*.py", "tests/mcp/test_tool_schemas.py"),
+    "races": ("tests/core/test_races_*.py", "tests/fs/test_fs_crash_points.py"),
+    "e2e": ("tests/mcp/test_e2e_*.py", "tests/mcp/test_tool_schemas.py", "tests/mcp/test_demos.py"),
 }
 
 
