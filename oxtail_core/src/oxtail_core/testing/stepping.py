@@ -25,7 +25,7 @@ import math
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -36,9 +36,14 @@ from oxtail_core.protocols import Store
 
 
 def _protocol_methods(protocol: type) -> frozenset[str]:
-    """The public methods a Protocol class declares (what a store must implement)."""
+    """The public methods a Protocol class declares, its own and its protocol bases'
+    (what a store must implement)."""
     return frozenset(
-        name for name, value in vars(protocol).items() if not name.startswith("_") and callable(value)
+        name
+        for cls in protocol.__mro__
+        if getattr(cls, "_is_protocol", False) and cls is not Protocol
+        for name, value in vars(cls).items()
+        if not name.startswith("_") and callable(value)
     )
 
 
