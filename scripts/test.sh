@@ -1,8 +1,28 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh clone, then run it all:
 # lint, type check, and the tests (real processes, real tmux on private sockets).
+#
+#   bash scripts/test.sh            the CI command: set-up, lint, mypy, the full suite
+#   bash scripts/test.sh --fast     the inner loop: the unit tests only (no races, e2e, slow,
+#                                   tmux or real-client lanes), reusing .venv if it exists
+#
+# Arguments after the option go to pytest (e.g. `--fast -k ledger`). Lanes: docs/testing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+FAST_LANE="not races and not e2e and not slow and not tmux and not clients"
+
+setup() {
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -r requirements-dev.txt
+}
+
+if [ "${1:-}" = "--fast" ]; then
+    shift
+    [ -x .venv/bin/python ] || setup
+    exec .venv/bin/python -m pytest -q -m "$FAST_LANE" "$@"
+fi
 
 if ! command -v tmux >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -13,9 +33,7 @@ if ! command -v tmux >/dev/null 2>&1; then
     fi
 fi
 
-python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements-dev.txt
+setup
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

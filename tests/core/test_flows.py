@@ -6,7 +6,6 @@ import asyncio
 
 import attrs
 import pytest
-from world import A, B, C, make_world
 
 from oxtail_core import AsyncPeer, Peer, Settings, SystemClock, WakeReason, WakeStatus
 from oxtail_core.ask import ask_peer
@@ -14,6 +13,7 @@ from oxtail_core.effects import WaitForMail
 from oxtail_core.model import WAKE_TEXT
 from oxtail_core.results import Asked, NotAsked, NotReplied, NotSent, Refused, Replied, Sent
 from oxtail_core.routing import publish
+from tests.support.world import A, B, C, make_world
 
 
 def test_send_and_read_round_trip_with_ledger() -> None:

@@ -24,17 +24,6 @@ import attrs
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
-from stepping import (
-    RaceMachine,
-    Scheduler,
-    StoreFactory,
-    budget,
-    caught_within,
-    drive,
-    race_settings,
-    sid,
-    store_params,
-)
 
 from oxtail_core.ask import ask_peer
 from oxtail_core.memory import MemoryStore
@@ -43,6 +32,17 @@ from oxtail_core.model import PendingAsk, WakeReason
 from oxtail_core.results import Asked, Replied
 from oxtail_core.routing import session_inbox
 from oxtail_core.settings import Settings
+from oxtail_core.testing import (
+    RaceMachine,
+    Scheduler,
+    StoreFactory,
+    budget,
+    caught_within,
+    drive,
+    race_settings,
+)
+from oxtail_core.testing.races import sid
+from tests.support.stores import store_params
 
 LATE = (WakeReason.LATE_REPLY, WakeReason.LATE_REPLY_SUPPRESSED)
 A_SID, B_SID = sid(1), sid(2)

@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
-from stepping import StoreFactory, budget, drive, store_params
-from test_races_ask import B_SID, AskRace
 
 from oxtail_core.ask import ask_peer
 from oxtail_core.errors import AskAborted, Cancelled, StoreBusy
 from oxtail_core.results import Asked
+from oxtail_core.testing import StoreFactory, budget, drive
+from tests.core.test_races_ask import B_SID, AskRace
+from tests.support.stores import store_params
 
 GUARDED = frozenset({"take", "recover", "depth", "merge"})
 

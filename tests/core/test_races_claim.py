@@ -23,11 +23,13 @@ import attrs
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
-from stepping import RaceMachine, StoreFactory, budget, drive, entry, memory_factory, sid, store_params
 
 from oxtail_core.messaging import send_message
 from oxtail_core.results import NotSent, Sent
 from oxtail_core.routing import publish, session_inbox
+from oxtail_core.testing import RaceMachine, StoreFactory, budget, drive, memory_factory
+from oxtail_core.testing.races import entry, sid
+from tests.support.stores import store_params
 
 R_SID = sid(1)
 

@@ -24,11 +24,13 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
-from stepping import RaceMachine, StoreFactory, budget, drive, entry, sid, store_params
 
 from oxtail_core.messaging import send_message
 from oxtail_core.results import NotSent, Sent
 from oxtail_core.routing import publish
+from oxtail_core.testing import RaceMachine, StoreFactory, budget, drive
+from oxtail_core.testing.races import entry, sid
+from tests.support.stores import store_params
 
 R_SID = sid(1)
 PEERS = {"R": R_SID, "S1": sid(2), "S2": sid(3)}

@@ -19,17 +19,6 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
-from stepping import (
-    RaceMachine,
-    StoreFactory,
-    budget,
-    caught_within,
-    drive,
-    memory_factory,
-    race_settings,
-    sid,
-    store_params,
-)
 
 from oxtail_core import ask as ask_mod
 from oxtail_core import delivery
@@ -38,6 +27,17 @@ from oxtail_core.errors import StoreError
 from oxtail_core.messaging import reply_to_message, send_message
 from oxtail_core.results import Messages, Refused, Replied, Sent
 from oxtail_core.routing import session_inbox
+from oxtail_core.testing import (
+    RaceMachine,
+    StoreFactory,
+    budget,
+    caught_within,
+    drive,
+    memory_factory,
+    race_settings,
+)
+from oxtail_core.testing.races import sid
+from tests.support.stores import store_params
 
 SENDERS = ("S1", "S2")
 

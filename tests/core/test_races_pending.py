@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
-from stepping import RaceMachine, StoreFactory, budget, drive, sid, store_params
 
 from oxtail_core.delivery import deliver, mint
 from oxtail_core.messaging import reply_to_message, send_message
@@ -29,6 +28,9 @@ from oxtail_core.model import WakeReason
 from oxtail_core.pending import record_pending
 from oxtail_core.results import Replied, Sent
 from oxtail_core.settings import Settings
+from oxtail_core.testing import RaceMachine, StoreFactory, budget, drive
+from oxtail_core.testing.races import sid
+from tests.support.stores import store_params
 
 LATE = (WakeReason.LATE_REPLY, WakeReason.LATE_REPLY_SUPPRESSED)
 A_SID, B_SID, C_SID = sid(1), sid(2), sid(3)

@@ -29,13 +29,15 @@ import attrs
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
-from stepping import RaceMachine, StoreFactory, budget, drive, sid, store_params
 
 from oxtail_core.memory import RecordingWaker
 from oxtail_core.messaging import send_message
 from oxtail_core.model import ActivityMarker, WakeReason, WakeStatus
 from oxtail_core.results import Sent
 from oxtail_core.settings import Settings
+from oxtail_core.testing import RaceMachine, StoreFactory, budget, drive
+from oxtail_core.testing.races import sid
+from tests.support.stores import store_params
 
 A_SID = sid(1)
 REPLY_TOS = ("r1", "r2")

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest_tmux import PrivateTmux, private_tmux, wait_for
 
 from oxtail_core.model import ClientInfo, RegistryEntry, StateCard
 from oxtail_fs.discovery import SessionListing, project_sessions
 from oxtail_fs.project import realpath_or_self
 from oxtail_fs.tmux import Tmux, TmuxSession
+from tests.support.tmux import PrivateTmux, private_tmux, wait_for
 
 ROW_KEYS = ["name", "path", "attached", "created_at", "windows", "client_type", "client_session_id", "state"]
 SID_A = "aaaaaaaa-1111-2222-3333-444444444444"

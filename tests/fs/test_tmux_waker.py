@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest_tmux import PrivateTmux, private_tmux, wait_for
 
 from oxtail_core.model import WAKE_TEXT, ClientInfo, RegistryEntry
 from oxtail_fs.binding import TmuxBinding, own_binding, own_pane
 from oxtail_fs.proctree import process_start
 from oxtail_fs.tmux import Tmux
 from oxtail_fs.waker import TmuxWaker
+from tests.support.tmux import PrivateTmux, private_tmux, wait_for
 
 READER = """\
 import json, os, sys, time, tty

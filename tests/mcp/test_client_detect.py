@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import transcript_fixtures as fx
 
 from oxtail_core.model import ClientInfo
 from oxtail_mcp.identity.client import detect_from_env, detect_from_handshake
+from tests.support import transcripts as fx
 
 NOW_MS = int(datetime(2026, 5, 8, 13, 30, tzinfo=UTC).timestamp() * 1000)
 CWD = "/home/dev/proj"

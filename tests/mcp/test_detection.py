@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import transcript_fixtures as fx
 
 from oxtail_core.model import ClientInfo
 from oxtail_core.wire import dumps
 from oxtail_mcp.identity import session as d
 from oxtail_mcp.identity.session import Abstain, Diagnosis, Hit
+from tests.support import transcripts as fx
 
 STARTED_AT = int(datetime(2026, 5, 8, 8, 21, 40, tzinfo=UTC).timestamp())
 NOW_MS = STARTED_AT * 1000 + 60_000

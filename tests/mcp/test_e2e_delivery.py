@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
-from e2e import DirectAgent, sid, wait_until, world
+
+from tests.support.e2e import DirectAgent, sid, wait_until, world
 
 
 def reader(agent: DirectAgent, stop: threading.Event, got: list[dict], errors: list[str]) -> threading.Thread:

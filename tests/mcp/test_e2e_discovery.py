@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e import World, sid, wait_until, world
+
+from tests.support.e2e import World, sid, wait_until, world
 
 ROW_KEYS = [
     "name",

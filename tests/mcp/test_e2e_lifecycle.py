@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 import psutil
-from e2e import SERVER_COMMAND, World, wait_until
+
+from tests.support.e2e import SERVER_COMMAND, World, wait_until
 
 
 def gone(pid: int) -> bool:

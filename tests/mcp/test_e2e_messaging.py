@@ -16,7 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from e2e import WAKE_TEXT, AgentBase, Result, World, sid, wait_until, wake_timing, world
+
+from tests.support.e2e import WAKE_TEXT, AgentBase, Result, World, sid, wait_until, wake_timing, world
 
 SEND_KEYS = ["schema_version", "ok", "message_id", "target_session_id", "target_server_pid"]
 READ_KEYS = ["schema_version", "ok", "drained", "count", "messages"]

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import transcript_fixtures as fx
 
 from oxtail_core.trace import ListTracer
 from oxtail_core.wire import dumps
@@ -20,6 +19,7 @@ from oxtail_mcp.transcripts.read_session import (
     cap_pane_text,
     read_session,
 )
+from tests.support import transcripts as fx
 
 ROOT = "/home/dev/proj"
 OUT = "/somewhere/else"

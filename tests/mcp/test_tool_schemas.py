@@ -10,7 +10,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from e2e import DirectAgent, World
+
+from tests.support.e2e import DirectAgent, World
 
 TOOL_ORDER = [
     "list_project_sessions",

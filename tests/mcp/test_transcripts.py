@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import transcript_fixtures as fx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oxtail_core.wire import dumps, utf8len
 from oxtail_mcp.transcripts import files as tr
 from oxtail_mcp.transcripts.files import Message, read_transcript
+from tests.support import transcripts as fx
 
 NOW_MS = int(datetime(2026, 5, 8, 13, 30, tzinfo=UTC).timestamp() * 1000)
 

@@ -1,6 +1,6 @@
 """A private tmux server for tests: its own ``-L`` socket, no user config, always killed.
 
-Imported explicitly by the tests that need it (``from conftest_tmux import private_tmux``);
+Imported explicitly by the tests that need it (``from tests.support.tmux import private_tmux``);
 no test ever talks to a tmux server it did not start.
 """
 

@@ -561,9 +561,9 @@ def world(tmp_path: Path, *, tmux: bool = False) -> Iterator[World]:
     with ExitStack() as stack:
         server = None
         if tmux:
-            if str(HERE.parent.parent / "fs") not in sys.path:
-                sys.path.insert(0, str(HERE.parent.parent / "fs"))
-            from conftest_tmux import private_tmux
+            # imported here, not at the top: this file also runs as the pane agent's script,
+            # where the tests package is not importable (and not needed)
+            from tests.support.tmux import private_tmux
 
             server = stack.enter_context(private_tmux())
         w = World(tmp_path, server)

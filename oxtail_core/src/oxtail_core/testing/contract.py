@@ -1,0 +1,280 @@
+"""The Store contract: what every backend promises, as tests any backend can run unchanged.
+
+:class:`StoreContract` is a pytest test class with no fixtures of its own but one it needs:
+``store_factory``, a :class:`~oxtail_core.testing.stores.StoreFactory`. Subclass it in a test
+module (the subclass name must start with ``Test`` to be collected) and supply the fixture::
+
+    class TestMyStoreContract(StoreContract):
+        @pytest.fixture
+        def store_factory(self, tmp_path: Path) -> StoreFactory:
+            return lambda: (MyStore(tmp_path / "home"), lambda: None)
+
+Each test gets a fresh store from the factory and the factory's cleanup runs after it. Besides
+the :class:`~oxtail_core.protocols.Store` protocol, the contract reads ``store.in_flight(inbox)``
+(the unsettled batches of an inbox, oldest first), an inspection method every backend offers
+for tests and diagnostics. Backend-specific promises (files, keys, crash points) stay in the
+backend's own suite; the helpers below (``mint``, ``take_all``...) are shared with it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from oxtail_core.model import ActivityMarker, ClientInfo, Envelope, PendingAsk, RegistryEntry, StateCard
+from oxtail_core.protocols import Holder, InboxId
+from oxtail_core.testing.stores import StoreFactory
+
+ME = InboxId.for_session("session-me")
+OTHER = InboxId.for_session("session-other")
+PROC = InboxId.for_process(4242, 1_700_000_000)
+ALIVE = Holder(pid=1)
+DEAD = Holder(pid=2)
+
+
+def mint(n: int, body: str | None = None, **extra: Any) -> Envelope:
+    """An envelope as a sender mints it (body_bytes and origin set, so it round-trips unchanged)."""
+    text = body if body is not None else f"message {n}"
+    return Envelope(id=f"{n:016x}", body=text, enqueued_at=1000 + n, body_bytes=len(text.encode()), **extra)
+
+
+def take_all(store: Any, inbox: InboxId = ME, holder: Holder = ALIVE) -> Any:
+    return store.take(inbox, lambda es: range(len(es)), holder)
+
+
+def ids(envelopes: Any) -> list[str]:
+    return [e.id for e in envelopes]
+
+
+def entry(pid: int, sid: str | None = "sid", **kw: Any) -> RegistryEntry:
+    return RegistryEntry(
+        server_pid=pid,
+        started_at=1_700_000_000_000,
+        client=ClientInfo(type="claude-code", session_id=sid, cwd="/w"),
+        state=StateCard(purpose="testing", updated_at=5),
+        process_start=1_700_000_000.25,
+        **kw,
+    )
+
+
+class StoreContract:
+    """The contract tests; a subclass supplies the ``store_factory`` fixture."""
+
+    @pytest.fixture
+    def store(self, store_factory: StoreFactory) -> Iterator[Any]:
+        made, cleanup = store_factory()
+        try:
+            yield made
+        finally:
+            cleanup()
+
+    # inboxes ---------------------------------------------------------------------------------
+    def test_append_take_settle_round_trip(self, store: Any) -> None:
+        store.append(ME, [mint(1), mint(2)])
+        store.append(ME, [mint(3)])
+        assert store.depth(ME) == 3
+        batch = take_all(store)
+        assert ids(batch.envelopes) == ids([mint(1), mint(2), mint(3)])
+        assert batch.envelopes == (mint(1), mint(2), mint(3))
+        assert batch.holder == ALIVE and batch.inbox == ME
+        assert store.depth(ME) == 0
+        assert [b.batch_id for b in store.in_flight(ME)] == [batch.batch_id]
+        store.settle(batch)
+        assert store.in_flight(ME) == []
+        assert store.recover(ME, lambda h: False) == 0
+
+    def test_empty_append_and_empty_take(self, store: Any) -> None:
+        store.append(ME, [])
+        assert store.depth(ME) == 0
+        assert take_all(store) is None
+        store.append(ME, [mint(1)])
+        assert store.take(ME, lambda es: [], ALIVE) is None
+        assert store.depth(ME) == 1
+
+    def test_selective_take_keeps_the_rest_in_order(self, store: Any) -> None:
+        store.append(ME, [mint(i) for i in range(6)])
+        batch = store.take(ME, lambda es: [i for i, e in enumerate(es) if int(e.id, 16) % 2], ALIVE)
+        assert ids(batch.envelopes) == ids([mint(1), mint(3), mint(5)])
+        assert ids(take_all(store).envelopes) == ids([mint(0), mint(2), mint(4)])
+
+    def test_selector_sees_messages_in_order(self, store: Any) -> None:
+        seen: list[list[str]] = []
+        store.append(ME, [mint(i) for i in range(3)])
+        store.take(ME, lambda es: seen.append(ids(es)) or [], ALIVE)  # type: ignore[func-returns-value]
+        assert seen == [ids([mint(0), mint(1), mint(2)])]
+
+    def test_restore_puts_back_in_front_in_original_order(self, store: Any) -> None:
+        store.append(ME, [mint(1), mint(2)])
+        batch = take_all(store)
+        store.append(ME, [mint(3)])
+        store.restore(batch)
+        assert store.in_flight(ME) == []
+        assert take_all(store).envelopes == (mint(1), mint(2), mint(3))
+
+    def test_partial_restore_keeps_the_rest_in_flight(self, store: Any) -> None:
+        store.append(ME, [mint(1), mint(2), mint(3)])
+        batch = take_all(store)
+        store.restore(batch, [mint(3).id, mint(1).id])
+        assert ids(take_all(store).envelopes) == ids([mint(1), mint(3)])
+        flying = [b for b in store.in_flight(ME) if b.batch_id == batch.batch_id]
+        assert [ids(b.envelopes) for b in flying] == [[mint(2).id]]
+        store.restore(batch, ["no-such-id"])
+        assert [ids(b.envelopes) for b in store.in_flight(ME) if b.batch_id == batch.batch_id] == [
+            [mint(2).id]
+        ]
+        store.restore(batch)
+        assert ids(take_all(store).envelopes) == [mint(2).id]
+
+    def test_restore_after_settle_is_a_no_op(self, store: Any) -> None:
+        store.append(ME, [mint(1)])
+        batch = take_all(store)
+        store.settle(batch)
+        store.restore(batch)
+        assert store.depth(ME) == 0
+
+    def test_recover_restores_only_dead_holders(self, store: Any) -> None:
+        store.append(ME, [mint(1)])
+        mine = store.take(ME, lambda es: [0], ALIVE)
+        store.append(ME, [mint(2)])
+        store.take(ME, lambda es: [0], DEAD)
+        store.append(ME, [mint(3)])
+        store.take(ME, lambda es: [0], DEAD)
+        store.append(ME, [mint(4)])
+        assert store.recover(ME, lambda h: h == ALIVE) == 2
+        # the dead holders' batches come back in the order they were taken, ahead of newer mail
+        assert ids(take_all(store, holder=Holder(9)).envelopes) == ids([mint(2), mint(3), mint(4)])
+        assert [b.batch_id for b in store.in_flight(ME) if b.holder == ALIVE] == [mine.batch_id]
+        assert store.recover(OTHER, lambda h: False) == 0
+
+    def test_merge_moves_everything_once(self, store: Any) -> None:
+        store.append(PROC, [mint(1), mint(2)])
+        store.append(ME, [mint(0)])
+        assert store.merge(PROC, ME) == 2
+        assert store.depth(PROC) == 0
+        assert store.merge(PROC, ME) == 0
+        assert store.merge(ME, ME) == 0
+        assert take_all(store).envelopes == (mint(0), mint(1), mint(2))
+
+    def test_merge_into_a_new_inbox(self, store: Any) -> None:
+        store.append(PROC, [mint(1)])
+        assert store.merge(PROC, OTHER) == 1
+        assert ids(take_all(store, OTHER).envelopes) == [mint(1).id]
+
+    def test_change_token_moves_on_append_restore_and_merge(self, store: Any) -> None:
+        t0 = store.change_token([ME])
+        store.append(ME, [mint(1)])
+        t1 = store.change_token([ME])
+        assert t1 != t0
+        assert store.change_token([ME]) == t1
+        batch = take_all(store)
+        t2 = store.change_token([ME])
+        store.restore(batch)
+        assert store.change_token([ME]) != t2
+        t3 = store.change_token([ME, OTHER])
+        store.append(PROC, [mint(2)])
+        store.merge(PROC, OTHER)
+        assert store.change_token([ME, OTHER]) != t3
+
+    def test_wait_for_change(self, store: Any) -> None:
+        token = store.change_token([ME])
+        started = time.monotonic()
+        assert store.wait_for_change([ME], token, 0.1) is False
+        assert time.monotonic() - started >= 0.09
+        store.append(ME, [mint(1)])
+        assert store.wait_for_change([ME], token, 5.0) is True
+        assert store.wait_for_change([ME], store.change_token([ME]), 0) is False
+
+    def test_wait_wakes_on_append_from_another_thread(self, store: Any) -> None:
+        token = store.change_token([ME, OTHER])
+        timer = threading.Timer(0.05, lambda: store.append(OTHER, [mint(1)]))
+        timer.start()
+        started = time.monotonic()
+        assert store.wait_for_change([ME, OTHER], token, 5.0) is True
+        assert time.monotonic() - started < 1.0
+        timer.join()
+
+    # ledger, pending asks, wake bookkeeping, activity, registry ---------------------------------
+    def test_ledger_keeps_newest(self, store: Any) -> None:
+        assert store.ledger_lookup("me", mint(1).id) is None
+        assert store.ledger_record("me", mint(1), 3) == 0
+        assert store.ledger_record("me", mint(2), 3) == 0
+        assert store.ledger_record("me", mint(1, "newer"), 3) == 0
+        assert store.ledger_lookup("me", mint(1).id) == mint(1, "newer")
+        assert store.ledger_record("me", mint(3), 3) == 1
+        assert store.ledger_record("me", mint(4), 2) == 2
+        assert store.ledger_lookup("me", mint(2).id) is None
+        assert store.ledger_lookup("me", mint(4).id) == mint(4)
+        assert store.ledger_lookup("someone-else", mint(4).id) is None
+        assert store.ledger_record("me", mint(5), 0) == 3
+        assert store.ledger_lookup("me", mint(5).id) is None
+
+    def test_pending_asks(self, store: Any) -> None:
+        ask = PendingAsk(requester="req", request_id="r1", at_ms=100, peer="bob")
+        assert store.pending_put(ask) is True
+        assert store.pending_put(PendingAsk(requester="req", request_id="r1", at_ms=999)) is True
+        assert store.pending_take("req", "r1", "mallory") is None
+        assert store.pending_take("req", "r1", "bob") == ask
+        assert store.pending_take("req", "r1", "bob") is None
+        store.pending_put(PendingAsk(requester="req", request_id="r2", at_ms=200, peer="bob"))
+        assert store.pending_take("req", "r2", None) is not None
+        store.pending_put(PendingAsk(requester="req", request_id="r3", at_ms=300))
+        assert store.pending_take("req", "r3", "anyone") is not None
+        store.pending_put(PendingAsk(requester="a", request_id="x", at_ms=10))
+        store.pending_put(PendingAsk(requester="b", request_id="x", at_ms=20))
+        store.pending_put(PendingAsk(requester="c", request_id="x", at_ms=30))
+        assert store.pending_gc(20) == 2
+        assert store.pending_take("c", "x", None) == PendingAsk(requester="c", request_id="x", at_ms=30)
+
+    def test_dedupe_and_rate(self, store: Any) -> None:
+        assert store.dedupe_get("t", "q") is None
+        assert store.dedupe_claim("t", "q", 100, 0) is True
+        assert store.dedupe_get("t", "q") == 100
+        assert store.dedupe_claim("t", "q", 150, 50) is False
+        assert store.dedupe_claim("t", "q", 200, 100) is True  # 100 <= stale_before: reclaimed
+        store.dedupe_release("t", "q", 100)
+        assert store.dedupe_get("t", "q") == 200
+        store.dedupe_release("t", "q", 200)
+        assert store.dedupe_get("t", "q") is None
+        assert store.rate_get("t") is None
+        store.rate_put("t", 300)
+        store.rate_put("t", 400)
+        assert store.rate_get("t") == 400
+        store.dedupe_claim("u", "q", 50, 0)
+        store.dedupe_claim("v", "q", 500, 0)
+        assert store.wake_gc(400) == 2
+        assert store.rate_get("t") is None and store.dedupe_get("u", "q") is None
+        assert store.dedupe_get("v", "q") == 500
+
+    def test_activity(self, store: Any) -> None:
+        assert store.activity_get("s") is None
+        store.activity_put("s", ActivityMarker(status="busy", at_ms=5))
+        store.activity_put("s", ActivityMarker(status="idle", at_ms=6))
+        assert store.activity_get("s") == ActivityMarker(status="idle", at_ms=6)
+
+    def test_registry(self, store: Any) -> None:
+        assert store.registry_entries() == []
+        store.registry_put(entry(12))
+        store.registry_put(entry(3, sid=None, capabilities=None, tmux_pane="%1"))
+        store.registry_put(entry(12, sid="renamed"))
+        assert sorted(store.registry_entries(), key=lambda e: e.server_pid) == [
+            entry(3, sid=None, capabilities=None, tmux_pane="%1"),
+            entry(12, sid="renamed"),
+        ]
+        store.registry_remove(3)
+        store.registry_remove(3)
+        store.registry_remove(77)
+        assert store.registry_entries() == [entry(12, sid="renamed")]
+
+    def test_recovered_batches_come_back_in_arrival_order(self, store: Any) -> None:
+        inbox = InboxId.for_session("order")
+        store.append(inbox, [Envelope(id=f"{i:016x}", body=str(i), enqueued_at=1) for i in range(1, 6)])
+        reader = Holder(pid=77)
+        store.take(inbox, lambda ms: [0, 1], reader)
+        store.take(inbox, lambda ms: [0, 1], reader)
+        assert store.recover(inbox, lambda holder: False) == 4
+        batch = store.take(inbox, lambda ms: list(range(len(ms))), reader)
+        assert [e.body for e in batch.envelopes] == ["1", "2", "3", "4", "5"]
