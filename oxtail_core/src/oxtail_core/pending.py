@@ -77,8 +77,8 @@ LIFECYCLE: Mapping[PendingState, Mapping[PendingEvent, PendingStep]] = {
     },
 }
 """Pending ask (``messaging.md`` §1.5, §7.5): state x event -> step. A missing cell is illegal:
-time does not pass for a note that does not exist, and a removed note is never written again
-(its request id was minted for one ask)."""
+a note expires once and only if it exists, and a removed note is never written again (its
+request id was minted for one ask)."""
 
 
 def pending_step(state: PendingState, event: PendingEvent) -> PendingStep:
