@@ -6,30 +6,49 @@ Agents exchange messages through a :class:`Store`, wake each other through a
 with :class:`Peer` (or :class:`AsyncPeer`) on a :class:`MemoryStore`.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs a hook start-up
+if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ loads each name from _EXPORTS
+    from typing import Any
 
-if TYPE_CHECKING:
-    from oxtail_core.clock import FakeClock, SystemClock
-    from oxtail_core.context import Context
-    from oxtail_core.errors import AskAborted, Cancelled, OxtailError, StoreBusy, StoreError
-    from oxtail_core.memory import MemoryHost, MemoryStore, RecordingWaker
-    from oxtail_core.model import (
-        ActivityMarker,
-        Capabilities,
-        ClientInfo,
-        Envelope,
-        PendingAsk,
-        RegistryEntry,
-        StateCard,
-        WakeOutcome,
-        WakeReason,
-        WakeStatus,
-    )
-    from oxtail_core.peer import AsyncPeer, Peer
-    from oxtail_core.protocols import Batch, Clock, Holder, Host, InboxId, Store, Waker
-    from oxtail_core.results import Asked, Messages, NotAsked, NotReplied, NotSent, Refused, Replied, Sent
-    from oxtail_core.settings import Settings
+    from oxtail_core.clock import FakeClock as FakeClock
+    from oxtail_core.clock import SystemClock as SystemClock
+    from oxtail_core.context import Context as Context
+    from oxtail_core.errors import AskAborted as AskAborted
+    from oxtail_core.errors import Cancelled as Cancelled
+    from oxtail_core.errors import OxtailError as OxtailError
+    from oxtail_core.errors import StoreBusy as StoreBusy
+    from oxtail_core.errors import StoreError as StoreError
+    from oxtail_core.memory import MemoryHost as MemoryHost
+    from oxtail_core.memory import MemoryStore as MemoryStore
+    from oxtail_core.memory import RecordingWaker as RecordingWaker
+    from oxtail_core.model import ActivityMarker as ActivityMarker
+    from oxtail_core.model import Capabilities as Capabilities
+    from oxtail_core.model import ClientInfo as ClientInfo
+    from oxtail_core.model import Envelope as Envelope
+    from oxtail_core.model import PendingAsk as PendingAsk
+    from oxtail_core.model import RegistryEntry as RegistryEntry
+    from oxtail_core.model import StateCard as StateCard
+    from oxtail_core.model import WakeOutcome as WakeOutcome
+    from oxtail_core.model import WakeReason as WakeReason
+    from oxtail_core.model import WakeStatus as WakeStatus
+    from oxtail_core.peer import AsyncPeer as AsyncPeer
+    from oxtail_core.peer import Peer as Peer
+    from oxtail_core.protocols import Batch as Batch
+    from oxtail_core.protocols import Clock as Clock
+    from oxtail_core.protocols import Holder as Holder
+    from oxtail_core.protocols import Host as Host
+    from oxtail_core.protocols import InboxId as InboxId
+    from oxtail_core.protocols import Store as Store
+    from oxtail_core.protocols import Waker as Waker
+    from oxtail_core.results import Asked as Asked
+    from oxtail_core.results import Messages as Messages
+    from oxtail_core.results import NotAsked as NotAsked
+    from oxtail_core.results import NotReplied as NotReplied
+    from oxtail_core.results import NotSent as NotSent
+    from oxtail_core.results import Refused as Refused
+    from oxtail_core.results import Replied as Replied
+    from oxtail_core.results import Sent as Sent
+    from oxtail_core.settings import Settings as Settings
 
 _EXPORTS = {
     "ActivityMarker": "oxtail_core.model",
@@ -74,54 +93,16 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     """Load exports on first use, so ``import oxtail_core.convert`` (a hook) pays only for what it needs."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'oxtail_core' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
-__all__ = [
-    "ActivityMarker",
-    "AskAborted",
-    "Asked",
-    "AsyncPeer",
-    "Batch",
-    "Cancelled",
-    "Capabilities",
-    "ClientInfo",
-    "Clock",
-    "Context",
-    "Envelope",
-    "FakeClock",
-    "Holder",
-    "Host",
-    "InboxId",
-    "MemoryHost",
-    "MemoryStore",
-    "Messages",
-    "NotAsked",
-    "NotReplied",
-    "NotSent",
-    "OxtailError",
-    "Peer",
-    "PendingAsk",
-    "RecordingWaker",
-    "Refused",
-    "RegistryEntry",
-    "Replied",
-    "Sent",
-    "Settings",
-    "StateCard",
-    "Store",
-    "StoreBusy",
-    "StoreError",
-    "SystemClock",
-    "WakeOutcome",
-    "WakeReason",
-    "WakeStatus",
-    "Waker",
-]
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the names are listed once, in _EXPORTS

@@ -24,6 +24,7 @@ from oxtail_core.context import Context
 from oxtail_core.delivery import deliver, mint
 from oxtail_core.effects import Flow, Sleep, WaitForMail
 from oxtail_core.errors import AskAborted, Cancelled, StoreBusy
+from oxtail_core.gates import ASK_GRACE_HIT
 from oxtail_core.ids import new_id, same_session_id
 from oxtail_core.messaging import fold_process_inbox, holder_of
 from oxtail_core.model import Envelope, RegistryEntry, WakeStatus, check_body
@@ -98,78 +99,91 @@ def _final_look(ctx: Context, me: RegistryEntry, matches: Matcher, request_id: s
     return batch
 
 
+def _first_wake(
+    ctx: Context, me: RegistryEntry, peer: RegistryEntry, matches: Matcher, started: int
+) -> Flow[tuple[WakeStatus, Batch | None]]:
+    """Step 2: wake a fresh idle peer at once; give any other a grace to answer, then wake it."""
+    batch: Batch | None = None
+    if is_fresh_idle(ctx, peer, started):
+        status = yield from lenient_wake(ctx, peer)
+    else:
+        batch = yield from await_reply(ctx, me, matches, started + math.ceil(ctx.settings.ask_grace_ms))
+        status = ASK_GRACE_HIT if batch else (yield from lenient_wake(ctx, peer))
+    safe_emit(
+        ctx.tracer,
+        "wake_outcome",
+        via="ask_peer",
+        wake_status=status.value,
+        target_session_id=peer.session_id,
+        client_type=peer.client.type,
+    )
+    return status, batch
+
+
+def _after_deadline(
+    ctx: Context, me: RegistryEntry, peer: RegistryEntry, matches: Matcher, request_id: str
+) -> Flow[Batch | None]:
+    """Step 4: record the pending ask, then one last look; a caught reply takes the note back (R38)."""
+    my_sid, peer_sid = me.session_id, peer.session_id
+    if not peer.reply_to_capable or not peer_sid:
+        return None
+    if not my_sid:
+        safe_emit(ctx.tracer, "ask_peer_pending_skipped_unclaimed", request_id=request_id)
+        return None
+    if not record_pending(ctx, my_sid, request_id, peer_sid, ctx.clock.now_ms()):
+        safe_emit(ctx.tracer, "ask_peer_pending_record_failed", request_id=request_id)
+    batch = yield from _final_look(ctx, me, matches, request_id)
+    if batch is not None:
+        consume_pending(ctx, my_sid, request_id, None, ctx.clock.now_ms())
+        safe_emit(ctx.tracer, "ask_peer_late_catch", request_id=request_id, message_id=batch.envelopes[0].id)
+    return batch
+
+
+def _ids(peer: RegistryEntry, message_id: str, request_id: str) -> dict[str, str | None]:
+    """The fields that tie an ask's trace events together (in the reference's order)."""
+    return {"target_session_id": peer.session_id, "message_id": message_id, "request_id": request_id}
+
+
 def ask_peer(
     ctx: Context, me: RegistryEntry, target: str, body: str, *, timeout_ms: float | None = None
 ) -> Flow[Asked | NotAsked | Refused]:
-    """Deliver a question and wait for its reply; see the module docstring for the steps."""
+    """Deliver a question and wait for its reply; the steps are the module docstring's."""
     check_body(body)
-    peer = resolve_target(ctx, me, target)
+    peer = resolve_target(ctx, me, target)  # 1. resolve and deliver
     if isinstance(peer, Unresolved):
         return NotAsked(peer)
-    peer_sid = peer.session_id
-    if not peer_sid:
+    if not peer.session_id:
         return PEER_HAS_NO_SESSION_ID
-    settings = ctx.settings
     request_id = new_id()
-    correlated = peer.reply_to_capable
-    my_sid = me.session_id
-    question = mint(ctx, body, my_sid, request_id=request_id)
+    question = mint(ctx, body, me.session_id, request_id=request_id)
     if not deliver(ctx, peer, question):
         return NotAsked(VANISHED)
+    correlated = peer.reply_to_capable
     safe_emit(
-        ctx.tracer,
-        "ask_peer_start",
-        target_session_id=peer_sid,
-        message_id=question.id,
-        request_id=request_id,
-        require_reply_to=correlated,
+        ctx.tracer, "ask_peer_start", **_ids(peer, question.id, request_id), require_reply_to=correlated
     )
     started = ctx.clock.now_ms()
-    requested = timeout_ms if timeout_ms is not None else settings.ask_timeout_ms
-    effective = min(requested, settings.ask_max_timeout_ms)
-    deadline = started + math.ceil(effective)
-    matches = reply_matcher(peer_sid, request_id, correlated)
-    wake_status = WakeStatus.SKIPPED_NO_TARGET
-    batch: Batch | None = None
+    requested = timeout_ms if timeout_ms is not None else ctx.settings.ask_timeout_ms
+    effective = min(requested, ctx.settings.ask_max_timeout_ms)
+    matches = reply_matcher(peer.session_id, request_id, correlated)
+    wake_status, batch = WakeStatus.SKIPPED_NO_TARGET, None
     try:
-        if is_fresh_idle(ctx, peer, started):
-            wake_status = yield from lenient_wake(ctx, peer)
-        else:
-            batch = yield from await_reply(ctx, me, matches, started + math.ceil(settings.ask_grace_ms))
-            wake_status = WakeStatus.FIRED if batch else (yield from lenient_wake(ctx, peer))
-        safe_emit(
-            ctx.tracer,
-            "wake_outcome",
-            via="ask_peer",
-            wake_status=wake_status.value,
-            target_session_id=peer_sid,
-            client_type=peer.client.type,
-        )
-        if batch is None:
-            batch = yield from await_reply(ctx, me, matches, deadline)
-        if batch is None and correlated and my_sid:
-            if not record_pending(ctx, my_sid, request_id, peer_sid, ctx.clock.now_ms()):
-                safe_emit(ctx.tracer, "ask_peer_pending_record_failed", request_id=request_id)
-            batch = yield from _final_look(ctx, me, matches, request_id)
-            if batch is not None:
-                consume_pending(ctx, my_sid, request_id, None, ctx.clock.now_ms())
-                safe_emit(
-                    ctx.tracer, "ask_peer_late_catch", request_id=request_id, message_id=batch.envelopes[0].id
-                )
-        elif batch is None and correlated:
-            safe_emit(ctx.tracer, "ask_peer_pending_skipped_unclaimed", request_id=request_id)
-    except Cancelled:
+        wake_status, batch = yield from _first_wake(ctx, me, peer, matches, started)  # 2.
+        if batch is None:  # 3. wait until the deadline
+            batch = yield from await_reply(ctx, me, matches, started + math.ceil(effective))
+        if batch is None:  # 4.
+            batch = yield from _after_deadline(ctx, me, peer, matches, request_id)
+    except Cancelled:  # 5. never lose a reply in hand (R45)
         if batch is not None:
             ctx.store.restore(batch)
             safe_emit(ctx.tracer, "ask_peer_abort_reenqueue", message_id=batch.envelopes[0].id)
             raise AskAborted() from None
         raise
-    reply = batch.envelopes[0] if batch is not None else None
     result = Asked(
         message_id=question.id,
         request_id=request_id,
         wake_status=wake_status,
-        reply=reply,
+        reply=batch.envelopes[0] if batch is not None else None,
         correlated=correlated,
         timeout_ms=effective,
         clamped_from_ms=requested if effective < requested else None,
@@ -178,9 +192,7 @@ def ask_peer(
     safe_emit(
         ctx.tracer,
         "ask_peer_end",
-        target_session_id=peer_sid,
-        message_id=question.id,
-        request_id=request_id,
+        **_ids(peer, question.id, request_id),
         duration_ms=ctx.clock.now_ms() - started,
         wake_status=wake_status.value,
         timed_out=result.timed_out,

@@ -43,8 +43,6 @@ class Context:
     host: Host
     settings: Settings = attrs.field(factory=Settings)
     tracer: Tracer = attrs.field(factory=NullTracer)
-    debounce: Debounce = attrs.field(default=None)
-
-    def __attrs_post_init__(self) -> None:
-        if self.debounce is None:
-            self.debounce = Debounce(self.settings.debounce_ms)
+    debounce: Debounce = attrs.field(
+        default=attrs.Factory(lambda self: Debounce(self.settings.debounce_ms), takes_self=True)
+    )

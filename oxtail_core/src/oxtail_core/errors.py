@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    """The refusal codes the wire reports in ``error`` (the reference's strings)."""
+
+    TARGET_NOT_FOUND = "target-not-found"
+    AMBIGUOUS_TARGET = "ambiguous-target"
+    CROSS_PROJECT = "cross-project"
+    SELF_SEND = "self-send"
+    PEER_HAS_NO_SESSION_ID = "peer-has-no-session-id"
+    NO_SESSION_ID = "no-session-id"
+    MESSAGE_NOT_FOUND = "message-not-found"
+    NO_REPLY_TARGET = "no-reply-target"
+
 
 class OxtailError(Exception):
     """Base of every error the core raises on purpose."""
@@ -38,3 +53,14 @@ class AskAborted(OxtailError):
 
     def __init__(self) -> None:
         super().__init__("ask_peer aborted by client")
+
+
+class IllegalPendingStep(OxtailError):
+    """A pending-ask note was driven through a step its lifecycle does not have."""
+
+    code = "illegal-pending-step"
+
+    def __init__(self, state: str, event: str) -> None:
+        super().__init__(f"pending ask: no step {event!r} from state {state!r}")
+        self.state = state
+        self.event = event

@@ -25,6 +25,7 @@ CLIENT_TYPES: tuple[ClientType, ...] = ("claude-code", "codex", "unknown")
 SessionIdSource = Literal["env", "birth-time", "self-register", "sticky-claim"]
 SESSION_ID_SOURCES: tuple[SessionIdSource, ...] = ("env", "birth-time", "self-register", "sticky-claim")
 ActivityStatus = Literal["busy", "idle"]
+ACTIVITY_STATUSES: tuple[ActivityStatus, ...] = ("busy", "idle")
 WakeMode = Literal["off", "auto"]
 
 
@@ -169,9 +170,12 @@ class PendingAsk:
 
 @attrs.frozen
 class ActivityMarker:
-    """A busy/idle marker written by an agent's hooks; ``at_ms`` is when it was written."""
+    """A busy/idle marker written by an agent's hooks; ``at_ms`` is when it was written.
 
-    status: str = attrs.field(validator=v.instance_of(str))
+    Any other content is no marker at all ("unknown"): a store that reads one returns None.
+    """
+
+    status: ActivityStatus = attrs.field(validator=v.in_(ACTIVITY_STATUSES))
     at_ms: int = attrs.field(validator=_non_bool_int)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from oxtail_core.convert import to_wire
+from oxtail_core.errors import ErrorCode
 from oxtail_core.model import SCHEMA_VERSION, Envelope, WakeOutcome, WakeStatus
 from oxtail_core.protocols import Batch
 from oxtail_core.routing import Unresolved
@@ -204,7 +205,7 @@ class NotAsked:
 
     def to_wire(self) -> dict[str, Any]:
         out = _refusal(self.unresolved)
-        if self.unresolved.error == "target-not-found":
+        if self.unresolved.error == ErrorCode.TARGET_NOT_FOUND:
             out["wake_status"] = WakeStatus.SKIPPED_NO_TARGET.value
         return out
 

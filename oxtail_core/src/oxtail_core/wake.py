@@ -1,4 +1,4 @@
-"""Wake gating: when a message may type into a peer's terminal, and how.
+"""Wake gating performed: the flows read the facts, ask :mod:`oxtail_core.gates`, do what it says.
 
 Three gates feed one funnel:
 
@@ -9,18 +9,25 @@ Three gates feed one funnel:
 - the funnel, :func:`wake_peer`: strategy, in-process debounce, a target
   verified from the live process tree, then the keystrokes.
 
-Wake bookkeeping never raises into a tool: the message is already delivered,
-and an error would invite a retry that duplicates it.
+Which gate a message takes, and what each gate decides, are tables in
+:mod:`oxtail_core.gates`; nothing here decides. Wake bookkeeping never raises
+into a tool: the message is already delivered, and an error would invite a
+retry that duplicates it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import attrs
+
+from oxtail_core import gates
 from oxtail_core.context import Context
 from oxtail_core.effects import Flow, Sleep
-from oxtail_core.errors import StoreError
+from oxtail_core.errors import ErrorCode, StoreError
+from oxtail_core.gates import Gate, Step
 from oxtail_core.ids import canonical_session_id, is_pane_id
-from oxtail_core.model import WAKE_TEXT, ActivityMarker, RegistryEntry, WakeMode, WakeOutcome, WakeReason
-from oxtail_core.model import WakeStatus as S
+from oxtail_core.model import WAKE_TEXT, ActivityMarker, RegistryEntry, WakeMode, WakeOutcome, WakeStatus
 from oxtail_core.pending import consume_pending
 from oxtail_core.trace import safe_emit
 
@@ -36,43 +43,29 @@ def activity(ctx: Context, entry: RegistryEntry) -> ActivityMarker | None:
 
 
 def is_fresh_idle(ctx: Context, entry: RegistryEntry, now_ms: int) -> bool:
-    """Idle, and recently: a marker from the future is not trusted."""
-    marker = activity(ctx, entry)
-    if marker is None or marker.status != "idle":
-        return False
-    age = now_ms - marker.at_ms
-    return 0 <= age < ctx.settings.fresh_idle_ms
+    """Idle, and recently (:func:`oxtail_core.gates.is_fresh_idle` on the peer's marker)."""
+    return gates.is_fresh_idle(activity(ctx, entry), now_ms, ctx.settings)
 
 
 def is_fresh_busy(ctx: Context, entry: RegistryEntry, now_ms: int) -> bool:
-    """Busy within the busy TTL (a future marker counts as fresh busy)."""
-    marker = activity(ctx, entry)
-    return marker is not None and marker.status == "busy" and now_ms - marker.at_ms < ctx.settings.busy_ttl_ms
+    """Busy within the busy TTL (:func:`oxtail_core.gates.is_fresh_busy` on the peer's marker)."""
+    return gates.is_fresh_busy(activity(ctx, entry), now_ms, ctx.settings)
 
 
-def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[S]:
-    """The single funnel for keystrokes: strategy, debounce, verified target, then text and Enter."""
-    settings = ctx.settings
-    if settings.wake_strategy == "off":
-        safe_emit(ctx.tracer, "ask_peer_wake_skipped", reason="strategy-off", server_pid=peer.server_pid)
-        return S.DISABLED
+def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[WakeStatus]:
+    """The single funnel for keystrokes: the funnel gate, then text and Enter at the verified pane."""
     now = ctx.clock.now_ms()
     sid = canonical_session_id(peer.session_id) if peer.session_id else None
-    if sid and ctx.debounce.active(sid, now):
-        safe_emit(ctx.tracer, "ask_peer_wake_skipped", reason="debounced", target_session_id=sid)
-        return S.SKIPPED_DEBOUNCED
-    if not peer.tmux_pane:
-        safe_emit(
-            ctx.tracer, "ask_peer_wake_skipped", reason="no-pane-or-session", server_pid=peer.server_pid
-        )
-        return S.SKIPPED_NO_TARGET
-    try:
-        target = ctx.waker.locate(peer) if ctx.host.is_alive(peer.server_pid, peer.process_start) else None
-    except Exception:  # noqa: BLE001 - a broken waker means "no verified target"
-        target = None
-    if target is None or not is_pane_id(target):
-        safe_emit(ctx.tracer, "ask_peer_wake_skipped", reason="no-verified-pane", server_pid=peer.server_pid)
-        return S.SKIPPED_NO_TARGET
+    debounced = sid is not None and ctx.debounce.active(sid, now)
+    facts = gates.FunnelFacts(debounced=debounced, has_pane=bool(peer.tmux_pane))
+    verdict = gates.funnel_gate(facts, ctx.settings)
+    if verdict is Step.LOCATE:
+        facts = attrs.evolve(facts, target=_locate(ctx, peer))
+        verdict = gates.funnel_gate(facts, ctx.settings)
+    if isinstance(verdict, WakeStatus):
+        _trace_funnel_skip(ctx, peer, sid, verdict, facts)
+        return verdict
+    target = facts.target or ""
     if target != peer.tmux_pane:
         safe_emit(
             ctx.tracer,
@@ -81,18 +74,42 @@ def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[S]:
             live=target,
             server_pid=peer.server_pid,
         )
-    flavor = "unknown" if settings.wake_strategy == "legacy" else peer.client.type
+    flavor = "unknown" if ctx.settings.wake_strategy == "legacy" else peer.client.type
     if sid:
         ctx.debounce.stamp(sid, now)
     ok = _keystroke(ctx, "text", target)
     if ok and flavor == "codex":
-        yield Sleep(settings.codex_submit_gap_ms)
+        yield Sleep(ctx.settings.codex_submit_gap_ms)
     ok = ok and _keystroke(ctx, "enter", target)
     if ok:
         safe_emit(ctx.tracer, "ask_peer_wake_fired", target=target)
-        return S.FIRED
+        return WakeStatus.FIRED
     safe_emit(ctx.tracer, "ask_peer_wake_failed", target=target, error="send-keys failed")
-    return S.SKIPPED_NO_TARGET
+    return WakeStatus.SKIPPED_NO_TARGET
+
+
+def _locate(ctx: Context, peer: RegistryEntry) -> str:
+    """The pane verified from the live process tree, or ``""`` when there is none."""
+    try:
+        target = ctx.waker.locate(peer) if ctx.host.is_alive(peer.server_pid, peer.process_start) else None
+    except Exception:  # noqa: BLE001 - a broken waker means "no verified target"
+        target = None
+    return target if target is not None and is_pane_id(target) else ""
+
+
+def _trace_funnel_skip(
+    ctx: Context, peer: RegistryEntry, sid: str | None, status: WakeStatus, facts: gates.FunnelFacts
+) -> None:
+    if status is WakeStatus.DISABLED:
+        safe_emit(ctx.tracer, "ask_peer_wake_skipped", reason="strategy-off", server_pid=peer.server_pid)
+    elif status is WakeStatus.SKIPPED_DEBOUNCED:
+        safe_emit(ctx.tracer, "ask_peer_wake_skipped", reason="debounced", target_session_id=sid)
+    elif not facts.has_pane:
+        safe_emit(
+            ctx.tracer, "ask_peer_wake_skipped", reason="no-pane-or-session", server_pid=peer.server_pid
+        )
+    else:
+        safe_emit(ctx.tracer, "ask_peer_wake_skipped", reason="no-verified-pane", server_pid=peer.server_pid)
 
 
 def _keystroke(ctx: Context, what: str, target: str) -> bool:
@@ -104,60 +121,65 @@ def _keystroke(ctx: Context, what: str, target: str) -> bool:
         return False
 
 
-def lenient_wake(ctx: Context, peer: RegistryEntry) -> Flow[S]:
-    """Wake unless the peer is visibly busy."""
-    if is_fresh_busy(ctx, peer, ctx.clock.now_ms()):
+def lenient_wake(ctx: Context, peer: RegistryEntry) -> Flow[WakeStatus]:
+    """Wake unless the peer is visibly busy (:data:`oxtail_core.gates.LENIENT_GATE`)."""
+    facts = gates.MarkerFacts(activity(ctx, peer), ctx.clock.now_ms())
+    status = gates.decide(gates.LENIENT_GATE, facts, ctx.settings)
+    if status is not None:
         safe_emit(ctx.tracer, "send_wake_skipped_busy", target_session_id=peer.session_id)
-        return S.SKIPPED_BUSY
+        return status
     return (yield from wake_peer(ctx, peer))
 
 
-def strict_reply_wake(ctx: Context, peer: RegistryEntry, reply_to: str) -> Flow[S]:
+def strict_reply_wake(ctx: Context, peer: RegistryEntry, reply_to: str) -> Flow[WakeStatus]:
     """Wake a freshly idle peer for a reply, once per (peer, reply_to), rate-limited per peer.
 
-    The dedupe slot is claimed (single winner) before the keystrokes and given
-    back if none were sent, and the rate stamp is written only after a real
-    wake: a gate that passed but typed nothing must not swallow a later,
-    deliverable wake (the reference kept both, R59).
+    The flow performs the steps :data:`oxtail_core.gates.REPLY_GATE` asks for
+    (read the slots, claim the slot) until it has a verdict. The dedupe slot is
+    claimed (single winner) before the keystrokes and given back if none were
+    sent, and the rate stamp is written only after a real wake: a gate that
+    passed but typed nothing must not swallow a later, deliverable wake (the
+    reference kept both, R59).
     """
-    settings = ctx.settings
-    if settings.autowake_off:
-        return S.DISABLED
     now = ctx.clock.now_ms()
-    sid = canonical_session_id(peer.session_id) if peer.session_id else None
-    if not sid or not is_fresh_idle(ctx, peer, now):
-        safe_emit(
-            ctx.tracer, "autowake_reply_skipped", target_session_id=sid, status=S.SKIPPED_NO_FRESH_IDLE.value
-        )
-        return S.SKIPPED_NO_FRESH_IDLE
-    ttl = int(settings.dedupe_ttl_ms)
-    try:
-        ctx.store.wake_gc(now - ttl)
-        claimed_at = ctx.store.dedupe_get(sid, reply_to)
-        rated_at = ctx.store.rate_get(sid)
-        if claimed_at is not None and now - claimed_at < ttl:
-            status = S.SKIPPED_DEDUPED
-        elif rated_at is not None and now - rated_at < settings.min_interval_ms:
-            status = S.SKIPPED_RATE_LIMITED
-        elif not ctx.store.dedupe_claim(sid, reply_to, now, now - ttl):
-            status = S.SKIPPED_DEDUPED
-        else:
-            status = S.FIRED
-    except StoreError:
-        status = S.SKIPPED_STORE_ERROR
-    if status is not S.FIRED:
-        safe_emit(ctx.tracer, "autowake_reply_skipped", target_session_id=sid, status=status.value)
-        return status
+    sid = canonical_session_id(peer.session_id) if peer.session_id else ""
+    facts = gates.ReplyFacts(claimed=bool(sid), marker=activity(ctx, peer), now_ms=now)
+    verdict = gates.reply_gate(facts, ctx.settings)
+    while isinstance(verdict, Step):  # only a claimed peer gets past the first row
+        facts = _perform_reply_step(ctx, verdict, facts, sid, reply_to)
+        verdict = gates.reply_gate(facts, ctx.settings)
+    if verdict is not None:
+        safe_emit(ctx.tracer, "autowake_reply_skipped", target_session_id=sid or None, status=verdict.value)
+        return verdict
     safe_emit(ctx.tracer, "autowake_reply_fire", target_session_id=sid)
     result = yield from wake_peer(ctx, peer)
+    follow_up = gates.AFTER_STRICT_WAKE[result in gates.TYPED]
     try:
-        if result is S.FIRED:
+        if follow_up is gates.SlotFollowUp.STAMP_RATE:
             ctx.store.rate_put(sid, now)
         else:
             ctx.store.dedupe_release(sid, reply_to, now)
     except StoreError:
         pass
     return result
+
+
+def _perform_reply_step(
+    ctx: Context, step: Step, facts: gates.ReplyFacts, sid: str, reply_to: str
+) -> gates.ReplyFacts:
+    """Read the slots, or claim the slot; a store error is recorded as a fact (R57, R58)."""
+    now = facts.now_ms
+    stale_before = now - int(ctx.settings.dedupe_ttl_ms)
+    try:
+        if step is Step.READ_SLOTS:
+            ctx.store.wake_gc(stale_before)
+            slots = gates.Slots(ctx.store.dedupe_get(sid, reply_to), ctx.store.rate_get(sid))
+            return attrs.evolve(facts, slots=slots)
+        return attrs.evolve(facts, won=ctx.store.dedupe_claim(sid, reply_to, now, stale_before))
+    except StoreError:
+        if step is Step.READ_SLOTS:
+            return attrs.evolve(facts, slots=gates.STORE_FAILED)
+        return attrs.evolve(facts, won=gates.STORE_FAILED)
 
 
 def _stamp_late(ctx: Context, sid: str, reply_to: str, now: int) -> None:
@@ -168,46 +190,40 @@ def _stamp_late(ctx: Context, sid: str, reply_to: str, now: int) -> None:
         pass
 
 
+GATES: dict[Gate, Callable[[Context, RegistryEntry, str], Flow[WakeStatus]]] = {
+    Gate.LENIENT: lambda ctx, peer, reply_to: lenient_wake(ctx, peer),
+    Gate.STRICT: strict_reply_wake,
+}
+"""Each gate's flow (0.32.1 adds the hookless-default gate here, see :mod:`oxtail_core.gates`)."""
+
+
 def resolve_send_wake(
     ctx: Context, me: RegistryEntry, peer: RegistryEntry, wake: WakeMode | None, reply_to: str | None
 ) -> Flow[WakeOutcome]:
-    """Decide and perform the wake of a message already delivered (send_message, reply_to_message).
+    """Perform the wake of a message already delivered (send_message, reply_to_message).
 
-    Order: a live pending ask from this exact peer pulls the asker back
-    (late reply); else a reply with ``wake`` unset takes the strict gate;
-    else ``wake:"auto"`` takes the lenient one; else no wake at all.
+    A live pending ask from this exact peer selects the late-reply plan; the
+    plan tables of :mod:`oxtail_core.gates` say the rest.
     """
     now = ctx.clock.now_ms()
-    if reply_to and consume_pending(ctx, peer.session_id, reply_to, me.session_id, now):
-        if wake == "off":
+    late = bool(reply_to) and consume_pending(ctx, peer.session_id, reply_to, me.session_id, now)
+    plan = gates.plan_wake(reply_to, wake, late=late)
+    if plan.gate is Gate.NONE:
+        if late:
             safe_emit(ctx.tracer, "late_reply_pending_suppressed", target_session_id=peer.session_id)
-            return WakeOutcome(None, WakeReason.LATE_REPLY_SUPPRESSED)
-        if wake is None and ctx.settings.autowake_off:
-            return WakeOutcome(S.DISABLED, WakeReason.LATE_REPLY)
-        if peer.session_id:
-            _stamp_late(ctx, canonical_session_id(peer.session_id), reply_to, now)
+        return WakeOutcome(None, plan.reason)
+    if gates.killed(plan, ctx.settings):
+        return WakeOutcome(WakeStatus.DISABLED, plan.reason)
+    if plan.stamp and peer.session_id and reply_to:
+        _stamp_late(ctx, canonical_session_id(peer.session_id), reply_to, now)
+    if late:
         safe_emit(ctx.tracer, "late_reply_pending_wake", target_session_id=peer.session_id)
-        status = yield from lenient_wake(ctx, peer)
-        return WakeOutcome(status, WakeReason.LATE_REPLY)
-    if reply_to and wake is None:
-        status = yield from strict_reply_wake(ctx, peer, reply_to)
-        return WakeOutcome(status, WakeReason.REPLY_TO_DEFAULT)
-    if wake == "auto":
-        status = yield from lenient_wake(ctx, peer)
-        return WakeOutcome(status, None)
-    return WakeOutcome(None, None)
+    status = yield from GATES[plan.gate](ctx, peer, reply_to or "")
+    return WakeOutcome(status, plan.reason)
 
 
 def unresolved_wake(ctx: Context, wake: WakeMode | None, reply_to: str | None, error: str) -> WakeOutcome:
-    """The wake fields of a send or reply whose target did not resolve.
-
-    ``skipped_no_target`` when a wake was intended and the target is unknown;
-    under the kill switch a reply-default reports ``disabled`` instead (the
-    reference ignored the kill switch here).
-    """
-    reply_default = bool(reply_to) and wake is None
-    intended = wake == "auto" or reply_default
-    status: S | None = None
-    if intended and error == "target-not-found":
-        status = S.DISABLED if reply_default and ctx.settings.autowake_off else S.SKIPPED_NO_TARGET
-    return WakeOutcome(status, WakeReason.REPLY_TO_DEFAULT if reply_default else None)
+    """The wake fields of a send or reply whose target did not resolve (the same plan, never late)."""
+    plan = gates.plan_wake(reply_to, wake, late=False)
+    status = gates.unresolved_status(plan, error == ErrorCode.TARGET_NOT_FOUND, ctx.settings)
+    return WakeOutcome(status, plan.reason)

@@ -18,11 +18,18 @@ import json
 import os
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from oxtail_core.convert import ShapeError, envelope_from_line, envelope_to_line, from_wire, to_wire
 from oxtail_core.errors import StoreError
-from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry, same_incarnation
+from oxtail_core.model import (
+    ActivityMarker,
+    ActivityStatus,
+    Envelope,
+    PendingAsk,
+    RegistryEntry,
+    same_incarnation,
+)
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
 from oxtail_core.wire import WireError, dumps, loads, utf8
 from oxtail_fs.atomic import (
@@ -349,7 +356,7 @@ class FsStore:
             return None
         if status not in ("busy", "idle"):
             return None
-        return ActivityMarker(status=status, at_ms=mtime_ns // 1_000_000)
+        return ActivityMarker(status=cast("ActivityStatus", status), at_ms=mtime_ns // 1_000_000)
 
     @_store_op
     def activity_put(self, session_id: str, marker: ActivityMarker) -> None:

@@ -11,7 +11,7 @@ Unknown arguments are dropped, not rejected.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -238,71 +238,126 @@ def _type_name(value: Any) -> str:
     return "object"
 
 
-def _check(name: str, arg: Arg, value: Any) -> dict[str, Any] | None:
-    path = [name]
-    if arg.type == "integer":
-        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not is_number or (isinstance(value, float) and not value.is_integer()) or abs(value) > _SAFE_INT:
-            return {
-                "expected": "int",
-                "code": "invalid_type",
-                "path": path,
-                "message": f"Invalid input: expected int, received {_type_name(value)}",
-            }
-        if arg.exclusive_minimum is not None and value <= arg.exclusive_minimum:
-            return {
-                "origin": "number",
-                "code": "too_small",
-                "minimum": arg.exclusive_minimum,
-                "inclusive": False,
-                "path": path,
-                "message": f"Too small: expected number to be >{arg.exclusive_minimum}",
-            }
-        if arg.maximum is not None and value > arg.maximum:
-            return {
-                "origin": "number",
-                "code": "too_big",
-                "maximum": arg.maximum,
-                "inclusive": True,
-                "path": path,
-                "message": f"Too big: expected number to be <={arg.maximum}",
-            }
-        return None
-    if not isinstance(value, _JSON_TYPE[arg.type]):
-        return {
-            "expected": arg.type,
-            "code": "invalid_type",
-            "path": path,
-            "message": f"Invalid input: expected {arg.type}, received {_type_name(value)}",
-        }
-    text: Any = value  # a str from here on (booleans have no further checks)
-    if arg.enum is not None and text not in arg.enum:
-        return {
-            "code": "invalid_value",
-            "values": list(arg.enum),
-            "path": path,
-            "message": "Invalid option: expected one of " + "|".join(f'"{v}"' for v in arg.enum),
-        }
-    if arg.min_length is not None and len(text) < arg.min_length:
-        return {
-            "origin": "string",
-            "code": "too_small",
-            "minimum": arg.min_length,
-            "inclusive": True,
-            "path": path,
-            "message": f"Too small: expected string to have >={arg.min_length} characters",
-        }
-    if arg.max_utf16 is not None and len(text.encode("utf-16-le", "surrogatepass")) // 2 > arg.max_utf16:
-        return {
-            "origin": "string",
-            "code": "too_big",
-            "maximum": arg.max_utf16,
-            "inclusive": True,
-            "path": path,
-            "message": f"Too big: expected string to have <={arg.max_utf16} characters",
-        }
-    if arg.max_bytes is not None and utf8len(text) > arg.max_bytes:
-        return {"code": "custom", "path": path, "message": f"body exceeds {arg.max_bytes} UTF-8 bytes"}
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (not isinstance(value, float) or value.is_integer()) and abs(value) <= _SAFE_INT
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+Issue = dict[str, Any]
+
+
+@attrs.frozen
+class Constraint:
+    """One row of a type's checks: the limit ``arg`` sets (None: no such limit), whether ``value``
+    breaks it, and the issue that says so."""
+
+    limit: Callable[[Arg], Any]
+    broken: Callable[[Any, Any], bool]
+    issue: Callable[[Any, Any, list[str]], Issue]
+
+
+_NOT_INT = Constraint(
+    lambda a: "int",
+    lambda v, n: not _is_int(v),
+    lambda n, v, path: {
+        "expected": "int",
+        "code": "invalid_type",
+        "path": path,
+        "message": f"Invalid input: expected int, received {_type_name(v)}",
+    },
+)
+_WRONG_TYPE = Constraint(
+    lambda a: a.type,
+    lambda v, t: not isinstance(v, _JSON_TYPE[t]),
+    lambda n, v, path: {
+        "expected": n,
+        "code": "invalid_type",
+        "path": path,
+        "message": f"Invalid input: expected {n}, received {_type_name(v)}",
+    },
+)
+_EXCLUSIVE_MINIMUM = Constraint(
+    lambda a: a.exclusive_minimum,
+    lambda v, n: v <= n,
+    lambda n, v, path: {
+        "origin": "number",
+        "code": "too_small",
+        "minimum": n,
+        "inclusive": False,
+        "path": path,
+        "message": f"Too small: expected number to be >{n}",
+    },
+)
+_MAXIMUM = Constraint(
+    lambda a: a.maximum,
+    lambda v, n: v > n,
+    lambda n, v, path: {
+        "origin": "number",
+        "code": "too_big",
+        "maximum": n,
+        "inclusive": True,
+        "path": path,
+        "message": f"Too big: expected number to be <={n}",
+    },
+)
+_ENUM = Constraint(
+    lambda a: a.enum,
+    lambda v, values: v not in values,
+    lambda n, v, path: {
+        "code": "invalid_value",
+        "values": list(n),
+        "path": path,
+        "message": "Invalid option: expected one of " + "|".join(f'"{e}"' for e in n),
+    },
+)
+_MIN_LENGTH = Constraint(
+    lambda a: a.min_length,
+    lambda v, n: len(v) < n,
+    lambda n, v, path: {
+        "origin": "string",
+        "code": "too_small",
+        "minimum": n,
+        "inclusive": True,
+        "path": path,
+        "message": f"Too small: expected string to have >={n} characters",
+    },
+)
+_MAX_UTF16 = Constraint(
+    lambda a: a.max_utf16,
+    lambda v, n: _utf16_len(v) > n,
+    lambda n, v, path: {
+        "origin": "string",
+        "code": "too_big",
+        "maximum": n,
+        "inclusive": True,
+        "path": path,
+        "message": f"Too big: expected string to have <={n} characters",
+    },
+)
+_MAX_BYTES = Constraint(
+    lambda a: a.max_bytes,
+    lambda v, n: utf8len(v) > n,
+    lambda n, v, path: {"code": "custom", "path": path, "message": f"body exceeds {n} UTF-8 bytes"},
+)
+
+CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
+    "integer": (_NOT_INT, _EXCLUSIVE_MINIMUM, _MAXIMUM),
+    "boolean": (_WRONG_TYPE,),
+    "string": (_WRONG_TYPE, _ENUM, _MIN_LENGTH, _MAX_UTF16, _MAX_BYTES),
+}
+"""Each JSON type's checks, in the order they are tried; the first broken one is the issue."""
+
+
+def _check(name: str, arg: Arg, value: Any) -> Issue | None:
+    for constraint in CONSTRAINTS[arg.type]:
+        limit = constraint.limit(arg)
+        if limit is not None and constraint.broken(value, limit):
+            return constraint.issue(limit, value, [name])
     return None
 
 

@@ -1,0 +1,286 @@
+"""The wake gates as tables: which gate a message takes, and what each gate decides.
+
+Everything here is pure: a decider takes the facts a flow has read (a marker,
+a stamp, the clock) and returns a verdict; :mod:`oxtail_core.wake` reads the
+facts, calls the decider and performs the verdict. Each table row names the
+rule of the spec it encodes (``messaging.md`` §4.7–§4.10, ``accounting.md``
+§5), so a reader can check the tables line by line and
+``tests/core/test_gates.py`` enumerates every row.
+
+Which gate (:data:`WAKE_PLAN`, keyed by "is ``reply_to`` set?" and the
+``wake`` argument), overridden by :data:`LATE_PLAN` when a live pending ask was
+consumed. A plan's ``kill_switch`` column says whether ``OXTAIL_AUTOWAKE=off``
+turns it into ``disabled`` (:func:`killed`): that rule, and the reply-default
+rule, exist only here.
+
+What each gate decides, as ordered rule tables (first match wins):
+:data:`LENIENT_GATE`, :data:`REPLY_GATE` (the strict reply default, staged so
+that it reads the store only once the marker allowed it, R58), and
+:data:`FUNNEL_GATE` (strategy, debounce, verified target). A store error in the
+strict gate's store stage is a fact like any other and has its row (R57, R58).
+
+Slots for 0.32.1 (``accounting.md`` §5), each one row, not a new branch:
+
+- ``hookless_default`` (§5.2, §5.3 step 4): the row ``(False, None)`` of
+  :data:`WAKE_PLAN` becomes ``Plan(Gate.HOOKLESS, WakeReason.HOOKLESS_DEFAULT)``
+  with ``kill_switch=False``, and :data:`GATES` of ``wake.py`` gains the
+  one-rule gate "claimed and markerless: lenient, else none";
+- ``fired_unconfirmed`` (§5.1, A42): the funnel's last row becomes a table
+  ``FIRED_AS: Mapping[Liveness, WakeStatus]`` over the peer's liveness read
+  after the keystrokes (``HOOKED``: ``fired``; ``HOOKLESS``, ``UNCLAIMED``:
+  ``fired_unconfirmed``), and :data:`TYPED` gains ``fired_unconfirmed``. Not
+  added yet: its only row that differs from today would change the wire;
+- the ask grace hit (A44): :data:`ASK_GRACE_HIT` becomes ``skipped_busy``.
+
+Today those rows keep the 0.15.0 wire (the ten tools' tests assert it).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from typing import Generic, Literal, TypeVar
+
+import attrs
+
+from oxtail_core.model import ActivityMarker, WakeMode, WakeReason, WakeStatus
+from oxtail_core.settings import Settings
+
+F = TypeVar("F")
+V = TypeVar("V")
+
+
+class Gate(enum.Enum):
+    """Which decision a message's wake goes through."""
+
+    NONE = "none"
+    LENIENT = "lenient"
+    STRICT = "strict"
+
+
+@attrs.frozen
+class Plan:
+    """A row of the plan tables: the gate, the reason reported beside its status, and two columns.
+
+    ``kill_switch``: ``OXTAIL_AUTOWAKE=off`` makes this plan ``disabled``
+    without touching the store. ``stamp``: claim the strict gate's dedupe slot
+    (and rate stamp) before waking, so a later duplicate reply is deduped (R48).
+    """
+
+    gate: Gate
+    reason: WakeReason | None = None
+    kill_switch: bool = False
+    stamp: bool = False
+
+    @property
+    def intends_wake(self) -> bool:
+        """A wake was meant: a target that does not resolve reports ``skipped_no_target``."""
+        return self.gate is not Gate.NONE
+
+
+NO_WAKE = Plan(Gate.NONE)
+
+WAKE_PLAN: Mapping[tuple[bool, WakeMode | None], Plan] = {
+    # (reply_to set?, wake)      gate, reason                                   spec
+    (True, None): Plan(Gate.STRICT, WakeReason.REPLY_TO_DEFAULT, kill_switch=True),  # §4.7 step 2
+    (True, "auto"): Plan(Gate.LENIENT),  # §4.7 step 3: auto skips the strict gate and the kill switch
+    (True, "off"): NO_WAKE,  # §4.7 step 4
+    (False, None): NO_WAKE,  # §4.7 step 4 (0.32.1 slot: hookless_default, accounting §5.3 step 4)
+    (False, "auto"): Plan(Gate.LENIENT),  # §4.7 step 3
+    (False, "off"): NO_WAKE,  # §4.7 step 4
+}
+"""The gate of a message whose ``reply_to`` consumed no pending ask (``messaging.md`` §4.7 steps 2–4)."""
+
+LATE_PLAN: Mapping[WakeMode | None, Plan] = {
+    None: Plan(Gate.LENIENT, WakeReason.LATE_REPLY, kill_switch=True, stamp=True),  # §4.7 1b, R50
+    "auto": Plan(Gate.LENIENT, WakeReason.LATE_REPLY, stamp=True),  # §4.7 1b, R50: auto ignores it
+    "off": Plan(Gate.NONE, WakeReason.LATE_REPLY_SUPPRESSED),  # §4.7 1b, R49: no wake, no stamp
+}
+"""The late-reply override: a live pending ask was consumed (``messaging.md`` §4.7 step 1)."""
+
+
+def plan_wake(reply_to: str | None, wake: WakeMode | None, *, late: bool) -> Plan:
+    """The one place that says which gate a message's wake takes."""
+    return LATE_PLAN[wake] if late else WAKE_PLAN[(bool(reply_to), wake)]
+
+
+def killed(plan: Plan, settings: Settings) -> bool:
+    """The kill switch: ``OXTAIL_AUTOWAKE=off`` disables exactly the plans that honor it."""
+    return plan.kill_switch and settings.autowake_off
+
+
+def unresolved_status(plan: Plan, target_not_found: bool, settings: Settings) -> WakeStatus | None:
+    """The status of a send whose target did not resolve (``messaging.md`` §8.1 presence rules).
+
+    A wake was meant and the target is unknown: ``skipped_no_target``, or
+    ``disabled`` under the kill switch (the reference ignored the switch here).
+    """
+    if not plan.intends_wake or not target_not_found:
+        return None
+    return WakeStatus.DISABLED if killed(plan, settings) else WakeStatus.SKIPPED_NO_TARGET
+
+
+# Ordered rule tables ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Rule(Generic[F, V]):
+    """One row of a gate: when ``applies`` to the facts, the verdict is ``then``."""
+
+    spec: str
+    applies: Callable[[F, Settings], bool]
+    then: V
+
+
+def decide(rules: tuple[Rule[F, V], ...], facts: F, settings: Settings) -> V | None:
+    """The verdict of the first rule that applies; None when none does (the gate passes)."""
+    return next((rule.then for rule in rules if rule.applies(facts, settings)), None)
+
+
+def is_fresh_idle(marker: ActivityMarker | None, now_ms: int, settings: Settings) -> bool:
+    """Idle, and recently: a marker from the future is not trusted (``messaging.md`` §4.8 2c)."""
+    if marker is None or marker.status != "idle":
+        return False
+    return 0 <= now_ms - marker.at_ms < settings.fresh_idle_ms
+
+
+def is_fresh_busy(marker: ActivityMarker | None, now_ms: int, settings: Settings) -> bool:
+    """Busy within the busy TTL; a future marker counts as fresh busy (``messaging.md`` §4.9 step 2)."""
+    return marker is not None and marker.status == "busy" and now_ms - marker.at_ms < settings.busy_ttl_ms
+
+
+@attrs.frozen
+class MarkerFacts:
+    """What the lenient gate looks at."""
+
+    marker: ActivityMarker | None
+    now_ms: int
+
+
+LENIENT_GATE: tuple[Rule[MarkerFacts, WakeStatus], ...] = (
+    Rule("§4.9 step 2, R61", lambda f, s: is_fresh_busy(f.marker, f.now_ms, s), WakeStatus.SKIPPED_BUSY),
+)
+"""Wake unless the peer is visibly busy; passing goes on to the funnel."""
+
+
+class Step(enum.Enum):
+    """What a staged gate needs done before it can decide."""
+
+    READ_SLOTS = "read-slots"
+    CLAIM_SLOT = "claim-slot"
+    LOCATE = "locate"
+
+
+StoreFailed = Literal["store-failed"]
+STORE_FAILED: StoreFailed = "store-failed"
+
+
+@attrs.frozen
+class Slots:
+    """The strict gate's store stage, as read: when the (peer, reply_to) slot was claimed, and when
+    the peer was last woken for a reply."""
+
+    claimed_at: int | None
+    rated_at: int | None
+
+
+@attrs.frozen
+class ReplyFacts:
+    """What the strict gate has read so far. ``None`` is "not read yet"; a store error is a fact."""
+
+    claimed: bool
+    marker: ActivityMarker | None
+    now_ms: int
+    slots: Slots | StoreFailed | None = None
+    won: bool | StoreFailed | None = None
+
+
+def _slot_live(f: ReplyFacts, s: Settings) -> bool:
+    return (
+        isinstance(f.slots, Slots)
+        and f.slots.claimed_at is not None
+        and (f.now_ms - f.slots.claimed_at < s.dedupe_ttl_ms)
+    )
+
+
+def _rate_limited(f: ReplyFacts, s: Settings) -> bool:
+    return (
+        isinstance(f.slots, Slots)
+        and f.slots.rated_at is not None
+        and (f.now_ms - f.slots.rated_at < s.min_interval_ms)
+    )
+
+
+REPLY_GATE: tuple[Rule[ReplyFacts, WakeStatus | Step], ...] = (
+    Rule(
+        "§4.8 2b-2c, R63",
+        lambda f, s: not f.claimed or not is_fresh_idle(f.marker, f.now_ms, s),
+        WakeStatus.SKIPPED_NO_FRESH_IDLE,
+    ),
+    Rule("§4.8 2d (no store before this), R58", lambda f, s: f.slots is None, Step.READ_SLOTS),
+    Rule(
+        "§4.8 2d store error, R57 R58", lambda f, s: f.slots == STORE_FAILED, WakeStatus.SKIPPED_STORE_ERROR
+    ),
+    Rule("§4.8 2d.2, R48", _slot_live, WakeStatus.SKIPPED_DEDUPED),
+    Rule("§4.8 2d.3, R56", _rate_limited, WakeStatus.SKIPPED_RATE_LIMITED),
+    Rule("§4.8 2d.4", lambda f, s: f.won is None, Step.CLAIM_SLOT),
+    Rule("§4.8 2d store error, R58", lambda f, s: f.won == STORE_FAILED, WakeStatus.SKIPPED_STORE_ERROR),
+    Rule("§4.8 2d.4, R55", lambda f, s: f.won is False, WakeStatus.SKIPPED_DEDUPED),
+)
+"""The strict reply default (``messaging.md`` §4.8 step 2; the kill switch, 2a, is the plan's column).
+
+Passing (no rule applies: the slot was won) goes on to the funnel.
+"""
+
+
+def reply_gate(facts: ReplyFacts, settings: Settings) -> WakeStatus | Step | None:
+    """The strict gate's verdict on what has been read: a status, a step to perform first, or None
+    (passed: wake through the funnel)."""
+    return decide(REPLY_GATE, facts, settings)
+
+
+class SlotFollowUp(enum.Enum):
+    """What the strict gate does with its claimed slot once the funnel has answered (R59, ours)."""
+
+    STAMP_RATE = "stamp-rate"
+    RELEASE_SLOT = "release-slot"
+
+
+TYPED: frozenset[WakeStatus] = frozenset({WakeStatus.FIRED})
+"""Statuses meaning keystrokes landed (0.32.1 adds ``fired_unconfirmed``)."""
+
+AFTER_STRICT_WAKE: Mapping[bool, SlotFollowUp] = {
+    True: SlotFollowUp.STAMP_RATE,  # R59 (ours): the rate stamp only after a wake that typed
+    False: SlotFollowUp.RELEASE_SLOT,  # R59 (ours): a gate that typed nothing gives its slot back
+}
+"""Keyed by "did the keystrokes land?" (the status is in :data:`TYPED`)."""
+
+
+@attrs.frozen
+class FunnelFacts:
+    """What the single keystroke funnel looks at. ``target``: None until located, then the verified
+    pane or ``""`` when none could be verified."""
+
+    debounced: bool
+    has_pane: bool
+    target: str | None = None
+
+
+FUNNEL_GATE: tuple[Rule[FunnelFacts, WakeStatus | Step], ...] = (
+    Rule("§4.10 step 1, §4.11.3", lambda f, s: s.wake_strategy == "off", WakeStatus.DISABLED),
+    Rule("§4.10 step 2, R60", lambda f, s: f.debounced, WakeStatus.SKIPPED_DEBOUNCED),
+    Rule("§4.11.1 step 1, R64", lambda f, s: not f.has_pane, WakeStatus.SKIPPED_NO_TARGET),
+    Rule("§4.10 step 3", lambda f, s: f.target is None, Step.LOCATE),
+    Rule("§4.10 step 3, §4.11.1 step 5, R64", lambda f, s: not f.target, WakeStatus.SKIPPED_NO_TARGET),
+)
+"""``wakePeer`` (``messaging.md`` §4.10) up to the keystrokes; passing types at ``target``."""
+
+
+def funnel_gate(facts: FunnelFacts, settings: Settings) -> WakeStatus | Step | None:
+    """The funnel's verdict: a status, a step to perform first, or None (type at ``facts.target``)."""
+    return decide(FUNNEL_GATE, facts, settings)
+
+
+ASK_GRACE_HIT = WakeStatus.FIRED
+"""ask_peer's status when the reply arrived within the grace, before any wake (``messaging.md`` §4.6
+step 10; 0.32.1 slot: ``skipped_busy``, accounting A44)."""
