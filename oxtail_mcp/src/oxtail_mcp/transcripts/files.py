@@ -71,7 +71,9 @@ class TranscriptResult:
 
     ``skipped_lines`` counts lines that could not be parsed at all (not JSON,
     not an object, or over :data:`MAX_LINE_BYTES`) so the caller can trace them;
-    well-formed lines that simply are not messages are not counted.
+    well-formed lines that simply are not messages are not counted. ``found`` is
+    False when there was no file at all, which a caller must not present as an
+    empty transcript.
     """
 
     messages: list[Message]
@@ -81,6 +83,7 @@ class TranscriptResult:
     total_messages: int | None
     total_messages_exact: bool
     skipped_lines: int = 0
+    found: bool = True
 
 
 LineParser = Callable[[dict[str, Any]], "Message | None"]
@@ -539,8 +542,8 @@ def read_transcript(
 ) -> TranscriptResult:
     """Read the newest messages of the transcript at ``path`` under the count and byte budgets.
 
-    A missing file is an empty transcript, not an error (the host may not have
-    written it yet); other I/O errors propagate to the caller.
+    A missing file reads as no messages with ``found=False`` (the host may not
+    have written it yet); other I/O errors propagate to the caller.
     """
     count = clamp_limit(limit)
     budget = clamp_max_bytes(max_bytes)
@@ -548,7 +551,7 @@ def read_transcript(
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by the with block below
     except (FileNotFoundError, NotADirectoryError):
-        return TranscriptResult([], False, False, False, 0, True)
+        return TranscriptResult([], False, False, False, 0, True, found=False)
     with stream:
         if tail_scan:
             size = os.fstat(stream.fileno()).st_size
