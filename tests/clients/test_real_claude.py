@@ -1,0 +1,75 @@
+"""Claude Code 2.1.197 with our server and hooks, registered the way ``oxtail-mcp print-config`` says."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from conftest import BARE_SERVER, SERVER, Box
+from oxtail_core.ids import hash32
+
+
+def print_config_blocks() -> tuple[dict, str]:
+    """``print-config``'s Claude Code JSON (``mcpServers``) and its Codex TOML, as the user copies them."""
+    text = subprocess.run([SERVER, "print-config"], capture_output=True, text=True, check=True).stdout
+    claude_part = text.split("# Codex")[0]
+    start = claude_part.index("{")
+    claude_json, _ = json.JSONDecoder().raw_decode(claude_part[start:])
+    codex_part = text.split("# Codex", 1)[1]
+    toml = "\n".join(line for line in codex_part.splitlines()[1:] if line and not line.startswith("#")).split(
+        "\n{"
+    )[0]
+    return claude_json, toml
+
+
+def register_as_documented(box: Box, *, bare: bool = False) -> None:
+    config, _ = print_config_blocks()
+    if bare:
+        config["mcpServers"]["bare"] = {"command": sys.executable, "args": [str(BARE_SERVER)]}
+    (box.home / ".claude.json").write_text(json.dumps(config))
+
+
+def connect_ms(debug_log: Path, server: str) -> int:
+    """What Claude Code itself reports: ``MCP server "<name>": Successfully connected … in <N>ms``."""
+    found = re.search(
+        rf'MCP server "{server}": Successfully connected \(transport: stdio\) in (\d+)ms',
+        debug_log.read_text(),
+    )
+    assert found, f"no connect line for {server} in {debug_log}"
+    return int(found.group(1))
+
+
+def test_claude_mcp_list_and_get_report_our_server_connected_when_registered_as_print_config_says(
+    box: Box, claude: Path
+) -> None:
+    register_as_documented(box, bare=True)
+    debug = box.home / "mcp-list.log"
+    listed = box.run(claude, "--debug-file", debug, "mcp", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"oxtail: {SERVER}  - ✔ Connected" in listed.stdout
+    got = box.run(claude, "mcp", "get", "oxtail")
+    assert got.returncode == 0, got.stderr
+    assert "Scope: User config (available in all your projects)" in got.stdout
+    assert "Status: ✔ Connected" in got.stdout
+    ours, bare = connect_ms(debug, "oxtail"), connect_ms(debug, "bare")
+    print(f"\nclaude mcp list connect: oxtail {ours} ms, bare SDK {bare} ms")
+
+
+def test_claude_p_not_logged_in_still_runs_our_installed_hooks_and_the_activity_marker_appears(
+    box: Box, claude: Path
+) -> None:
+    register_as_documented(box)
+    installed = box.run(SERVER, "install-hook")
+    assert installed.returncode == 0 and "Installed oxtail hooks" in installed.stdout, installed.stderr
+    session_id = str(uuid.uuid4())
+    marker = box.state / "activity" / hash32(session_id)
+    assert not marker.exists()
+    ran = box.run(claude, "-p", "hello", "--session-id", session_id)
+    assert "Not logged in" in ran.stdout + ran.stderr
+    assert marker.is_file(), (
+        f"UserPromptSubmit left no marker; activity/: {list((box.state / 'activity').glob('*'))}"
+    )
