@@ -60,12 +60,17 @@ class Box:
         return Path(self.env["OXTAIL_HOME"])
 
     def run(
-        self, *argv: str | Path, timeout: float = 90, cwd: Path | None = None
+        self,
+        *argv: str | Path,
+        timeout: float = 90,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
+        """Run a client command in the box (its project dir, its offline env unless ``env`` is given)."""
         return subprocess.run(
             [str(a) for a in argv],
             cwd=cwd or self.project,
-            env=self.env,
+            env=env or self.env,
             capture_output=True,
             text=True,
             timeout=timeout,

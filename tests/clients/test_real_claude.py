@@ -9,8 +9,11 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from conftest import BARE_SERVER, SERVER, Box
 from oxtail_core.ids import hash32
+from oxtail_mcp.transcripts.files import encode_cwd
 
 
 def print_config_blocks() -> tuple[dict, str]:
@@ -73,3 +76,42 @@ def test_claude_p_not_logged_in_still_runs_our_installed_hooks_and_the_activity_
     assert marker.is_file(), (
         f"UserPromptSubmit left no marker; activity/: {list((box.state / 'activity').glob('*'))}"
     )
+
+
+def call_our_server(box: Box, cwd: Path, env: dict[str, str], tool: str, args: dict) -> dict:
+    """One tool call on a fresh ``oxtail-mcp`` started the way Claude Code starts it (same env shape)."""
+    import anyio
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=SERVER, args=[], env=env, cwd=str(cwd))
+
+    async def go() -> dict:
+        async with stdio_client(params) as (r, w), ClientSession(r, w) as session:
+            await session.initialize()
+            result = await session.call_tool(tool, args)
+            return json.loads(result.content[0].text)
+
+    return anyio.run(go)
+
+
+@pytest.mark.parametrize("config_dir", [None, "alt config"], ids=["default", "CLAUDE_CONFIG_DIR"])
+def test_read_session_finds_a_real_claude_transcript_in_a_directory_named_like_my_proj_x_y(
+    box: Box, claude: Path, config_dir: str | None
+) -> None:
+    project = box.home / "my.proj_x y"
+    project.mkdir()
+    env = dict(box.env)
+    if config_dir is not None:
+        env["CLAUDE_CONFIG_DIR"] = str(box.home / config_dir)
+    session_id = str(uuid.uuid4())
+    box.run(claude, "-p", "hello from a dotted dir", "--session-id", session_id, cwd=project, env=env)
+    projects = Path(env.get("CLAUDE_CONFIG_DIR") or box.home / ".claude") / "projects"
+    written = list(projects.glob(f"*/{session_id}.jsonl"))
+    assert [path.parent.name for path in written] == [encode_cwd(str(project))]
+
+    server_env = {**env, "CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": session_id}
+    got = call_our_server(
+        box, project, server_env, "read_session", {"name": session_id, "mode": "transcript"}
+    )
+    assert (got["mode"], got["client_type"], got["error"]) == ("transcript", "claude-code", None)
+    assert {"role": "user", "text": "hello from a dotted dir", "timestamp": None} in got["messages"]
