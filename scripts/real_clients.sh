@@ -34,7 +34,7 @@ for pin in "${PINS[@]}"; do
     echo "real_clients: installing $spec into $prefix" >&2
     rm -rf "$prefix"
     mkdir -p "$prefix"
-    if ! timeout 300 npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "$spec" >&2; then
+    if ! timeout 300 npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error --fetch-retries=1 --fetch-timeout=60000 "$spec" >&2; then
         rm -rf "$prefix"
         unavailable "npm could not install $spec (registry unreachable?)"
     fi

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from clientbox import BARE_SERVER, SERVER, Box, print_config_blocks
 
-from conftest import BARE_SERVER, SERVER, Box
 from oxtail_core.ids import hash32
 from oxtail_mcp.transcripts.files import encode_cwd
 
-
-def print_config_blocks() -> tuple[dict, str]:
-    """``print-config``'s Claude Code JSON (``mcpServers``) and its Codex TOML, as the user copies them."""
-    text = subprocess.run([SERVER, "print-config"], capture_output=True, text=True, check=True).stdout
-    claude_part = text.split("# Codex")[0]
-    start = claude_part.index("{")
-    claude_json, _ = json.JSONDecoder().raw_decode(claude_part[start:])
-    codex_part = text.split("# Codex", 1)[1]
-    toml = "\n".join(line for line in codex_part.splitlines()[1:] if line and not line.startswith("#")).split(
-        "\n{"
-    )[0]
-    return claude_json, toml
+pytestmark = pytest.mark.clients
 
 
 def register_as_documented(box: Box, *, bare: bool = False) -> None:

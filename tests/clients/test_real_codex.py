@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from appserver import AppServer
-from test_real_claude import print_config_blocks
+from clientbox import BARE_SERVER, SERVER, Box, print_config_blocks
 
-from conftest import BARE_SERVER, SERVER, Box
 from oxtail_core.ids import is_uuid_shaped
+
+pytestmark = pytest.mark.clients
 
 
 def register_as_documented(box: Box, *, bare: bool = False) -> None:
