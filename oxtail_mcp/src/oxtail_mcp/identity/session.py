@@ -9,6 +9,8 @@ next. Identity is monotonic: once an id is held, nothing automatic replaces it.
 
 Everything here is a function of its arguments (environment mapping, home
 directory, clock reading): callers pass them, so tests never touch the real ones.
+Where a caller passes no ``env``, the process environment locates the transcripts
+(``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``), as it does for the clients themselves.
 """
 
 from __future__ import annotations
@@ -379,7 +381,8 @@ def merge_handshake(
 
     Without a live id the fresh info is taken wholesale. With one, the id and
     its source stay; type and cwd may be refined and the transcript path is
-    recomputed for them (keeping the live path when the recomputation finds nothing).
+    recomputed for them (keeping the live path when the recomputation finds nothing),
+    in the locations ``env`` names (``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``).
     """
     if not live.session_id:
         return Merge(fresh, fresh != live)
