@@ -38,4 +38,5 @@ setup
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+bash scripts/real_clients.sh
 .venv/bin/python -m pytest "$@"

@@ -162,11 +162,79 @@ def test_codex_candidates_filter_by_name_and_first_line_cwd(tmp_path: Path) -> N
     rollout(tmp_path, "rollout-no-uuid.jsonl", fx.codex_meta(ID_C, CWD), ms)
     rollout(tmp_path, f"rollout-{ID_C}.json", fx.codex_meta(ID_C, CWD), ms)
     rollout(tmp_path, f"x-{ID_C}-{ID_B}.jsonl", "{not json", ms)
-    rollout(tmp_path, f"big-{ID_C}.jsonl", fx.codex_meta(ID_C, CWD) | {"pad": "p" * 5000}, ms)
+    rollout(tmp_path, f"big-{ID_C}.jsonl", fx.codex_meta(ID_C, CWD) | {"pad": "p" * 300_000}, ms)
     assert d.codex_candidates(tmp_path, CWD, NOW_MS) == [(ID_A, ms)]
     assert d.birth_time_strategy("codex", CWD, STARTED_AT, tmp_path, NOW_MS) == Hit(
         ID_A, "birth-time", "medium"
     )
+
+
+def codex_0171_meta(session_id: str, cwd: str) -> dict[str, object]:
+    """A session_meta line shaped like Codex 0.171.0's: the base instructions inlined, ~27 KB in all."""
+    instructions = "You are Codex, based on GPT. You are running as a coding agent in the Codex CLI. " * 330
+    return {
+        "timestamp": "2026-05-08T08:21:42.000Z",
+        "type": "session_meta",
+        "payload": {
+            "id": session_id,
+            "timestamp": "2026-05-08T08:21:42.000Z",
+            "cwd": cwd,
+            "originator": "codex_cli_rs",
+            "cli_version": "0.171.0",
+            "source": "vscode",
+            "model_provider": "openai",
+            "base_instructions": {"text": instructions},
+        },
+    }
+
+
+def test_a_real_sized_codex_session_meta_line_identifies_the_thread(tmp_path: Path) -> None:
+    meta = codex_0171_meta(ID_A, CWD)
+    assert 26_000 < len(dumps(meta)) < 28_000
+    rollout(tmp_path, fx.rollout_name(ID_A), meta, STARTED_AT * 1000 + 2000)
+    assert d.birth_time_strategy("codex", CWD, STARTED_AT, tmp_path, NOW_MS, env={}) == Hit(
+        ID_A, "birth-time", "medium"
+    )
+
+
+def test_an_unreadable_first_line_is_counted_not_called_missing(tmp_path: Path) -> None:
+    meta = codex_0171_meta(ID_A, CWD) | {"pad": "p" * (300 * 1024)}
+    rollout(tmp_path, fx.rollout_name(ID_A), meta, STARTED_AT * 1000 + 2000)
+    outcome = d.birth_time_strategy("codex", CWD, STARTED_AT, tmp_path, NOW_MS, env={})
+    assert isinstance(outcome, Abstain)
+    assert outcome.reason.endswith(
+        "1 rollout(s) there had a first line that is not JSON or is over 262144 bytes, and were skipped."
+    )
+
+
+def test_codex_home_moves_the_birth_time_scan(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "codex-elsewhere"
+    ymd = datetime.fromtimestamp(NOW_MS / 1000, UTC).strftime("%Y/%m/%d")
+    path = fx.write_jsonl(elsewhere / "sessions" / ymd / fx.rollout_name(ID_A), [codex_0171_meta(ID_A, CWD)])
+    born(path, STARTED_AT * 1000 + 2000)
+    env = {"CODEX_HOME": str(elsewhere)}
+    assert d.birth_time_strategy("codex", CWD, STARTED_AT, tmp_path, NOW_MS, env=env) == Hit(
+        ID_A, "birth-time", "medium"
+    )
+    missing = d.birth_time_strategy("codex", CWD, STARTED_AT, tmp_path, NOW_MS, env={})
+    assert isinstance(missing, Abstain) and "~/.codex/sessions/<recent>" in missing.reason
+    moved = d.birth_time_strategy("codex", "/other", STARTED_AT, tmp_path, NOW_MS, env=env)
+    assert isinstance(moved, Abstain) and f"{elsewhere / 'sessions'}/<recent>" in moved.reason
+
+
+def test_claude_config_dir_moves_the_birth_time_scan(tmp_path: Path) -> None:
+    config = tmp_path / "alt"
+    cwd = "/home/dev/my.proj_x y"
+    born(config / "projects" / "-home-dev-my-proj-x-y" / f"{ID_A}.jsonl", STARTED_AT * 1000 + 2000)
+    env = {"CLAUDE_CONFIG_DIR": str(config)}
+    assert d.birth_time_strategy("claude-code", cwd, STARTED_AT, tmp_path, NOW_MS, env=env) == Hit(
+        ID_A, "birth-time", "medium"
+    )
+    assert d.birth_time_strategy("claude-code", cwd, STARTED_AT, tmp_path, NOW_MS, env={}) == Abstain(
+        CLAUDE_EMPTY_REASON
+    )
+    client, _ = d.enrich(ClientInfo(type="claude-code", cwd=cwd), STARTED_AT, env, tmp_path, NOW_MS)
+    assert client.transcript_path == str(config / "projects" / "-home-dev-my-proj-x-y" / f"{ID_A}.jsonl")
 
 
 def test_codex_candidate_id_is_first_uuid_in_name(tmp_path: Path) -> None:

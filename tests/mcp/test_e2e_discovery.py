@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.e2e import World, sid, wait_until, world
+from tests.support.transcripts import claude_dir
 
 ROW_KEYS = [
     "name",
@@ -49,7 +50,7 @@ NO_TRANSCRIPT = (
 
 
 def claude_transcript(w: World, cwd: Path, session_id: str, lines: list[dict]) -> Path:
-    path = w.home / ".claude" / "projects" / str(cwd).replace("/", "-") / f"{session_id}.jsonl"
+    path = claude_dir(w.home, str(cwd)) / f"{session_id}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
     return path
@@ -101,7 +102,7 @@ def test_identity_tools(tmp_path: Path) -> None:
         }
         assert list(got["detect_diagnosis"]["per_strategy"]["env"]) == ["abstain", "structural", "reason"]
 
-        expected_path = str(w.home / ".claude" / "projects" / str(proj).replace("/", "-") / f"{sid(1)}.jsonl")
+        expected_path = str(claude_dir(w.home, str(proj)) / f"{sid(1)}.jsonl")
         claimed = claude.call("claim_session", {"session_id": sid(1)})
         assert claimed.text == (
             f'{{"schema_version":1,"ok":true,"session_id":"{sid(1)}","transcript_path":"{expected_path}"}}'

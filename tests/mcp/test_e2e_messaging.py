@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from tests.support.e2e import WAKE_TEXT, AgentBase, Result, World, sid, wait_until, wake_timing, world
+from tests.support.transcripts import claude_dir
 
 SEND_KEYS = ["schema_version", "ok", "message_id", "target_session_id", "target_server_pid"]
 READ_KEYS = ["schema_version", "ok", "drained", "count", "messages"]
@@ -631,7 +632,7 @@ def test_restart_recovers_identity_through_sticky_claim(tmp_path: Path) -> None:
     with world(tmp_path, tmux=True) as w:
         proj = w.project("proj")
         me = sid(7)
-        transcript = w.home / ".claude" / "projects" / str(proj).replace("/", "-") / f"{me}.jsonl"
+        transcript = claude_dir(w.home, str(proj)) / f"{me}.jsonl"
         transcript.parent.mkdir(parents=True)
         transcript.write_text(
             json.dumps({"type": "user", "message": {"role": "user", "content": "hi"}}) + "\n"

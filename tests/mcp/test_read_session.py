@@ -17,6 +17,7 @@ from oxtail_mcp.transcripts.read_session import (
     PaneCaptureError,
     TmuxPaneReader,
     cap_pane_text,
+    missing_transcript_error,
     read_session,
 )
 from tests.support import transcripts as fx
@@ -157,8 +158,9 @@ def test_neither_transcript_nor_tmux(mode: str) -> None:
 
 
 def test_shared_tmux_session_is_ambiguous(tmp_path: Path) -> None:
-    a = fx.entry(20, ID_A, tmux="shared-tmux", transcript=str(tmp_path / "a.jsonl"))
-    b = fx.entry(21, ID_B, tmux="shared-tmux", client_type="codex", transcript=str(tmp_path / "b.jsonl"))
+    a = fx.entry(20, ID_A, tmux="shared-tmux", transcript=str(fx.write_jsonl(tmp_path / "a.jsonl", [])))
+    b_path = fx.write_jsonl(tmp_path / "b.jsonl", [])
+    b = fx.entry(21, ID_B, tmux="shared-tmux", client_type="codex", transcript=str(b_path))
     unclaimed = fx.entry(22, None, tmux="shared-tmux")
     result = call("shared-tmux", [a, unclaimed, b])
     assert result == none_response(
@@ -212,19 +214,14 @@ def test_uppercase_uuid_matches_case_insensitively(tmp_path: Path) -> None:
     )
 
 
-def test_auto_with_missing_transcript_file_does_not_fall_back_to_pane(tmp_path: Path) -> None:
+def test_a_missing_transcript_is_an_error_not_an_empty_success_and_no_pane_fallback(tmp_path: Path) -> None:
     panes = fx.FakePanes(captures={"alpha": "pane text"})
-    peer = fx.entry(32, ID_A, tmux="alpha", transcript=str(tmp_path / "never-written.jsonl"))
-    result = call("alpha", [peer], panes)
-    assert result == none_response(
-        "alpha",
-        None,  # type: ignore[arg-type]
-        "claude-code",
-        mode="transcript",
-        messages=[],
-        total_messages=0,
-        total_messages_exact=True,
-    )
+    missing = str(tmp_path / "never-written.jsonl")
+    peer = fx.entry(32, ID_A, tmux="alpha", transcript=missing)
+    for mode in ("auto", "transcript"):
+        result = call("alpha", [peer], panes, mode=mode)
+        assert result == none_response("alpha", missing_transcript_error(missing), "claude-code")
+        assert missing in result["error"] and result["error"].startswith("transcript-not-found: ")
     assert panes.calls == []
 
 

@@ -50,10 +50,74 @@ def local_tz() -> Iterator[None]:
 # --------------------------------------------------------------------------- location
 
 
-def test_claude_path_replaces_only_slashes(tmp_path: Path) -> None:
-    assert tr.claude_transcript_path(tmp_path, "/home/u/my.proj_x", "abc") == str(
-        tmp_path / ".claude" / "projects" / "-home-u-my.proj_x" / "abc.jsonl"
+def test_claude_path_maps_every_non_alphanumeric_character_to_a_dash(tmp_path: Path) -> None:
+    assert tr.claude_transcript_path(tmp_path, "/home/u/my.proj_x y", "abc", {}) == str(
+        tmp_path / ".claude" / "projects" / "-home-u-my-proj-x-y" / "abc.jsonl"
     )
+
+
+@pytest.mark.parametrize(
+    ("cwd", "encoded"),
+    [
+        # Expected values computed by Claude Code 2.1.197's own function, run under node.
+        ("/home/u/my.proj_x y", "-home-u-my-proj-x-y"),
+        ("/home/ü/🦊x", "-home-----x"),  # JavaScript counts the fox as two UTF-16 units
+        ("/Users/first.last/site.com", "-Users-first-last-site-com"),
+    ],
+)
+def test_encode_cwd_is_claude_codes_rule(cwd: str, encoded: str) -> None:
+    assert tr.encode_cwd(cwd) == encoded
+
+
+def test_a_cwd_over_200_characters_is_cut_and_hashed_as_claude_code_does() -> None:
+    long = "/home/u/" + "deep.dir_" * 30
+    encoded = tr.encode_cwd(long)
+    assert len(encoded) == 200 + len("-6osvy3")
+    assert encoded[195:] == "r-dee-6osvy3"
+
+
+def test_claude_config_dir_moves_the_transcript(tmp_path: Path) -> None:
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "alt")}
+    assert tr.transcript_path_for("claude-code", tmp_path, "/p", "abc", NOW_MS, env=env) == str(
+        tmp_path / "alt" / "projects" / "-p" / "abc.jsonl"
+    )
+
+
+@pytest.mark.parametrize(
+    "session_id",
+    ["../-other-proj/" + fx.CLAUDE_ID, "..", "a/b", "a.b", "", " " + fx.CLAUDE_ID, "x" * 129, "\u0000"],
+)
+def test_an_id_that_is_not_a_plain_name_never_becomes_a_transcript_path(
+    tmp_path: Path, session_id: str
+) -> None:
+    day = fx.codex_day_dir(tmp_path, "2026/05/07")
+    fx.write_jsonl(day / fx.rollout_name(fx.CODEX_ID), [fx.codex_meta()])
+    for client_type in ("claude-code", "codex"):
+        assert tr.transcript_path_for(client_type, tmp_path, "/p", session_id, NOW_MS, env={}) is None
+
+
+def test_codex_search_matches_the_whole_id_never_a_substring(tmp_path: Path) -> None:
+    day = fx.codex_day_dir(tmp_path, "2026/05/07")
+    target = fx.write_jsonl(day / fx.rollout_name(fx.CODEX_ID), [fx.codex_meta()])
+    for part in ("rollout", "2026", fx.CODEX_ID[-12:], fx.CODEX_ID[:8], fx.CODEX_ID[1:]):
+        assert tr.find_codex_transcript(tmp_path, part, NOW_MS, {}) is None
+    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS, {}) == str(target)
+
+
+def test_codex_search_falls_back_to_the_session_meta_id_of_an_oddly_named_file(tmp_path: Path) -> None:
+    day = fx.codex_day_dir(tmp_path, "2026/05/07")
+    fx.write_jsonl(day / "imported.jsonl", [fx.codex_meta("t1")])
+    fx.write_jsonl(day / "other.jsonl", [fx.codex_meta("t2")])
+    assert tr.find_codex_transcript(tmp_path, "t1", NOW_MS, {}) == str(day / "imported.jsonl")
+    assert tr.find_codex_transcript(tmp_path, "t", NOW_MS, {}) is None
+
+
+def test_codex_home_moves_the_rollout_search(tmp_path: Path) -> None:
+    moved = tmp_path / "ch" / "sessions" / "2026/05/07"
+    target = fx.write_jsonl(moved / fx.rollout_name(fx.CODEX_ID), [fx.codex_meta()])
+    env = {"CODEX_HOME": str(tmp_path / "ch")}
+    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS, env) == str(target)
+    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS, {}) is None
 
 
 def test_recent_date_dirs_utc_then_local(local_tz: None) -> None:
@@ -67,27 +131,27 @@ def test_recent_date_dirs_dedupes_when_calendars_agree(local_tz: None) -> None:
     assert tr.recent_date_dirs(now) == ["2026/01/03", "2026/01/02", "2026/01/01"]
 
 
-def test_codex_search_finds_recent_rollout_by_substring(tmp_path: Path) -> None:
+def test_codex_search_finds_recent_rollout_by_its_id(tmp_path: Path) -> None:
     day = fx.codex_day_dir(tmp_path, "2026/05/07")
     fx.write_jsonl(day / "notes.txt", ["x"])
     fx.write_jsonl(day / fx.rollout_name("11111111-2222-3333-4444-555555555555"), [fx.codex_meta()])
     target = fx.write_jsonl(day / fx.rollout_name(fx.CODEX_ID), [fx.codex_meta()])
-    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS) == str(target)
-    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID.upper(), NOW_MS) == str(target)
-    assert tr.transcript_path_for("codex", tmp_path, "/any", fx.CODEX_ID, NOW_MS) == str(target)
+    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS, {}) == str(target)
+    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID.upper(), NOW_MS, {}) == str(target)
+    assert tr.transcript_path_for("codex", tmp_path, "/any", fx.CODEX_ID, NOW_MS, env={}) == str(target)
 
 
 def test_codex_search_misses_old_days_and_missing_base(tmp_path: Path) -> None:
-    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS) is None
+    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS, {}) is None
     fx.write_jsonl(fx.codex_day_dir(tmp_path, "2026/05/04") / fx.rollout_name(fx.CODEX_ID), [fx.codex_meta()])
-    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS) is None
+    assert tr.find_codex_transcript(tmp_path, fx.CODEX_ID, NOW_MS, {}) is None
 
 
 def test_transcript_path_for_needs_id_and_known_type(tmp_path: Path) -> None:
-    assert tr.transcript_path_for("claude-code", tmp_path, "/p", "", NOW_MS) is None
-    assert tr.transcript_path_for("claude-code", tmp_path, "/p", None, NOW_MS) is None
-    assert tr.transcript_path_for("unknown", tmp_path, "/p", "abc", NOW_MS) is None
-    assert tr.transcript_path_for("claude-code", tmp_path, "/p", "abc", NOW_MS) == str(
+    assert tr.transcript_path_for("claude-code", tmp_path, "/p", "", NOW_MS, env={}) is None
+    assert tr.transcript_path_for("claude-code", tmp_path, "/p", None, NOW_MS, env={}) is None
+    assert tr.transcript_path_for("unknown", tmp_path, "/p", "abc", NOW_MS, env={}) is None
+    assert tr.transcript_path_for("claude-code", tmp_path, "/p", "abc", NOW_MS, env={}) == str(
         tmp_path / ".claude/projects/-p/abc.jsonl"
     )
 

@@ -7,6 +7,7 @@ hosts write them; raw ``str``/``bytes`` lines let a test plant corrupt input.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,8 @@ def write_jsonl(path: Path, lines: Iterable[Line], trailing_newline: bool = True
 
 
 def claude_dir(home: Path, cwd: str) -> Path:
-    """``~/.claude/projects/<cwd with / → ->``."""
-    return home / ".claude" / "projects" / cwd.replace("/", "-")
+    """``~/.claude/projects/<cwd with every non-alphanumeric ASCII character → ->`` (short, BMP cwds)."""
+    return home / ".claude" / "projects" / re.sub(r"[^A-Za-z0-9]", "-", cwd)
 
 
 def codex_day_dir(home: Path, ymd: str) -> Path:

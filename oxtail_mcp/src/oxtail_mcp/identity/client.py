@@ -36,12 +36,18 @@ def codex_env_session_id(env: Mapping[str, str]) -> str | None:
 
 
 def _client(
-    client_type: ClientType, session_id: str | None, env_cwd: str, home: Path, now_ms: int
+    client_type: ClientType,
+    session_id: str | None,
+    env_cwd: str,
+    home: Path,
+    now_ms: int,
+    *,
+    env: Mapping[str, str],
 ) -> ClientInfo:
     return ClientInfo(
         type=client_type,
         session_id=session_id,
-        transcript_path=transcript_path_for(client_type, home, env_cwd, session_id, now_ms),
+        transcript_path=transcript_path_for(client_type, home, env_cwd, session_id, now_ms, env=env),
         session_id_source="env" if session_id else None,
         cwd=env_cwd,
     )
@@ -49,18 +55,19 @@ def _client(
 
 def claude_client(env: Mapping[str, str], cwd: str, home: Path, now_ms: int) -> ClientInfo:
     """A claude-code ClientInfo whose id (if any) comes from ``CLAUDE_CODE_SESSION_ID``."""
-    return _client("claude-code", claude_env_session_id(env), cwd, home, now_ms)
+    return _client("claude-code", claude_env_session_id(env), cwd, home, now_ms, env=env)
 
 
 def codex_client(env: Mapping[str, str], cwd: str, home: Path, now_ms: int) -> ClientInfo:
     """A codex ClientInfo whose id (if any) comes from the Codex thread variables."""
-    return _client("codex", codex_env_session_id(env), cwd, home, now_ms)
+    return _client("codex", codex_env_session_id(env), cwd, home, now_ms, env=env)
 
 
 def detect_from_env(env: Mapping[str, str], cwd: str, home: Path, now_ms: int) -> ClientInfo:
     """The client as the process environment describes it at startup (discovery §2.1).
 
-    ``now_ms`` picks the Codex date directories searched for a transcript.
+    ``now_ms`` picks the Codex date directories searched for a transcript; ``env`` also
+    locates the transcripts (``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``).
     """
     if env_value(env, "CLAUDECODE") == "1":
         return claude_client(env, cwd, home, now_ms)

@@ -9,6 +9,8 @@ next. Identity is monotonic: once an id is held, nothing automatic replaces it.
 
 Everything here is a function of its arguments (environment mapping, home
 directory, clock reading): callers pass them, so tests never touch the real ones.
+Where a caller passes no ``env``, the process environment locates the transcripts
+(``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``), as it does for the clients themselves.
 """
 
 from __future__ import annotations
@@ -24,18 +26,20 @@ import attrs
 
 from oxtail_core.ids import same_session_id
 from oxtail_core.model import ClientInfo, SessionIdSource
-from oxtail_core.wire import WireError, loads
 from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
 from oxtail_mcp.transcripts.files import (
+    CODEX_FIRST_LINE_MAX,
+    codex_first_line,
     codex_sessions_dir,
     encode_cwd,
+    is_transcript_session_id,
     recent_date_dirs,
     sorted_names,
+    transcript_dirs,
     transcript_path_for,
 )
 
 BIRTH_WINDOW_MS = 300_000
-CODEX_FIRST_LINE_BYTES = 4096
 UUID_IN_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 REASON_CLAUDE_ENV = (
@@ -194,37 +198,45 @@ def birth_ms(path: Path) -> int:
     return int((birth if birth > 0 else st.st_mtime) * 1000)
 
 
-def claude_candidates(home: Path, cwd: str) -> list[tuple[str, int]]:
-    """``(session id, birth ms)`` for every ``*.jsonl`` in Claude Code's directory for ``cwd``."""
-    directory = home / ".claude" / "projects" / encode_cwd(cwd)
-    return [
-        (name[: -len(".jsonl")], birth_ms(directory / name))
-        for name in sorted_names(directory)
-        if name.endswith(".jsonl")
-    ]
+def claude_candidates(home: Path, cwd: str, env: Mapping[str, str] = os.environ) -> list[tuple[str, int]]:
+    """``(session id, birth ms)`` for every ``*.jsonl`` in Claude Code's directory for ``cwd``.
 
-
-def _first_line_cwd(path: Path) -> object:
-    try:
-        with open(path, "rb") as stream:
-            head = stream.read(CODEX_FIRST_LINE_BYTES)
-        meta = loads(head.split(b"\n", 1)[0])
-    except (OSError, WireError):
-        return None
-    payload = meta.get("payload") if isinstance(meta, dict) else None
-    return payload.get("cwd") if isinstance(payload, dict) else None
-
-
-def codex_candidates(home: Path, cwd: str, now_ms: int) -> list[tuple[str, int]]:
-    """``(session id, birth ms)`` for recent Codex rollouts whose first line names ``cwd``.
-
-    The id is the first lowercase UUID in the file name; the first line is
-    read from at most 4096 bytes, so a huge ``session_meta`` line never matches.
+    A name that could not be a session id (:func:`is_transcript_session_id`) is not a candidate.
     """
-    base = codex_sessions_dir(home)
+    directory = transcript_dirs(home, env)[0] / encode_cwd(cwd)
+    out = []
+    for name in sorted_names(directory):
+        session_id = name[: -len(".jsonl")]
+        if name.endswith(".jsonl") and is_transcript_session_id(session_id):
+            out.append((session_id, birth_ms(directory / name)))
+    return out
+
+
+@attrs.frozen
+class CodexScan:
+    """What the Codex birth-time scan saw: rollouts for our cwd, and rollouts it could not read.
+
+    ``unreadable`` counts UUID-named rollouts whose first line was not a JSON
+    object within :data:`CODEX_FIRST_LINE_MAX` bytes, so the abstain reason never
+    says "no transcript files" about files it merely failed to read.
+    """
+
+    candidates: list[tuple[str, int]]
+    unreadable: int = 0
+
+
+def codex_scan(home: Path, cwd: str, now_ms: int, env: Mapping[str, str] = os.environ) -> CodexScan:
+    """Recent Codex rollouts whose first line (``session_meta``) names ``cwd`` as ``payload.cwd``.
+
+    The id is the first lowercase UUID in the file name. The whole first line
+    is read (Codex 0.171.0 writes ~27 KB there; the reference read 4096 bytes
+    and so never matched a current rollout), up to 256 KiB.
+    """
+    base = codex_sessions_dir(home, env)
     if not base.is_dir():
-        return []
+        return CodexScan([])
     out: list[tuple[str, int]] = []
+    unreadable = 0
     for rel in recent_date_dirs(now_ms):
         directory = base / rel
         for name in sorted_names(directory):
@@ -232,23 +244,68 @@ def codex_candidates(home: Path, cwd: str, now_ms: int) -> list[tuple[str, int]]
             if not name.endswith(".jsonl") or match is None:
                 continue
             path = directory / name
-            if _first_line_cwd(path) == cwd:
+            meta = codex_first_line(path)
+            if meta is None:
+                unreadable += 1
+                continue
+            payload = meta.get("payload")
+            if isinstance(payload, dict) and payload.get("cwd") == cwd:
                 out.append((match.group(), birth_ms(path)))
-    return out
+    return CodexScan(out, unreadable)
 
 
-def birth_time_strategy(client_type: str, cwd: str, started_at: int, home: Path, now_ms: int) -> Outcome:
+def codex_candidates(
+    home: Path, cwd: str, now_ms: int, env: Mapping[str, str] = os.environ
+) -> list[tuple[str, int]]:
+    """``(session id, birth ms)`` for recent Codex rollouts whose first line names ``cwd``."""
+    return codex_scan(home, cwd, now_ms, env).candidates
+
+
+def _where(default: str, actual: Path, home: Path) -> str:
+    """``default`` (the reference's wording) unless an override moved the directory: then the real path."""
+    return default if actual == home / default.removeprefix("~/") else str(actual)
+
+
+def no_claude_files_reason(home: Path, env: Mapping[str, str]) -> str:
+    """REASON_NO_CLAUDE_FILES, naming ``$CLAUDE_CONFIG_DIR/projects`` when that moved it."""
+    projects = _where("~/.claude/projects", transcript_dirs(home, env)[0], home)
+    return REASON_NO_CLAUDE_FILES.replace("~/.claude/projects", projects)
+
+
+def no_codex_files_reason(home: Path, env: Mapping[str, str], unreadable: int) -> str:
+    """REASON_NO_CODEX_FILES, naming ``$CODEX_HOME/sessions`` when moved, and counting unreadable rollouts."""
+    sessions = _where("~/.codex/sessions", transcript_dirs(home, env)[1], home)
+    reason = REASON_NO_CODEX_FILES.replace("~/.codex/sessions", sessions)
+    if unreadable:
+        reason += (
+            f" {unreadable} rollout(s) there had a first line that is not JSON or is over "
+            f"{CODEX_FIRST_LINE_MAX} bytes, and were skipped."
+        )
+    return reason
+
+
+def birth_time_strategy(
+    client_type: str,
+    cwd: str,
+    started_at: int,
+    home: Path,
+    now_ms: int,
+    *,
+    env: Mapping[str, str] = os.environ,
+) -> Outcome:
     """The single transcript born within five minutes after ``started_at`` (epoch seconds), if exactly one.
 
     ``started_at`` is whole seconds, so a file created earlier in the same
-    second as startup counts as post-start, as in 0.15.0.
+    second as startup counts as post-start, as in 0.15.0. ``env`` locates the
+    transcripts (``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``).
     """
     if client_type == "claude-code":
-        candidates = claude_candidates(home, cwd)
-        empty = REASON_NO_CLAUDE_FILES
+        candidates = claude_candidates(home, cwd, env)
+        empty = no_claude_files_reason(home, env)
     elif client_type == "codex":
-        candidates = codex_candidates(home, cwd, now_ms)
-        empty = REASON_NO_CODEX_FILES
+        scan = codex_scan(home, cwd, now_ms, env)
+        candidates = scan.candidates
+        empty = no_codex_files_reason(home, env, scan.unreadable)
     else:
         return Abstain(REASON_UNKNOWN_BIRTH)
     if not candidates:
@@ -268,7 +325,7 @@ def diagnose(
     """Run both strategies (always both, for the diagnosis) and pick the first hit."""
     outcomes: dict[str, Outcome] = {
         "env": env_strategy(client_type, env),
-        "birth-time": birth_time_strategy(client_type, cwd, started_at, home, now_ms),
+        "birth-time": birth_time_strategy(client_type, cwd, started_at, home, now_ms, env=env),
     }
     for name in STRATEGIES:
         outcome = outcomes[name]
@@ -295,7 +352,9 @@ def enrich(
             client,
             session_id=won.session_id,
             session_id_source=won.source,
-            transcript_path=transcript_path_for(client.type, home, client.cwd, won.session_id, now_ms),
+            transcript_path=transcript_path_for(
+                client.type, home, client.cwd, won.session_id, now_ms, env=env
+            ),
         ),
         diagnosis,
     )
@@ -315,18 +374,21 @@ class Merge:
     preserved: dict[str, Any] | None = None
 
 
-def merge_handshake(live: ClientInfo, fresh: ClientInfo, home: Path, now_ms: int) -> Merge:
+def merge_handshake(
+    live: ClientInfo, fresh: ClientInfo, home: Path, now_ms: int, *, env: Mapping[str, str] = os.environ
+) -> Merge:
     """Merge ``fresh`` (from the handshake, already enriched) into ``live`` under the monotonic rule.
 
     Without a live id the fresh info is taken wholesale. With one, the id and
     its source stay; type and cwd may be refined and the transcript path is
-    recomputed for them (keeping the live path when the recomputation finds nothing).
+    recomputed for them (keeping the live path when the recomputation finds nothing),
+    in the locations ``env`` names (``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``).
     """
     if not live.session_id:
         return Merge(fresh, fresh != live)
     client_type = live.type if fresh.type == "unknown" else fresh.type
     cwd = fresh.cwd or live.cwd
-    recomputed = transcript_path_for(client_type, home, cwd, live.session_id, now_ms)
+    recomputed = transcript_path_for(client_type, home, cwd, live.session_id, now_ms, env=env)
     merged = attrs.evolve(live, type=client_type, cwd=cwd, transcript_path=recomputed or live.transcript_path)
     preserved = None
     if fresh.session_id and not same_session_id(fresh.session_id, live.session_id):

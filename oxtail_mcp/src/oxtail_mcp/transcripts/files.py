@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
-from collections.abc import Callable, Iterator
+import re
+from collections import ChainMap, deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from oxtail_core.ids import is_uuid_shaped
+from oxtail_core.ids import same_session_id
 from oxtail_core.wire import WireError, loads, utf8, utf8len
+from oxtail_mcp.home import claude_config_dir, codex_home
 
 Role = Literal["user", "assistant"]
 
@@ -35,6 +37,15 @@ TAIL_CHUNK_MIN = 16
 MAX_LINE_BYTES = 32 * 1024 * 1024
 _READ_BLOCK = 1024 * 1024
 _DAY_MS = 86_400_000
+# Claude Code keeps the first 200 characters of a project directory name, then a hash.
+CLAUDE_NAME_MAX = 200
+# A Codex session_meta line is ~27 KB in 0.171.0 (it inlines the base instructions); read up to this.
+CODEX_FIRST_LINE_MAX = 256 * 1024
+_FIRST_LINE_BLOCK = 16 * 1024
+TRANSCRIPT_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
+ROLLOUT_NAME_ID = re.compile(
+    r"-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\.jsonl\Z"
+)
 
 _AGENTS_PREAMBLE = "# AGENTS.md instructions for "
 _ENV_OPEN = "<environment_context>"
@@ -60,7 +71,9 @@ class TranscriptResult:
 
     ``skipped_lines`` counts lines that could not be parsed at all (not JSON,
     not an object, or over :data:`MAX_LINE_BYTES`) so the caller can trace them;
-    well-formed lines that simply are not messages are not counted.
+    well-formed lines that simply are not messages are not counted. ``found`` is
+    False when there was no file at all, which a caller must not present as an
+    empty transcript.
     """
 
     messages: list[Message]
@@ -70,6 +83,7 @@ class TranscriptResult:
     total_messages: int | None
     total_messages_exact: bool
     skipped_lines: int = 0
+    found: bool = True
 
 
 LineParser = Callable[[dict[str, Any]], "Message | None"]
@@ -78,14 +92,67 @@ LineParser = Callable[[dict[str, Any]], "Message | None"]
 # --------------------------------------------------------------------------- location
 
 
+def _utf16_units(text: str) -> list[int]:
+    """The UTF-16 code units of ``text``: Claude Code's rule runs in JavaScript, over code units."""
+    data = text.encode("utf-16-le", "surrogatepass")
+    return [int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data), 2)]
+
+
+def _java_hash_base36(text: str) -> str:
+    """``Math.abs(h).toString(36)`` of the 32-bit ``h = h * 31 + unit`` hash (Claude Code's long names)."""
+    value = 0
+    for unit in _utf16_units(text):
+        value = (value * 31 + unit) & 0xFFFFFFFF
+    value = abs(value - (1 << 32) if value >= 1 << 31 else value)
+    digits = ""
+    while True:
+        value, rest = divmod(value, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + digits
+        if value == 0:
+            return digits
+
+
 def encode_cwd(cwd: str) -> str:
-    """Claude Code's project directory name for ``cwd`` as 0.15.0 computes it: every ``/`` becomes ``-``."""
-    return cwd.replace("/", "-")
+    """Claude Code's project directory name for ``cwd`` (checked against the 2.1.197 binary).
+
+    Every UTF-16 code unit that is not an ASCII letter or digit becomes ``-`` (so
+    ``/home/u/my.proj_x y`` is ``-home-u-my-proj-x-y`` and an emoji is ``--``); a
+    name longer than 200 units keeps its first 200 plus ``-`` and a base-36 hash of
+    the cwd. 0.15.0 replaced only ``/`` and missed every cwd with ``.``, ``_`` or a space.
+    """
+    name = "".join(chr(unit) if unit < 128 and chr(unit).isalnum() else "-" for unit in _utf16_units(cwd))
+    if len(name) <= CLAUDE_NAME_MAX:
+        return name
+    return f"{name[:CLAUDE_NAME_MAX]}-{_java_hash_base36(cwd)}"
 
 
-def claude_transcript_path(home: Path, cwd: str, session_id: str) -> str:
-    """``~/.claude/projects/<encoded cwd>/<id>.jsonl``: computed, never searched or checked for existence."""
-    return str(home / ".claude" / "projects" / encode_cwd(cwd) / f"{session_id}.jsonl")
+def transcript_dirs(home: Path, env: Mapping[str, str]) -> tuple[Path, Path]:
+    """``(Claude Code's projects/, Codex's sessions/)`` for ``env``, with ``home`` as the home directory.
+
+    ``CLAUDE_CONFIG_DIR`` and ``CODEX_HOME`` move them, exactly as they move the
+    clients' own files (see :mod:`oxtail_mcp.home`).
+    """
+    homed = ChainMap({"HOME": str(home)}, dict(env))
+    return claude_config_dir(homed) / "projects", codex_home(homed) / "sessions"
+
+
+def is_transcript_session_id(session_id: str | None) -> bool:
+    """Whether ``session_id`` may become part of a transcript file name: letters, digits, ``-``, ``_``.
+
+    Both hosts use UUIDs; an id with ``.``, ``/`` or anything else outside that
+    set, or longer than 128 characters, never becomes a path, so a claimed
+    ``../<other project>/<uuid>`` cannot reach another project's transcript.
+    """
+    return bool(session_id) and bool(TRANSCRIPT_SESSION_ID.match(session_id or ""))
+
+
+def claude_transcript_path(
+    home: Path, cwd: str, session_id: str, env: Mapping[str, str] = os.environ
+) -> str | None:
+    """``<claude config>/projects/<encoded cwd>/<id>.jsonl``: computed, not searched; None for a bad id."""
+    if not is_transcript_session_id(session_id):
+        return None
+    return str(transcript_dirs(home, env)[0] / encode_cwd(cwd) / f"{session_id}.jsonl")
 
 
 def recent_date_dirs(now_ms: int) -> list[str]:
@@ -104,9 +171,9 @@ def recent_date_dirs(now_ms: int) -> list[str]:
     return out
 
 
-def codex_sessions_dir(home: Path) -> Path:
-    """``~/.codex/sessions``; ``CODEX_HOME`` is deliberately not honored, as in 0.15.0."""
-    return home / ".codex" / "sessions"
+def codex_sessions_dir(home: Path, env: Mapping[str, str] = os.environ) -> Path:
+    """Codex's ``sessions/`` (``$CODEX_HOME/sessions`` when set, else ``~/.codex/sessions``)."""
+    return transcript_dirs(home, env)[1]
 
 
 def sorted_names(directory: Path) -> list[str]:
@@ -117,35 +184,94 @@ def sorted_names(directory: Path) -> list[str]:
         return []
 
 
-def find_codex_transcript(home: Path, session_id: str, now_ms: int) -> str | None:
-    """The first ``*.jsonl`` in the recent date directories whose name contains ``session_id``.
+def codex_first_line(path: Path, max_bytes: int = CODEX_FIRST_LINE_MAX) -> dict[str, Any] | None:
+    """The first line of a rollout as a JSON object, read in blocks up to ``max_bytes``; None otherwise.
 
-    Names are visited in sorted order (the reference used the OS listing
-    order, which is unspecified). A UUID-shaped id matches case-insensitively.
+    Codex 0.171.0 inlines its base instructions in the ``session_meta`` line
+    (about 27 KB), so the whole line is read; a first line longer than the cap,
+    or one that is not a JSON object, is None.
     """
-    if not session_id:
+    try:
+        with open(path, "rb") as stream:
+            head = bytearray()
+            while len(head) <= max_bytes and b"\n" not in head:
+                block = stream.read(min(_FIRST_LINE_BLOCK, max_bytes + 1 - len(head)))
+                if not block:
+                    break
+                head += block
+    except OSError:
         return None
-    fold = is_uuid_shaped(session_id)
-    needle = session_id.lower() if fold else session_id
-    base = codex_sessions_dir(home)
+    line, newline, _ = bytes(head).partition(b"\n")
+    if len(line) > max_bytes or (not newline and len(head) > max_bytes):
+        return None
+    return _parse_object(line)
+
+
+def codex_meta_id(meta: dict[str, Any] | None) -> str | None:
+    """``payload.id`` of a ``session_meta`` line (the thread id), if it is a string."""
+    payload = meta.get("payload") if meta else None
+    value = payload.get("id") if isinstance(payload, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def codex_name_id(name: str) -> str | None:
+    """The id a rollout file name ends with (``rollout-<time>-<uuid>.jsonl``), lowercase; None if none."""
+    match = ROLLOUT_NAME_ID.search(name)
+    return match.group(1).lower() if match else None
+
+
+def find_codex_transcript(
+    home: Path, session_id: str, now_ms: int, env: Mapping[str, str] = os.environ
+) -> str | None:
+    """The recent rollout of exactly this session, or None.
+
+    A file named ``…-<uuid>.jsonl`` (as Codex names them) is this session's
+    iff that whole UUID is the id (either case); any other ``*.jsonl`` is iff
+    its ``session_meta`` id is. Names are visited in sorted order. The
+    reference matched any name *containing* the id, so a claimed ``rollout``
+    (or the tail of a peer's UUID) found another project's rollout; an id that
+    cannot be a file name (see :func:`is_transcript_session_id`) finds nothing.
+    """
+    if not is_transcript_session_id(session_id):
+        return None
+    base = codex_sessions_dir(home, env)
+    unnamed: list[Path] = []
     for rel in recent_date_dirs(now_ms):
         directory = base / rel
         for name in sorted_names(directory):
-            if name.endswith(".jsonl") and needle in (name.lower() if fold else name):
+            if not name.endswith(".jsonl"):
+                continue
+            name_id = codex_name_id(name)
+            if name_id is None:
+                unnamed.append(directory / name)
+            elif same_session_id(name_id, session_id):
                 return str(directory / name)
+    for path in unnamed:
+        meta_id = codex_meta_id(codex_first_line(path))
+        if meta_id is not None and same_session_id(meta_id, session_id):
+            return str(path)
     return None
 
 
 def transcript_path_for(
-    client_type: str, home: Path, cwd: str, session_id: str | None, now_ms: int
+    client_type: str,
+    home: Path,
+    cwd: str,
+    session_id: str | None,
+    now_ms: int,
+    *,
+    env: Mapping[str, str] = os.environ,
 ) -> str | None:
-    """The transcript path for an identity: computed for Claude Code, searched for Codex, else None."""
+    """The transcript path for an identity: computed for Claude Code, searched for Codex, else None.
+
+    None too for an id that may not name a file (:func:`is_transcript_session_id`).
+    """
     if not session_id:
         return None
     if client_type == "claude-code":
-        return claude_transcript_path(home, cwd, session_id)
+        return claude_transcript_path(home, cwd, session_id, env)
     if client_type == "codex":
-        return find_codex_transcript(home, session_id, now_ms)
+        return find_codex_transcript(home, session_id, now_ms, env)
     return None
 
 
@@ -416,8 +542,8 @@ def read_transcript(
 ) -> TranscriptResult:
     """Read the newest messages of the transcript at ``path`` under the count and byte budgets.
 
-    A missing file is an empty transcript, not an error (the host may not have
-    written it yet); other I/O errors propagate to the caller.
+    A missing file reads as no messages with ``found=False`` (the host may not
+    have written it yet); other I/O errors propagate to the caller.
     """
     count = clamp_limit(limit)
     budget = clamp_max_bytes(max_bytes)
@@ -425,7 +551,7 @@ def read_transcript(
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by the with block below
     except (FileNotFoundError, NotADirectoryError):
-        return TranscriptResult([], False, False, False, 0, True)
+        return TranscriptResult([], False, False, False, 0, True, found=False)
     with stream:
         if tail_scan:
             size = os.fstat(stream.fileno()).st_size

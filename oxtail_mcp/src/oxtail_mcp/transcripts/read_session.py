@@ -170,6 +170,14 @@ def unknown_session_error(name: str) -> str:
     )
 
 
+def missing_transcript_error(path: str) -> str:
+    """The registry names a transcript that is not on disk: say so, never answer an empty success."""
+    return (
+        f"transcript-not-found: no file at {path}; the agent may not have written it yet, or its host "
+        'keeps transcripts elsewhere (CLAUDE_CONFIG_DIR, CODEX_HOME). Retry shortly, or use mode:"pane".'
+    )
+
+
 def read_session(
     name: str,
     *,
@@ -191,8 +199,9 @@ def read_session(
 
     ``entries`` is the live, collapsed registry view. A UUID-shaped name (either
     case; ours, the reference was lowercase-only) is looked up by session id
-    and never falls through to tmux. I/O errors on an existing transcript
-    propagate: the tool layer reports them as a tool error.
+    and never falls through to tmux. A registered transcript that is not on
+    disk is an error (0.15.0 answered an empty success), with no pane fallback;
+    other I/O errors on it propagate: the tool layer reports them as a tool error.
     """
 
     def fail(error: str, session: str = name, client_type: str | None = None) -> dict[str, Any]:
@@ -253,6 +262,12 @@ def read_session(
             include_timestamps=include_timestamps,
             tail_scan=tail_scan,
         )
+        if not result.found:
+            return fail(
+                missing_transcript_error(transcript_path),
+                session=canonical or name,
+                client_type=client_type,
+            )
         if result.skipped_lines:
             safe_emit(
                 tracer or NullTracer(),
