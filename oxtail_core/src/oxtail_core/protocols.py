@@ -211,7 +211,12 @@ class Clock(Protocol):
 
         A fake clock jumps instead of blocking."""
 
-    async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool: ...
+    async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool:
+        """The asyncio form of :meth:`block`: it must hold no thread while it waits.
+
+        Only ``wait(0)`` (a look that returns at once) may run in a worker
+        thread; the time in between passes on the event loop, so cancelling
+        the wait frees everything at once."""
 
 
 class Host(Protocol):
