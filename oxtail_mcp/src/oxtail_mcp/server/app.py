@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import anyio
@@ -31,6 +32,7 @@ from mcp.shared.message import SessionMessage
 from oxtail_core.effects import call_async, finish_async
 from oxtail_core.errors import OxtailError
 from oxtail_core.protocols import Batch
+from oxtail_core.settings import positive_number
 from oxtail_core.wire import dumps
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
@@ -41,6 +43,13 @@ PARENT_POLL_S = 1.0
 
 
 UNSENT_RESTORE_S = 10.0
+"""How long a batch whose response never reached the writer stays in flight; ``OXTAIL_UNSENT_RESTORE_MS``
+overrides it (a positive number of milliseconds), so tests need not wait 10 s."""
+
+
+def unsent_restore_s(env: Mapping[str, str]) -> float:
+    """``OXTAIL_UNSENT_RESTORE_MS`` in seconds, else :data:`UNSENT_RESTORE_S`."""
+    return positive_number(env, "OXTAIL_UNSENT_RESTORE_MS", UNSENT_RESTORE_S * 1000) / 1000
 
 
 class Settler:
@@ -60,8 +69,9 @@ class Settler:
     batch may be settled.
     """
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, restore_after_s: float = UNSENT_RESTORE_S) -> None:
         self.agent = agent
+        self.restore_after_s = restore_after_s
         self.waiting: dict[Any, Batch] = {}
         self.task_group: anyio.abc.TaskGroup | None = None
         self.queued: collections.deque[Any] = collections.deque()
@@ -79,7 +89,7 @@ class Settler:
             self.task_group.start_soon(self._expire, request_id, batch)
 
     async def _expire(self, request_id: Any, batch: Batch) -> None:
-        await anyio.sleep(UNSENT_RESTORE_S)
+        await anyio.sleep(self.restore_after_s)
         if self.waiting.get(request_id) is batch and request_id not in self.queued:
             with contextlib.suppress(OxtailError):
                 await finish_async(self.restore, request_id)
@@ -286,7 +296,7 @@ def _hook_hint(agent: Agent) -> None:
 
 async def serve(agent: Agent, parent: int) -> None:
     """Serve MCP on stdio until EOF, a signal, or the death of ``parent``; always clean up."""
-    settler = Settler(agent)
+    settler = Settler(agent, unsent_restore_s(agent.env))
     try:
         async with anyio.create_task_group() as tg:
             settler.task_group = tg
