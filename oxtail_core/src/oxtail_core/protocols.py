@@ -5,6 +5,26 @@ a filesystem store makes it atomic with a kernel lock, a memory store with a
 mutex, a Redis store with a transaction. The core composes those steps so that
 every interleaving of them keeps the global invariants (no loss, unique ids,
 record-before-append, single-winner consumes).
+
+The life of a message in an inbox (state x Store method -> state), which both
+MemoryStore and FsStore implement and the race tests check:
+
+    ============  =====================================  ============================
+    state         Store method                           next state
+    ============  =====================================  ============================
+    (none)        append                                 waiting
+    waiting       take (selected)                        in flight, held by a holder
+    waiting       merge (source inbox)                   waiting, in the dest inbox
+    in flight     settle                                 delivered (gone)
+    in flight     restore (the batch, or some ids)       waiting, at the front, same id
+    in flight     recover (its holder is dead)           waiting, at the front, same id
+    in flight     take / merge / depth                   in flight (untouched)
+    delivered     any                                    delivered (never comes back)
+    ============  =====================================  ============================
+
+Who settles: :class:`~oxtail_core.peer.Peer` before it returns a read; with
+``settle=False`` (the MCP server) the caller, once the messages are handed
+on, or it restores them if that failed.
 """
 
 from __future__ import annotations
