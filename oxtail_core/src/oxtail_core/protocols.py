@@ -154,6 +154,9 @@ class Store(Protocol):
     def pending_gc(self, cutoff_ms: int) -> int:
         """Remove records with ``at_ms <= cutoff_ms``."""
 
+    def pending_list(self) -> list[PendingAsk]:
+        """Every well-formed pending-ask record, in no particular order (for status and tools)."""
+
     # Wake bookkeeping ---------------------------------------------------------
     def dedupe_get(self, target: str, reply_to: str) -> int | None:
         """When a reply wake for (target, reply_to) was claimed, if it was."""
