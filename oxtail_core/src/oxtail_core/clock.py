@@ -8,6 +8,9 @@ import itertools
 import time
 from collections.abc import Callable
 
+WAIT_POLL_MS = 20
+"""How often an asyncio wait re-checks for a change: the latency it adds to noticing mail."""
+
 
 class SystemClock:
     """Real time: ``time.time()`` for timestamps, real sleeps and real blocking waits."""
@@ -26,7 +29,20 @@ class SystemClock:
         return wait(max(ms, 0) / 1000)
 
     async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool:
-        return await asyncio.to_thread(wait, max(ms, 0) / 1000)
+        """Poll ``wait(0)`` every :data:`WAIT_POLL_MS` on the loop's own timer.
+
+        Each look runs in a worker thread and returns at once, so a wait holds
+        no thread: any number of waits (and a cancelled one, which simply stops
+        polling) never starve the pool that runs the flows' steps.
+        """
+        deadline = time.monotonic() + max(ms, 0) / 1000
+        while True:
+            if await asyncio.to_thread(wait, 0):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(WAIT_POLL_MS / 1000, left))
 
 
 class FakeClock:

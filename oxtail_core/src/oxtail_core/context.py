@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import attrs
 
 from oxtail_core.protocols import Clock, Host, Store, Waker
@@ -15,22 +17,26 @@ class Debounce:
 
     Kept in memory on purpose (as in the reference): it only has to stop one
     process from stacking two wake lines into a composer during a Codex gap.
+    The asyncio driver runs flow steps in worker threads, hence the lock.
     """
 
     window_ms: float
     stamps: dict[str, int] = attrs.field(factory=dict)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False, eq=False)
 
     def active(self, session_id: str, now_ms: int) -> bool:
-        at = self.stamps.get(session_id)
+        with self._lock:
+            at = self.stamps.get(session_id)
         return at is not None and now_ms - at < self.window_ms
 
     def stamp(self, session_id: str, now_ms: int) -> None:
-        self.stamps[session_id] = now_ms
-        if len(self.stamps) > 256:
-            horizon = 10 * self.window_ms
-            for sid, at in list(self.stamps.items()):
-                if now_ms - at > horizon:
-                    del self.stamps[sid]
+        with self._lock:
+            self.stamps[session_id] = now_ms
+            if len(self.stamps) > 256:
+                horizon = 10 * self.window_ms
+                for sid, at in list(self.stamps.items()):
+                    if now_ms - at > horizon:
+                        del self.stamps[sid]
 
 
 @attrs.define

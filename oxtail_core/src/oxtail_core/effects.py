@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Generator, Hashable, Sequence
+import contextvars
+import functools
+from collections.abc import Callable, Generator, Hashable, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -21,6 +23,7 @@ from oxtail_core.errors import AskAborted, Cancelled
 from oxtail_core.protocols import Clock, InboxId, Store
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @attrs.frozen
@@ -62,19 +65,106 @@ def run(flow: Flow[T], store: Store, clock: Clock) -> T:
         return stop.value  # type: ignore[no-any-return]
 
 
-async def run_async(flow: Flow[T], store: Store, clock: Clock) -> T:
-    """Drive ``flow`` on asyncio; a task cancellation is thrown into the flow as Cancelled."""
+async def run_async(
+    flow: Flow[T], store: Store, clock: Clock, *, abandon: Callable[[T], None] | None = None
+) -> T:
+    """Drive ``flow`` on asyncio without ever blocking the event loop.
+
+    Each synchronous segment of the flow (its start, and every resume after
+    a wait) runs in a worker thread: those are the Store, Waker and Host calls
+    (lock waits, file rewrites, tmux). The waits themselves are awaited on the
+    loop and hold no thread (see :meth:`Clock.ablock`).
+
+    A task cancellation lands at the next wait, as :class:`Cancelled` thrown
+    into the flow, so the flow puts back what it holds. A cancellation that
+    arrives while a segment runs waits for that segment (a generator cannot be
+    interrupted mid-step); if the segment was the last, the finished result
+    is handed to ``abandon`` (to put back what it holds) before the
+    cancellation propagates.
+    """
+    step = await _off_loop(_advance, flow, _START)
+    while True:
+        outcome, cancelled = step
+        if isinstance(outcome, _Done):
+            if cancelled:
+                if abandon is not None:
+                    await _off_loop(abandon, outcome.value)
+                raise asyncio.CancelledError
+            return outcome.value  # type: ignore[no-any-return]
+        if cancelled:
+            await _off_loop(_cancel, flow)
+            raise asyncio.CancelledError
+        try:
+            result = await _perform_async(outcome, store, clock)
+        except asyncio.CancelledError:
+            await _off_loop(_cancel, flow)
+            raise
+        step = await _off_loop(_advance, flow, result)
+
+
+@attrs.frozen
+class _Done:
+    """A flow segment that ran to the end of the flow, with the flow's return value."""
+
+    value: Any
+
+
+_START = object()
+
+
+def _advance(flow: Flow[Any], sent: Any) -> Effect | _Done:
+    """One synchronous segment: start or resume ``flow`` up to its next wait, or to its end.
+
+    StopIteration cannot cross a thread's future, hence the :class:`_Done` wrapper.
+    """
     try:
-        effect = next(flow)
-        while True:
-            try:
-                result = await _perform_async(effect, store, clock)
-            except asyncio.CancelledError:
-                _cancel(flow)
-                raise
-            effect = flow.send(result)
+        return next(flow) if sent is _START else flow.send(sent)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return _Done(stop.value)
+
+
+async def _off_loop(fn: Callable[..., R], *args: Any) -> tuple[R, bool]:
+    """Run ``fn(*args)`` in a worker thread and wait for it *to finish*, even through a cancellation.
+
+    Returns the result and whether the task was cancelled meanwhile; the
+    caller decides what a cancellation means once the step is done.
+    """
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    future = loop.run_in_executor(None, functools.partial(context.run, fn, *args))
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(future), cancelled
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            cancelled = True
+
+
+async def call_async(fn: Callable[..., R], *args: Any, abandon: Callable[[R], None] | None = None) -> R:
+    """Run one synchronous core operation (no waits) off the event loop.
+
+    A cancellation waits for the operation to finish, hands its result to
+    ``abandon`` (to put back what it took), then propagates.
+    """
+    result, cancelled = await _off_loop(fn, *args)
+    if cancelled:
+        if abandon is not None:
+            await _off_loop(abandon, result)
+        raise asyncio.CancelledError
+    return result
+
+
+async def finish_async(fn: Callable[..., R], *args: Any) -> R:
+    """Run a last step (settling what was handed on) off the loop; a cancellation meanwhile is too late.
+
+    Once messages are settled they can no longer be put back, so the result
+    is returned even if the task was cancelled while settling: losing it is
+    the one outcome that is never acceptable.
+    """
+    result, _ = await _off_loop(fn, *args)
+    return result
 
 
 def _cancel(flow: Flow[Any]) -> None:

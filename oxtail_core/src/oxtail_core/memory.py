@@ -168,6 +168,10 @@ class MemoryStore:
                 del self._pending[k]
             return len(old)
 
+    def pending_list(self) -> list[PendingAsk]:
+        with self._lock:
+            return list(self._pending.values())
+
     # Wake bookkeeping -----------------------------------------------------------------
     def dedupe_get(self, target: str, reply_to: str) -> int | None:
         with self._lock:

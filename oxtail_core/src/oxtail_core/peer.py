@@ -2,8 +2,14 @@
 
 Both run the very same flows from :mod:`oxtail_core.ask` and
 :mod:`oxtail_core.messaging`; they differ only in the driver that performs
-the waits. Messages a call returns are settled before it returns: handing
-them to the caller *is* the delivery.
+the waits. :class:`AsyncPeer` never blocks the event loop: every step that
+touches the Store, the Waker or the Host runs in a worker thread.
+
+Messages a call returns are settled before it returns (handing them to the
+caller *is* the delivery), unless the caller asks for a hand-off with
+``settle=False``: then the result carries its in-flight ``batch`` and the
+caller settles it once the messages are really handed on (a server: once the
+response is on its pipe), or restores it if that failed.
 """
 
 from __future__ import annotations
@@ -15,13 +21,20 @@ import attrs
 from oxtail_core import ask as _ask
 from oxtail_core import messaging as _messaging
 from oxtail_core.context import Context
-from oxtail_core.effects import Flow, run, run_async
+from oxtail_core.effects import Flow, call_async, finish_async, run, run_async
 from oxtail_core.model import ClientInfo, ClientType, RegistryEntry, StateCard, WakeMode
 from oxtail_core.protocols import Batch
 from oxtail_core.results import Asked, Messages, NotAsked, NotReplied, NotSent, Refused, Replied, Sent
 from oxtail_core.routing import live_entries, publish, retire
 
 T = TypeVar("T")
+
+
+class _Keep:
+    """The "leave it as it is" default of :meth:`_PeerCore.claim`'s optional facts."""
+
+
+KEEP = _Keep()
 
 
 class _PeerCore:
@@ -43,17 +56,26 @@ class _PeerCore:
         tmux_pane: str | None = None,
         tmux_session: str | None = None,
         process_start: float | None = None,
+        client: ClientInfo | None = None,
+        started_at: int | None = None,
     ) -> _P:
-        """Register a new peer (one server process) and return it."""
-        me = RegistryEntry(
-            server_pid=pid,
-            started_at=ctx.clock.now_ms() // 1000,
-            client=ClientInfo(
+        """Register a new peer (one server process) and return it.
+
+        ``client`` (what a server detected about its host) replaces
+        ``session_id`` / ``client_type`` / ``cwd``; ``started_at`` (seconds)
+        defaults to now.
+        """
+        if client is None:
+            client = ClientInfo(
                 type=client_type,
                 session_id=session_id,
                 session_id_source="self-register" if session_id else None,
                 cwd=cwd,
-            ),
+            )
+        me = RegistryEntry(
+            server_pid=pid,
+            started_at=started_at if started_at is not None else ctx.clock.now_ms() // 1000,
+            client=client,
             tmux_pane=tmux_pane,
             tmux_session=tmux_session,
             process_start=process_start,
@@ -65,21 +87,50 @@ class _PeerCore:
     def session_id(self) -> str | None:
         return self.me.session_id
 
-    def claim(self, session_id: str) -> None:
-        """Take on an agent identity; mail sent to our process so far moves to the agent's inbox."""
-        client = attrs.evolve(self.me.client, session_id=session_id, session_id_source="self-register")
-        self.me = attrs.evolve(self.me, client=client)
-        publish(self.ctx, self.me)
+    def claim(
+        self,
+        session_id: str,
+        *,
+        transcript_path: str | _Keep | None = KEEP,
+        tmux: tuple[str | None, str | None] | _Keep = KEEP,
+    ) -> RegistryEntry:
+        """Take on an agent identity; mail sent to our process so far moves to the agent's inbox.
 
-    def set_state(self, purpose: str | None = None) -> StateCard:
-        """Publish what this agent is doing; without ``purpose`` the previous one is kept (a touch)."""
+        A server also passes the agent's ``transcript_path`` and its freshly
+        verified ``tmux`` (pane, session); left out, they are kept.
+        """
+        client = attrs.evolve(self.me.client, session_id=session_id, session_id_source="self-register")
+        if not isinstance(transcript_path, _Keep):
+            client = attrs.evolve(client, transcript_path=transcript_path)
+        me = attrs.evolve(self.me, client=client)
+        if not isinstance(tmux, _Keep):
+            me = attrs.evolve(me, tmux_pane=tmux[0], tmux_session=tmux[1])
+        self.me = me
+        publish(self.ctx, self.me)
+        return self.me
+
+    def describe(self, client: ClientInfo) -> None:
+        """Republish with what detection learned about our host (identity rules are the caller's)."""
+        if client != self.me.client:
+            self.me = attrs.evolve(self.me, client=client)
+            publish(self.ctx, self.me)
+
+    def set_state(self, purpose: str | None = None, *, keep_purpose: bool | None = None) -> StateCard:
+        """Publish what this agent is doing.
+
+        ``keep_purpose`` (by default: when ``purpose`` is None) keeps the
+        previous purpose, a touch; ``purpose=None, keep_purpose=False`` clears it.
+        """
+        keep = purpose is None if keep_purpose is None else keep_purpose
         previous = self.me.state.purpose if self.me.state else None
-        card = StateCard(
-            purpose=purpose if purpose is not None else previous, updated_at=self.ctx.clock.now_ms() // 1000
-        )
+        card = StateCard(purpose=previous if keep else purpose, updated_at=self.ctx.clock.now_ms() // 1000)
         self.me = attrs.evolve(self.me, state=card)
         publish(self.ctx, self.me)
         return card
+
+    def publish(self) -> None:
+        """Publish our entry again (it also folds mail owed to this agent into its inbox)."""
+        publish(self.ctx, self.me)
 
     def peers(self) -> list[RegistryEntry]:
         """Every other live agent, one entry each."""
@@ -93,9 +144,16 @@ class _PeerCore:
         if batch is not None:
             self.ctx.store.settle(batch)
 
-    def _read(self) -> Messages:
+    def _put_back(self, result: object) -> None:
+        """An abandoned result (its caller was cancelled) gives back what it holds, same ids."""
+        batch = getattr(result, "batch", None)
+        if isinstance(batch, Batch):
+            self.ctx.store.restore(batch)
+
+    def _read(self, settle: bool) -> Messages:
         result = _messaging.read_messages(self.ctx, self.me)
-        self._settle(result.batch)
+        if settle:
+            self._settle(result.batch)
         return result
 
     def _send(
@@ -115,8 +173,8 @@ class _PeerCore:
     ) -> Flow[Replied | NotReplied | Refused]:
         return _messaging.reply_to_message(self.ctx, self.me, message_id, body, wake=wake)
 
-    def _asked(self, result: Asked | NotAsked | Refused) -> Asked | NotAsked | Refused:
-        if isinstance(result, Asked):
+    def _asked(self, result: Asked | NotAsked | Refused, settle: bool) -> Asked | NotAsked | Refused:
+        if settle and isinstance(result, Asked):
             self._settle(result.batch)
         return result
 
@@ -142,13 +200,16 @@ class Peer(_PeerCore):
         """Deliver ``body`` to ``target`` (a session id or a tmux session name)."""
         return self._run(self._send(target, body, wake, reply_to, source_message_id))
 
-    def read_messages(self) -> Messages:
-        """Take and return the next budgeted batch of our mail."""
-        return self._read()
+    def read_messages(self, *, settle: bool = True) -> Messages:
+        """Take and return the next budgeted batch of our mail (``settle=False``: a hand-off)."""
+        return self._read(settle)
 
-    def ask(self, target: str, body: str, *, timeout_ms: float | None = None) -> Asked | NotAsked | Refused:
+    def ask(
+        self, target: str, body: str, *, timeout_ms: float | None = None, settle: bool = True
+    ) -> Asked | NotAsked | Refused:
         """Ask ``target`` and wait for its correlated reply (or time out, leaving a pending ask)."""
-        return self._asked(self._run(_ask.ask_peer(self.ctx, self.me, target, body, timeout_ms=timeout_ms)))
+        flow = _ask.ask_peer(self.ctx, self.me, target, body, timeout_ms=timeout_ms)
+        return self._asked(self._run(flow), settle)
 
     def reply(
         self, message_id: str, body: str, *, wake: WakeMode | None = None
@@ -161,7 +222,7 @@ class AsyncPeer(_PeerCore):
     """One agent on a Store, with asyncio calls; cancelling an ask never loses its reply."""
 
     async def _run(self, flow: Flow[T]) -> T:
-        return await run_async(flow, self.ctx.store, self.ctx.clock)
+        return await run_async(flow, self.ctx.store, self.ctx.clock, abandon=self._put_back)
 
     async def send(
         self,
@@ -175,16 +236,22 @@ class AsyncPeer(_PeerCore):
         """Deliver ``body`` to ``target`` (a session id or a tmux session name)."""
         return await self._run(self._send(target, body, wake, reply_to, source_message_id))
 
-    async def read_messages(self) -> Messages:
-        """Take and return the next budgeted batch of our mail."""
-        return self._read()
+    async def read_messages(self, *, settle: bool = True) -> Messages:
+        """Take and return the next budgeted batch of our mail (``settle=False``: a hand-off)."""
+        result = await call_async(self._read, False, abandon=self._put_back)
+        if settle and result.batch is not None:
+            await finish_async(self._settle, result.batch)
+        return result
 
     async def ask(
-        self, target: str, body: str, *, timeout_ms: float | None = None
+        self, target: str, body: str, *, timeout_ms: float | None = None, settle: bool = True
     ) -> Asked | NotAsked | Refused:
         """Ask ``target`` and wait for its correlated reply (or time out, leaving a pending ask)."""
         flow = _ask.ask_peer(self.ctx, self.me, target, body, timeout_ms=timeout_ms)
-        return self._asked(await self._run(flow))
+        result = await self._run(flow)
+        if settle and isinstance(result, Asked) and result.batch is not None:
+            await finish_async(self._settle, result.batch)
+        return result
 
     async def reply(
         self, message_id: str, body: str, *, wake: WakeMode | None = None

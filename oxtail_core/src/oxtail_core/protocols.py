@@ -5,6 +5,26 @@ a filesystem store makes it atomic with a kernel lock, a memory store with a
 mutex, a Redis store with a transaction. The core composes those steps so that
 every interleaving of them keeps the global invariants (no loss, unique ids,
 record-before-append, single-winner consumes).
+
+The life of a message in an inbox (state x Store method -> state), which both
+MemoryStore and FsStore implement and the race tests check:
+
+    ============  =====================================  ============================
+    state         Store method                           next state
+    ============  =====================================  ============================
+    (none)        append                                 waiting
+    waiting       take (selected)                        in flight, held by a holder
+    waiting       merge (source inbox)                   waiting, in the dest inbox
+    in flight     settle                                 delivered (gone)
+    in flight     restore (the batch, or some ids)       waiting, at the front, same id
+    in flight     recover (its holder is dead)           waiting, at the front, same id
+    in flight     take / merge / depth                   in flight (untouched)
+    delivered     any                                    delivered (never comes back)
+    ============  =====================================  ============================
+
+Who settles: :class:`~oxtail_core.peer.Peer` before it returns a read; with
+``settle=False`` (the MCP server) the caller, once the messages are handed
+on, or it restores them if that failed.
 """
 
 from __future__ import annotations
@@ -134,6 +154,9 @@ class Store(Protocol):
     def pending_gc(self, cutoff_ms: int) -> int:
         """Remove records with ``at_ms <= cutoff_ms``."""
 
+    def pending_list(self) -> list[PendingAsk]:
+        """Every well-formed pending-ask record, in no particular order (for status and tools)."""
+
     # Wake bookkeeping ---------------------------------------------------------
     def dedupe_get(self, target: str, reply_to: str) -> int | None:
         """When a reply wake for (target, reply_to) was claimed, if it was."""
@@ -211,7 +234,12 @@ class Clock(Protocol):
 
         A fake clock jumps instead of blocking."""
 
-    async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool: ...
+    async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool:
+        """The asyncio form of :meth:`block`: it must hold no thread while it waits.
+
+        Only ``wait(0)`` (a look that returns at once) may run in a worker
+        thread; the time in between passes on the event loop, so cancelling
+        the wait frees everything at once."""
 
 
 class Host(Protocol):

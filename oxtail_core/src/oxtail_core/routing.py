@@ -140,6 +140,20 @@ def _freshness(entry: RegistryEntry) -> tuple[int, float]:
     return (entry.started_at, entry.process_start or 0.0)
 
 
+def candidates(
+    entries: Sequence[RegistryEntry], name: str, *, as_session: bool = False
+) -> list[RegistryEntry]:
+    """The live entries ``name`` designates; more than one is ambiguous (each caller words its error).
+
+    A UUID-shaped name (or any name, with ``as_session``) is a session id;
+    anything else is a tmux session name. Used by :func:`resolve_target` and by
+    the read_session tool, so both read a name the same way.
+    """
+    if as_session or is_uuid_shaped(name):
+        return [e for e in entries if same_session_id(e.session_id, name)]
+    return [e for e in entries if e.tmux_session == name]
+
+
 def resolve_target(
     ctx: Context, me: RegistryEntry, target: str, *, as_session: bool = False
 ) -> RegistryEntry | Unresolved:
@@ -148,15 +162,11 @@ def resolve_target(
     ``as_session`` forces the session-id reading (a reply goes back to a sender's
     session id whatever its shape; the reference looked non-UUID ids up as tmux names).
     """
-    entries = live_entries(ctx)
-    if as_session or is_uuid_shaped(target):
-        candidates = [e for e in entries if same_session_id(e.session_id, target)]
-    else:
-        candidates = [e for e in entries if e.tmux_session == target]
-    if not candidates:
+    found = candidates(live_entries(ctx), target, as_session=as_session)
+    if not found:
         return Unresolved(TARGET_NOT_FOUND)
-    if len(candidates) > 1:
-        unclaimed = sum(1 for e in candidates if not e.session_id)
+    if len(found) > 1:
+        unclaimed = sum(1 for e in found if not e.session_id)
         note = (
             f"{unclaimed} peer(s) sharing tmux session '{target}' have not claimed a session_id "
             "and cannot be addressed by UUID; have them run claim_session."
@@ -164,9 +174,9 @@ def resolve_target(
             else None
         )
         return Unresolved(
-            AMBIGUOUS_TARGET, candidates=tuple(e.session_id for e in candidates if e.session_id), note=note
+            AMBIGUOUS_TARGET, candidates=tuple(e.session_id for e in found if e.session_id), note=note
         )
-    peer = candidates[0]
+    peer = found[0]
     if peer.server_pid == me.server_pid or same_session_id(peer.session_id, me.session_id):
         return Unresolved(SELF_SEND)
     if not ctx.host.same_project(me.client.cwd, peer.client.cwd):

@@ -280,6 +280,21 @@ class FsStore:
                     removed += unlink_missing_ok(directory / name)
         return removed
 
+    @_store_op
+    def pending_list(self) -> list[PendingAsk]:
+        """Lock-free: each record is published whole (rename), so a listing sees whole records."""
+        directory = self._layout.dir(PENDING)
+        if not directory.is_dir():
+            return []
+        records = []
+        for name in os.listdir(directory):
+            if not name.startswith(_PENDING_NAME) or name.endswith((".tmp", ".lock")):
+                continue
+            record = _parse_record(read_bounded(directory / name, RECORD_MAX_BYTES), PendingAsk)
+            if record is not None:
+                records.append(record)
+        return records
+
     # Wake bookkeeping ----------------------------------------------------------------------------
     @_store_op
     def dedupe_get(self, target: str, reply_to: str) -> int | None:

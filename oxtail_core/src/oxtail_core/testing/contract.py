@@ -212,6 +212,19 @@ class StoreContract:
         assert store.ledger_record("me", mint(5), 0) == 3
         assert store.ledger_lookup("me", mint(5).id) is None
 
+    def test_pending_list_shows_every_open_ask_and_none_taken_or_collected(self, store: Any) -> None:
+        assert store.pending_list() == []
+        first = PendingAsk(requester="req", request_id="r1", at_ms=100, peer="bob")
+        second = PendingAsk(requester="other", request_id="r2", at_ms=200)
+        store.pending_put(first)
+        store.pending_put(second)
+        store.pending_put(PendingAsk(requester="req", request_id="r1", at_ms=999))  # the first record stays
+        assert sorted(store.pending_list(), key=lambda a: a.at_ms) == [first, second]
+        store.pending_take("req", "r1", "bob")
+        assert store.pending_list() == [second]
+        store.pending_gc(200)
+        assert store.pending_list() == []
+
     def test_pending_asks(self, store: Any) -> None:
         ask = PendingAsk(requester="req", request_id="r1", at_ms=100, peer="bob")
         assert store.pending_put(ask) is True

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import IO
 
 from oxtail_core import Context, RecordingWaker, SystemClock
-from oxtail_core.convert import from_wire
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import canonical_session_id
-from oxtail_core.model import PendingAsk, RegistryEntry
+from oxtail_core.model import RegistryEntry
+from oxtail_core.protocols import Store
 from oxtail_core.routing import live_entries, process_inbox, session_inbox
 from oxtail_core.settings import Settings
-from oxtail_core.wire import loads
-from oxtail_fs.layout import PENDING
+from oxtail_core.wake import is_fresh_busy
 from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
 from oxtail_mcp.home import state_home
@@ -57,22 +56,12 @@ class Row:
     last_wake_at: str | None
 
 
-def open_asks_by_requester(home: Path) -> Counter[str]:
-    """Pending asks per asking session, read from the store's pending-ask records."""
-    counts: Counter[str] = Counter()
+def open_asks_by_requester(store: Store) -> Counter[str] | None:
+    """Pending asks per asking session, from the Store (None when they cannot be listed)."""
     try:
-        names = os.listdir(home / PENDING)
-    except OSError:
-        return counts
-    for name in names:
-        if not name.startswith("p-") or name.endswith((".tmp", ".lock")):
-            continue
-        try:
-            ask = from_wire(loads((home / PENDING / name).read_bytes()), PendingAsk)
-        except (OSError, ValueError):
-            continue
-        counts[canonical_session_id(ask.requester)] += 1
-    return counts
+        return Counter(canonical_session_id(ask.requester) for ask in store.pending_list())
+    except StoreError:
+        return None
 
 
 def last_wakes(trace: Path | None) -> dict[str, tuple[str, str]]:
@@ -143,9 +132,7 @@ def _row(
         purpose=entry.state.purpose if entry.state else None,
         activity=None if marker is None else marker.status,
         activity_age_ms=age,
-        activity_stale=marker is not None
-        and marker.status == "busy"
-        and (age or 0) >= ctx.settings.busy_ttl_ms,
+        activity_stale=marker is not None and marker.status == "busy" and not is_fresh_busy(ctx, entry, now),
         inbox=depth,
         open_asks=None if asks is None else (asks.get(sid, 0) if sid else 0),
         last_wake=wake[0] if wake else None,
@@ -205,7 +192,7 @@ def as_json(rows: Sequence[Row], root: str) -> str:
 
 
 def snapshot(ctx: Context, root: str, home: Path, trace: Path | None) -> list[Row]:
-    return collect(ctx, root, asks=open_asks_by_requester(home), wakes=last_wakes(trace))
+    return collect(ctx, root, asks=open_asks_by_requester(ctx.store), wakes=last_wakes(trace))
 
 
 def main(args: Sequence[str], env: Mapping[str, str] = os.environ, out: IO[str] | None = None) -> int:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
-from oxtail_core import Capabilities, Context, RegistryEntry, Settings, StateCard, SystemClock
+from oxtail_core import AsyncPeer, ClientInfo, Context, RegistryEntry, Settings, StateCard, SystemClock
 from oxtail_core.convert import to_wire
-from oxtail_core.routing import publish, retire
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_fs import proctree
 from oxtail_fs.binding import own_binding
@@ -42,32 +40,76 @@ def tracer_from_env(env: Mapping[str, str], pid: int) -> Tracer:
     return FileTracer(Path(path), pid) if path else NullTracer()
 
 
+def _enriched(
+    client: ClientInfo,
+    started_at: int,
+    env: Mapping[str, str],
+    user: Path,
+    now: int,
+    *,
+    tracer: Tracer,
+    trigger: str,
+) -> tuple[ClientInfo, detection.Diagnosis | None]:
+    """Detection's view of ``client``, traced as a run for ``trigger``."""
+    client, diagnosis = detection.enrich(client, started_at, env, user, now)
+    if diagnosis is not None:
+        safe_emit(tracer, "detect_run", **diagnosis.trace_fields(trigger))
+    return client, diagnosis
+
+
+def _recovered(client: ClientInfo, state_dir: Path, now: int, pid: int, tracer: Tracer) -> ClientInfo | None:
+    """The client with a recovered sticky claim, or None (nothing to recover, or nothing found)."""
+    if client.session_id or client.type == "unknown":
+        return None  # nothing to recover: spare the process-table snapshot
+    return sticky.maybe_recover(
+        client,
+        state_dir=state_dir,
+        ancestors=sticky.current_ancestors(os.getppid()),
+        now_ms=now,
+        server_pid=pid,
+        tracer=tracer,
+    )
+
+
 class Agent:
-    """Owns ``me`` (our registry entry) and the Context every tool runs in."""
+    """This server's identity detection and sticky recovery, around one :class:`AsyncPeer`.
+
+    The peer owns our registry entry and every rule about it (join, claim,
+    state card); the agent only decides *what* we are (environment,
+    handshake, transcripts, sticky claims) and tells the peer. Tool calls run
+    in worker threads, so identity changes are serialized by ``_lock``.
+    """
 
     def __init__(
         self,
-        ctx: Context,
-        me: RegistryEntry,
+        peer: AsyncPeer,
         *,
         env: Mapping[str, str],
         state_dir: Path,
         user: Path,
         tmux: Tmux,
     ) -> None:
-        self.ctx = ctx
-        self.me = me
+        self.peer = peer
         self.env = env
         self.state_dir = state_dir
         self.user = user
         self.tmux = tmux
         self.startup_diagnosis: detection.Diagnosis | None = None
         self.client_name: str | None = None
-        self.env_client_type = me.client.type  # as the environment said at start, before any handshake
+        self.env_client_type = peer.me.client.type  # as the environment said at start, before any handshake
+        self._lock = threading.RLock()
+
+    @property
+    def ctx(self) -> Context:
+        return self.peer.ctx
+
+    @property
+    def me(self) -> RegistryEntry:
+        return self.peer.me
 
     @classmethod
     def start(cls, env: Mapping[str, str] = os.environ, *, cwd: str | None = None) -> Agent:
-        """Detect who we are, bind our pane, recover a sticky claim, and publish our entry."""
+        """Detect who we are, bind our pane, recover a sticky claim, and join (publish our entry)."""
         pid = os.getpid()
         state_dir = state_home(env)
         user = user_home(env)
@@ -84,69 +126,67 @@ class Agent:
         )
         now = clock.now_ms()
         here = cwd if cwd is not None else os.getcwd()
-        client = detect_from_env(env, here, user, now)
+        detected = detect_from_env(env, here, user, now)
+        client, diagnosis = _enriched(detected, now // 1000, env, user, now, tracer=tracer, trigger="startup")
+        client = _recovered(client, state_dir, now, pid, tracer) or client
         binding = own_binding(tmux, env, pid)
-        me = RegistryEntry(
-            server_pid=pid,
-            started_at=now // 1000,
+        peer = AsyncPeer.join(
+            ctx,
+            pid,
             client=client,
+            started_at=now // 1000,
             tmux_pane=binding.pane,
             tmux_session=binding.session,
-            capabilities=Capabilities(),
             process_start=proctree.process_start(pid),
         )
-        agent = cls(ctx, me, env=env, state_dir=state_dir, user=user, tmux=tmux)
-        agent.startup_diagnosis = agent._enrich("startup")
-        agent._recover_sticky()
-        agent.publish()
+        agent = cls(peer, env=env, state_dir=state_dir, user=user, tmux=tmux)
+        agent.startup_diagnosis = diagnosis
         return agent
 
     # Identity -------------------------------------------------------------------
     def _enrich(self, trigger: str) -> detection.Diagnosis | None:
+        """Run detection on our entry; the caller publishes if the client changed."""
         now = self.ctx.clock.now_ms()
-        client, diagnosis = detection.enrich(self.me.client, self.me.started_at, self.env, self.user, now)
-        if diagnosis is not None:
-            safe_emit(self.ctx.tracer, "detect_run", **diagnosis.trace_fields(trigger))
-        if client != self.me.client:
-            self.me = attrs.evolve(self.me, client=client)
+        client, diagnosis = _enriched(
+            self.me.client,
+            self.me.started_at,
+            self.env,
+            self.user,
+            now,
+            tracer=self.ctx.tracer,
+            trigger=trigger,
+        )
+        self.peer.describe(client)
         return diagnosis
 
-    def _recover_sticky(self) -> bool:
-        if self.me.client.session_id or self.me.client.type == "unknown":
-            return False  # nothing to recover: spare the process-table snapshot
-        recovered = sticky.maybe_recover(
-            self.me.client,
-            state_dir=self.state_dir,
-            ancestors=sticky.current_ancestors(os.getppid()),
-            now_ms=self.ctx.clock.now_ms(),
-            server_pid=self.me.server_pid,
-            tracer=self.ctx.tracer,
+    def _recover_sticky(self) -> None:
+        recovered = _recovered(
+            self.me.client, self.state_dir, self.ctx.clock.now_ms(), self.me.server_pid, self.ctx.tracer
         )
-        if recovered is None:
-            return False
-        self.me = attrs.evolve(self.me, client=recovered)
-        return True
+        if recovered is not None:
+            self.peer.describe(recovered)
 
     def claim(self, session_id: str) -> RegistryEntry:
         """Pin our identity (an explicit claim always wins), rebind tmux, publish, persist a sticky claim."""
-        now = self.ctx.clock.now_ms()
-        client = self.me.client
-        transcript = client.transcript_path
-        if client.type != "unknown":
-            transcript = transcript_path_for(client.type, self.user, client.cwd, session_id, now)
-        client = attrs.evolve(
-            client, session_id=session_id, session_id_source="self-register", transcript_path=transcript
-        )
-        binding = own_binding(self.tmux, self.env, self.me.server_pid)
-        self.me = attrs.evolve(self.me, client=client, tmux_pane=binding.pane, tmux_session=binding.session)
-        self.publish()
-        record = sticky.claim_for(client, sticky.current_ancestors(os.getppid()), now, self.me.server_pid)
-        if record is not None:
-            sticky.write_claim(self.state_dir, record, now, self.me.server_pid)
-        return self.me
+        with self._lock:
+            now = self.ctx.clock.now_ms()
+            client = self.me.client
+            transcript = client.transcript_path
+            if client.type != "unknown":
+                transcript = transcript_path_for(client.type, self.user, client.cwd, session_id, now)
+            binding = own_binding(self.tmux, self.env, self.me.server_pid)
+            me = self.peer.claim(session_id, transcript_path=transcript, tmux=(binding.pane, binding.session))
+            record = sticky.claim_for(me.client, sticky.current_ancestors(os.getppid()), now, me.server_pid)
+            if record is not None:
+                sticky.write_claim(self.state_dir, record, now, me.server_pid)
+            return me
 
     def refine(self, client_name: str | None, trigger: str) -> detection.Diagnosis | None:
         """Fold what the MCP handshake says about our client into our entry (monotonic identity)."""
+        with self._lock:
+            return self._refine(client_name, trigger)
+
+    def _refine(self, client_name: str | None, trigger: str) -> detection.Diagnosis | None:
         now = self.ctx.clock.now_ms()
         fresh = detect_from_handshake(client_name, self.env, self.me.client.cwd, self.user, now)
         fresh, diagnosis = detection.enrich(fresh, self.me.started_at, self.env, self.user, now)
@@ -158,20 +198,15 @@ class Agent:
                 self.ctx.tracer, "detect_preserved_existing_session_id", trigger=trigger, **merged.preserved
             )
         if merged.changed:
-            self.me = attrs.evolve(self.me, client=merged.client)
-            self.publish()
-        if self._recover_sticky():
-            self.publish()
+            self.peer.describe(merged.client)
+        self._recover_sticky()
         return diagnosis
 
     def retry_detection(self, delay_ms: int) -> None:
         """A late re-detection (the transcript may only now exist); never changes a known id."""
-        if self.me.session_id:
-            return
-        before = self.me.client
-        self._enrich(f"retry+{delay_ms}ms")
-        if self.me.client != before and self.me.session_id:
-            self.publish()
+        with self._lock:
+            if not self.me.session_id:
+                self._enrich(f"retry+{delay_ms}ms")
 
     def should_retry(self, diagnosis: detection.Diagnosis | None) -> bool:
         """Retries make sense unless every strategy abstained for a structural reason."""
@@ -183,34 +218,27 @@ class Agent:
         return True
 
     def set_state(self, purpose: str | None, given: bool) -> StateCard:
-        """Replace the state card; without ``purpose`` the previous purpose is kept (a touch)."""
-        previous = self.me.state.purpose if self.me.state else None
-        card = StateCard(purpose=purpose if given else previous, updated_at=self.ctx.clock.now_ms() // 1000)
-        self.me = attrs.evolve(self.me, state=card)
-        self.publish()
-        return card
+        """Replace the state card; without ``purpose`` given the previous purpose is kept (a touch)."""
+        with self._lock:
+            return self.peer.set_state(purpose, keep_purpose=not given)
 
     def diagnosis(self, trigger: str) -> dict[str, Any]:
         """get_my_session's ``detect_diagnosis``: synthesized when the id is known, else a live run."""
-        if self.me.session_id:
-            return detection.known_id_diagnosis(
-                self.me.session_id, self.me.client.session_id_source
-            ).as_dict()
-        diagnosis = self._enrich(trigger)
-        if self.me.session_id:
-            self.publish()
+        with self._lock:
+            if self.me.session_id:
+                return detection.known_id_diagnosis(
+                    self.me.session_id, self.me.client.session_id_source
+                ).as_dict()
+            diagnosis = self._enrich(trigger)
         if diagnosis is None:
             return {"per_strategy": {}, "winning": None, "next_step": None}
         return diagnosis.as_dict()
 
     # Registry ---------------------------------------------------------------------
-    def publish(self) -> None:
-        publish(self.ctx, self.me)
-
     def retire(self) -> None:
         """Leave the registry without stranding mail (best effort: we are exiting)."""
         with contextlib.suppress(Exception):  # an exit path must not raise
-            retire(self.ctx, self.me)
+            self.peer.leave()
 
     @staticmethod
     def forget_own_entry(env: Mapping[str, str] = os.environ) -> None:

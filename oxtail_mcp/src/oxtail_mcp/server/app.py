@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import anyio
@@ -28,8 +29,10 @@ from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
+from oxtail_core.effects import call_async, finish_async
 from oxtail_core.errors import OxtailError
 from oxtail_core.protocols import Batch
+from oxtail_core.settings import positive_number
 from oxtail_core.wire import dumps
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
@@ -40,15 +43,24 @@ PARENT_POLL_S = 1.0
 
 
 UNSENT_RESTORE_S = 10.0
+"""How long a batch whose response never reached the writer stays in flight; ``OXTAIL_UNSENT_RESTORE_MS``
+overrides it (a positive number of milliseconds), so tests need not wait 10 s."""
+
+
+def unsent_restore_s(env: Mapping[str, str]) -> float:
+    """``OXTAIL_UNSENT_RESTORE_MS`` in seconds, else :data:`UNSENT_RESTORE_S`."""
+    return positive_number(env, "OXTAIL_UNSENT_RESTORE_MS", UNSENT_RESTORE_S * 1000) / 1000
 
 
 class Settler:
     """Batches waiting for their response to be written, keyed by JSON-RPC request id.
 
-    A response that is never written (the call was cancelled after the handler
-    returned) would strand its batch until we exit; after ``UNSENT_RESTORE_S``
-    it is put back instead. Settling happens right after the write, so a batch
-    still waiting by then was not delivered.
+    A response that never reaches the stdout writer (the call was cancelled
+    after the handler returned) would strand its batch until we exit; after
+    ``UNSENT_RESTORE_S`` it is put back instead. A response the writer has
+    taken is never expired: a slow client may take any time to drain a large
+    one from the pipe, and putting its batch back meanwhile would deliver it
+    twice. It settles once its flush completes (or is put back at exit).
 
     ``queued`` mirrors the transport's outgoing queue: one slot per message
     handed to the stdout writer, in order (the request id of a response, else
@@ -57,18 +69,19 @@ class Settler:
     batch may be settled.
     """
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, restore_after_s: float = UNSENT_RESTORE_S) -> None:
         self.agent = agent
+        self.restore_after_s = restore_after_s
         self.waiting: dict[Any, Batch] = {}
         self.task_group: anyio.abc.TaskGroup | None = None
         self.queued: collections.deque[Any] = collections.deque()
 
-    def flushed(self) -> None:
+    async def flushed(self) -> None:
         """The oldest queued message is on the pipe now."""
         if self.queued:
             request_id = self.queued.popleft()
             if request_id is not None:
-                self.settle(request_id)
+                await finish_async(self.settle, request_id)
 
     def hold(self, request_id: Any, batch: Batch) -> None:
         self.waiting[request_id] = batch
@@ -76,10 +89,10 @@ class Settler:
             self.task_group.start_soon(self._expire, request_id, batch)
 
     async def _expire(self, request_id: Any, batch: Batch) -> None:
-        await anyio.sleep(UNSENT_RESTORE_S)
-        if self.waiting.get(request_id) is batch:
+        await anyio.sleep(self.restore_after_s)
+        if self.waiting.get(request_id) is batch and request_id not in self.queued:
             with contextlib.suppress(OxtailError):
-                self.restore(request_id)
+                await finish_async(self.restore, request_id)
 
     def settle(self, request_id: Any) -> None:
         batch = self.waiting.pop(request_id, None)
@@ -118,7 +131,7 @@ class SettlingWriteStream:
             except BaseException:
                 self.settler.queued.pop()
                 if request_id is not None:
-                    self.settler.restore(request_id)
+                    await finish_async(self.settler.restore, request_id)
                 raise
 
     async def aclose(self) -> None:
@@ -146,7 +159,7 @@ class SettlingStdout:
 
     async def flush(self) -> None:
         await self.inner.flush()
-        self.settler.flushed()
+        await self.settler.flushed()
 
 
 def claim_stdout() -> Any:
@@ -174,7 +187,7 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
     ]
     state = {"refined": False}
 
-    def refine_once(ctx: Any) -> None:
+    async def refine_once(ctx: Any) -> None:
         if state["refined"]:
             return
         params = getattr(ctx.session, "client_params", None)
@@ -183,16 +196,16 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
             return
         state["refined"] = True
         agent.client_name = getattr(info, "name", None)
-        diagnosis = agent.refine(agent.client_name, "oninitialized")
+        diagnosis = await call_async(agent.refine, agent.client_name, "oninitialized")
         if agent.should_retry(diagnosis):
             task_group.start_soon(_late_detection, agent)
 
     async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        refine_once(ctx)
+        await refine_once(ctx)
         return types.ListToolsResult(tools=listed)
 
     async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        refine_once(ctx)
+        await refine_once(ctx)
         tool = schemas.BY_NAME.get(params.name)
         if tool is None:
             return _text(f"MCP error -32602: Tool {params.name} not found", error=True)
@@ -200,8 +213,6 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
             args = schemas.validate(tool, params.arguments)
         except schemas.InvalidArguments as exc:
             return _text(str(exc), error=True)
-        if tool.name == "get_my_session":
-            agent.refine(agent.client_name, "get_my_session")
         try:
             outcome = await tools.HANDLERS[tool.name](agent, args)
         except OxtailError as exc:
@@ -210,7 +221,7 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
             return _text(str(exc), error=True)
         if outcome.batch is not None:
             if ctx.request_id is None:
-                agent.ctx.store.settle(outcome.batch)
+                await finish_async(agent.ctx.store.settle, outcome.batch)
             else:
                 settler.hold(ctx.request_id, outcome.batch)
         return _text(dumps(outcome.body))
@@ -233,7 +244,7 @@ async def _late_detection(agent: Agent) -> None:
     for delay in RETRY_DELAYS_MS:
         await anyio.sleep((delay - elapsed) / 1000)
         elapsed = delay
-        agent.retry_detection(delay)
+        await call_async(agent.retry_detection, delay)
         if agent.me.session_id:
             return
 
@@ -285,7 +296,7 @@ def _hook_hint(agent: Agent) -> None:
 
 async def serve(agent: Agent, parent: int) -> None:
     """Serve MCP on stdio until EOF, a signal, or the death of ``parent``; always clean up."""
-    settler = Settler(agent)
+    settler = Settler(agent, unsent_restore_s(agent.env))
     try:
         async with anyio.create_task_group() as tg:
             settler.task_group = tg

@@ -1,8 +1,12 @@
 """The ten tools: thin adapters from validated arguments to agent and core calls.
 
-No messaging logic lives here (it is all in oxtail_core); a handler picks the
-arguments, runs the core operation, and returns the response object plus,
-for reads, the in-flight batch to settle once the response is on the wire.
+No messaging logic lives here (it is all in oxtail_core): a handler picks the
+arguments, makes one call on ``agent.peer`` (or the agent, for identity), and
+returns the response object plus, for reads, the in-flight batch to settle
+once the response is on the wire. Nothing here runs on the event loop but the
+rendering: the peer's calls go off the loop themselves, and the handlers that
+touch the world otherwise (tmux, transcripts, the registry) run in a worker
+thread through :func:`_threaded`.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from typing import Any
 
 import attrs
 
-from oxtail_core import ask, messaging
-from oxtail_core.effects import run_async
+from oxtail_core.effects import call_async
 from oxtail_core.protocols import Batch
+from oxtail_core.results import Asked
 from oxtail_core.routing import live_entries
 from oxtail_fs.discovery import project_sessions
 from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
@@ -34,13 +38,25 @@ class Outcome:
 Handler = Callable[[Agent, dict[str, Any]], Awaitable[Outcome]]
 
 
+def _threaded(fn: Callable[[Agent, dict[str, Any]], Outcome]) -> Handler:
+    """A handler that runs ``fn`` in a worker thread: it may block (tmux, ps, file locks)."""
+
+    async def handler(agent: Agent, args: dict[str, Any]) -> Outcome:
+        return await call_async(fn, agent, args)
+
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
 def _root(agent: Agent, given: Any) -> tuple[str, bool]:
     if isinstance(given, str) and given:
         return realpath_or_self(given), False
     return realpath_or_self(find_project_root(agent.me.client.cwd)[0]), True
 
 
-async def list_project_sessions(agent: Agent, args: dict[str, Any]) -> Outcome:
+@_threaded
+def list_project_sessions(agent: Agent, args: dict[str, Any]) -> Outcome:
     root, inferred = _root(agent, args.get("project_root"))
     listing = project_sessions(agent.tmux, live_entries(agent.ctx), root)
     body: dict[str, Any] = {"schema_version": 1, "project_root": root, "inferred": inferred}
@@ -52,7 +68,8 @@ async def list_project_sessions(agent: Agent, args: dict[str, Any]) -> Outcome:
     return Outcome(body)
 
 
-async def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
+@_threaded
+def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
     root, inferred = _root(agent, args.get("project_root"))
     body = read_session(
         args["name"],
@@ -73,7 +90,8 @@ async def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
     return Outcome(body)
 
 
-async def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
+@_threaded
+def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
     me = agent.claim(args["session_id"])
     return Outcome(
         {
@@ -85,19 +103,23 @@ async def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
     )
 
 
-async def register_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
+@_threaded
+def register_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
     agent.claim(args["session_id"])
     entry = agent.entry_wire()
     shown = {key: entry[key] for key in ("server_pid", "started_at", "tmux_session", "client")}
     return Outcome({"schema_version": 1, "ok": True, "entry": shown})
 
 
-async def get_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
+@_threaded
+def get_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
+    agent.refine(agent.client_name, "get_my_session")
     diagnosis = agent.diagnosis("get_my_session")
     return Outcome({"schema_version": 1, "entry": agent.entry_wire(), "detect_diagnosis": diagnosis})
 
 
-async def set_my_state(agent: Agent, args: dict[str, Any]) -> Outcome:
+@_threaded
+def set_my_state(agent: Agent, args: dict[str, Any]) -> Outcome:
     card = agent.set_state(args.get("purpose"), "purpose" in args)
     return Outcome(
         {"schema_version": 1, "ok": True, "state": {"purpose": card.purpose, "updated_at": card.updated_at}}
@@ -105,43 +127,35 @@ async def set_my_state(agent: Agent, args: dict[str, Any]) -> Outcome:
 
 
 async def send_message(agent: Agent, args: dict[str, Any]) -> Outcome:
-    flow = messaging.send_message(
-        agent.ctx,
-        agent.me,
+    result = await agent.peer.send(
         args["target"],
         args["body"],
         wake=args.get("wake"),
         reply_to=args.get("reply_to"),
         source_message_id=args.get("source_message_id"),
     )
-    result = await run_async(flow, agent.ctx.store, agent.ctx.clock)
     return Outcome(result.to_wire())
 
 
 async def reply_to_message(agent: Agent, args: dict[str, Any]) -> Outcome:
-    flow = messaging.reply_to_message(
-        agent.ctx, agent.me, args["message_id"], args["body"], wake=args.get("wake")
-    )
-    result = await run_async(flow, agent.ctx.store, agent.ctx.clock)
+    result = await agent.peer.reply(args["message_id"], args["body"], wake=args.get("wake"))
     return Outcome(result.to_wire())
 
 
 async def read_my_messages(agent: Agent, args: dict[str, Any]) -> Outcome:
-    result = messaging.read_messages(agent.ctx, agent.me)
+    result = await agent.peer.read_messages(settle=False)
     return Outcome(result.to_wire(), result.batch)
 
 
 async def ask_peer(agent: Agent, args: dict[str, Any]) -> Outcome:
     timeout = args.get("timeout_ms")
-    flow = ask.ask_peer(
-        agent.ctx,
-        agent.me,
+    result = await agent.peer.ask(
         args["target"],
         args["body"],
         timeout_ms=int(timeout) if isinstance(timeout, (int, float)) and math.isfinite(timeout) else None,
+        settle=False,
     )
-    result = await run_async(flow, agent.ctx.store, agent.ctx.clock)
-    return Outcome(result.to_wire(), getattr(result, "batch", None))
+    return Outcome(result.to_wire(), result.batch if isinstance(result, Asked) else None)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -16,8 +16,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
-from oxtail_core.ids import is_uuid_shaped, same_session_id
+from oxtail_core.ids import is_uuid_shaped
 from oxtail_core.model import SCHEMA_VERSION, RegistryEntry
+from oxtail_core.routing import candidates
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_mcp.transcripts.files import read_transcript
 
@@ -214,19 +215,18 @@ def read_session(
         )
 
     entry: RegistryEntry | None = None
+    matches = candidates(entries, name)
     if is_uuid_shaped(name):
-        matches = [e for e in entries if same_session_id(e.client.session_id, name)]
         if len(matches) != 1:
             return fail(unknown_session_error(name))
         entry = matches[0]
         canonical = entry.tmux_session
         scoped = in_scope(entry.client.cwd, resolved_root)
     else:
-        sharing = [e for e in entries if e.tmux_session == name]
-        if len(sharing) > 1:
-            return fail(ambiguous_error(name, [e.client.session_id for e in sharing if e.client.session_id]))
-        if sharing:
-            entry = sharing[0]
+        if len(matches) > 1:
+            return fail(ambiguous_error(name, [e.client.session_id for e in matches if e.client.session_id]))
+        if matches:
+            entry = matches[0]
             canonical = entry.tmux_session
             scoped = in_scope(entry.client.cwd, resolved_root)
         else:
