@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from e2e import sid, world
 
-from oxtail_core.limits import ID_MAX_CHARS, SESSION_ID_MAX_CHARS
-from oxtail_core.model import ClientInfo, Envelope, PendingAsk
+from oxtail_core.clock import FakeClock
+from oxtail_core.delivery import mint
+from oxtail_core.limits import ID_MAX_CHARS, SESSION_ID_MAX_CHARS, check_id
 
 
 @pytest.mark.parametrize("field", ["reply_to", "source_message_id"])
@@ -53,13 +56,15 @@ def test_a_session_id_over_the_bound_is_refused_at_claim_and_the_agent_stays_vis
 
 @pytest.mark.parametrize("lone", ["agent-\ud800", "agent-\udfff"])
 def test_ids_with_a_lone_surrogate_are_refused_so_they_cannot_share_a_key_with_u_fffd(lone: str) -> None:
+    for field in ("session_id", "reply_to", "request_id"):
+        with pytest.raises(ValueError, match="surrogate"):
+            check_id(field, lone)
+    ctx: Any = SimpleNamespace(clock=FakeClock())
     with pytest.raises(ValueError, match="surrogate"):
-        ClientInfo(type="unknown", session_id=lone)
+        mint(ctx, "x", lone)
     with pytest.raises(ValueError, match="surrogate"):
-        Envelope(id="0123456789abcdef", body="x", from_session_id=lone)
-    with pytest.raises(ValueError, match="surrogate"):
-        PendingAsk(requester=lone, request_id="r", at_ms=0)
-    assert ClientInfo(type="unknown", session_id="agent-\ufffd").session_id == "agent-\ufffd"
+        mint(ctx, "x", "a", reply_to=lone)
+    check_id("session_id", "agent-\ufffd")
 
 
 class _Forged:

@@ -15,6 +15,16 @@ that a message's metadata can never outweigh its body budget.
 | tmux pane / session name                           | 256 characters        |
 | ``cwd``, ``transcript_path``                       | 4096 characters       |
 | a value quoted back in a refusal                   | first 64 characters   |
+| one inbox's unread mail (at append)                | 16 MiB                |
+
+The inbox bound is in bytes only: a count would cost a scan per send, and a
+message line is at least ~150 bytes, so 16 MiB also bounds the count (about
+100,000 one-character messages, or 1,900 of the maximal 8 KiB body).
+
+The bounds are checked where a value enters the system (a message is minted,
+a session id is claimed), not when a record is read back: the store still
+carries and safely names whatever an older writer left, and a forged file
+is bounded by the file caps instead (oxtail_fs).
 
 A lone surrogate (U+D800..U+DFFF alone) is refused in every id: it encodes to
 UTF-8 only as U+FFFD, so ``agent-\\ud800`` and ``agent-\\ufffd`` would share a
@@ -30,6 +40,7 @@ SESSION_ID_MAX_CHARS = 256
 TMUX_NAME_MAX_CHARS = 256
 PATH_MAX_CHARS = 4096
 QUOTE_MAX_CHARS = 64
+INBOX_MAX_BYTES = 16 << 20
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -40,6 +51,15 @@ def quote(value: object, limit: int = QUOTE_MAX_CHARS) -> str:
         return f"{value[:limit]!r}… ({len(value)} characters)"
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def check_id(field: str, value: str | None, limit: int = ID_MAX_CHARS) -> None:
+    """ValueError (quoting at most ``QUOTE_MAX_CHARS`` of ``value``) unless it is an acceptable id or None."""
+    if value is None:
+        return
+    problem = id_problem(value, limit)
+    if problem is not None:
+        raise ValueError(f"'{field}' {problem}: {quote(value)}")
 
 
 def id_problem(value: str, limit: int) -> str | None:

@@ -13,14 +13,6 @@ from typing import Any, Literal
 import attrs
 from attrs import validators as v
 
-from oxtail_core.limits import (
-    ID_MAX_CHARS,
-    PATH_MAX_CHARS,
-    SESSION_ID_MAX_CHARS,
-    TMUX_NAME_MAX_CHARS,
-    id_problem,
-    quote,
-)
 from oxtail_core.wire import utf8len
 
 SCHEMA_VERSION = 1
@@ -39,31 +31,6 @@ WakeMode = Literal["off", "auto"]
 def _optional_str(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"'{attribute.name}' must be a string or None, got {value!r}")
-
-
-def _bounded(limit: int) -> Any:
-    """A validator: None, or a string of at most ``limit`` characters with no lone surrogate (limits.py)."""
-
-    def check(instance: Any, attribute: Any, value: Any) -> None:
-        if value is None:
-            return
-        if not isinstance(value, str):
-            raise TypeError(f"'{attribute.name}' must be a string or None, got {quote(value)}")
-        problem = id_problem(value, limit)
-        if problem is not None:
-            raise ValueError(f"'{attribute.name}' {problem}: {quote(value)}")
-
-    return check
-
-
-_ID = _bounded(ID_MAX_CHARS)
-_SESSION_ID = _bounded(SESSION_ID_MAX_CHARS)
-_TMUX_NAME = _bounded(TMUX_NAME_MAX_CHARS)
-
-
-def _path_text(instance: Any, attribute: Any, value: Any) -> None:
-    if value is not None and isinstance(value, str) and len(value) > PATH_MAX_CHARS:
-        raise ValueError(f"'{attribute.name}' is {len(value)} characters long (at most {PATH_MAX_CHARS})")
 
 
 def _non_bool_int(instance: Any, attribute: Any, value: Any) -> None:
@@ -93,15 +60,17 @@ class Envelope:
     ``None`` because the reference treats ``""`` and absent alike.
     """
 
-    id: str = attrs.field(validator=[v.instance_of(str), _non_empty, _ID])
+    id: str = attrs.field(validator=[v.instance_of(str), _non_empty])
     body: str = attrs.field(validator=v.instance_of(str))
     enqueued_at: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
     body_bytes: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
     origin: str = attrs.field(default="peer", validator=v.instance_of(str))
-    from_session_id: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_SESSION_ID)
-    request_id: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_ID)
-    reply_to: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_ID)
-    source_message_id: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_ID)
+    from_session_id: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
+    request_id: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
+    reply_to: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
+    source_message_id: str | None = attrs.field(
+        default=None, converter=_empty_to_none, validator=_optional_str
+    )
 
     @property
     def size(self) -> int:
@@ -122,12 +91,12 @@ class ClientInfo:
     """Which agent host runs a server, and who that agent is."""
 
     type: ClientType = attrs.field(validator=v.in_(CLIENT_TYPES))
-    session_id: str | None = attrs.field(default=None, validator=_SESSION_ID)
-    transcript_path: str | None = attrs.field(default=None, validator=[_optional_str, _path_text])
+    session_id: str | None = attrs.field(default=None, validator=_optional_str)
+    transcript_path: str | None = attrs.field(default=None, validator=_optional_str)
     session_id_source: SessionIdSource | None = attrs.field(
         default=None, validator=v.optional(v.in_(SESSION_ID_SOURCES))
     )
-    cwd: str = attrs.field(default="", validator=[v.instance_of(str), _path_text])
+    cwd: str = attrs.field(default="", validator=v.instance_of(str))
 
 
 @attrs.frozen
@@ -157,8 +126,8 @@ class RegistryEntry:
     server_pid: int = attrs.field(validator=_non_bool_int)
     started_at: int = attrs.field(validator=_non_bool_int)
     client: ClientInfo = attrs.field(validator=v.instance_of(ClientInfo))
-    tmux_pane: str | None = attrs.field(default=None, validator=_TMUX_NAME)
-    tmux_session: str | None = attrs.field(default=None, validator=_TMUX_NAME)
+    tmux_pane: str | None = attrs.field(default=None, validator=_optional_str)
+    tmux_session: str | None = attrs.field(default=None, validator=_optional_str)
     state: StateCard | None = attrs.field(default=None, validator=v.optional(v.instance_of(StateCard)))
     capabilities: Capabilities | None = attrs.field(default=Capabilities(), validator=_optional_capabilities)
     process_start: float | None = attrs.field(default=None)
@@ -192,10 +161,10 @@ class PendingAsk:
     reference let any sender with a matching ``reply_to`` take it (R54).
     """
 
-    requester: str = attrs.field(validator=[v.instance_of(str), _non_empty, _SESSION_ID])
-    request_id: str = attrs.field(validator=[v.instance_of(str), _non_empty, _ID])
+    requester: str = attrs.field(validator=[v.instance_of(str), _non_empty])
+    request_id: str = attrs.field(validator=[v.instance_of(str), _non_empty])
     at_ms: int = attrs.field(validator=_non_bool_int)
-    peer: str | None = attrs.field(default=None, validator=_SESSION_ID)
+    peer: str | None = attrs.field(default=None, validator=_optional_str)
 
 
 @attrs.frozen

@@ -16,6 +16,7 @@ from oxtail_core import ask as _ask
 from oxtail_core import messaging as _messaging
 from oxtail_core.context import Context
 from oxtail_core.effects import Flow, run, run_async
+from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
 from oxtail_core.model import ClientInfo, ClientType, RegistryEntry, StateCard, WakeMode
 from oxtail_core.protocols import Batch
 from oxtail_core.results import Asked, Messages, NotAsked, NotReplied, NotSent, Refused, Replied, Sent
@@ -66,7 +67,11 @@ class _PeerCore:
         return self.me.session_id
 
     def claim(self, session_id: str) -> None:
-        """Take on an agent identity; mail sent to our process so far moves to the agent's inbox."""
+        """Take on an agent identity; mail sent to our process so far moves to the agent's inbox.
+
+        ValueError for an id over ``SESSION_ID_MAX_CHARS`` or with a lone surrogate (limits.py).
+        """
+        check_id("session_id", session_id, SESSION_ID_MAX_CHARS)
         client = attrs.evolve(self.me.client, session_id=session_id, session_id_source="self-register")
         self.me = attrs.evolve(self.me, client=client)
         publish(self.ctx, self.me)

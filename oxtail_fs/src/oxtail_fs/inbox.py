@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oxtail_core.convert import envelope_from_line, envelope_to_line
-from oxtail_core.errors import StoreBusy
+from oxtail_core.errors import InboxFull, StoreBusy
 from oxtail_core.ids import new_id
+from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
 from oxtail_fs import journal
@@ -32,6 +33,7 @@ from oxtail_fs.atomic import (
     inode,
     read_all,
     read_bounded,
+    require_regular,
     unlink_missing_ok,
     write_all,
     write_atomic,
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
 CrashHook = Callable[[str], None]
 Entry = tuple[bytes, Envelope]
-_APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+_APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 _JOURNAL_RETRIES = 8
 _BATCH_MAX_BYTES = 64 << 20
 
@@ -106,6 +108,7 @@ class InboxFiles:
         target = self._path(stem).with_name(f"{stem}.jsonl.quarantine")
         fd = os.open(target, _APPEND_FLAGS, FILE_MODE)
         try:
+            require_regular(fd, target)
             write_all(fd, b"".join(bad))
         finally:
             os.close(fd)
@@ -207,6 +210,9 @@ class InboxFiles:
             if guard is not None and not guard():
                 return False
             if data:
+                waiting = _size(self._path(stem))
+                if waiting + len(data) > INBOX_MAX_BYTES:
+                    raise InboxFull(waiting, INBOX_MAX_BYTES)
                 append_guarded(held[stem], self._path(stem), data, midway)
                 held[stem].commit(bump=True)
             return True
@@ -274,6 +280,8 @@ class InboxFiles:
 
     def _batches(self, stem: str) -> list[dict[str, Any]]:
         directory = self._layout.inflight_dir(stem)
+        if not self._layout.existing_dir(directory):
+            return []
         try:
             names = os.listdir(directory)
         except FileNotFoundError:
@@ -402,6 +410,13 @@ class InboxFiles:
         if watch is None or watch.pid != os.getpid() or watch.fd is None:
             watch = self._watches.watch = DirWatch(self._dir)
         return watch
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.lstat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _batch_doc(batch: Batch, lines: Sequence[bytes]) -> dict[str, Any]:

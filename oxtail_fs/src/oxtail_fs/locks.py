@@ -34,13 +34,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from oxtail_core.errors import StoreBusy, StoreError
-from oxtail_fs.atomic import write_all
+from oxtail_fs.atomic import require_regular, write_all
 from oxtail_fs.layout import FILE_MODE
 
 _STATE = struct.Struct("<qq")
 _NO_APPEND = -1
 _FIRST_RETRY_S = 0.0005
-_APPEND_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+_APPEND_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 class HeldLock:
@@ -74,10 +75,15 @@ class HeldLock:
         if append_from == _NO_APPEND:
             return
         try:
-            if os.stat(data).st_size > append_from:
-                os.truncate(data, append_from)
+            fd = os.open(data, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             pass
+        else:
+            try:
+                if require_regular(fd, data).st_size > append_from:
+                    os.ftruncate(fd, append_from)
+            finally:
+                os.close(fd)
         self.commit(bump=False)
 
 
@@ -91,7 +97,7 @@ def append_guarded(
     """
     fd = os.open(data_path, _APPEND_FLAGS, FILE_MODE)
     try:
-        size = os.fstat(fd).st_size
+        size = require_regular(fd, data_path).st_size
         lock.mark_append(size)
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
@@ -108,8 +114,9 @@ def append_guarded(
 @contextmanager
 def hold(path: Path, timeout_s: float, check_interval_s: float) -> Iterator[HeldLock]:
     """Hold the exclusive lock on ``path`` (created 0600 if missing) for the ``with`` body."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    fd = os.open(path, _LOCK_FLAGS, FILE_MODE)
     try:
+        require_regular(fd, path)
         _acquire(fd, path, timeout_s, check_interval_s)
         yield HeldLock(fd, path)
     finally:
@@ -134,13 +141,19 @@ def _acquire(fd: int, path: Path, timeout_s: float, check_interval_s: float) -> 
 
 
 def read_seq(path: Path) -> int:
-    """The sidecar's change counter, read without locking (0 if there is no sidecar yet)."""
+    """The sidecar's change counter, read without locking (0 if there is no sidecar yet).
+
+    A planted link, FIFO or unreadable sidecar also reads as 0 ("no change"):
+    the next operation that locks it refuses it with a StoreError.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return 0
     try:
         raw = os.pread(fd, _STATE.size, 0)
+    except OSError:
+        return 0
     finally:
         os.close(fd)
     return _STATE.unpack(raw)[0] if len(raw) == _STATE.size else 0

@@ -18,6 +18,7 @@ import attrs
 
 from oxtail_core import Capabilities, Context, RegistryEntry, Settings, StateCard, SystemClock
 from oxtail_core.convert import to_wire
+from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
 from oxtail_core.routing import publish, retire
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_fs import proctree
@@ -128,7 +129,11 @@ class Agent:
         return True
 
     def claim(self, session_id: str) -> RegistryEntry:
-        """Pin our identity (an explicit claim always wins), rebind tmux, publish, persist a sticky claim."""
+        """Pin our identity (an explicit claim always wins), rebind tmux, publish, persist a sticky claim.
+
+        ValueError (a tool error) for an id the core bounds refuse (oxtail_core.limits).
+        """
+        check_id("session_id", session_id, SESSION_ID_MAX_CHARS)
         now = self.ctx.clock.now_ms()
         client = self.me.client
         transcript = client.transcript_path
