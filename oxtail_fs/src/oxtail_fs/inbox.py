@@ -14,6 +14,7 @@ Invariants (see docs/protocol.md):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -218,12 +219,28 @@ class InboxFiles:
             return True
 
     def remove_if_drained(self, inbox: InboxId, remove: Callable[[], bool]) -> bool:
-        """Run ``remove`` under the inbox lock iff no message waits in the inbox or is in flight from it."""
+        """Run ``remove`` under the inbox lock iff no message waits in the inbox or is in flight from it.
+
+        A drained *process* inbox is then removed whole (empty file, empty
+        in-flight dir, lock sidecar): its only reader is the server now
+        leaving, so no waiter's change token can be fooled by the sidecar's
+        counter starting again at 0 (issue 14 item 6). Session inboxes outlive
+        servers and keep their files.
+        """
         stem = inbox_stem(inbox)
-        with self._resolved([stem]):
-            if parse_lines(read_all(self._path(stem)))[0] or self._batches(stem):
+        with self._resolved([stem]) as held:
+            path = self._path(stem)
+            data = read_all(path)
+            if parse_lines(data)[0] or self._batches(stem):
                 return False
-            return remove()
+            if not remove():
+                return False
+            if inbox.kind == "process" and not data:
+                unlink_missing_ok(path)
+                with contextlib.suppress(OSError):
+                    os.rmdir(self._layout.inflight_dir(stem))
+                held[stem].unlink_if_linked()
+            return True
 
     # Take / settle / restore / recover ----------------------------------------------------------------
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:

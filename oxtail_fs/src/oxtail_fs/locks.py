@@ -51,6 +51,20 @@ class HeldLock:
         self.fd = fd
         self.path = path
 
+    def unlink_if_linked(self) -> bool:
+        """Remove the sidecar from its directory while we hold it, iff ``path`` is still our inode.
+
+        Safe against every concurrent locker because :func:`hold` re-checks,
+        after taking the flock, that its descriptor is still the linked file
+        (and starts over if not): a process that opened the old inode before
+        this unlink gets its flock only after we release, sees it is stale and
+        locks the new file. So no two holders ever believe they hold "the" lock.
+        """
+        if not _still_linked(self.fd, self.path):
+            return False
+        os.unlink(self.path)
+        return True
+
     def state(self) -> tuple[int, int]:
         """``(seq, append_from)``; a fresh sidecar reads as ``(0, -1)``."""
         raw = os.pread(self.fd, _STATE.size, 0)
@@ -113,14 +127,37 @@ def append_guarded(
 
 @contextmanager
 def hold(path: Path, timeout_s: float, check_interval_s: float) -> Iterator[HeldLock]:
-    """Hold the exclusive lock on ``path`` (created 0600 if missing) for the ``with`` body."""
-    fd = os.open(path, _LOCK_FLAGS, FILE_MODE)
+    """Hold the exclusive lock on ``path`` (created 0600 if missing) for the ``with`` body.
+
+    A lock whose sidecar was unlinked while we waited (see
+    :meth:`HeldLock.unlink_if_linked`) is dropped and the linked one taken
+    instead, within the same deadline.
+    """
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    while True:
+        fd = os.open(path, _LOCK_FLAGS, FILE_MODE)
+        try:
+            require_regular(fd, path)
+            _acquire(fd, path, deadline - time.monotonic(), check_interval_s)
+            if _still_linked(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
-        require_regular(fd, path)
-        _acquire(fd, path, timeout_s, check_interval_s)
         yield HeldLock(fd, path)
     finally:
         os.close(fd)  # closing the only descriptor releases the flock
+
+
+def _still_linked(fd: int, path: Path) -> bool:
+    try:
+        linked = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (linked.st_dev, linked.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _acquire(fd: int, path: Path, timeout_s: float, check_interval_s: float) -> None:
