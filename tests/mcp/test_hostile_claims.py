@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from oxtail_mcp.identity import sticky
 
 
@@ -47,3 +49,20 @@ def test_a_fifo_among_the_claims_does_not_hang_a_claim(tmp_path: Path) -> None:
     (state / "claims").mkdir(parents=True)
     os.mkfifo(state / "claims" / ("0" * 32 + ".json"))
     assert sticky.write_claim(state, record(tmp_path), now_ms=2000, writer_pid=os.getpid()) is True
+
+
+def test_the_process_ancestry_is_snapshotted_once_per_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    mp = monkeypatch
+    calls: list[int] = []
+    real = sticky.ps_snapshot
+
+    def counting() -> dict[int, tuple[int, str]]:
+        calls.append(1)
+        return real()
+
+    mp.setattr(sticky, "ps_snapshot", counting)
+    mp.setattr(sticky, "_ANCESTRY", {})
+    first = sticky.current_ancestors(os.getppid())
+    for _ in range(5):
+        assert sticky.current_ancestors(os.getppid()) == first
+    assert len(calls) == 1

@@ -137,9 +137,24 @@ def ps_snapshot(
     return parse_ps(done.stdout or "") if done.returncode == 0 else {}
 
 
+_ANCESTRY: dict[int, list[Ancestor]] = {}
+
+
 def current_ancestors(parent_pid: int) -> list[Ancestor]:
-    """This process's ancestry as claims record it (``parent_pid`` is normally ``os.getppid()``)."""
-    return ancestor_chain(parent_pid, ps_snapshot())
+    """This process's ancestry as claims record it (``parent_pid`` is normally ``os.getppid()``).
+
+    Cached per parent pid (issue 15 item 14: an unclaimed server ran ``ps -A`` on every
+    ``get_my_session``): the ancestors of a living parent never change, and if the parent dies
+    we are reparented, so ``os.getppid()`` changes and the chain is taken again. A chain with a
+    gap (``ps`` missing or racing) is not cached.
+    """
+    cached = _ANCESTRY.get(parent_pid)
+    if cached is not None:
+        return list(cached)
+    chain = ancestor_chain(parent_pid, ps_snapshot())
+    if chain and all(a.sig for a in chain):
+        _ANCESTRY[parent_pid] = list(chain)
+    return chain
 
 
 # --------------------------------------------------------------------------- records on disk
