@@ -178,3 +178,26 @@ def test_an_inbox_at_its_cap_refuses_the_sender_with_inbox_full_and_keeps_what_i
     assert os.stat(inbox).st_size == INBOX_MAX_BYTES - 10
     os.truncate(inbox, 0)
     assert store.append(INBOX, [env(3)]) is True
+
+
+def test_a_waiting_line_is_parsed_once_however_many_reads_it_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import oxtail_fs.inbox as inbox_module
+
+    store = FsStore(tmp_path / "home")
+    store.append(INBOX, [env(n) for n in range(100)])
+    parsed: list[str] = []
+    real = inbox_module.envelope_from_line
+
+    def counting(line: str) -> Envelope:
+        parsed.append(line)
+        return real(line)
+
+    monkeypatch.setattr(inbox_module, "envelope_from_line", counting)
+    for _ in range(5):
+        batch = store.take(INBOX, lambda msgs: range(min(10, len(msgs))), HOLDER)
+        assert batch is not None
+        store.settle(batch)
+    assert len(parsed) == 100
+    assert store.depth(INBOX) == 50
