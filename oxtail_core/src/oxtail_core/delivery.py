@@ -11,6 +11,7 @@ from __future__ import annotations
 from oxtail_core.context import Context
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import canonical_session_id, new_id
+from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
 from oxtail_core.model import Envelope, RegistryEntry, check_body
 from oxtail_core.routing import inbox_of
 from oxtail_core.trace import safe_emit
@@ -26,8 +27,12 @@ def mint(
     reply_to: str | None = None,
     source_message_id: str | None = None,
 ) -> Envelope:
-    """A fresh envelope: new id, integer-second timestamp, byte count, provenance."""
+    """A fresh envelope: new id, integer-second timestamp, byte count, provenance; ids bounded (limits)."""
     check_body(body)
+    check_id("from_session_id", sender, SESSION_ID_MAX_CHARS)
+    check_id("request_id", request_id)
+    check_id("reply_to", reply_to)
+    check_id("source_message_id", source_message_id)
     return Envelope(
         id=new_id(),
         body=body,

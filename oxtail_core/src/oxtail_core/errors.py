@@ -40,6 +40,18 @@ class StoreBusy(StoreError):
         self.resource = resource
 
 
+class InboxFull(StoreError):
+    """The receiver's inbox holds as much unread mail as it may (limits.INBOX_MAX_BYTES): nothing was sent."""
+
+    code = "inbox-full"
+
+    def __init__(self, waiting_bytes: int, limit: int) -> None:
+        super().__init__(
+            f"inbox-full: the peer has {waiting_bytes} bytes of unread mail (at most {limit}); "
+            "nothing was sent, try again once it has read"
+        )
+
+
 class Cancelled(OxtailError):
     """Thrown into a running flow when its caller gives up (an MCP cancellation, a Ctrl-C)."""
 

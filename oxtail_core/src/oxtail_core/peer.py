@@ -22,6 +22,7 @@ from oxtail_core import ask as _ask
 from oxtail_core import messaging as _messaging
 from oxtail_core.context import Context
 from oxtail_core.effects import Flow, call_async, finish_async, run, run_async
+from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
 from oxtail_core.model import ClientInfo, ClientType, RegistryEntry, StateCard, WakeMode
 from oxtail_core.protocols import Batch
 from oxtail_core.results import Asked, Messages, NotAsked, NotReplied, NotSent, Refused, Replied, Sent
@@ -97,8 +98,10 @@ class _PeerCore:
         """Take on an agent identity; mail sent to our process so far moves to the agent's inbox.
 
         A server also passes the agent's ``transcript_path`` and its freshly
-        verified ``tmux`` (pane, session); left out, they are kept.
+        verified ``tmux`` (pane, session); left out, they are kept. ValueError
+        for an id over ``SESSION_ID_MAX_CHARS`` or with a lone surrogate (limits.py).
         """
+        check_id("session_id", session_id, SESSION_ID_MAX_CHARS)
         client = attrs.evolve(self.me.client, session_id=session_id, session_id_source="self-register")
         if not isinstance(transcript_path, _Keep):
             client = attrs.evolve(client, transcript_path=transcript_path)

@@ -4,17 +4,30 @@ A reader or a crasher sees a file replaced by :func:`write_atomic` either
 complete-old or complete-new (temp file in the same directory, then rename):
 a kill leaves at most a stray ``.tmp`` file, never a half-written record.
 Every file is created 0600.
+
+Hostile files (issue 15 items 7, 8, 13): every open here uses ``O_NOFOLLOW``
+(a symlink at a state path is refused with ELOOP, never followed) and, for
+reads, ``O_NONBLOCK`` plus an ``fstat`` check that the file is regular, so a
+FIFO or a device planted where a record belongs is refused instead of hanging
+or spinning; every read is capped. Temp names carry 48 random bits and are
+created with ``O_EXCL``, so a link planted at a guessed name is never written
+through.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import stat
 from pathlib import Path
 
+from oxtail_core.errors import StoreError
 from oxtail_fs.layout import FILE_MODE
+
+STATE_FILE_MAX_BYTES = 64 << 20
+"""The most any inbox, ledger or journal read takes in (an inbox is capped at append far below)."""
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
 
@@ -104,25 +117,101 @@ def read_bounded(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def read_all(path: Path) -> bytes:
-    """The whole file, or ``b""`` if it does not exist."""
+def require_regular(fd: int, path: Path) -> os.stat_result:
+    """``fstat`` of an open state file; StoreError unless it is a regular file. A looser mode is tightened."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"refusing {path}: not a regular file (mode {stat.filemode(st.st_mode)})")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & FILE_MODE)
+    return st
+
+
+def open_regular(path: Path, max_bytes: int) -> io.BufferedReader:
+    """A reader of the regular file ``path`` that yields at most ``max_bytes`` bytes.
+
+    For files we do not own (transcripts): no ``O_NOFOLLOW`` (a user may link
+    a transcript), but ``O_NONBLOCK`` and a regular-file check, so a FIFO or
+    ``/dev/zero`` is refused (StoreError) instead of hanging or spinning.
+    FileNotFoundError passes through.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"refusing {path}: not a regular file")
+        return io.BufferedReader(_Capped(fd, max_bytes))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Capped(io.RawIOBase):
+    """A raw reader over ``fd`` that reports end of file after ``left`` bytes."""
+
+    def __init__(self, fd: int, left: int) -> None:
+        self._fd = fd
+        self._left = left
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        want = min(len(buffer), self._left)
+        if want <= 0:
+            return 0
+        data = os.read(self._fd, want)
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def read_all(path: Path, limit: int = STATE_FILE_MAX_BYTES) -> bytes:
+    """The whole state file, or ``b""`` if it does not exist.
+
+    StoreError for a symlink (ELOOP), a FIFO, a device or a file over
+    ``limit`` bytes: such a file is refused, never followed, waited on or
+    read without bound.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return b""
+    try:
+        st = require_regular(fd, path)
+        if st.st_size > limit:
+            raise StoreError(f"refusing {path}: {st.st_size} bytes (at most {limit})")
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise StoreError(f"refusing {path}: over {limit} bytes")
+        return data
+    finally:
+        os.close(fd)
 
 
 def inode(path: Path) -> int | None:
     """The file's inode number, None if absent: a rename-replace always changes it."""
     try:
-        return os.stat(path).st_ino
+        return os.lstat(path).st_ino
     except FileNotFoundError:
         return None
 
 
 def sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         os.fsync(fd)
     finally:

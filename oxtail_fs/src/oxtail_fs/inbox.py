@@ -14,6 +14,7 @@ Invariants (see docs/protocol.md):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -23,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oxtail_core.convert import envelope_from_line, envelope_to_line
-from oxtail_core.errors import StoreBusy
+from oxtail_core.errors import InboxFull, StoreBusy
 from oxtail_core.ids import new_id
+from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
 from oxtail_fs import journal
@@ -32,6 +34,7 @@ from oxtail_fs.atomic import (
     inode,
     read_all,
     read_bounded,
+    require_regular,
     unlink_missing_ok,
     write_all,
     write_atomic,
@@ -44,16 +47,19 @@ if TYPE_CHECKING:
 
 CrashHook = Callable[[str], None]
 Entry = tuple[bytes, Envelope]
-_APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+_APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 _JOURNAL_RETRIES = 8
 _BATCH_MAX_BYTES = 64 << 20
+_PARSED_MAX_LINES = 20_000
 
 
-def parse_lines(data: bytes) -> tuple[list[Entry], list[bytes]]:
+def parse_lines(data: bytes, known: dict[bytes, Envelope] | None = None) -> tuple[list[Entry], list[bytes]]:
     """Split an inbox into (raw line, message) pairs and the lines that are not messages.
 
     A line must be newline-terminated, valid UTF-8 and a schema-1 envelope; a
-    torn last line, a corrupt line or a stray byte sequence is "bad".
+    torn last line, a corrupt line or a stray byte sequence is "bad". ``known``
+    maps raw lines already parsed to their message (the same bytes always parse
+    to the same envelope), so a line is parsed once however many reads it waits.
     """
     good: list[Entry] = []
     bad: list[bytes] = []
@@ -62,10 +68,15 @@ def parse_lines(data: bytes) -> tuple[list[Entry], list[bytes]]:
     for raw in lines:
         if not raw:
             continue
+        line = raw + b"\n"
+        cached = known.get(line) if known is not None else None
+        if cached is not None:
+            good.append((line, cached))
+            continue
         try:
-            good.append((raw + b"\n", envelope_from_line(raw.decode("utf-8"))))
+            good.append((line, envelope_from_line(raw.decode("utf-8"))))
         except (ValueError, TypeError):  # ShapeError and UnicodeDecodeError are ValueErrors
-            bad.append(raw + b"\n")
+            bad.append(line)
     if tail:
         bad.append(tail + b"\n")
     return good, bad
@@ -91,6 +102,8 @@ class InboxFiles:
         self._dir = layout.dir(INBOXES)
         self._journals = layout.dir(JOURNAL)
         self._watches = threading.local()
+        self._parsed: dict[str, dict[bytes, Envelope]] = {}
+        self._parsed_lock = threading.Lock()
 
     # Paths and small helpers ----------------------------------------------------------
     def _path(self, stem: str) -> Path:
@@ -106,9 +119,27 @@ class InboxFiles:
         target = self._path(stem).with_name(f"{stem}.jsonl.quarantine")
         fd = os.open(target, _APPEND_FLAGS, FILE_MODE)
         try:
+            require_regular(fd, target)
             write_all(fd, b"".join(bad))
         finally:
             os.close(fd)
+
+    def _parse(self, stem: str, data: bytes) -> tuple[list[Entry], list[bytes]]:
+        """``parse_lines`` remembering this inbox's parsed lines (issue 15 item 12).
+
+        A take of 50 from 10,000 waiting then parses only lines it has not seen;
+        the memory is that of the inbox (bounded by its cap) and at most
+        ``_PARSED_MAX_LINES`` lines are remembered per process.
+        """
+        with self._parsed_lock:
+            known = self._parsed.get(stem, {})
+        good, bad = parse_lines(data, known)
+        with self._parsed_lock:
+            self._parsed.pop(stem, None)
+            room = _PARSED_MAX_LINES - sum(len(v) for v in self._parsed.values())
+            if room > 0:
+                self._parsed[stem] = dict(good[:room])
+        return good, bad
 
     def _write(self, path: Path, data: bytes) -> None:
         write_atomic(path, data, fsync=self._fsync)
@@ -207,24 +238,43 @@ class InboxFiles:
             if guard is not None and not guard():
                 return False
             if data:
+                waiting = _size(self._path(stem))
+                if waiting + len(data) > INBOX_MAX_BYTES:
+                    raise InboxFull(waiting, INBOX_MAX_BYTES)
                 append_guarded(held[stem], self._path(stem), data, midway)
                 held[stem].commit(bump=True)
             return True
 
     def remove_if_drained(self, inbox: InboxId, remove: Callable[[], bool]) -> bool:
-        """Run ``remove`` under the inbox lock iff no message waits in the inbox or is in flight from it."""
+        """Run ``remove`` under the inbox lock iff no message waits in the inbox or is in flight from it.
+
+        A drained *process* inbox is then removed whole (empty file, empty
+        in-flight dir, lock sidecar): its only reader is the server now
+        leaving, so no waiter's change token can be fooled by the sidecar's
+        counter starting again at 0 (issue 14 item 6). Session inboxes outlive
+        servers and keep their files.
+        """
         stem = inbox_stem(inbox)
-        with self._resolved([stem]):
-            if parse_lines(read_all(self._path(stem)))[0] or self._batches(stem):
+        with self._resolved([stem]) as held:
+            path = self._path(stem)
+            data = read_all(path)
+            if parse_lines(data)[0] or self._batches(stem):
                 return False
-            return remove()
+            if not remove():
+                return False
+            if inbox.kind == "process" and not data:
+                unlink_missing_ok(path)
+                with contextlib.suppress(OSError):
+                    os.rmdir(self._layout.inflight_dir(stem))
+                held[stem].unlink_if_linked()
+            return True
 
     # Take / settle / restore / recover ----------------------------------------------------------------
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
         stem = inbox_stem(inbox)
         with self._resolved([stem]) as held:
             path = self._path(stem)
-            good, bad = parse_lines(read_all(path))
+            good, bad = self._parse(stem, read_all(path))
             chosen = sorted(set(select(tuple(env for _, env in good))))
             if not chosen:
                 return None  # nothing changes, not even the mtime (pollers are not woken)
@@ -274,6 +324,8 @@ class InboxFiles:
 
     def _batches(self, stem: str) -> list[dict[str, Any]]:
         directory = self._layout.inflight_dir(stem)
+        if not self._layout.existing_dir(directory):
+            return []
         try:
             names = os.listdir(directory)
         except FileNotFoundError:
@@ -382,7 +434,7 @@ class InboxFiles:
     def depth(self, inbox: InboxId) -> int:
         stem = inbox_stem(inbox)
         with self._hold([stem]):
-            return len(parse_lines(read_all(self._path(stem)))[0])
+            return len(self._parse(stem, read_all(self._path(stem)))[0])
 
     def change_token(self, inboxes: Sequence[InboxId]) -> tuple[int, ...]:
         return tuple(read_seq(lock_path(self._path(inbox_stem(i)))) for i in inboxes)
@@ -402,6 +454,13 @@ class InboxFiles:
         if watch is None or watch.pid != os.getpid() or watch.fd is None:
             watch = self._watches.watch = DirWatch(self._dir)
         return watch
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.lstat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _batch_doc(batch: Batch, lines: Sequence[bytes]) -> dict[str, Any]:

@@ -5,6 +5,11 @@ reply_to values and inbox keys only reach the filesystem through ``hash32`` /
 ``pair_key`` (32 lowercase hex characters), batch ids must be hex16, and
 registry pids must be positive integers. So no input can escape ``home``,
 collide with another record or become a hidden or lock file.
+
+Every directory we use under ``home`` must be a real directory: a symlink (or
+any other file) at ``inboxes/``, ``claims/``, ``inflight/<stem>`` ... is
+refused with a StoreError, never followed (issue 15 item 7). ``home`` itself
+may be a link (a user's dotfiles); its contents are ours to check.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import re
 import stat
 from pathlib import Path
 
+from oxtail_core.errors import StoreError
 from oxtail_core.ids import HEX16, hash32, pair_key
 from oxtail_core.protocols import InboxId
 
@@ -28,7 +34,8 @@ PENDING = "pending-ask"
 AUTOWAKE = "autowake"
 ACTIVITY = "activity"
 SESSIONS = "sessions"
-TOP_DIRS = (INBOXES, INFLIGHT, JOURNAL, RECEIVED, PENDING, AUTOWAKE, ACTIVITY, SESSIONS)
+CLAIMS = "claims"
+TOP_DIRS = (INBOXES, INFLIGHT, JOURNAL, RECEIVED, PENDING, AUTOWAKE, ACTIVITY, SESSIONS, CLAIMS)
 
 REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")
 
@@ -58,25 +65,48 @@ class Layout:
         return self.home / name
 
     def ensure_dir(self, path: Path) -> Path:
-        """Create ``path`` (and ``home``) with mode 0700 if missing; an existing one is left alone."""
+        """Create ``path`` (and ``home``) with mode 0700 if missing; an existing one must be a real directory.
+
+        StoreError for a symlink or a non-directory (never followed); an
+        existing directory looser than 0700 is tightened.
+        """
         try:
             os.mkdir(path, DIR_MODE)
         except FileExistsError:
-            return path
+            return self._verified(path)
         except FileNotFoundError:
             self.ensure_dir(path.parent)
             try:
                 os.mkdir(path, DIR_MODE)
             except FileExistsError:
-                return path
+                return self._verified(path)
         os.chmod(path, DIR_MODE)  # the umask may have removed bits we want, never added any
+        return self._verified(path)
+
+    def _verified(self, path: Path) -> Path:
+        if path == self.home:
+            return path
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+            raise StoreError(f"refusing state directory {path}: it is {kind} (never followed)")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & DIR_MODE, follow_symlinks=False)
         return path
+
+    def existing_dir(self, path: Path) -> bool:
+        """Whether ``path`` exists as a real directory; StoreError if something else is there."""
+        try:
+            self._verified(path)
+        except FileNotFoundError:
+            return False
+        return True
 
     def tighten(self) -> None:
         """Make ``home`` and every top directory that exists private (0700): mail is not for other users."""
         for path in (self.home, *(self.home / name for name in TOP_DIRS)):
             try:
-                st = os.lstat(path)
+                st = os.stat(path) if path == self.home else os.lstat(path)
             except FileNotFoundError:
                 continue
             if stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:

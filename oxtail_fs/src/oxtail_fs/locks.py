@@ -34,13 +34,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from oxtail_core.errors import StoreBusy, StoreError
-from oxtail_fs.atomic import write_all
+from oxtail_fs.atomic import require_regular, write_all
 from oxtail_fs.layout import FILE_MODE
 
 _STATE = struct.Struct("<qq")
 _NO_APPEND = -1
 _FIRST_RETRY_S = 0.0005
-_APPEND_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+_APPEND_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 class HeldLock:
@@ -49,6 +50,20 @@ class HeldLock:
     def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
         self.path = path
+
+    def unlink_if_linked(self) -> bool:
+        """Remove the sidecar from its directory while we hold it, iff ``path`` is still our inode.
+
+        Safe against every concurrent locker because :func:`hold` re-checks,
+        after taking the flock, that its descriptor is still the linked file
+        (and starts over if not): a process that opened the old inode before
+        this unlink gets its flock only after we release, sees it is stale and
+        locks the new file. So no two holders ever believe they hold "the" lock.
+        """
+        if not _still_linked(self.fd, self.path):
+            return False
+        os.unlink(self.path)
+        return True
 
     def state(self) -> tuple[int, int]:
         """``(seq, append_from)``; a fresh sidecar reads as ``(0, -1)``."""
@@ -74,10 +89,15 @@ class HeldLock:
         if append_from == _NO_APPEND:
             return
         try:
-            if os.stat(data).st_size > append_from:
-                os.truncate(data, append_from)
+            fd = os.open(data, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             pass
+        else:
+            try:
+                if require_regular(fd, data).st_size > append_from:
+                    os.ftruncate(fd, append_from)
+            finally:
+                os.close(fd)
         self.commit(bump=False)
 
 
@@ -91,7 +111,7 @@ def append_guarded(
     """
     fd = os.open(data_path, _APPEND_FLAGS, FILE_MODE)
     try:
-        size = os.fstat(fd).st_size
+        size = require_regular(fd, data_path).st_size
         lock.mark_append(size)
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
@@ -107,13 +127,37 @@ def append_guarded(
 
 @contextmanager
 def hold(path: Path, timeout_s: float, check_interval_s: float) -> Iterator[HeldLock]:
-    """Hold the exclusive lock on ``path`` (created 0600 if missing) for the ``with`` body."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    """Hold the exclusive lock on ``path`` (created 0600 if missing) for the ``with`` body.
+
+    A lock whose sidecar was unlinked while we waited (see
+    :meth:`HeldLock.unlink_if_linked`) is dropped and the linked one taken
+    instead, within the same deadline.
+    """
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    while True:
+        fd = os.open(path, _LOCK_FLAGS, FILE_MODE)
+        try:
+            require_regular(fd, path)
+            _acquire(fd, path, deadline - time.monotonic(), check_interval_s)
+            if _still_linked(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
-        _acquire(fd, path, timeout_s, check_interval_s)
         yield HeldLock(fd, path)
     finally:
         os.close(fd)  # closing the only descriptor releases the flock
+
+
+def _still_linked(fd: int, path: Path) -> bool:
+    try:
+        linked = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (linked.st_dev, linked.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _acquire(fd: int, path: Path, timeout_s: float, check_interval_s: float) -> None:
@@ -134,13 +178,19 @@ def _acquire(fd: int, path: Path, timeout_s: float, check_interval_s: float) -> 
 
 
 def read_seq(path: Path) -> int:
-    """The sidecar's change counter, read without locking (0 if there is no sidecar yet)."""
+    """The sidecar's change counter, read without locking (0 if there is no sidecar yet).
+
+    A planted link, FIFO or unreadable sidecar also reads as 0 ("no change"):
+    the next operation that locks it refuses it with a StoreError.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return 0
     try:
         raw = os.pread(fd, _STATE.size, 0)
+    except OSError:
+        return 0
     finally:
         os.close(fd)
     return _STATE.unpack(raw)[0] if len(raw) == _STATE.size else 0

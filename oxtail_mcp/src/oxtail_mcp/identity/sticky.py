@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import os
+import stat
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,12 +24,16 @@ from typing import Any
 
 import attrs
 
+from oxtail_core.errors import StoreError
 from oxtail_core.ids import hash32
 from oxtail_core.model import ClientInfo
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_core.wire import utf8
+from oxtail_fs.atomic import read_bounded, write_atomic
+from oxtail_fs.layout import Layout
 
 CLAIM_TTL_MS = 14 * 86_400_000
+CLAIM_MAX_BYTES = 64 << 10
 MAX_ANCESTORS = 8
 PS_ARGV = ("ps", "-A", "-o", "pid=,ppid=,lstart=")
 PS_TIMEOUT_S = 5.0
@@ -132,9 +137,24 @@ def ps_snapshot(
     return parse_ps(done.stdout or "") if done.returncode == 0 else {}
 
 
+_ANCESTRY: dict[int, list[Ancestor]] = {}
+
+
 def current_ancestors(parent_pid: int) -> list[Ancestor]:
-    """This process's ancestry as claims record it (``parent_pid`` is normally ``os.getppid()``)."""
-    return ancestor_chain(parent_pid, ps_snapshot())
+    """This process's ancestry as claims record it (``parent_pid`` is normally ``os.getppid()``).
+
+    Cached per parent pid (issue 15 item 14: an unclaimed server ran ``ps -A`` on every
+    ``get_my_session``): the ancestors of a living parent never change, and if the parent dies
+    we are reparented, so ``os.getppid()`` changes and the chain is taken again. A chain with a
+    gap (``ps`` missing or racing) is not cached.
+    """
+    cached = _ANCESTRY.get(parent_pid)
+    if cached is not None:
+        return list(cached)
+    chain = ancestor_chain(parent_pid, ps_snapshot())
+    if chain and all(a.sig for a in chain):
+        _ANCESTRY[parent_pid] = list(chain)
+    return chain
 
 
 # --------------------------------------------------------------------------- records on disk
@@ -161,17 +181,25 @@ def _ancestors(value: object) -> tuple[Ancestor, ...] | None:
 
 
 def _read_json(path: Path) -> object:
+    """A small claim record (O_NOFOLLOW, regular files only, capped): never a FIFO, a device or a link."""
     try:
-        return json.loads(path.read_bytes().decode("utf-8", errors="replace"))
+        raw = read_bounded(path, CLAIM_MAX_BYTES)
+        return None if raw is None else json.loads(raw.decode("utf-8", errors="replace"))
     except (OSError, ValueError, RecursionError):
         return None
 
 
 def _iter_record_files(state_dir: Path) -> list[Path]:
+    """The regular ``*.json`` files of a real ``claims/`` directory: a linked dir or file is never listed."""
+    directory = claims_dir(state_dir)
     try:
-        return sorted(p for p in claims_dir(state_dir).iterdir() if p.name.endswith(".json"))
+        if not stat.S_ISDIR(os.lstat(directory).st_mode):
+            return []
+        with os.scandir(directory) as listing:
+            names = [d.name for d in listing if d.name.endswith(".json") and d.is_file(follow_symlinks=False)]
     except OSError:
         return []
+    return sorted(directory / name for name in names)
 
 
 def _usable(data: object) -> ClaimRecord | None:
@@ -224,20 +252,10 @@ def write_claim(state_dir: Path, record: ClaimRecord, now_ms: int, writer_pid: i
     """
     try:
         gc_claims(state_dir, now_ms)
-        directory = claims_dir(state_dir)
-        if not directory.is_dir():
-            directory.mkdir(parents=True, exist_ok=True)
-            os.chmod(directory, 0o700)
+        directory = Layout(state_dir).ensure_dir(claims_dir(state_dir))
         final = directory / f"{record.key}.json"
-        temp = directory / f"{final.name}.{writer_pid}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, utf8(json.dumps(record.as_dict(), indent=2, ensure_ascii=False)))
-        finally:
-            os.close(fd)
-        os.replace(temp, final)
-    except OSError:
+        write_atomic(final, utf8(json.dumps(record.as_dict(), indent=2, ensure_ascii=False)), fsync=False)
+    except (OSError, StoreError):
         return False
     return True
 

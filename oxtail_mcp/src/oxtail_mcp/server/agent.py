@@ -173,7 +173,9 @@ class Agent:
             client = self.me.client
             transcript = client.transcript_path
             if client.type != "unknown":
-                transcript = transcript_path_for(client.type, self.user, client.cwd, session_id, now)
+                transcript = transcript_path_for(
+                    client.type, self.user, client.cwd, session_id, now, env=self.env
+                )
             binding = own_binding(self.tmux, self.env, self.me.server_pid)
             me = self.peer.claim(session_id, transcript_path=transcript, tmux=(binding.pane, binding.session))
             record = sticky.claim_for(me.client, sticky.current_ancestors(os.getppid()), now, me.server_pid)
@@ -192,7 +194,7 @@ class Agent:
         fresh, diagnosis = detection.enrich(fresh, self.me.started_at, self.env, self.user, now)
         if diagnosis is not None:
             safe_emit(self.ctx.tracer, "detect_run", **diagnosis.trace_fields(trigger))
-        merged = detection.merge_handshake(self.me.client, fresh, self.user, now)
+        merged = detection.merge_handshake(self.me.client, fresh, self.user, now, env=self.env)
         if merged.preserved is not None:
             safe_emit(
                 self.ctx.tracer, "detect_preserved_existing_session_id", trigger=trigger, **merged.preserved

@@ -2,17 +2,25 @@
 
 Tracing is best effort: a failure to create the directory or to append is
 swallowed, because a trace must never change what a tool does.
+
+The trace holds session ids, message ids and pane targets, so it is private
+like the state dir (issue 15 item 13): created 0600, a looser existing file is
+tightened, and it is opened with ``O_NOFOLLOW | O_NONBLOCK`` and written only
+if it is a regular file (a planted link or FIFO gets nothing, and never hangs us).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from oxtail_core.wire import dumps
+
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 class FileTracer:
@@ -34,8 +42,13 @@ class FileTracer:
         }
         with contextlib.suppress(OSError, ValueError, TypeError):
             line = (dumps(record) + "\n").encode("utf-8", errors="replace")
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, _FLAGS, 0o600)
             try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    return
+                if stat.S_IMODE(st.st_mode) & 0o077:
+                    os.fchmod(fd, 0o600)
                 os.write(fd, line)
             finally:
                 os.close(fd)
