@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clientbox import CLAUDE_PIN, CODEX_PIN, Box, installed, offline_env
+
+from tests.clients.clientbox import CLAUDE_PIN, CODEX_PIN, Box, installed, offline_env
 
 
 @pytest.fixture

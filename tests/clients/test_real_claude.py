@@ -9,10 +9,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from clientbox import BARE_SERVER, SERVER, Box, print_config_blocks
 
 from oxtail_core.ids import hash32
 from oxtail_mcp.transcripts.files import encode_cwd
+from tests.clients.clientbox import BARE_SERVER, SERVER, Box, print_config_blocks
 
 pytestmark = pytest.mark.clients
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from appserver import AppServer
-from clientbox import BARE_SERVER, SERVER, Box, print_config_blocks
 
 from oxtail_core.ids import is_uuid_shaped
+from tests.clients.appserver import AppServer
+from tests.clients.clientbox import BARE_SERVER, SERVER, Box, print_config_blocks
 
 pytestmark = pytest.mark.clients
 

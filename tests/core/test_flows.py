@@ -10,7 +10,7 @@ import pytest
 from oxtail_core import AsyncPeer, Peer, Settings, SystemClock, WakeReason, WakeStatus
 from oxtail_core.ask import ask_peer
 from oxtail_core.effects import WaitForMail
-from oxtail_core.model import WAKE_TEXT
+from oxtail_core.model import WAKE_TEXT, RegistryEntry
 from oxtail_core.results import Asked, NotAsked, NotReplied, NotSent, Refused, Replied, Sent
 from oxtail_core.routing import publish
 from tests.support.world import A, B, C, make_world
@@ -410,6 +410,32 @@ def test_debounce_window() -> None:
     assert a.send(B, "2", wake="auto").wake.status is WakeStatus.SKIPPED_DEBOUNCED  # type: ignore[union-attr]
     w.clock.advance(1)
     assert a.send(B, "3", wake="auto").wake.status is WakeStatus.FIRED  # type: ignore[union-attr]
+
+
+def test_two_wakes_that_both_pass_the_debounce_check_type_only_once() -> None:
+    """The asyncio driver runs flow steps in threads: a second send can run its whole wake while the
+    first is between its debounce check and its keystrokes; only one of them may type (R60)."""
+    w = make_world(Settings(debounce_ms=1000))
+    a, c = w.join(1, A), w.join(3, C)
+    w.join(2, B, pane="%2")
+    locate = w.waker.locate
+    inner: list[object] = []
+    overtaken = False
+
+    def interleaved(entry: RegistryEntry) -> str | None:
+        nonlocal overtaken
+        if not overtaken:  # the first send, past its debounce check, is overtaken by the second
+            overtaken = True
+            inner.append(c.send(B, "second", wake="auto"))
+        return locate(entry)
+
+    w.waker.locate = interleaved  # type: ignore[method-assign]
+    first = a.send(B, "first", wake="auto")
+    second = inner[0]
+    assert isinstance(first, Sent) and isinstance(second, Sent)
+    assert second.wake.status is WakeStatus.FIRED  # type: ignore[union-attr]
+    assert first.wake.status is WakeStatus.SKIPPED_DEBOUNCED  # type: ignore[union-attr]
+    assert [k for k in w.waker.keys if k[1] == "Enter"] == [("%2", "Enter")]
 
 
 def test_forged_pane_is_never_typed_into() -> None:

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from e2e import World, sid, world
+from tests.support.e2e import World, sid, world
 
 HOLD_LOCK = """
 import fcntl, os, sys, time

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from e2e import sid, world
 
 from oxtail_core.clock import FakeClock
 from oxtail_core.delivery import mint
 from oxtail_core.limits import ID_MAX_CHARS, SESSION_ID_MAX_CHARS, check_id
+from tests.support.e2e import sid, world
 
 
 @pytest.mark.parametrize("field", ["reply_to", "source_message_id"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e2e import sid, world
+from tests.support.e2e import sid, world
 
 
 def test_servers_that_start_and_exit_leave_no_inbox_lock_files(tmp_path: Path) -> None:

@@ -29,14 +29,26 @@ class Debounce:
             at = self.stamps.get(session_id)
         return at is not None and now_ms - at < self.window_ms
 
-    def stamp(self, session_id: str, now_ms: int) -> None:
+    def claim(self, session_id: str, now_ms: int) -> bool:
+        """Stamp unless another wake of this session stamped within the window: one check-and-stamp.
+
+        Two sends running in worker threads can both pass :meth:`active` before
+        either stamps; only the one that wins here may type.
+        """
         with self._lock:
-            self.stamps[session_id] = now_ms
-            if len(self.stamps) > 256:
-                horizon = 10 * self.window_ms
-                for sid, at in list(self.stamps.items()):
-                    if now_ms - at > horizon:
-                        del self.stamps[sid]
+            at = self.stamps.get(session_id)
+            if at is not None and now_ms - at < self.window_ms:
+                return False
+            self._stamp(session_id, now_ms)
+            return True
+
+    def _stamp(self, session_id: str, now_ms: int) -> None:
+        self.stamps[session_id] = now_ms
+        if len(self.stamps) > 256:
+            horizon = 10 * self.window_ms
+            for sid, at in list(self.stamps.items()):
+                if now_ms - at > horizon:
+                    del self.stamps[sid]
 
 
 @attrs.define

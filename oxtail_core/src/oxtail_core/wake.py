@@ -75,8 +75,9 @@ def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[WakeStatus]:
             server_pid=peer.server_pid,
         )
     flavor = "unknown" if ctx.settings.wake_strategy == "legacy" else peer.client.type
-    if sid:
-        ctx.debounce.stamp(sid, now)
+    if sid and not ctx.debounce.claim(sid, now):  # a concurrent wake of this session won the window
+        _trace_funnel_skip(ctx, peer, sid, WakeStatus.SKIPPED_DEBOUNCED, facts)
+        return WakeStatus.SKIPPED_DEBOUNCED
     ok = _keystroke(ctx, "text", target)
     if ok and flavor == "codex":
         yield Sleep(ctx.settings.codex_submit_gap_ms)
