@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.support.e2e import World, sid, world
+from tests.support.e2e import SERVER_COMMAND, World, sid, world
 
 HOLD_LOCK = """
 import fcntl, os, sys, time
@@ -120,8 +120,6 @@ def test_a_slow_client_that_drains_a_large_read_late_never_gets_it_twice(tmp_pat
     """A read response larger than the pipe buffer (~100 kB) that the client drains only after the
     unsent-restore window has passed was on its way: it settles, and the next read is empty."""
     import json
-
-    from e2e import SERVER_COMMAND
 
     with world(tmp_path) as w:
         (b,) = w.directs([("b", tmp_path, None)])
