@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from oxtail_mcp.commands.skills import SOURCES
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("client", choices=sorted(SOURCES), help="which client's skill")
-    parser.add_argument("--install", action="store_true", help="write it into the client's config folder")
+    """The words go to ``skills.main`` as they are, so its usage message stays the one documented."""
+    parser.add_argument("words", nargs=argparse.REMAINDER, metavar="{claude,codex} [--install]")
 
 
 def run(args: argparse.Namespace) -> int:
     from oxtail_mcp.commands import skills
 
-    return skills.main([args.client, *(["--install"] if args.install else [])])
+    return skills.main(args.words)
