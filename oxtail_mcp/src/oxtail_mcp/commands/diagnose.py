@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
+
+from oxtail_mcp.commands.terminal import inert
 
 KEEP = 200
 
@@ -64,18 +68,51 @@ def summarize(text: str) -> str:
     return "\n".join(lines)
 
 
+BARE_ENV = frozenset({"HOME", "LANG", "PATH", "SHELL", "TERM"})
+"""What Codex 0.171.0 gives an MCP server unless ``env_vars`` forwards more (CA-bundle variables aside)."""
+
+STRIPPED = (
+    "oxtail diagnose: this environment holds only HOME LANG PATH SHELL TERM, as Codex gives its MCP "
+    "servers: OXTAIL_HOME, TMUX, TMUX_PANE and OXTAIL_* settings were not forwarded; add "
+    "env_vars = [...] under [mcp_servers.oxtail] (see `oxtail-mcp print-config`)."
+)
+
+
+def setup_notes(env: Mapping[str, str]) -> list[str]:
+    """Lines about the setup for a person: hooks not (or no longer) installed, a stripped env."""
+    from oxtail_mcp.hooks.installer import freshness_hint
+
+    notes = []
+    hint = freshness_hint(env)
+    if hint:
+        notes.append(hint)
+    if (
+        env
+        and {name for name in env if not name.endswith(("_CERT_FILE", "_CERT_DIR", "_CA_BUNDLE"))} <= BARE_ENV
+    ):
+        notes.append(STRIPPED)
+    return notes
+
+
+def _print(text: str, file: IO[str] | None = None) -> None:
+    """Print one line per line of ``text``, each made inert (trace values come from peers)."""
+    print("\n".join(inert(line) for line in text.split("\n")), file=file or sys.stdout)
+
+
 def main(env: Mapping[str, str] = os.environ) -> int:
+    for note in setup_notes(env):  # stderr: stdout stays the spec's summary, exactly
+        _print(note, sys.stderr)
     path = env.get("MCP_TRACE_FILE", "")
     if not path:
-        print(UNSET)
+        _print(UNSET)
         return 0
     try:
         text = Path(path).read_bytes().decode("utf-8", errors="replace")
     except OSError:
-        print(
+        _print(
             f"oxtail diagnose: could not read trace file {path} "
             "(set MCP_TRACE_FILE and reproduce some wakes first)."
         )
         return 1
-    print(summarize(text))
+    _print(summarize(text))
     return 0

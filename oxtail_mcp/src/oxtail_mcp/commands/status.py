@@ -29,6 +29,7 @@ from oxtail_core.settings import Settings
 from oxtail_core.wake import is_fresh_busy
 from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
+from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
 
 WATCH_INTERVAL_S = 2.0
@@ -174,8 +175,8 @@ _COLORS = {"busy": "\x1b[33m", "idle": "\x1b[32m", "unknown": "\x1b[2m"}
 def table(rows: Sequence[Row], root: str, *, color: bool) -> str:
     """Aligned columns; ANSI colours on the activity column only when writing to a terminal."""
     if not rows:
-        return f"No live oxtail agents in {root}."
-    cells = [list(COLUMNS), *(_cells(r) for r in rows)]
+        return f"No live oxtail agents in {inert(root)}."
+    cells = [list(COLUMNS), *([inert(cell) for cell in _cells(r)] for r in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
     lines = []
     for index, line in enumerate(cells):
@@ -184,7 +185,7 @@ def table(rows: Sequence[Row], root: str, *, color: bool) -> str:
             tint = _COLORS.get(line[4].split(" ")[0], "")
             padded[4] = f"{tint}{padded[4]}\x1b[0m" if tint else padded[4]
         lines.append("  ".join(padded).rstrip())
-    return f"oxtail agents in {root}:\n" + "\n".join(lines)
+    return f"oxtail agents in {inert(root)}:\n" + "\n".join(lines)
 
 
 def as_json(rows: Sequence[Row], root: str) -> str:
@@ -195,29 +196,39 @@ def snapshot(ctx: Context, root: str, home: Path, trace: Path | None) -> list[Ro
     return collect(ctx, root, asks=open_asks_by_requester(ctx.store), wakes=last_wakes(trace))
 
 
-def main(args: Sequence[str], env: Mapping[str, str] = os.environ, out: IO[str] | None = None) -> int:
-    """Print the table (or JSON) once, or every two seconds with ``--watch`` until Ctrl-C."""
+def show(
+    root: str,
+    *,
+    watch: bool,
+    json_output: bool,
+    env: Mapping[str, str] = os.environ,
+    out: IO[str] | None = None,
+) -> int:
+    """Print the table (or JSON) once, or every two seconds with ``watch`` until Ctrl-C.
+
+    Read-only: with no state directory yet (or a read-only HOME where none can be made) it says
+    there are no agents rather than creating one.
+    """
     stream = out or sys.stdout
-    flags = {a for a in args if a.startswith("--")}
-    positional = [a for a in args if not a.startswith("--")]
-    if flags - {"--watch", "--json"} or len(positional) > 1:
-        print("usage: oxtail-mcp status [PROJECT_ROOT] [--watch] [--json]", file=sys.stderr)
-        return 2
-    root = os.path.abspath(positional[0] if positional else os.getcwd())
     home = state_home(env)
     trace = Path(env["MCP_TRACE_FILE"]) if env.get("MCP_TRACE_FILE") else None
+    if not home.is_dir():
+        print(
+            f"No oxtail state in {inert(str(home))} yet: no agent has run with this OXTAIL_HOME.", file=stream
+        )
+        return 0
     try:
         store = FsStore(home)
     except StoreError as exc:
-        print(f"oxtail status: {exc}", file=sys.stderr)
+        print(f"oxtail status: {inert(str(exc))}", file=sys.stderr)
         return 1
     ctx = Context(store, RecordingWaker(), SystemClock(), LocalHost(), settings=Settings.from_env(env))
     terminal = stream.isatty()
     try:
         while True:
             rows = snapshot(ctx, root, home, trace)
-            text = as_json(rows, root) if "--json" in flags else table(rows, root, color=terminal)
-            if "--watch" not in flags:
+            text = as_json(rows, root) if json_output else table(rows, root, color=terminal)
+            if not watch:
                 print(text, file=stream)
                 return 0
             if terminal:

@@ -34,11 +34,12 @@ from oxtail_core.errors import OxtailError
 from oxtail_core.protocols import Batch
 from oxtail_core.settings import positive_number
 from oxtail_core.wire import dumps
+from oxtail_mcp import COMPATIBLE_VERSION
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
 
 SERVER_NAME = "oxtail"
-SERVER_VERSION = "0.15.0"
+SERVER_VERSION = COMPATIBLE_VERSION  # see oxtail_mcp.__init__
 PARENT_POLL_S = 1.0
 
 

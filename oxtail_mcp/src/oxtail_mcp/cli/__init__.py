@@ -1,0 +1,1 @@
+"""The ``oxtail-mcp`` command line: one module per subcommand, each with ``add_arguments`` and ``run``."""

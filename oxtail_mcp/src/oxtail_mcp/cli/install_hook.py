@@ -1,0 +1,17 @@
+"""``oxtail-mcp install-hook``: see docs/hooks.md for what is written and what is recognized as ours."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="show the change as a diff; write nothing")
+    parser.add_argument("--print-config", action="store_true", help="print the MCP config snippets instead")
+
+
+def run(args: argparse.Namespace) -> int:
+    from oxtail_mcp.hooks import installer
+
+    flags = [flag for flag, on in (("--dry-run", args.dry_run), ("--print-config", args.print_config)) if on]
+    return installer.main("install-hook", flags)
