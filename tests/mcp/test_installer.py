@@ -115,22 +115,42 @@ def test_empty_file_counts_as_an_empty_object(path: Path) -> None:
     assert len(backups(path)) == 1
 
 
-def test_user_entries_comments_and_keys_survive_and_a_second_run_changes_nothing(path: Path) -> None:
+STRICT_USER_SETTINGS = """{
+  "model":   "opus",
+  "hooks": {
+    "PreToolUse": [
+      {
+        "matcher": "Bash",
+        "hooks": [ { "type": "command", "command": "~/bin/guard.sh" } ]
+      }
+    ]
+  }
+}
+"""
+
+
+def run_install_strict(path: Path) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = installer.install(path, command_of, dry_run=False, out=out, err=err, now=NOW, rewrite_strict=True)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_user_entries_keys_and_layout_survive_and_a_second_run_changes_nothing(path: Path) -> None:
     path.parent.mkdir()
-    path.write_text(USER_SETTINGS)
+    path.write_text(STRICT_USER_SETTINGS)
     os.chmod(path, 0o600)
     code, out, err = run_install(path)
     assert code == 0
     text = path.read_text()
-    for kept in ("// my model choice", '"model": "opus"', "/* keep me */", '"matcher": "Bash"'):
-        assert kept in text
+    assert '"model":   "opus"' in text and '"matcher": "Bash"' in text  # spliced: the user's layout stays
+    assert json.loads(text)  # and Claude Code can read it
     doc = settings(path)
     assert_installed(doc)
     assert commands(doc, "PreToolUse") == ["~/bin/guard.sh", command_of("pretooluse")]
     assert "1 other hook(s) already present" in err
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     [backup] = backups(path)
-    assert backup.read_text() == USER_SETTINGS
+    assert backup.read_text() == STRICT_USER_SETTINGS
     assert backup.name == "settings.json.oxtail-backup.2026-11-25T12-18-21-621Z"
     assert "Backed up existing settings to" in out
     before = path.read_text()
@@ -138,6 +158,32 @@ def test_user_entries_comments_and_keys_survive_and_a_second_run_changes_nothing
     assert (code, out) == (0, f"oxtail hooks already installed (v{MARKER_VERSION}). No changes.\n")
     assert path.read_text() == before
     assert len(backups(path)) == 1
+
+
+def test_a_settings_file_with_comments_is_refused_because_claude_code_ignores_it(path: Path) -> None:
+    """Claude Code 2.1.197 skips a settings.json with comments or trailing commas as a whole."""
+    path.parent.mkdir()
+    path.write_text(USER_SETTINGS)
+    code, out, err = run_install(path)
+    assert code == 1 and out == ""
+    assert "Claude Code ignores a settings.json that is not strict JSON" in err
+    assert "--rewrite-strict" in err and "Nothing was changed." in err
+    assert path.read_text() == USER_SETTINGS and backups(path) == []
+
+
+def test_rewrite_strict_turns_a_commented_file_into_strict_json_with_a_backup(path: Path) -> None:
+    path.parent.mkdir()
+    path.write_text(USER_SETTINGS)
+    os.chmod(path, 0o600)
+    assert run_install_strict(path)[0] == 0
+    doc = json.loads(path.read_text())
+    assert doc["model"] == "opus"
+    assert_installed(doc)
+    assert commands(doc, "PreToolUse") == ["~/bin/guard.sh", command_of("pretooluse")]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    [backup] = backups(path)
+    assert backup.read_text() == USER_SETTINGS
+    assert run_install(path)[0] == 0 and len(backups(path)) == 1  # now strict: a plain run is a no-op
 
 
 def test_the_references_entries_are_replaced_in_place(path: Path) -> None:
@@ -186,7 +232,7 @@ def test_a_settings_file_we_cannot_edit_is_left_alone(path: Path, text: str) -> 
 def test_a_symlinked_settings_file_stays_a_symlink(path: Path, tmp_path: Path) -> None:
     real = tmp_path / "dotfiles" / "claude-settings.json"
     real.parent.mkdir()
-    real.write_text(USER_SETTINGS)
+    real.write_text(STRICT_USER_SETTINGS)
     path.parent.mkdir()
     path.symlink_to(real)
     assert run_install(path)[0] == 0
@@ -196,19 +242,20 @@ def test_a_symlinked_settings_file_stays_a_symlink(path: Path, tmp_path: Path) -
 
 def test_dry_run_prints_a_diff_and_writes_nothing(path: Path) -> None:
     path.parent.mkdir()
-    path.write_text(USER_SETTINGS)
+    path.write_text(STRICT_USER_SETTINGS)
     code, out, _ = run_install(path, dry_run=True)
     assert code == 0
     assert out.startswith(f"--- {path}\n+++ {path} (new)\n@@")
     assert f'+{" " * 12}"command": {json.dumps(command_of("stop"))}' in out
-    assert path.read_text() == USER_SETTINGS
+    assert path.read_text() == STRICT_USER_SETTINGS
     assert backups(path) == []
 
 
 def test_uninstall_removes_only_ours_and_is_idempotent(path: Path) -> None:
+    """Uninstall still edits a commented file (an install by an older version may be in it)."""
     path.parent.mkdir()
-    path.write_text(USER_SETTINGS)
-    run_install(path)
+    commands_by_id = {hook_id: command_of(hook_id) for hook_id, _, _ in installer.MANAGED}
+    path.write_text(installer.installed_text(USER_SETTINGS, commands_by_id, "2026-11-25T12:18:21.621Z"))
     code, out, _ = run_uninstall(path)
     assert (code, out.splitlines()[-1]) == (0, f"Removed oxtail hooks from {path}.")
     text = path.read_text()
@@ -272,3 +319,53 @@ def test_freshness_hint_absent_stale_and_ok(tmp_path: Path) -> None:
     assert stale is not None and "pretooluse, stop, userpromptsubmit drifted" in stale
     assert installer.main("install-hook", [], env) == 0
     assert freshness_hint(env) is None
+
+
+def test_the_codex_config_forwards_every_oxtail_setting_the_code_reads() -> None:
+    """Codex starts MCP servers with only HOME LANG PATH SHELL TERM: what we read must be forwarded."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    read = set()
+    for package in ("oxtail_core", "oxtail_fs", "oxtail_mcp"):
+        for source in (root / package / "src").rglob("*.py"):
+            read |= set(re.findall(r"\bOXTAIL_[A-Z][A-Z0-9_]*\b", source.read_text()))
+    read -= {"OXTAIL_REF_CMD", "OXTAIL_REF_HOOK"}  # benchmarks only
+    table = tomllib.loads(installer.codex_config(EXE))["mcp_servers"]["oxtail"]
+    assert table["command"] == EXE
+    assert read <= set(table["env_vars"]), read - set(table["env_vars"])
+    assert {"TMUX", "TMUX_PANE", "OXTAIL_HOME"} <= set(table["env_vars"])
+
+
+@pytest.mark.parametrize(
+    "exe", ["/opt/ox tail/bin/oxtail-mcp", 'C:\\x\\"q"\\oxtail', "/home/\U0001f600/\x01bin"]
+)
+def test_the_codex_command_is_a_valid_toml_string_for_any_path(exe: str) -> None:
+    import tomllib
+
+    assert tomllib.loads(installer.codex_config(exe))["mcp_servers"]["oxtail"]["command"] == exe
+
+
+def test_claude_config_dir_moves_the_settings_file(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere"
+    env = dict(os.environ, HOME=str(tmp_path), CLAUDE_CONFIG_DIR=str(config))
+    done = subprocess.run([CLI, "install-hook"], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert commands(settings(config / "settings.json"), "Stop") == [f'"{CLI}" hook stop']
+    assert not (tmp_path / ".claude").exists()
+
+
+def test_cli_refuses_a_commented_settings_file_until_asked_to_rewrite_it(tmp_path: Path) -> None:
+    target = tmp_path / ".claude" / "settings.json"
+    target.parent.mkdir()
+    target.write_text(USER_SETTINGS)
+    env = dict(os.environ, HOME=str(tmp_path))
+    refused = subprocess.run([CLI, "install-hook"], env=env, capture_output=True, text=True, check=False)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in refused.stderr and target.read_text() == USER_SETTINGS
+    done = subprocess.run(
+        [CLI, "install-hook", "--rewrite-strict"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert commands(json.loads(target.read_text()), "Stop") == [f'"{CLI}" hook stop']

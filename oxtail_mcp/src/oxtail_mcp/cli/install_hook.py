@@ -8,10 +8,21 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show the change as a diff; write nothing")
     parser.add_argument("--print-config", action="store_true", help="print the MCP config snippets instead")
+    parser.add_argument(
+        "--rewrite-strict",
+        action="store_true",
+        help="rewrite a settings.json with comments or trailing commas as strict JSON (Claude Code "
+        "ignores such a file whole); a backup is kept",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from oxtail_mcp.hooks import installer
 
-    flags = [flag for flag, on in (("--dry-run", args.dry_run), ("--print-config", args.print_config)) if on]
+    chosen = (
+        ("--dry-run", args.dry_run),
+        ("--print-config", args.print_config),
+        ("--rewrite-strict", args.rewrite_strict),
+    )
+    flags = [flag for flag, on in chosen if on]
     return installer.main("install-hook", flags)

@@ -1,9 +1,12 @@
 """``oxtail-mcp install-hook`` / ``uninstall-hook`` / ``print-config``: wire oxtail into Claude Code.
 
-The installer edits ``~/.claude/settings.json``, a file people write by hand:
-so it reads it as JSONC (comments, trailing commas), and changes it by
-splicing new text into the original -- every other byte, comment and
-formatting choice survives. One managed entry per event, found again on the
+The installer edits ``$CLAUDE_CONFIG_DIR/settings.json`` (``~/.claude/settings.json``),
+a file people write by hand, by splicing new text into the original: every
+other byte and formatting choice survives. Claude Code reads that file as
+strict JSON and ignores the whole file when it has a comment or a trailing
+comma (silently, in ``-p`` mode), so such a file is refused with that reason
+unless ``--rewrite-strict`` asks for it to be rewritten as strict JSON (after a
+backup); what we write is always strict JSON. One managed entry per event, found again on the
 next run (ours, or the reference's ``oxtail/hooks/<asset>`` scripts) and
 replaced in place; the ``_oxtailHook`` marker records what was installed so
 a second run is a no-op. Writes are a timestamped backup, then temp + rename,
@@ -24,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from oxtail_mcp.home import claude_config_dir
 
 MARKER_KEY = "_oxtailHook"
 MARKER_VERSION = 8
@@ -417,8 +422,22 @@ def freshness_hint(env: Mapping[str, str]) -> str | None:
 
 
 def settings_path(env: Mapping[str, str]) -> Path:
-    home = env.get("HOME", "").strip()
-    return (Path(home) if home else Path.home()) / ".claude" / "settings.json"
+    return claude_config_dir(env) / "settings.json"
+
+
+STRICT_JSON_REFUSAL = (
+    "it has comments or trailing commas, and Claude Code ignores a settings.json that is not strict "
+    "JSON (no hook in it would run). Remove them, or run `oxtail-mcp install-hook --rewrite-strict` "
+    "to rewrite the file as strict JSON (a backup is kept)"
+)
+
+
+def is_strict_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def executable() -> str:
@@ -479,19 +498,30 @@ def install(
     out: IO[str],
     err: IO[str],
     now: datetime.datetime,
+    rewrite_strict: bool = False,
 ) -> int:
-    """Install or refresh our three hooks in ``path``; returns the exit status."""
+    """Install or refresh our three hooks in ``path``; returns the exit status.
+
+    A file that is JSONC but not JSON is refused (Claude Code would skip it
+    whole), or with ``rewrite_strict`` rewritten as strict JSON first.
+    """
     commands = {hook_id: command_of(hook_id) for hook_id, _, _ in MANAGED}
     try:
         original, mode = _read(path)
-        text = original if original is not None else "{}\n"
+        text = original if original is not None and original.strip() else "{}\n"
         root = _root(text)
+        if not is_strict_json(text):
+            if not rewrite_strict:
+                raise InstallError(STRICT_JSON_REFUSAL)
+            text = json.dumps(root.plain(), indent=2, ensure_ascii=False) + "\n"
+            root = _root(text)
         if up_to_date(root, commands):
             print(f"oxtail hooks already installed (v{MARKER_VERSION}). No changes.", file=out)
             return 0
         others = foreign_entries(root)
         new = installed_text(text, commands, _stamp(now))
-        _root(new)  # never write what we could not read back
+        if not is_strict_json(new):  # never write what Claude Code could not read
+            raise InstallError("the edited settings would not be strict JSON")
     except InstallError as exc:
         print(f"install-hook failed: {path}: {exc}. Nothing was changed.", file=err)
         return 1
@@ -543,6 +573,54 @@ def uninstall(path: Path, *, dry_run: bool, out: IO[str], err: IO[str], now: dat
     return 0
 
 
+CODEX_FORWARDED_ENV = (
+    "OXTAIL_HOME",
+    "TMUX",
+    "TMUX_PANE",
+    "MCP_TRACE_FILE",
+    "OXTAIL_ACTIVITY_BUSY_TTL_MS",
+    "OXTAIL_ASK_PEER_MAX_TIMEOUT_MS",
+    "OXTAIL_ASK_PEER_TIMEOUT_MS",
+    "OXTAIL_ASK_PEER_WAKE_STRATEGY",
+    "OXTAIL_AUTOWAKE",
+    "OXTAIL_AUTOWAKE_DEDUPE_TTL_MS",
+    "OXTAIL_AUTOWAKE_FRESH_IDLE_MS",
+    "OXTAIL_AUTOWAKE_MIN_INTERVAL_MS",
+    "OXTAIL_HOOK_MAX_BODY_CHARS",
+    "OXTAIL_PENDING_ASK_TTL_MS",
+    "OXTAIL_READ_MAX_BODY_BYTES",
+    "OXTAIL_READ_MAX_MESSAGES",
+    "OXTAIL_RECEIVED_MAX",
+    "OXTAIL_UNSENT_RESTORE_MS",
+    "OXTAIL_WAKE_DEBOUNCE_MS",
+)
+"""What Codex must pass through: it starts MCP servers with only HOME, LANG, PATH, SHELL and TERM.
+
+Without these a Codex agent's server uses another state dir than its peers' and
+wakes on the wrong tmux server. A test checks that every ``OXTAIL_*`` name the
+code reads is here.
+"""
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string: backslash, quote and control characters escaped, all else as is."""
+    out = []
+    for char in text:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def codex_config(exe: str) -> str:
+    """The ``[mcp_servers.oxtail]`` table for ``$CODEX_HOME/config.toml``."""
+    forwarded = ", ".join(toml_string(name) for name in CODEX_FORWARDED_ENV)
+    return f"[mcp_servers.oxtail]\ncommand = {toml_string(exe)}\nenv_vars = [{forwarded}]\n"
+
+
 def print_config(exe: str, out: IO[str]) -> None:
     """The MCP server snippets for Claude Code and Codex, and a permission allowlist."""
     claude = {"mcpServers": {"oxtail": {"command": exe, "args": []}}}
@@ -553,8 +631,9 @@ def print_config(exe: str, out: IO[str]) -> None:
         "# Claude Code: merge into ~/.claude.json (every project) or <project>/.mcp.json\n"
         f"{json.dumps(claude, indent=2)}\n"
         f"# (or: claude mcp add --scope user oxtail -- {shlex.quote(exe)})\n\n"
-        "# Codex: add to ~/.codex/config.toml\n"
-        f"[mcp_servers.oxtail]\ncommand = {json.dumps(exe)}\n\n"
+        "# Codex: add to ~/.codex/config.toml ($CODEX_HOME/config.toml); env_vars forwards what\n"
+        "# Codex would otherwise strip from the server's environment\n"
+        f"{codex_config(exe)}\n"
         "# Claude Code permissions without prompts (~/.claude/settings.json); drop read_session\n"
         "# if agents should not read each other's transcripts:\n"
         f"{json.dumps(allow, indent=2)}\n"
@@ -562,9 +641,12 @@ def print_config(exe: str, out: IO[str]) -> None:
 
 
 def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
-    """``install-hook [--dry-run] [--print-config]``, ``uninstall-hook [--dry-run]``, ``print-config``."""
+    """``install-hook [--dry-run] [--print-config] [--rewrite-strict]``, ``uninstall-hook``, ``print-config``.
+
+    ``uninstall-hook`` takes ``--dry-run`` too.
+    """
     exe = executable()
-    unknown = [a for a in args if a not in ("--dry-run", "--print-config")]
+    unknown = [a for a in args if a not in ("--dry-run", "--print-config", "--rewrite-strict")]
     if unknown:
         print(f"{command}: unknown argument {unknown[0]!r}", file=sys.stderr)
         return 2
@@ -582,4 +664,5 @@ def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ)
         out=sys.stdout,
         err=sys.stderr,
         now=now,
+        rewrite_strict="--rewrite-strict" in args,
     )

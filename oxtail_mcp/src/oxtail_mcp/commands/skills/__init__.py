@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
 
+from oxtail_mcp.home import claude_config_dir, codex_home
+
 USAGE = "usage: oxtail-mcp print-skill claude|codex [--install]"
 
 SOURCES = {
@@ -29,12 +31,10 @@ def text(resource: str) -> str:
 
 
 def install_dir(client: str, env: Mapping[str, str]) -> Path:
-    """``~/.claude/commands`` or ``$CODEX_HOME/skills/oxtail-join`` (``~/.codex`` when unset)."""
-    home = Path(env.get("HOME", "").strip() or Path.home())
+    """``$CLAUDE_CONFIG_DIR/commands`` or ``$CODEX_HOME/skills/oxtail-join`` (defaults under ``~``)."""
     if client == "claude":
-        return home / ".claude" / "commands"
-    codex_home = env.get("CODEX_HOME", "").strip()
-    return (Path(codex_home) if codex_home else home / ".codex") / "skills" / "oxtail-join"
+        return claude_config_dir(env) / "commands"
+    return codex_home(env) / "skills" / "oxtail-join"
 
 
 def install(client: str, env: Mapping[str, str]) -> list[str]:
