@@ -369,3 +369,31 @@ def test_cli_refuses_a_commented_settings_file_until_asked_to_rewrite_it(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert commands(json.loads(target.read_text()), "Stop") == [f'"{CLI}" hook stop']
+
+
+REFERENCE_V14_SESSIONSTART = """{
+  "hooks": {
+    "SessionStart": [
+      { "hooks": [ { "type": "command", "command": "\\"$HOME/.oxtail/hooks/sessionstart.sh\\"" } ] },
+      { "hooks": [ { "type": "command", "command": "~/bin/mine.sh" } ] }
+    ]
+  }
+}
+"""
+
+
+def test_install_over_the_reference_0_32_1_takes_out_its_sessionstart_hook(path: Path) -> None:
+    path.parent.mkdir()
+    path.write_text(REFERENCE_V14_SESSIONSTART)
+    assert run_install(path)[0] == 0
+    doc = json.loads(path.read_text())
+    assert commands(doc, "SessionStart") == ["~/bin/mine.sh"]
+    assert_installed(doc)
+    assert run_install(path)[1].startswith("oxtail hooks already installed")
+
+
+def test_uninstall_takes_out_the_references_sessionstart_hook_too(path: Path) -> None:
+    path.parent.mkdir()
+    path.write_text(REFERENCE_V14_SESSIONSTART)
+    assert run_uninstall(path)[0] == 0
+    assert commands(json.loads(path.read_text()), "SessionStart") == ["~/bin/mine.sh"]

@@ -41,6 +41,11 @@ MANAGED = (
 )
 """(hook id, Claude Code event, the reference's script name) in install order."""
 
+RETIRED = (("sessionstart", "SessionStart", "sessionstart.sh"),)
+"""Entries of an oxtail install that this version does not install (the reference 0.32.1's
+SessionStart auto-join drop): install and uninstall take them out, so no hook of another version
+keeps running beside ours."""
+
 
 class InstallError(Exception):
     """The settings file cannot be edited safely; nothing was written."""
@@ -325,7 +330,25 @@ def up_to_date(root: Node, commands: Mapping[str, str]) -> bool:
             return False
         if array.items[index].plain() != _entry(commands[hook_id]):
             return False
-    return True
+    return not any(_retired_index(root, entry) is not None for entry in RETIRED)
+
+
+def _retired_index(root: Node, retired: tuple[str, str, str]) -> int | None:
+    hook_id, event, asset = retired
+    array = _event_array(root, event)
+    return None if array is None else find_entry(array, hook_id, asset)
+
+
+def without_retired(text: str) -> tuple[str, bool]:
+    """``text`` without any entry listed in :data:`RETIRED`; and whether one was removed."""
+    removed = False
+    for retired in RETIRED:
+        while (index := _retired_index(_root(text), retired)) is not None:
+            array = _event_array(_root(text), retired[1])
+            assert array is not None
+            text = remove_item(text, array, index)
+            removed = True
+    return text, removed
 
 
 def _entry(command: str) -> dict[str, Any]:
@@ -356,6 +379,7 @@ def installed_text(text: str, commands: Mapping[str, str], now: str) -> str:
         "installedAt": now,
         "hashes": {hook_id: command_hash(commands[hook_id]) for hook_id, _, _ in MANAGED},
     }
+    text, _ = without_retired(text)
     root = _root(text)
     existing = root.get(MARKER_KEY)
     return (
@@ -375,6 +399,8 @@ def uninstalled_text(text: str) -> str | None:
         if array is not None and index is not None:
             text = remove_item(text, array, index)
             changed = True
+    text, removed = without_retired(text)
+    changed = changed or removed
     root = _root(text)
     if root.get(MARKER_KEY) is not None:
         text = remove_member(text, root, MARKER_KEY)
