@@ -397,3 +397,30 @@ def test_uninstall_takes_out_the_references_sessionstart_hook_too(path: Path) ->
     path.write_text(REFERENCE_V14_SESSIONSTART)
     assert run_uninstall(path)[0] == 0
     assert commands(json.loads(path.read_text()), "SessionStart") == ["~/bin/mine.sh"]
+
+
+def test_claude_hooks_that_codex_imported_are_taken_out_of_its_hooks_json(tmp_path: Path) -> None:
+    """Codex's import of Claude settings copies our hooks verbatim; install and uninstall manage them."""
+    codex = tmp_path / "codex-home"
+    codex.mkdir()
+    hooks_json = codex / "hooks.json"
+    mine = {"hooks": [{"type": "command", "command": "~/bin/codex-guard.sh"}]}
+    copied = {
+        "hooks": {
+            "PreToolUse": [
+                {"hooks": [{"type": "command", "command": f'"{CLI}" hook pretooluse'}]},
+                mine,
+            ],
+            "Stop": [{"hooks": [{"type": "command", "command": f'"{CLI}" hook stop'}]}],
+        }
+    }
+    hooks_json.write_text(json.dumps(copied, indent=2) + "\n")
+    env = dict(os.environ, HOME=str(tmp_path), CODEX_HOME=str(codex))
+    done = subprocess.run([CLI, "install-hook"], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Removed 2 oxtail Claude Code hook(s) that Codex had imported" in done.stdout
+    assert json.loads(hooks_json.read_text()) == {"hooks": {"PreToolUse": [mine], "Stop": []}}
+    assert len(list(codex.glob("hooks.json.oxtail-backup.*"))) == 1
+    again = subprocess.run([CLI, "uninstall-hook"], env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and "Codex had imported" not in again.stdout
+    assert json.loads(hooks_json.read_text()) == {"hooks": {"PreToolUse": [mine], "Stop": []}}

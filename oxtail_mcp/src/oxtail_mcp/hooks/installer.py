@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from oxtail_mcp.home import claude_config_dir
+from oxtail_mcp.home import claude_config_dir, codex_home
 
 MARKER_KEY = "_oxtailHook"
 MARKER_VERSION = 8
@@ -666,6 +666,57 @@ def print_config(exe: str, out: IO[str]) -> None:
     )
 
 
+def without_claude_copies(text: str) -> tuple[str, int]:
+    """A Codex ``hooks.json`` without the Claude Code hooks of ours that Codex's import copied in."""
+    removed = 0
+    for hook_id, event, asset in MANAGED:
+        while True:
+            root = _root(text)
+            array = _event_array(root, event)
+            index = None if array is None else find_entry(array, hook_id, asset)
+            if array is None or index is None:
+                break
+            text = remove_item(text, array, index)
+            removed += 1
+    return text, removed
+
+
+def clean_codex_copies(
+    path: Path, *, dry_run: bool, out: IO[str], err: IO[str], now: datetime.datetime
+) -> int:
+    """Take our Claude Code hooks out of Codex's ``hooks.json``; returns the exit status.
+
+    Codex's "import from Claude Code" copies them verbatim. They are Claude Code
+    hooks (a moved venv breaks them, nothing of ours updates them), so install
+    and uninstall both remove them; a file we cannot edit safely is left as is.
+    """
+    try:
+        original, mode = _read(path)
+        if original is None:
+            return 0
+        new, removed = without_claude_copies(original)
+    except InstallError as exc:
+        print(f"note: {path} left as it is: {exc}", file=err)
+        return 0
+    if not removed:
+        return 0
+    if dry_run:
+        out.write(_diff(path, original, new))
+        return 0
+    try:
+        _backup(path, original, mode, now, out)
+        _write_atomic(path, new, mode)
+    except OSError as exc:
+        print(f"could not edit {path}: {exc}", file=err)
+        return 1
+    print(
+        f"Removed {removed} oxtail Claude Code hook(s) that Codex had imported into {path} "
+        "(Codex may ask you to trust your other hooks again in /hooks: trust is kept by position).",
+        file=out,
+    )
+    return 0
+
+
 def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
     """``install-hook [--dry-run] [--print-config] [--rewrite-strict]``, ``uninstall-hook``, ``print-config``.
 
@@ -681,14 +732,18 @@ def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ)
         return 0
     now = datetime.datetime.now(datetime.UTC)
     path = settings_path(env)
+    dry_run = "--dry-run" in args
     if command == "uninstall-hook":
-        return uninstall(path, dry_run="--dry-run" in args, out=sys.stdout, err=sys.stderr, now=now)
-    return install(
-        path,
-        lambda hook_id: hook_command(exe, hook_id),
-        dry_run="--dry-run" in args,
-        out=sys.stdout,
-        err=sys.stderr,
-        now=now,
-        rewrite_strict="--rewrite-strict" in args,
-    )
+        status = uninstall(path, dry_run=dry_run, out=sys.stdout, err=sys.stderr, now=now)
+    else:
+        status = install(
+            path,
+            lambda hook_id: hook_command(exe, hook_id),
+            dry_run=dry_run,
+            out=sys.stdout,
+            err=sys.stderr,
+            now=now,
+            rewrite_strict="--rewrite-strict" in args,
+        )
+    codex = codex_home(env) / "hooks.json"
+    return max(status, clean_codex_copies(codex, dry_run=dry_run, out=sys.stdout, err=sys.stderr, now=now))
