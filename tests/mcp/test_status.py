@@ -187,3 +187,25 @@ def test_cli_watch_refreshes_until_ctrl_c(live_project: tuple[Path, Path, dict[s
 def test_cli_rejects_unknown_flags() -> None:
     done = subprocess.run([CLI, "status", "--bogus"], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "usage: oxtail-mcp status" in done.stderr
+
+
+def test_status_tells_the_user_when_a_claude_code_agents_hooks_are_missing(tmp_path: Path) -> None:
+    home, project = tmp_path / "state", tmp_path / "proj"
+    project.mkdir()
+    store = FsStore(home)
+    pid = os.getpid()
+    store.registry_put(
+        RegistryEntry(
+            server_pid=pid,
+            started_at=NOW // 1000,
+            client=ClientInfo(type="claude-code", session_id=A, cwd=str(project)),
+            process_start=proctree.process_start(pid),
+        )
+    )
+    env = dict(os.environ, OXTAIL_HOME=str(home), HOME=str(tmp_path))
+    run = [CLI, "status", str(project)]
+    text = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert "PreToolUse hook not installed" in text and "oxtail-mcp install-hook" in text
+    subprocess.run([CLI, "install-hook"], env=env, capture_output=True, check=True)
+    text = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert "hook not installed" not in text and A in text

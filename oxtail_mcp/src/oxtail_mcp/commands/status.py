@@ -196,6 +196,19 @@ def snapshot(ctx: Context, root: str, home: Path, trace: Path | None) -> list[Ro
     return collect(ctx, root, asks=open_asks_by_requester(ctx.store), wakes=last_wakes(trace))
 
 
+def hooks_hint(rows: list[Row], env: Mapping[str, str]) -> str | None:
+    """The installer's "hooks missing or stale" hint, when a Claude Code agent is listed.
+
+    The server's own hint goes to its stderr, which Claude Code shows only in its
+    debug log; the person reading ``status`` is the one who can act on it.
+    """
+    if not any(row.client == "claude-code" for row in rows):
+        return None
+    from oxtail_mcp.hooks.installer import freshness_hint
+
+    return freshness_hint(env)
+
+
 def show(
     root: str,
     *,
@@ -228,6 +241,9 @@ def show(
         while True:
             rows = snapshot(ctx, root, home, trace)
             text = as_json(rows, root) if json_output else table(rows, root, color=terminal)
+            hint = None if json_output else hooks_hint(rows, env)
+            if hint:
+                text = f"{text}\n{hint}"
             if not watch:
                 print(text, file=stream)
                 return 0
