@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from oxtail_mcp.commands.terminal import inert
+from oxtail_mcp.identity.client import FORWARDED_NOTHING, forwarded_nothing
 
 KEEP = 200
 
@@ -68,16 +69,6 @@ def summarize(text: str) -> str:
     return "\n".join(lines)
 
 
-BARE_ENV = frozenset({"HOME", "LANG", "PATH", "SHELL", "TERM"})
-"""What Codex 0.171.0 gives an MCP server unless ``env_vars`` forwards more (CA-bundle variables aside)."""
-
-STRIPPED = (
-    "oxtail diagnose: this environment holds only HOME LANG PATH SHELL TERM, as Codex gives its MCP "
-    "servers: OXTAIL_HOME, TMUX, TMUX_PANE and OXTAIL_* settings were not forwarded; add "
-    "env_vars = [...] under [mcp_servers.oxtail] (see `oxtail-mcp print-config`)."
-)
-
-
 def setup_notes(env: Mapping[str, str]) -> list[str]:
     """Lines about the setup for a person: hooks not (or no longer) installed, a stripped env."""
     from oxtail_mcp.hooks.installer import freshness_hint
@@ -86,11 +77,8 @@ def setup_notes(env: Mapping[str, str]) -> list[str]:
     hint = freshness_hint(env)
     if hint:
         notes.append(hint)
-    if (
-        env
-        and {name for name in env if not name.endswith(("_CERT_FILE", "_CERT_DIR", "_CA_BUNDLE"))} <= BARE_ENV
-    ):
-        notes.append(STRIPPED)
+    if forwarded_nothing(env):
+        notes.append(f"oxtail diagnose: {FORWARDED_NOTHING}")
     return notes
 
 

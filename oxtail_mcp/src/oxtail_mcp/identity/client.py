@@ -16,6 +16,24 @@ from pathlib import Path
 from oxtail_core.model import ClientInfo, ClientType
 from oxtail_mcp.transcripts.files import transcript_path_for
 
+BARE_ENV = frozenset({"HOME", "LANG", "PATH", "SHELL", "TERM"})
+"""What Codex 0.171.0 gives an MCP server unless ``env_vars`` forwards more (CA-bundle variables aside)."""
+
+FORWARDED_NOTHING = (
+    "this environment holds only HOME LANG PATH SHELL TERM, as Codex gives its MCP servers: "
+    "OXTAIL_HOME, TMUX, TMUX_PANE and OXTAIL_* settings were not forwarded (another state dir than "
+    "the peers', wakes on the wrong tmux server); add env_vars = [...] under [mcp_servers.oxtail] "
+    "(see `oxtail-mcp print-config`)."
+)
+
+
+def forwarded_nothing(env: Mapping[str, str]) -> bool:
+    """True for an environment stripped to Codex's bare set: nothing of the user's reached us."""
+    names = {name for name in env if not name.endswith(("_CERT_FILE", "_CERT_DIR", "_CA_BUNDLE"))}
+    names -= {"LC_CTYPE"}  # CPython's own locale coercion may add it
+    return bool(env) and names <= BARE_ENV
+
+
 _CODEX_MARKERS = ("CODEX_HOME", "CODEX_THREAD_ID", "CODEX_COMPANION_SESSION_ID", "CODEX_RUNTIME")
 
 

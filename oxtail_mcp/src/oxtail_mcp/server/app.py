@@ -35,6 +35,7 @@ from oxtail_core.protocols import Batch
 from oxtail_core.settings import positive_number
 from oxtail_core.wire import dumps
 from oxtail_mcp import COMPATIBLE_VERSION
+from oxtail_mcp.identity.client import FORWARDED_NOTHING, forwarded_nothing
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
 
@@ -284,15 +285,21 @@ async def _watch_signals(agent: Agent, settler: Settler) -> None:
             _leave(agent, settler)
 
 
-def _hook_hint(agent: Agent) -> None:
-    """Tell a Claude Code user (detected from the environment) that the hooks are missing or stale."""
-    if agent.env_client_type != "claude-code":
-        return
-    from oxtail_mcp.hooks.installer import freshness_hint
+def _setup_hints(agent: Agent) -> None:
+    """Say on stderr (the host's MCP log) what is wrong with our setup.
 
-    hint = freshness_hint(agent.env)
-    if hint:
-        print(hint, file=sys.stderr, flush=True)
+    A Claude Code user whose hooks are missing or stale; a server whose environment
+    was stripped to Codex's bare set (no ``env_vars``), which then runs on another
+    state dir than its peers and wakes on the wrong tmux server.
+    """
+    if agent.env_client_type == "claude-code":
+        from oxtail_mcp.hooks.installer import freshness_hint
+
+        hint = freshness_hint(agent.env)
+        if hint:
+            print(hint, file=sys.stderr, flush=True)
+    if forwarded_nothing(agent.env):
+        print(f"[oxtail] {FORWARDED_NOTHING}", file=sys.stderr, flush=True)
 
 
 async def serve(agent: Agent, parent: int) -> None:
@@ -306,7 +313,7 @@ async def serve(agent: Agent, parent: int) -> None:
             server = build_server(agent, settler, tg)
             stdout = SettlingStdout(claim_stdout(), settler)
             async with stdio_server(stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
-                _hook_hint(agent)
+                _setup_hints(agent)
                 await server.run(
                     read_stream,
                     SettlingWriteStream(write_stream, settler),
