@@ -586,6 +586,23 @@ def uninstall(path: Path, *, dry_run: bool, out: IO[str], err: IO[str], now: dat
     if new is None:
         print("oxtail hooks not installed — nothing to do.", file=out)
         return 0
+    done = f"Removed oxtail hooks from {path}."
+    return _replace(path, original, new, mode, dry_run=dry_run, out=out, err=err, now=now, done=done)
+
+
+def _replace(
+    path: Path,
+    original: str,
+    new: str,
+    mode: int | None,
+    *,
+    dry_run: bool,
+    out: IO[str],
+    err: IO[str],
+    now: datetime.datetime,
+    done: str,
+) -> int:
+    """Show the diff (dry run) or back ``original`` up and write ``new``; returns the exit status."""
     if dry_run:
         out.write(_diff(path, original, new))
         return 0
@@ -593,9 +610,9 @@ def uninstall(path: Path, *, dry_run: bool, out: IO[str], err: IO[str], now: dat
         _backup(path, original, mode, now, out)
         _write_atomic(path, new, mode)
     except OSError as exc:
-        print(f"uninstall-hook failed: {exc}", file=err)
+        print(f"could not edit {path}: {exc}", file=err)
         return 1
-    print(f"Removed oxtail hooks from {path}.", file=out)
+    print(done, file=out)
     return 0
 
 
@@ -700,21 +717,11 @@ def clean_codex_copies(
         return 0
     if not removed:
         return 0
-    if dry_run:
-        out.write(_diff(path, original, new))
-        return 0
-    try:
-        _backup(path, original, mode, now, out)
-        _write_atomic(path, new, mode)
-    except OSError as exc:
-        print(f"could not edit {path}: {exc}", file=err)
-        return 1
-    print(
+    done = (
         f"Removed {removed} oxtail Claude Code hook(s) that Codex had imported into {path} "
-        "(Codex may ask you to trust your other hooks again in /hooks: trust is kept by position).",
-        file=out,
+        "(Codex may ask you to trust your other hooks again in /hooks: trust is kept by position)."
     )
-    return 0
+    return _replace(path, original, new, mode, dry_run=dry_run, out=out, err=err, now=now, done=done)
 
 
 def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
