@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from oxtail_core.convert import to_wire
+from oxtail_core.memory import MemoryStore
 from oxtail_core.model import Ancestor, ClaimRecord, ClientInfo, claim_key
 from oxtail_core.trace import ListTracer
 from oxtail_fs.store import FsStore
@@ -362,3 +363,22 @@ def test_claim_for_explicit_claims() -> None:
     assert rec == ClaimRecord("claude-code", CWD, (HOST,), ID_A, "/t", NOW_MS // 1000, 77)
     assert s.claim_for(ClientInfo(type="unknown", session_id=ID_A, cwd=CWD), [HOST], NOW_MS, 77) is None
     assert s.claim_for(ClientInfo(type="codex", session_id="", cwd=CWD), [HOST], NOW_MS, 77) is None
+
+
+def test_recovery_and_gc_work_the_same_on_a_memory_store(tmp_path: Path) -> None:
+    store = MemoryStore()
+    gone = transcript(tmp_path, "gone.jsonl")
+    assert s.write_claim(store, record(ID_B, [HOST], gone), NOW_MS)
+    os.unlink(gone)
+    assert s.write_claim(store, record(ID_A, [LAUNCHER_A, HOST], transcript(tmp_path)), NOW_MS)
+    assert [c.session_id for c in store.claim_list()] == [ID_A]  # the write swept the transcriptless one
+    recovered = s.maybe_recover(
+        ClientInfo(type="codex", cwd=CWD),
+        store=store,
+        ancestors=[LAUNCHER_B, HOST],
+        now_ms=NOW_MS,
+        server_pid=7,
+    )
+    assert recovered is not None and recovered.session_id == ID_A
+    (refreshed,) = store.claim_list()
+    assert (refreshed.server_pid, refreshed.ancestors) == (7, (LAUNCHER_B, HOST))

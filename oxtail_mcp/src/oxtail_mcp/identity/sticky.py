@@ -7,6 +7,10 @@ the claimant's process ancestry; a new child in the same cwd whose ancestry
 shares a host process (same pid *and* same start time, so a recycled pid never
 matches) takes the id back. When two records are equally good the child
 abstains: guessing wrong would merge two agents' identities.
+
+Only the policy lives here (which claim applies to this process, how long a
+claim lasts); the records are a Store family (``claim_put`` / ``claim_list`` /
+``claim_gc``), so every backend keeps them.
 """
 
 from __future__ import annotations
