@@ -19,10 +19,10 @@ import pytest
 
 from oxtail_core.convert import envelope_to_line, to_wire
 from oxtail_core.errors import StoreBusy, StoreError
-from oxtail_core.model import ActivityMarker, PendingAsk
+from oxtail_core.model import ActivityMarker, Ancestor, PendingAsk, claim_key
 from oxtail_core.protocols import InboxId
 from oxtail_core.testing import StoreContract, StoreFactory
-from oxtail_core.testing.contract import ALIVE, DEAD, ME, OTHER, PROC, entry, ids, mint, take_all
+from oxtail_core.testing.contract import ALIVE, DEAD, ME, OTHER, PROC, claim, entry, ids, mint, take_all
 from oxtail_fs.layout import lock_path
 from oxtail_fs.locks import hold
 from oxtail_fs.store import FsStore
@@ -430,3 +430,78 @@ def test_a_marker_written_by_the_reference_hooks_is_read(tmp_path: Path) -> None
     os.utime(legacy, ns=(1_900_000_000_000_000_000, 1_900_000_000_000_000_000))
     assert store.activity_get(sid) == ActivityMarker(status="idle", at_ms=1_800_000_000_500)
     assert store.activity_get("../../etc/passwd") is None  # sanitized to a name inside activity/
+
+
+# Filesystem only: sticky claims ---------------------------------------------------------------------------
+OLD_CLAIM = """{
+  "schema_version": 1,
+  "client_type": "codex",
+  "cwd": "/w/prøj 漢",
+  "ancestors": [
+    {
+      "pid": 100,
+      "sig": "Wed Nov 25 10:00:00 2026"
+    }
+  ],
+  "session_id": "sid-a",
+  "transcript_path": "/t/sid-a.jsonl",
+  "claimed_at": 2000,
+  "server_pid": 4242
+}"""
+
+
+def test_a_claim_is_written_byte_for_byte_as_before_at_its_hashed_name(fs: FsStore) -> None:
+    record = claim("sid-a", cwd="/w/prøj 漢", ancestors=(Ancestor(100, "Wed Nov 25 10:00:00 2026"),))
+    fs.claim_put(record)
+    path = fs.home / "claims" / f"{claim_key('codex', '/w/prøj 漢', 'sid-a')}.json"
+    assert path.read_bytes() == OLD_CLAIM.encode("utf-8")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((fs.home / "claims").stat().st_mode) == 0o700
+    assert sorted(p.name for p in (fs.home / "claims").iterdir()) == [path.name]
+
+
+def test_claims_left_by_older_writers_are_read_leniently_and_junk_is_skipped(fs: FsStore) -> None:
+    claims = fs.home / "claims"
+    old = json.loads(OLD_CLAIM)
+    del old["server_pid"]
+    old["claimed_at"] = 1999.5
+    old["ancestors"] += [{"pid": "x", "sig": "s"}, "junk", {"pid": 7.0, "sig": "seven"}]
+    (claims / "old.json").write_text(json.dumps(old))
+    (claims / "bad.json").write_text(json.dumps(old | {"claimed_at": True}))
+    (claims / "torn.json").write_bytes(b'{"client_type": "co')
+    (claims / "huge.json").write_bytes(b" " * (70 << 10))
+    (claims / "notes.txt").write_text(OLD_CLAIM)
+    os.mkfifo(claims / ("0" * 32 + ".json"))
+    (claims / "link.json").symlink_to(claims / "old.json")
+    assert fs.claim_list() == [
+        claim(
+            "sid-a",
+            cwd="/w/prøj 漢",
+            ancestors=(Ancestor(100, "Wed Nov 25 10:00:00 2026"), Ancestor(7, "seven")),
+            claimed_at=1999.5,
+            server_pid=0,
+        )
+    ]
+
+
+def test_claim_gc_collects_a_transcriptless_fragment_and_leaves_unparseable_files(fs: FsStore) -> None:
+    claims = fs.home / "claims"
+    (claims / "fragment.json").write_text(json.dumps({"transcript_path": None}))
+    (claims / "torn.json").write_bytes(b'{"transcript_path": nu')
+    (claims / "list.json").write_text("[1, 2]")
+    assert fs.claim_gc(0, lambda path: True) == 1
+    assert sorted(p.name for p in claims.iterdir()) == ["list.json", "torn.json"]
+
+
+def test_a_symlinked_claims_dir_is_refused_by_every_claim_method_and_never_touched(
+    fs: FsStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "package.json").write_text(json.dumps({"transcript_path": None}))
+    (fs.home / "claims").rmdir()
+    (fs.home / "claims").symlink_to(outside, target_is_directory=True)
+    for call in (fs.claim_list, lambda: fs.claim_gc(0, lambda path: False), lambda: fs.claim_put(claim("s"))):
+        with pytest.raises(StoreError):
+            call()
+    assert sorted(p.name for p in outside.iterdir()) == ["package.json"]

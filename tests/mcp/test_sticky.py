@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from oxtail_core.model import ClientInfo
+from oxtail_core.convert import to_wire
+from oxtail_core.memory import MemoryStore
+from oxtail_core.model import Ancestor, ClaimRecord, ClientInfo, claim_key
 from oxtail_core.trace import ListTracer
+from oxtail_fs.store import FsStore
 from oxtail_mcp.identity import sticky as s
-from oxtail_mcp.identity.sticky import Ancestor, ClaimRecord
 
 NOW_MS = 1_795_609_000_000
 CWD = "/home/dev/proj"
@@ -57,7 +59,7 @@ def record(
 
 
 def put(state: Path, rec: ClaimRecord) -> None:
-    assert s.write_claim(state, rec, NOW_MS, writer_pid=rec.server_pid)
+    assert s.write_claim(FsStore(state), rec, NOW_MS)
 
 
 # --------------------------------------------------------------------------- key and file format
@@ -65,7 +67,7 @@ def put(state: Path, rec: ClaimRecord) -> None:
 
 def test_claim_key_is_sha256_prefix() -> None:
     expected = hashlib.sha256(f"codex {CWD} {ID_A}".encode()).hexdigest()[:32]
-    assert s.claim_key("codex", CWD, ID_A) == expected
+    assert claim_key("codex", CWD, ID_A) == expected
     assert record(ID_A, [], None).key == expected
 
 
@@ -74,7 +76,7 @@ def test_written_record_format_and_modes(state: Path, tmp_path: Path) -> None:
     put(state, rec)
     path = state / "claims" / f"{rec.key}.json"
     text = path.read_text(encoding="utf-8")
-    assert json.loads(text) == rec.as_dict()
+    assert json.loads(text) == to_wire(rec)
     assert list(json.loads(text)) == [
         "schema_version",
         "client_type",
@@ -95,9 +97,11 @@ def test_written_record_format_and_modes(state: Path, tmp_path: Path) -> None:
 
 
 def test_write_errors_are_swallowed(tmp_path: Path) -> None:
-    blocker = tmp_path / "not-a-dir"
+    store = FsStore(tmp_path / "oxtail")
+    blocker = tmp_path / "oxtail" / "claims"
+    blocker.rmdir()
     blocker.write_text("x")
-    assert s.write_claim(blocker, record(ID_A, [HOST], transcript(tmp_path)), NOW_MS, 1) is False
+    assert s.write_claim(store, record(ID_A, [HOST], transcript(tmp_path)), NOW_MS) is False
 
 
 def test_reclaim_same_session_overwrites_one_record(state: Path, tmp_path: Path) -> None:
@@ -105,7 +109,7 @@ def test_reclaim_same_session_overwrites_one_record(state: Path, tmp_path: Path)
     put(state, record(ID_A, [LAUNCHER_A, HOST], path, server_pid=1111))
     put(state, record(ID_A, [LAUNCHER_A, HOST], path, server_pid=2222, claimed_at=NOW_MS // 1000))
     assert len(list((state / "claims").glob("*.json"))) == 1
-    found = s.recover(state, "codex", CWD, [LAUNCHER_B, HOST])
+    found = s.recover(FsStore(state), "codex", CWD, [LAUNCHER_B, HOST])
     assert found is not None and found.server_pid == 2222
 
 
@@ -198,7 +202,7 @@ def test_gc_on_write_removes_gone_and_expired(state: Path, tmp_path: Path) -> No
     (state / "claims" / "junk.json").write_text("{not json")
     (state / "claims" / "null-path.json").write_text(json.dumps({"transcript_path": None}))
     keep = record("cccccccc-1111-2222-3333-444444444444", [HOST], transcript(tmp_path, "fresh.jsonl"))
-    s.write_claim(state, keep, NOW_MS, 1)
+    s.write_claim(FsStore(state), keep, NOW_MS)
     names = sorted(p.name for p in (state / "claims").iterdir())
     assert names == sorted([f"{keep.key}.json", "junk.json"])
 
@@ -206,9 +210,9 @@ def test_gc_on_write_removes_gone_and_expired(state: Path, tmp_path: Path) -> No
 def test_gc_keeps_a_record_exactly_fourteen_days_old(state: Path, tmp_path: Path) -> None:
     rec = record(ID_A, [HOST], transcript(tmp_path), claimed_at=(NOW_MS - s.CLAIM_TTL_MS) // 1000)
     put(state, rec)
-    s.gc_claims(state, NOW_MS)
+    s.gc_claims(FsStore(state), NOW_MS)
     assert (state / "claims" / f"{rec.key}.json").exists()
-    s.gc_claims(state, NOW_MS + 1000)
+    s.gc_claims(FsStore(state), NOW_MS + 1000)
     assert not (state / "claims" / f"{rec.key}.json").exists()
 
 
@@ -217,47 +221,48 @@ def test_gc_keeps_a_record_exactly_fourteen_days_old(state: Path, tmp_path: Path
 
 def test_recover_through_a_different_launcher(state: Path, tmp_path: Path) -> None:
     put(state, record(ID_A, [LAUNCHER_A, HOST], transcript(tmp_path)))
-    found = s.recover(state, "codex", CWD, [LAUNCHER_B, HOST])
+    found = s.recover(FsStore(state), "codex", CWD, [LAUNCHER_B, HOST])
     assert found is not None and found.session_id == ID_A
 
 
 def test_recover_needs_type_cwd_and_shared_signed_ancestor(state: Path, tmp_path: Path) -> None:
     put(state, record(ID_A, [LAUNCHER_A, HOST], transcript(tmp_path)))
-    assert s.recover(state, "codex", CWD, [LAUNCHER_B, HOST2]) is None
+    assert s.recover(FsStore(state), "codex", CWD, [LAUNCHER_B, HOST2]) is None
     assert (
-        s.recover(state, "codex", CWD, [LAUNCHER_B, Ancestor(HOST.pid, "Thu Nov 26 10:00:00 2026")]) is None
+        s.recover(FsStore(state), "codex", CWD, [LAUNCHER_B, Ancestor(HOST.pid, "Thu Nov 26 10:00:00 2026")])
+        is None
     )
-    assert s.recover(state, "codex", CWD, [Ancestor(HOST.pid, "")]) is None
-    assert s.recover(state, "claude-code", CWD, [LAUNCHER_B, HOST]) is None
-    assert s.recover(state, "codex", CWD + "/sub", [LAUNCHER_B, HOST]) is None
+    assert s.recover(FsStore(state), "codex", CWD, [Ancestor(HOST.pid, "")]) is None
+    assert s.recover(FsStore(state), "claude-code", CWD, [LAUNCHER_B, HOST]) is None
+    assert s.recover(FsStore(state), "codex", CWD + "/sub", [LAUNCHER_B, HOST]) is None
 
 
 def test_empty_signatures_never_match(state: Path, tmp_path: Path) -> None:
     put(state, record(ID_A, [Ancestor(HOST.pid, "")], transcript(tmp_path)))
-    assert s.recover(state, "codex", CWD, [Ancestor(HOST.pid, "")]) is None
+    assert s.recover(FsStore(state), "codex", CWD, [Ancestor(HOST.pid, "")]) is None
 
 
 def test_recover_aborts_when_transcript_missing(state: Path, tmp_path: Path) -> None:
     path = transcript(tmp_path)
     put(state, record(ID_A, [HOST], path))
     os.unlink(path)
-    assert s.recover(state, "codex", CWD, [HOST]) is None
+    assert s.recover(FsStore(state), "codex", CWD, [HOST]) is None
 
 
 def test_recover_without_records(state: Path) -> None:
-    assert s.recover(state, "codex", CWD, [HOST]) is None
+    assert s.recover(FsStore(state), "codex", CWD, [HOST]) is None
 
 
 def test_true_tie_abstains(state: Path, tmp_path: Path) -> None:
     put(state, record(ID_A, [LAUNCHER_A, HOST], transcript(tmp_path, "a.jsonl"), claimed_at=1_795_600_000))
     put(state, record(ID_B, [LAUNCHER_B, HOST], transcript(tmp_path, "b.jsonl"), claimed_at=1_795_600_000))
-    assert s.recover(state, "codex", CWD, [Ancestor(302, "x"), HOST]) is None
+    assert s.recover(FsStore(state), "codex", CWD, [Ancestor(302, "x"), HOST]) is None
 
 
 def test_stronger_overlap_beats_newer_claim(state: Path, tmp_path: Path) -> None:
     put(state, record(ID_A, [LAUNCHER_A, HOST], transcript(tmp_path, "a.jsonl"), claimed_at=1_795_600_000))
     put(state, record(ID_B, [LAUNCHER_B, HOST], transcript(tmp_path, "b.jsonl"), claimed_at=1_795_608_000))
-    found = s.recover(state, "codex", CWD, [LAUNCHER_A, HOST])
+    found = s.recover(FsStore(state), "codex", CWD, [LAUNCHER_A, HOST])
     assert found is not None and found.session_id == ID_A
 
 
@@ -266,7 +271,7 @@ def test_nearer_shared_ancestor_in_record_chain_wins(state: Path, tmp_path: Path
     put(state, record(ID_B, [LAUNCHER_A, HOST], transcript(tmp_path, "b.jsonl"), claimed_at=1_795_608_000))
     # Both share only HOST, at current index 1; HOST is nearer in ID_A's record (0 vs 1):
     # the older claim wins.
-    found = s.recover(state, "codex", CWD, [LAUNCHER_B, HOST])
+    found = s.recover(FsStore(state), "codex", CWD, [LAUNCHER_B, HOST])
     assert found is not None and found.session_id == ID_A
 
 
@@ -274,22 +279,27 @@ def test_nearer_current_index_beats_record_index(state: Path, tmp_path: Path) ->
     put(state, record(ID_A, [LAUNCHER_A, HOST2], transcript(tmp_path, "a.jsonl"), claimed_at=1_795_608_000))
     put(state, record(ID_B, [HOST], transcript(tmp_path, "b.jsonl"), claimed_at=1_795_600_000))
     # current [HOST, HOST2]: ID_B shares HOST at current index 0, ID_A shares HOST2 at index 1.
-    found = s.recover(state, "codex", CWD, [HOST, HOST2])
+    found = s.recover(FsStore(state), "codex", CWD, [HOST, HOST2])
     assert found is not None and found.session_id == ID_B
 
 
 def test_equal_scores_newer_claim_wins(state: Path, tmp_path: Path) -> None:
     put(state, record(ID_A, [LAUNCHER_A, HOST], transcript(tmp_path, "a.jsonl"), claimed_at=1_795_600_000))
     put(state, record(ID_B, [LAUNCHER_B, HOST], transcript(tmp_path, "b.jsonl"), claimed_at=1_795_600_001))
-    found = s.recover(state, "codex", CWD, [Ancestor(302, "x"), HOST])
+    found = s.recover(FsStore(state), "codex", CWD, [Ancestor(302, "x"), HOST])
     assert found is not None and found.session_id == ID_B
 
 
 def test_two_hosts_in_one_cwd_each_recover_their_own(state: Path, tmp_path: Path) -> None:
     put(state, record(ID_A, [LAUNCHER_A, HOST], transcript(tmp_path, "a.jsonl")))
     put(state, record(ID_B, [LAUNCHER_B, HOST2], transcript(tmp_path, "b.jsonl")))
-    assert getattr(s.recover(state, "codex", CWD, [Ancestor(5, "n"), HOST]), "session_id", None) == ID_A
-    assert getattr(s.recover(state, "codex", CWD, [Ancestor(6, "m"), HOST2]), "session_id", None) == ID_B
+    assert (
+        getattr(s.recover(FsStore(state), "codex", CWD, [Ancestor(5, "n"), HOST]), "session_id", None) == ID_A
+    )
+    assert (
+        getattr(s.recover(FsStore(state), "codex", CWD, [Ancestor(6, "m"), HOST2]), "session_id", None)
+        == ID_B
+    )
 
 
 def test_malformed_records_are_ignored(state: Path, tmp_path: Path) -> None:
@@ -306,7 +316,7 @@ def test_malformed_records_are_ignored(state: Path, tmp_path: Path) -> None:
     for i, variant in enumerate(variants):
         (claims / f"bad{i}.json").write_text(json.dumps(variant))
     (claims / "bytes.json").write_bytes(b"\xff\xfe{")
-    found = s.recover(state, "codex", CWD, [HOST])
+    found = s.recover(FsStore(state), "codex", CWD, [HOST])
     assert found is not None and found.session_id == ID_A
 
 
@@ -319,7 +329,12 @@ def test_maybe_recover_adopts_and_refreshes_record(state: Path, tmp_path: Path) 
     tracer = ListTracer()
     client = ClientInfo(type="codex", cwd=CWD)
     recovered = s.maybe_recover(
-        client, state_dir=state, ancestors=[LAUNCHER_B, HOST], now_ms=NOW_MS, server_pid=2222, tracer=tracer
+        client,
+        store=FsStore(state),
+        ancestors=[LAUNCHER_B, HOST],
+        now_ms=NOW_MS,
+        server_pid=2222,
+        tracer=tracer,
     )
     assert recovered == ClientInfo(
         type="codex", session_id=ID_A, transcript_path=path, session_id_source="sticky-claim", cwd=CWD
@@ -333,7 +348,7 @@ def test_maybe_recover_adopts_and_refreshes_record(state: Path, tmp_path: Path) 
 
 def test_maybe_recover_only_for_identityless_known_clients(state: Path, tmp_path: Path) -> None:
     put(state, record(ID_A, [HOST], transcript(tmp_path)))
-    kwargs: dict[str, Any] = {"state_dir": state, "ancestors": [HOST], "now_ms": NOW_MS, "server_pid": 9}
+    kwargs: dict[str, Any] = {"store": FsStore(state), "ancestors": [HOST], "now_ms": NOW_MS, "server_pid": 9}
     assert s.maybe_recover(ClientInfo(type="unknown", cwd=CWD), **kwargs) is None
     held = ClientInfo(type="codex", session_id=ID_B, session_id_source="env", cwd=CWD)
     assert s.maybe_recover(held, **kwargs) is None
@@ -348,3 +363,22 @@ def test_claim_for_explicit_claims() -> None:
     assert rec == ClaimRecord("claude-code", CWD, (HOST,), ID_A, "/t", NOW_MS // 1000, 77)
     assert s.claim_for(ClientInfo(type="unknown", session_id=ID_A, cwd=CWD), [HOST], NOW_MS, 77) is None
     assert s.claim_for(ClientInfo(type="codex", session_id="", cwd=CWD), [HOST], NOW_MS, 77) is None
+
+
+def test_recovery_and_gc_work_the_same_on_a_memory_store(tmp_path: Path) -> None:
+    store = MemoryStore()
+    gone = transcript(tmp_path, "gone.jsonl")
+    assert s.write_claim(store, record(ID_B, [HOST], gone), NOW_MS)
+    os.unlink(gone)
+    assert s.write_claim(store, record(ID_A, [LAUNCHER_A, HOST], transcript(tmp_path)), NOW_MS)
+    assert [c.session_id for c in store.claim_list()] == [ID_A]  # the write swept the transcriptless one
+    recovered = s.maybe_recover(
+        ClientInfo(type="codex", cwd=CWD),
+        store=store,
+        ancestors=[LAUNCHER_B, HOST],
+        now_ms=NOW_MS,
+        server_pid=7,
+    )
+    assert recovered is not None and recovered.session_id == ID_A
+    (refreshed,) = store.claim_list()
+    assert (refreshed.server_pid, refreshed.ancestors) == (7, (LAUNCHER_B, HOST))

@@ -9,6 +9,7 @@ raises :class:`ShapeError` naming the offending field.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,9 @@ from oxtail_core.model import (
     SCHEMA_VERSION,
     SESSION_ID_SOURCES,
     ActivityMarker,
+    Ancestor,
     Capabilities,
+    ClaimRecord,
     ClientInfo,
     ClientType,
     Envelope,
@@ -211,12 +214,66 @@ def _structure_activity(data: Any, _: type) -> ActivityMarker:
     return ActivityMarker(status=data["status"].strip(), at_ms=data["at"])
 
 
+def _unstructure_claim(c: ClaimRecord) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "client_type": c.client_type,
+        "cwd": c.cwd,
+        "ancestors": [{"pid": a.pid, "sig": a.sig} for a in c.ancestors],
+        "session_id": c.session_id,
+        "transcript_path": c.transcript_path,
+        "claimed_at": c.claimed_at,
+        "server_pid": c.server_pid,
+    }
+
+
+def _finite(value: object) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _structure_ancestors(value: object) -> tuple[Ancestor, ...]:
+    """The well-formed ``{pid, sig}`` items, in order; a malformed item is dropped, not fatal."""
+    if not isinstance(value, list):
+        raise ShapeError("'ancestors' must be an array")
+    out: list[Ancestor] = []
+    for item in value:
+        pid = _finite(item.get("pid")) if isinstance(item, dict) else None
+        if pid is not None and pid == int(pid) and isinstance(item.get("sig"), str):
+            out.append(Ancestor(int(pid), item["sig"]))
+    return tuple(out)
+
+
+def _structure_claim(data: Any, _: type) -> ClaimRecord:
+    """A claim as any writer left it: ``schema_version`` is not checked, a missing ``server_pid`` is 0."""
+    if not isinstance(data, dict):
+        raise ShapeError("a claim must be an object")
+    for key in ("client_type", "cwd", "session_id"):
+        if not isinstance(data.get(key), str):
+            raise ShapeError(f"{key!r} must be a string")
+    claimed_at = _finite(data.get("claimed_at"))
+    if claimed_at is None:
+        raise ShapeError("'claimed_at' must be a finite number")
+    server_pid = _finite(data.get("server_pid"))
+    return ClaimRecord(
+        client_type=data["client_type"],
+        cwd=data["cwd"],
+        ancestors=_structure_ancestors(data.get("ancestors")),
+        session_id=data["session_id"],
+        transcript_path=_opt_str(data, "transcript_path"),
+        claimed_at=claimed_at,
+        server_pid=int(server_pid) if server_pid is not None else 0,
+    )
+
+
 _UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
     Envelope: _unstructure_envelope,
     ClientInfo: _unstructure_client,
     RegistryEntry: _unstructure_entry,
     PendingAsk: _unstructure_pending,
     ActivityMarker: _unstructure_activity,
+    ClaimRecord: _unstructure_claim,
 }
 _STRUCTURE: dict[type[Any], Callable[[Any, type[Any]], Any]] = {
     Envelope: _structure_envelope,
@@ -224,6 +281,7 @@ _STRUCTURE: dict[type[Any], Callable[[Any, type[Any]], Any]] = {
     RegistryEntry: _structure_entry,
     PendingAsk: _structure_pending,
     ActivityMarker: _structure_activity,
+    ClaimRecord: _structure_claim,
 }
 
 

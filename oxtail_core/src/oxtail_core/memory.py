@@ -12,7 +12,15 @@ from collections.abc import Callable, Hashable, Sequence
 import attrs
 
 from oxtail_core.ids import new_id
-from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry, same_incarnation
+from oxtail_core.model import (
+    ActivityMarker,
+    ClaimRecord,
+    Envelope,
+    PendingAsk,
+    RegistryEntry,
+    claim_is_stale,
+    same_incarnation,
+)
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
 
 
@@ -31,6 +39,7 @@ class MemoryStore:
         self._rate: dict[str, int] = {}
         self._activity: dict[str, ActivityMarker] = {}
         self._registry: dict[int, RegistryEntry] = {}
+        self._claims: dict[str, ClaimRecord] = {}
 
     # Inboxes ---------------------------------------------------------------------
     def _bump(self, inbox: InboxId) -> None:
@@ -216,6 +225,26 @@ class MemoryStore:
     def activity_put(self, session_id: str, marker: ActivityMarker) -> None:
         with self._lock:
             self._activity[session_id] = marker
+
+    # Sticky claims ----------------------------------------------------------------------
+    def claim_put(self, record: ClaimRecord) -> None:
+        with self._lock:
+            self._claims[record.key] = record
+
+    def claim_list(self) -> list[ClaimRecord]:
+        with self._lock:
+            return list(self._claims.values())
+
+    def claim_gc(self, cutoff_ms: int, transcript_exists: Callable[[str], bool]) -> int:
+        with self._lock:
+            gone = [
+                k
+                for k, c in self._claims.items()
+                if claim_is_stale(c.transcript_path, c.claimed_at, cutoff_ms, transcript_exists)
+            ]
+            for k in gone:
+                del self._claims[k]
+            return len(gone)
 
     # Registry ---------------------------------------------------------------------------
     def registry_put(self, entry: RegistryEntry) -> None:

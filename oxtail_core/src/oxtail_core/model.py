@@ -8,11 +8,14 @@ drifting into a state machine. The JSON shapes live in :mod:`oxtail_core.convert
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import attrs
 from attrs import validators as v
 
+from oxtail_core.ids import hash32
 from oxtail_core.wire import utf8len
 
 SCHEMA_VERSION = 1
@@ -177,6 +180,68 @@ class ActivityMarker:
 
     status: ActivityStatus = attrs.field(validator=v.in_(ACTIVITY_STATUSES))
     at_ms: int = attrs.field(validator=_non_bool_int)
+
+
+def _finite_number(instance: Any, attribute: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"'{attribute.name}' must be a finite number, got {value!r}")
+
+
+@attrs.frozen
+class Ancestor:
+    """One process above a server: its pid and its start signature (``ps`` ``lstart`` text, "" if unknown)."""
+
+    pid: int = attrs.field(validator=_non_bool_int)
+    sig: str = attrs.field(validator=v.instance_of(str))
+
+
+def _tuple_of_ancestors(value: Iterable[Ancestor]) -> tuple[Ancestor, ...]:
+    return tuple(value)
+
+
+def claim_key(client_type: str, cwd: str, session_id: str) -> str:
+    """First 32 hex of SHA-256 over ``"<type> <cwd> <id>"``: one sticky claim per agent per cwd."""
+    return hash32(f"{client_type} {cwd} {session_id}")
+
+
+@attrs.frozen
+class ClaimRecord:
+    """A sticky claim: an agent's explicit claim of ``session_id`` in ``cwd``, with the claimant's ancestry.
+
+    ``claimed_at`` is in epoch seconds (an integer when we write it; older
+    writers may have left a float). ``client_type`` is any string: a record of
+    a type we do not know simply never matches.
+    """
+
+    client_type: str = attrs.field(validator=v.instance_of(str))
+    cwd: str = attrs.field(validator=v.instance_of(str))
+    ancestors: tuple[Ancestor, ...] = attrs.field(
+        converter=_tuple_of_ancestors, validator=v.deep_iterable(v.instance_of(Ancestor))
+    )
+    session_id: str = attrs.field(validator=v.instance_of(str))
+    transcript_path: str | None = attrs.field(validator=_optional_str)
+    claimed_at: float = attrs.field(validator=_finite_number)
+    server_pid: int = attrs.field(validator=_non_bool_int)
+
+    @property
+    def key(self) -> str:
+        """Where the record is kept (see :func:`claim_key`): re-claiming replaces the same record."""
+        return claim_key(self.client_type, self.cwd, self.session_id)
+
+
+def claim_is_stale(
+    transcript_path: str | None,
+    claimed_at: float | None,
+    cutoff_ms: int,
+    transcript_exists: Callable[[str], bool],
+) -> bool:
+    """The sticky-claim GC rule every store applies (see ``Store.claim_gc``).
+
+    ``claimed_at`` None (not a number) never expires by age; a transcript that is unset or gone does.
+    """
+    if not transcript_path or not transcript_exists(transcript_path):
+        return True
+    return claimed_at is not None and claimed_at * 1000 < cutoff_ms
 
 
 class WakeStatus(enum.StrEnum):

@@ -34,7 +34,7 @@ from typing import Literal, Protocol
 
 import attrs
 
-from oxtail_core.model import ActivityMarker, Envelope, PendingAsk, RegistryEntry
+from oxtail_core.model import ActivityMarker, ClaimRecord, Envelope, PendingAsk, RegistryEntry
 
 
 @attrs.frozen
@@ -183,6 +183,20 @@ class Store(Protocol):
 
     def activity_put(self, session_id: str, marker: ActivityMarker) -> None:
         """Write the agent's busy/idle marker."""
+
+    # Sticky claims ------------------------------------------------------------
+    def claim_put(self, record: ClaimRecord) -> None:
+        """Create or replace the claim under ``record.key`` (one per agent per cwd), atomically."""
+
+    def claim_list(self) -> list[ClaimRecord]:
+        """Every well-formed claim, in no particular order; records that cannot be read are skipped."""
+
+    def claim_gc(self, cutoff_ms: int, transcript_exists: Callable[[str], bool]) -> int:
+        """Remove each claim made before ``cutoff_ms`` (``claimed_at * 1000 < cutoff_ms``) or whose
+        ``transcript_path`` is unset, empty or fails ``transcript_exists``; returns how many went.
+
+        A record the store cannot parse at all is left alone; a writer's death is never a reason.
+        """
 
     # Registry -------------------------------------------------------------------
     def registry_put(self, entry: RegistryEntry) -> None:

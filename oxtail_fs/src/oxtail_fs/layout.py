@@ -21,6 +21,7 @@ from pathlib import Path
 
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import HEX16, hash32, pair_key
+from oxtail_core.model import ClaimRecord
 from oxtail_core.protocols import InboxId
 
 DIR_MODE = 0o700
@@ -149,6 +150,10 @@ class Layout:
         """
         name = re.sub(r"[^A-Za-z0-9_-]", "_", session_id)
         return self.dir(ACTIVITY) / name if 0 < len(name.encode()) <= 255 else None
+
+    def claim(self, record: ClaimRecord) -> Path:
+        """``claims/<key>.json``: the key is a hash32, so the name is never the caller's text."""
+        return self.dir(CLAIMS) / f"{record.key}.json"
 
     def registry(self, pid: int) -> Path:
         return self.dir(SESSIONS) / f"{pid}.json"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import stat
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
@@ -25,9 +27,11 @@ from oxtail_core.errors import StoreError
 from oxtail_core.model import (
     ActivityMarker,
     ActivityStatus,
+    ClaimRecord,
     Envelope,
     PendingAsk,
     RegistryEntry,
+    claim_is_stale,
     same_incarnation,
 )
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
@@ -44,6 +48,7 @@ from oxtail_fs.atomic import (
 from oxtail_fs.inbox import CrashHook, InboxFiles
 from oxtail_fs.layout import (
     AUTOWAKE,
+    CLAIMS,
     PENDING,
     REGISTRY_NAME,
     SESSIONS,
@@ -377,6 +382,82 @@ class FsStore:
     def activity_put(self, session_id: str, marker: ActivityMarker) -> None:
         path = self._layout.activity(session_id)
         write_atomic(path, utf8(dumps(to_wire(marker))), fsync=self._fsync)
+
+    # Sticky claims -----------------------------------------------------------------------------------
+    @_store_op
+    def claim_put(self, record: ClaimRecord) -> None:
+        """Pretty JSON (2-space indent, no trailing newline), 0600, temp + rename: the reference's bytes.
+
+        A ``claims/`` that is a symlink or not a directory is refused (StoreError), never followed.
+        """
+        path = self._layout.claim(record)
+        self._layout.ensure_dir(path.parent)
+        text = json.dumps(to_wire(record), indent=2, ensure_ascii=False)
+        write_atomic(path, utf8(text), fsync=self._fsync)
+
+    def _claim_files(self) -> list[tuple[Path, Any]]:
+        """``(path, parsed JSON)`` of each regular ``*.json`` file in a real ``claims/``, by name.
+
+        Lock-free (records are published whole by rename). A linked ``claims/`` is refused
+        (StoreError); links, FIFOs, devices, huge and unparseable files are skipped.
+        """
+        directory = self._layout.dir(CLAIMS)
+        try:
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                raise StoreError(f"refusing {directory}: not a real directory (never followed)")
+        except FileNotFoundError:
+            return []
+        with os.scandir(directory) as listing:
+            names = sorted(
+                d.name for d in listing if d.name.endswith(".json") and d.is_file(follow_symlinks=False)
+            )
+        out = []
+        for name in names:
+            try:
+                raw = read_bounded(directory / name, RECORD_MAX_BYTES)
+                data = loads(raw) if raw is not None else None
+            except (OSError, WireError):
+                continue  # vanished, unreadable or not JSON: skipped, never fatal
+            if data is not None:
+                out.append((directory / name, data))
+        return out
+
+    @_store_op
+    def claim_list(self) -> list[ClaimRecord]:
+        records = []
+        for _, data in self._claim_files():
+            try:
+                records.append(from_wire(data, ClaimRecord))
+            except ShapeError:
+                continue
+        return records
+
+    @_store_op
+    def claim_gc(self, cutoff_ms: int, transcript_exists: Callable[[str], bool]) -> int:
+        """Any JSON object counts by its ``transcript_path`` and ``claimed_at`` alone, as the reference
+        sweeps, so a half-written foreign record without a transcript is collected too.
+
+        Unlocked, like the reference: a refresh of the same record racing a sweep may be lost
+        (it is recreated by the agent's next claim).
+        """
+        removed = 0
+        for path, data in self._claim_files():
+            if not isinstance(data, dict):
+                continue
+            transcript = data.get("transcript_path")
+            claimed_at = data.get("claimed_at")
+            number = (
+                claimed_at
+                if isinstance(claimed_at, (int, float))
+                and not isinstance(claimed_at, bool)
+                and math.isfinite(claimed_at)
+                else None
+            )
+            if claim_is_stale(
+                transcript if isinstance(transcript, str) else None, number, cutoff_ms, transcript_exists
+            ):
+                removed += unlink_missing_ok(path)
+        return removed
 
     # Registry ----------------------------------------------------------------------------------------
     @_store_op

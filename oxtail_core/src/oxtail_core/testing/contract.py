@@ -25,7 +25,16 @@ from typing import Any
 
 import pytest
 
-from oxtail_core.model import ActivityMarker, ClientInfo, Envelope, PendingAsk, RegistryEntry, StateCard
+from oxtail_core.model import (
+    ActivityMarker,
+    Ancestor,
+    ClaimRecord,
+    ClientInfo,
+    Envelope,
+    PendingAsk,
+    RegistryEntry,
+    StateCard,
+)
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.testing.stores import StoreFactory
 
@@ -59,6 +68,20 @@ def entry(pid: int, sid: str | None = "sid", **kw: Any) -> RegistryEntry:
         process_start=1_700_000_000.25,
         **kw,
     )
+
+
+def claim(session_id: str, **kw: Any) -> ClaimRecord:
+    """A sticky claim in ``/w`` by a Codex agent, with a live-looking transcript unless told otherwise."""
+    fields: dict[str, Any] = {
+        "client_type": "codex",
+        "cwd": "/w",
+        "ancestors": (Ancestor(100, "Wed Nov 25 10:00:00 2026"), Ancestor(1, "")),
+        "session_id": session_id,
+        "transcript_path": f"/t/{session_id}.jsonl",
+        "claimed_at": 2_000,
+        "server_pid": 4242,
+    }
+    return ClaimRecord(**(fields | kw))
 
 
 class StoreContract:
@@ -281,6 +304,48 @@ class StoreContract:
         store.registry_remove(3)
         store.registry_remove(77)
         assert store.registry_entries() == [entry(12, sid="renamed")]
+
+    # sticky claims ------------------------------------------------------------------------------
+    def test_a_claim_round_trips_and_a_reclaim_by_the_same_agent_in_the_same_cwd_replaces_it(
+        self, store: Any
+    ) -> None:
+        assert store.claim_list() == []
+        first = claim("sid-a", server_pid=11, claimed_at=1_000)
+        store.claim_put(first)
+        assert store.claim_list() == [first]
+        again = claim("sid-a", server_pid=22, claimed_at=1_500.5, ancestors=(Ancestor(7, "Tue 1"),))
+        store.claim_put(again)
+        assert store.claim_list() == [again]
+        other_session = claim("sid-b")
+        other_cwd = claim("sid-a", cwd="/w/prøj 漢", transcript_path=None)
+        store.claim_put(other_session)
+        store.claim_put(other_cwd)
+        assert sorted(store.claim_list(), key=lambda c: (c.session_id, c.cwd)) == [
+            again,
+            other_cwd,
+            other_session,
+        ]
+
+    def test_claim_gc_removes_the_expired_and_the_transcriptless_and_keeps_the_rest(self, store: Any) -> None:
+        cutoff_ms = 1_000_000
+        exactly_at_cutoff = claim("at-cutoff", claimed_at=1_000)
+        store.claim_put(exactly_at_cutoff)
+        store.claim_put(claim("expired", claimed_at=999.5))
+        store.claim_put(claim("no-transcript", transcript_path=None))
+        store.claim_put(claim("empty-transcript", transcript_path=""))
+        store.claim_put(claim("gone", transcript_path="/t/gone.jsonl"))
+        fresh = claim("fresh", claimed_at=5_000, server_pid=999_999)  # a dead writer is no reason
+        store.claim_put(fresh)
+        seen: list[str] = []
+
+        def exists(path: str) -> bool:
+            seen.append(path)
+            return path != "/t/gone.jsonl"
+
+        assert store.claim_gc(cutoff_ms, exists) == 4
+        assert "/t/gone.jsonl" in seen
+        assert sorted(store.claim_list(), key=lambda c: c.session_id) == [exactly_at_cutoff, fresh]
+        assert store.claim_gc(cutoff_ms, exists) == 0
 
     def test_recovered_batches_come_back_in_arrival_order(self, store: Any) -> None:
         inbox = InboxId.for_session("order")

@@ -7,85 +7,29 @@ the claimant's process ancestry; a new child in the same cwd whose ancestry
 shares a host process (same pid *and* same start time, so a recycled pid never
 matches) takes the id back. When two records are equally good the child
 abstains: guessing wrong would merge two agents' identities.
+
+Only the policy lives here (which claim applies to this process, how long a
+claim lasts); the records are a Store family (``claim_put`` / ``claim_list`` /
+``claim_gc``), so every backend keeps them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import os
-import stat
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import attrs
 
 from oxtail_core.errors import StoreError
-from oxtail_core.ids import hash32
-from oxtail_core.model import ClientInfo
+from oxtail_core.model import Ancestor, ClaimRecord, ClientInfo
+from oxtail_core.protocols import Store
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
-from oxtail_core.wire import utf8
-from oxtail_fs.atomic import read_bounded, write_atomic
-from oxtail_fs.layout import Layout
 
 CLAIM_TTL_MS = 14 * 86_400_000
-CLAIM_MAX_BYTES = 64 << 10
 MAX_ANCESTORS = 8
 PS_ARGV = ("ps", "-A", "-o", "pid=,ppid=,lstart=")
 PS_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class Ancestor:
-    """One process above the server: its pid and its start signature (``lstart`` text, "" if unknown)."""
-
-    pid: int
-    sig: str
-
-
-@dataclass(frozen=True)
-class ClaimRecord:
-    """A persisted explicit claim, as stored in ``claims/<key>.json``."""
-
-    client_type: str
-    cwd: str
-    ancestors: tuple[Ancestor, ...]
-    session_id: str
-    transcript_path: str | None
-    claimed_at: float
-    server_pid: int
-
-    @property
-    def key(self) -> str:
-        """The record's file stem (see :func:`claim_key`)."""
-        return claim_key(self.client_type, self.cwd, self.session_id)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The on-disk shape, in the reference's key order."""
-        return {
-            "schema_version": 1,
-            "client_type": self.client_type,
-            "cwd": self.cwd,
-            "ancestors": [{"pid": a.pid, "sig": a.sig} for a in self.ancestors],
-            "session_id": self.session_id,
-            "transcript_path": self.transcript_path,
-            "claimed_at": self.claimed_at,
-            "server_pid": self.server_pid,
-        }
-
-
-def claim_key(client_type: str, cwd: str, session_id: str) -> str:
-    """First 32 hex of SHA-256 over ``"<type> <cwd> <id>"``: one record per agent per cwd."""
-    return hash32(f"{client_type} {cwd} {session_id}")
-
-
-def claims_dir(state_dir: Path) -> Path:
-    """Where claim records live: ``<state dir>/claims``."""
-    return state_dir / "claims"
 
 
 # --------------------------------------------------------------------------- ancestry
@@ -157,105 +101,32 @@ def current_ancestors(parent_pid: int) -> list[Ancestor]:
     return chain
 
 
-# --------------------------------------------------------------------------- records on disk
+# --------------------------------------------------------------------------- records in the store
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return value
+def _usable(record: ClaimRecord) -> bool:
+    """Fit for recovery: a claimed id and a transcript still on disk (the store vouches for the rest)."""
+    return bool(record.session_id and record.transcript_path and os.path.exists(record.transcript_path))
 
 
-def _ancestors(value: object) -> tuple[Ancestor, ...] | None:
-    if not isinstance(value, list):
-        return None
-    out: list[Ancestor] = []
-    for item in value:
-        if not isinstance(item, dict):
-            continue
-        pid = _number(item.get("pid"))
-        sig = item.get("sig")
-        if pid is not None and pid == int(pid) and isinstance(sig, str):
-            out.append(Ancestor(int(pid), sig))
-    return tuple(out)
-
-
-def _read_json(path: Path) -> object:
-    """A small claim record (O_NOFOLLOW, regular files only, capped): never a FIFO, a device or a link."""
-    try:
-        raw = read_bounded(path, CLAIM_MAX_BYTES)
-        return None if raw is None else json.loads(raw.decode("utf-8", errors="replace"))
-    except (OSError, ValueError, RecursionError):
-        return None
-
-
-def _iter_record_files(state_dir: Path) -> list[Path]:
-    """The regular ``*.json`` files of a real ``claims/`` directory: a linked dir or file is never listed."""
-    directory = claims_dir(state_dir)
-    try:
-        if not stat.S_ISDIR(os.lstat(directory).st_mode):
-            return []
-        with os.scandir(directory) as listing:
-            names = [d.name for d in listing if d.name.endswith(".json") and d.is_file(follow_symlinks=False)]
-    except OSError:
-        return []
-    return sorted(directory / name for name in names)
-
-
-def _usable(data: object) -> ClaimRecord | None:
-    """A record fit for recovery: every field present and typed, the transcript still on disk."""
-    if not isinstance(data, dict):
-        return None
-    client_type, cwd, session_id = data.get("client_type"), data.get("cwd"), data.get("session_id")
-    transcript, claimed_at = data.get("transcript_path"), _number(data.get("claimed_at"))
-    ancestors = _ancestors(data.get("ancestors"))
-    server_pid = _number(data.get("server_pid"))
-    if not (isinstance(client_type, str) and isinstance(cwd, str) and isinstance(session_id, str)):
-        return None
-    if not session_id or not isinstance(transcript, str) or not transcript:
-        return None
-    if claimed_at is None or ancestors is None or not os.path.exists(transcript):
-        return None
-    return ClaimRecord(
-        client_type,
-        cwd,
-        ancestors,
-        session_id,
-        transcript,
-        claimed_at,
-        int(server_pid) if server_pid is not None else 0,
-    )
-
-
-def gc_claims(state_dir: Path, now_ms: int) -> None:
-    """Delete records whose transcript is gone (or was never set) or that are older than 14 days.
+def gc_claims(store: Store, now_ms: int) -> int:
+    """Drop claims whose transcript is gone (or was never set) or that are older than 14 days.
 
     A dead ``server_pid`` is not a reason: recovery exists precisely for
-    records whose writer has exited. Unparseable files are left alone.
+    records whose writer has exited. Returns how many went.
     """
-    for path in _iter_record_files(state_dir):
-        data = _read_json(path)
-        if not isinstance(data, dict):
-            continue
-        transcript = data.get("transcript_path")
-        claimed_at = _number(data.get("claimed_at"))
-        stale = claimed_at is not None and now_ms - claimed_at * 1000 > CLAIM_TTL_MS
-        if not isinstance(transcript, str) or not transcript or not os.path.exists(transcript) or stale:
-            with contextlib.suppress(OSError):
-                path.unlink()
+    return store.claim_gc(now_ms - CLAIM_TTL_MS, os.path.exists)
 
 
-def write_claim(state_dir: Path, record: ClaimRecord, now_ms: int, writer_pid: int) -> bool:
-    """Persist ``record`` atomically (temp + rename, mode 0600) after a GC pass; errors are swallowed.
+def write_claim(store: Store, record: ClaimRecord, now_ms: int) -> bool:
+    """Persist ``record`` after a GC pass; errors are swallowed (a claim is an optimization).
 
     Returns whether the record landed, for callers that want to trace it.
     """
     try:
-        gc_claims(state_dir, now_ms)
-        directory = Layout(state_dir).ensure_dir(claims_dir(state_dir))
-        final = directory / f"{record.key}.json"
-        write_atomic(final, utf8(json.dumps(record.as_dict(), indent=2, ensure_ascii=False)), fsync=False)
-    except (OSError, StoreError):
+        gc_claims(store, now_ms)
+        store.claim_put(record)
+    except StoreError:
         return False
     return True
 
@@ -283,16 +154,15 @@ def _score(record: ClaimRecord, current: Sequence[Ancestor]) -> tuple[int, int, 
     return len(shared), nearest_current, nearest_record, record.claimed_at
 
 
-def recover(state_dir: Path, client_type: str, cwd: str, current: Sequence[Ancestor]) -> ClaimRecord | None:
+def recover(store: Store, client_type: str, cwd: str, current: Sequence[Ancestor]) -> ClaimRecord | None:
     """The claim this process should re-adopt, or None (no match, or an exact tie between the best two).
 
     Ranking: more shared ancestors, then a shared ancestor nearer to us, then
     nearer to the claimant, then the newer claim.
     """
     ranked: list[tuple[tuple[int, int, int, float], ClaimRecord]] = []
-    for path in _iter_record_files(state_dir):
-        record = _usable(_read_json(path))
-        if record is None or record.client_type != client_type or record.cwd != cwd:
+    for record in store.claim_list():
+        if record.client_type != client_type or record.cwd != cwd or not _usable(record):
             continue
         score = _score(record, current)
         if score is not None:
@@ -313,7 +183,7 @@ def recover(state_dir: Path, client_type: str, cwd: str, current: Sequence[Ances
 def maybe_recover(
     client: ClientInfo,
     *,
-    state_dir: Path,
+    store: Store,
     ancestors: Sequence[Ancestor],
     now_ms: int,
     server_pid: int,
@@ -329,8 +199,8 @@ def maybe_recover(
     if client.session_id or client.type == "unknown":
         return None
     try:
-        record = recover(state_dir, client.type, client.cwd, ancestors)
-    except OSError:
+        record = recover(store, client.type, client.cwd, ancestors)
+    except StoreError:
         return None
     if record is None:
         return None
@@ -350,7 +220,7 @@ def maybe_recover(
         now_ms // 1000,
         server_pid,
     )
-    write_claim(state_dir, refreshed, now_ms, server_pid)
+    write_claim(store, refreshed, now_ms)
     return recovered
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from oxtail_core import AsyncPeer, ClientInfo, Context, RegistryEntry, Settings, StateCard, SystemClock
 from oxtail_core.convert import to_wire
+from oxtail_core.protocols import Store
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_fs import proctree
 from oxtail_fs.binding import own_binding
@@ -57,13 +58,13 @@ def _enriched(
     return client, diagnosis
 
 
-def _recovered(client: ClientInfo, state_dir: Path, now: int, pid: int, tracer: Tracer) -> ClientInfo | None:
+def _recovered(client: ClientInfo, store: Store, now: int, pid: int, tracer: Tracer) -> ClientInfo | None:
     """The client with a recovered sticky claim, or None (nothing to recover, or nothing found)."""
     if client.session_id or client.type == "unknown":
         return None  # nothing to recover: spare the process-table snapshot
     return sticky.maybe_recover(
         client,
-        state_dir=state_dir,
+        store=store,
         ancestors=sticky.current_ancestors(os.getppid()),
         now_ms=now,
         server_pid=pid,
@@ -128,7 +129,7 @@ class Agent:
         here = cwd if cwd is not None else os.getcwd()
         detected = detect_from_env(env, here, user, now)
         client, diagnosis = _enriched(detected, now // 1000, env, user, now, tracer=tracer, trigger="startup")
-        client = _recovered(client, state_dir, now, pid, tracer) or client
+        client = _recovered(client, ctx.store, now, pid, tracer) or client
         binding = own_binding(tmux, env, pid)
         peer = AsyncPeer.join(
             ctx,
@@ -161,7 +162,7 @@ class Agent:
 
     def _recover_sticky(self) -> None:
         recovered = _recovered(
-            self.me.client, self.state_dir, self.ctx.clock.now_ms(), self.me.server_pid, self.ctx.tracer
+            self.me.client, self.ctx.store, self.ctx.clock.now_ms(), self.me.server_pid, self.ctx.tracer
         )
         if recovered is not None:
             self.peer.describe(recovered)
@@ -180,7 +181,7 @@ class Agent:
             me = self.peer.claim(session_id, transcript_path=transcript, tmux=(binding.pane, binding.session))
             record = sticky.claim_for(me.client, sticky.current_ancestors(os.getppid()), now, me.server_pid)
             if record is not None:
-                sticky.write_claim(self.state_dir, record, now, me.server_pid)
+                sticky.write_claim(self.ctx.store, record, now)
             return me
 
     def refine(self, client_name: str | None, trigger: str) -> detection.Diagnosis | None:
