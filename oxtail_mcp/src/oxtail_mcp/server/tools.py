@@ -24,6 +24,7 @@ from oxtail_core.routing import live_entries
 from oxtail_fs.discovery import project_sessions
 from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
 from oxtail_mcp.server.agent import Agent
+from oxtail_mcp.server.responses import render
 from oxtail_mcp.transcripts.read_session import TmuxPaneReader, read_session
 
 
@@ -134,17 +135,17 @@ async def send_message(agent: Agent, args: dict[str, Any]) -> Outcome:
         reply_to=args.get("reply_to"),
         source_message_id=args.get("source_message_id"),
     )
-    return Outcome(result.to_wire())
+    return Outcome(render(result))
 
 
 async def reply_to_message(agent: Agent, args: dict[str, Any]) -> Outcome:
     result = await agent.peer.reply(args["message_id"], args["body"], wake=args.get("wake"))
-    return Outcome(result.to_wire())
+    return Outcome(render(result))
 
 
 async def read_my_messages(agent: Agent, args: dict[str, Any]) -> Outcome:
     result = await agent.peer.read_messages(settle=False)
-    return Outcome(result.to_wire(), result.batch)
+    return Outcome(render(result), result.batch)
 
 
 async def ask_peer(agent: Agent, args: dict[str, Any]) -> Outcome:
@@ -155,7 +156,7 @@ async def ask_peer(agent: Agent, args: dict[str, Any]) -> Outcome:
         timeout_ms=int(timeout) if isinstance(timeout, (int, float)) and math.isfinite(timeout) else None,
         settle=False,
     )
-    return Outcome(result.to_wire(), result.batch if isinstance(result, Asked) else None)
+    return Outcome(render(result), result.batch if isinstance(result, Asked) else None)
 
 
 HANDLERS: dict[str, Handler] = {
