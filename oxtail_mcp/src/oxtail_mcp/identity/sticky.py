@@ -26,7 +26,7 @@ import attrs
 
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import hash32
-from oxtail_core.model import ClientInfo
+from oxtail_core.model import SCHEMA_VERSION, ClientInfo
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_core.wire import utf8
 from oxtail_fs.atomic import read_bounded, write_atomic
@@ -67,7 +67,7 @@ class ClaimRecord:
     def as_dict(self) -> dict[str, Any]:
         """The on-disk shape, in the reference's key order."""
         return {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "client_type": self.client_type,
             "cwd": self.cwd,
             "ancestors": [{"pid": a.pid, "sig": a.sig} for a in self.ancestors],
