@@ -18,6 +18,7 @@ from pathlib import Path
 
 from oxtail_core import Context, MemoryHost, Peer, RecordingWaker, Settings, Store, SystemClock
 from oxtail_core.wire import dumps
+from oxtail_mcp.server.responses import render
 
 T0 = time.monotonic()
 ALICE = "aaaaaaaa-1111-4111-8111-000000000001"
@@ -48,7 +49,7 @@ def answer_when_asked(peer: Peer, name: str, delay_s: float, stop: threading.Eve
             if message.request_id:
                 time.sleep(delay_s)
                 reply = peer.reply(message.id, f"{name} says: 42")
-                say(name, f"replied -> {dumps(reply.to_wire())}")
+                say(name, f"replied -> {dumps(render(reply))}")
         time.sleep(0.005)
 
 
@@ -71,9 +72,9 @@ def main() -> None:
     say("alice", "peers: " + ", ".join(cards))
 
     sent = alice.send(BOB, "heads-up: I'm touching parser.py")
-    say("alice", f"send_message -> {dumps(sent.to_wire())}")
+    say("alice", f"send_message -> {dumps(render(sent))}")
     inbox = bob.read_messages()
-    say("bob", f"read_my_messages -> {dumps(inbox.to_wire())}")
+    say("bob", f"read_my_messages -> {dumps(render(inbox))}")
 
     stop = threading.Event()
     helpers = [
@@ -85,17 +86,17 @@ def main() -> None:
 
     say("alice", "ask_peer(bob, 'what is 6*7?') ...")
     asked = alice.ask(BOB, "what is 6*7?", timeout_ms=3000)
-    say("alice", f"ask_peer -> {dumps(asked.to_wire())}")
+    say("alice", f"ask_peer -> {dumps(render(asked))}")
 
     say("alice", "ask_peer(carol, 'and you?', timeout_ms=600) ...")
     asked = alice.ask(CAROL, "and you?", timeout_ms=600)
-    say("alice", f"ask_peer -> {dumps(asked.to_wire())}")
+    say("alice", f"ask_peer -> {dumps(render(asked))}")
     say("alice", "timed out; the question stays durable as a pending ask. Waiting for carol ...")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         late = alice.read_messages()
         if late.messages:
-            say("alice", f"read_my_messages -> {dumps(late.to_wire())}")
+            say("alice", f"read_my_messages -> {dumps(render(late))}")
             break
         time.sleep(0.02)
     stop.set()

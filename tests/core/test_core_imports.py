@@ -1,4 +1,4 @@
-"""oxtail-core stays I/O-free: it imports nothing beyond the standard library, attrs and cattrs.
+"""oxtail-core stays I/O-free: it imports nothing beyond the standard library and attrs.
 
 One subpackage is exempt, explicitly: ``oxtail_core.testing`` (the Store contract and race
 machinery for test suites) may also import pytest and Hypothesis, and nothing else of the core
@@ -14,7 +14,7 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "oxtail_core" / "src" / "oxtail_core"
 TESTING = CORE / "testing"
-ALLOWED = {"attrs", "cattrs", "oxtail_core", "__future__"}
+ALLOWED = {"attrs", "oxtail_core", "__future__"}
 TESTING_ALSO = {"pytest", "hypothesis"}
 FORBIDDEN_STDLIB = {"subprocess", "socket", "os", "shutil", "tempfile", "pathlib", "fcntl", "signal"}
 
@@ -33,7 +33,7 @@ def _modules(path: Path) -> set[str]:
     return names
 
 
-def test_core_imports_only_stdlib_attrs_cattrs() -> None:
+def test_core_imports_only_stdlib_and_attrs() -> None:
     files = sorted(p for p in CORE.rglob("*.py") if TESTING not in p.parents)
     assert len(files) > 10
     for path in files:

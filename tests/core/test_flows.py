@@ -13,6 +13,7 @@ from oxtail_core.effects import WaitForMail
 from oxtail_core.model import WAKE_TEXT, RegistryEntry
 from oxtail_core.results import Asked, NotAsked, NotReplied, NotSent, Refused, Replied, Sent
 from oxtail_core.routing import publish
+from oxtail_mcp.server.responses import render
 from tests.support.world import A, B, C, make_world
 
 
@@ -20,13 +21,13 @@ def test_send_and_read_round_trip_with_ledger() -> None:
     w = make_world()
     a, b = w.join(1, A), w.join(2, B)
     sent = a.send(B, "hello")
-    assert isinstance(sent, Sent) and sent.to_wire()["target_server_pid"] == 2
-    assert "wake_status" not in sent.to_wire()  # E30: plain send, no wake
+    assert isinstance(sent, Sent) and render(sent)["target_server_pid"] == 2
+    assert "wake_status" not in render(sent)  # E30: plain send, no wake
     got = b.read_messages()
     assert [m.body for m in got.messages] == ["hello"]
     assert got.messages[0].from_session_id == A
     assert w.store.ledger_lookup(B, sent.message_id) == got.messages[0]  # R6: ledger survives the drain
-    assert b.read_messages().to_wire() == {
+    assert render(b.read_messages()) == {
         "schema_version": 1,
         "ok": True,
         "drained": True,
@@ -38,20 +39,20 @@ def test_send_and_read_round_trip_with_ledger() -> None:
 def test_resolution_errors() -> None:
     w = make_world()
     a = w.join(1, A)
-    assert a.send(C, "x").to_wire() == {"schema_version": 1, "ok": False, "error": "target-not-found"}
-    assert a.send(C, "x", reply_to="r").to_wire() == {
+    assert render(a.send(C, "x")) == {"schema_version": 1, "ok": False, "error": "target-not-found"}
+    assert render(a.send(C, "x", reply_to="r")) == {
         "schema_version": 1,
         "ok": False,
         "error": "target-not-found",
         "wake_status": "skipped_no_target",
         "wake_reason": "reply_to_default",
     }
-    assert a.send(C, "x", wake="auto").to_wire()["wake_status"] == "skipped_no_target"
-    assert "wake_status" not in a.send(C, "x", wake="off", reply_to="r").to_wire()
-    assert a.send(A, "x").to_wire()["error"] == "self-send"
+    assert render(a.send(C, "x", wake="auto"))["wake_status"] == "skipped_no_target"
+    assert "wake_status" not in render(a.send(C, "x", wake="off", reply_to="r"))
+    assert render(a.send(A, "x"))["error"] == "self-send"
     a2 = w.join(5, A)  # a fresher sibling of my own session: still self-send (R75)
-    assert a.send(A, "x").to_wire()["error"] == "self-send"
-    assert a2.send("tmux-name", "x").to_wire()["error"] == "target-not-found"
+    assert render(a.send(A, "x"))["error"] == "self-send"
+    assert render(a2.send("tmux-name", "x"))["error"] == "target-not-found"
 
 
 def test_ambiguous_tmux_name_lists_candidates_and_note() -> None:
@@ -59,7 +60,7 @@ def test_ambiguous_tmux_name_lists_candidates_and_note() -> None:
     a = w.join(1, A)
     w.join(2, B, tmux_session="shared")
     w.join(3, None, tmux_session="shared")
-    out = a.send("shared", "x").to_wire()
+    out = render(a.send("shared", "x"))
     assert out["error"] == "ambiguous-target" and out["candidates"] == [B]
     assert out["note"] == (
         "1 peer(s) sharing tmux session 'shared' have not claimed a session_id and cannot be "
@@ -73,7 +74,7 @@ def test_cross_project_refused() -> None:
     w.host.projects.update({"/p": "one", "/q": "two"})
     a = w.join(1, A)
     Peer.join(w.ctx, 2, session_id=B, cwd="/q")
-    assert a.send(B, "x").to_wire() == {"schema_version": 1, "ok": False, "error": "cross-project"}
+    assert render(a.send(B, "x")) == {"schema_version": 1, "ok": False, "error": "cross-project"}
     assert w.depth(B) == 0
 
 
@@ -93,7 +94,7 @@ def test_dead_and_recycled_peers_are_not_targets() -> None:
     a = w.join(1, A)
     w.join(2, B)
     w.host.kill(2)
-    assert a.send(B, "x").to_wire()["error"] == "target-not-found"  # R28
+    assert render(a.send(B, "x"))["error"] == "target-not-found"  # R28
     assert w.store.registry_entries() == [a.me]  # dead entry without mail is reaped
 
 
@@ -115,7 +116,7 @@ def test_budget_is_an_order_preserving_prefix() -> None:
         a.send(B, body)
     first = b.read_messages()
     assert [m.body for m in first.messages] == ["x" * 5]  # the 3-byte one must not jump the 20-byte one
-    assert first.to_wire()["deferred_count"] == 2 and first.to_wire()["budget_truncated"] is True
+    assert render(first)["deferred_count"] == 2 and render(first)["budget_truncated"] is True
     assert [m.body for m in b.read_messages().messages] == ["y" * 20]  # first message always admitted
     assert [m.body for m in b.read_messages().messages] == ["z" * 3]
 
@@ -133,15 +134,15 @@ def test_reply_to_message_paths() -> None:
     w = make_world()
     a, b = w.join(1, A), w.join(2, B)
     unclaimed = w.join(3, None)
-    assert unclaimed.reply("x", "y").to_wire()["error"] == "no-session-id"
-    missing = b.reply("ffffffffffffffff", "y").to_wire()
+    assert render(unclaimed.reply("x", "y"))["error"] == "no-session-id"
+    missing = render(b.reply("ffffffffffffffff", "y"))
     assert missing["error"] == "message-not-found" and "ffffffffffffffff" in missing["message"]
     sent = a.send(B, "question")
     assert isinstance(sent, Sent)
     b.read_messages()
     replied = b.reply(sent.message_id, "answer")
     assert isinstance(replied, Replied)
-    wire = replied.to_wire()
+    wire = render(replied)
     assert list(wire)[:7] == [
         "schema_version",
         "ok",
@@ -154,16 +155,16 @@ def test_reply_to_message_paths() -> None:
     assert wire["correlation"] == "uncorrelated" and "wake_status" not in wire
     back = a.read_messages().messages[0]
     assert back.source_message_id == sent.message_id and back.reply_to is None
-    assert a.reply(back.id, "and again").to_wire()["ok"] is True  # replies can be replied to
-    assert w.join(4, C).reply(sent.message_id, "x").to_wire()["error"] == "message-not-found"  # R7
+    assert render(a.reply(back.id, "and again"))["ok"] is True  # replies can be replied to
+    assert render(w.join(4, C).reply(sent.message_id, "x"))["error"] == "message-not-found"  # R7
     anon = w.join(5, None, tmux_session="anon")
     anon.send(B, "no sender id")
     inbox = b.read_messages().messages
     msg = next(m for m in inbox if m.body == "no sender id")
-    assert b.reply(msg.id, "x").to_wire()["error"] == "no-reply-target"
+    assert render(b.reply(msg.id, "x"))["error"] == "no-reply-target"
     w.host.kill(1)
     gone = b.reply(next(m for m in inbox if m.body == "and again").id, "x")
-    assert isinstance(gone, NotReplied) and gone.to_wire()["original_from_session_id"] == A
+    assert isinstance(gone, NotReplied) and render(gone)["original_from_session_id"] == A
 
 
 def test_ledger_retention_fails_closed() -> None:
@@ -173,7 +174,7 @@ def test_ledger_retention_fails_closed() -> None:
     assert all(w.store.ledger_lookup(B, i) is None for i in ids[:5])
     assert all(w.store.ledger_lookup(B, i) is not None for i in ids[5:])
     assert w.tracer.named("received_ledger_pruned")[-1] == {"session_id": B, "dropped": 1, "kept": 10}
-    assert b.reply(ids[0], "x").to_wire()["error"] == "message-not-found"  # R5
+    assert render(b.reply(ids[0], "x"))["error"] == "message-not-found"  # R5
 
 
 def _answer_after(w, peer, delay_ms: int, *, reply_to_request: bool = True, body: str = "answer") -> None:  # type: ignore[no-untyped-def]
@@ -197,7 +198,7 @@ def test_ask_answered_during_grace_reports_fired_without_keystrokes() -> None:
     assert isinstance(out, Asked) and out.reply is not None and out.reply.body == "answer"
     assert out.wake_status is WakeStatus.FIRED and w.waker.keys == []  # R36
     assert w.clock.now_ms() - start == 200  # returns the moment the reply lands
-    wire = out.to_wire()
+    wire = render(out)
     assert wire["correlation"] == "correlated" and wire["timed_out"] is False
     assert list(wire["reply"]) == ["id", "body", "enqueued_at", "from_session_id", "reply_to", "correlation"]
 
@@ -310,7 +311,7 @@ def test_reply_without_reply_to_never_satisfies_a_correlated_ask() -> None:
     a, b = w.join(1, A), w.join(2, B)
     _answer_after(w, b, 700, reply_to_request=False, body="forgot reply_to")
     out = a.ask(B, "q", timeout_ms=1200)
-    assert isinstance(out, Asked) and out.timed_out and out.to_wire()["timeout_ms"] == 1200  # E38
+    assert isinstance(out, Asked) and out.timed_out and render(out)["timeout_ms"] == 1200  # E38
     assert [m.body for m in a.read_messages().messages] == ["forgot reply_to"]
 
 
@@ -322,7 +323,7 @@ def test_legacy_peer_takes_any_message_from_it() -> None:
     b.send(A, "stale chatter")
     out = a.ask(B, "q", timeout_ms=1500)
     assert isinstance(out, Asked) and out.reply is not None and out.reply.body == "stale chatter"  # E39
-    assert out.correlation == "uncorrelated" and out.to_wire()["reply"]["reply_to"] is None
+    assert out.correlation == "uncorrelated" and render(out)["reply"]["reply_to"] is None
     out = a.ask(B, "q2", timeout_ms=1500)
     assert isinstance(out, Asked) and out.timed_out
     assert w.store.pending_take(A, out.request_id, None) is None  # R44: no record for legacy peers
@@ -331,7 +332,7 @@ def test_legacy_peer_takes_any_message_from_it() -> None:
 def test_unclaimed_requester_leaves_no_pending_record() -> None:
     w = make_world()
     a, b = w.join(1, None, tmux_session="anon"), w.join(2, B)
-    assert b.ask("anon", "q").to_wire()["error"] == "peer-has-no-session-id"  # E42
+    assert render(b.ask("anon", "q"))["error"] == "peer-has-no-session-id"  # E42
     out = a.ask(B, "q", timeout_ms=1000)
     assert isinstance(out, Asked) and out.timed_out
     assert w.tracer.named("ask_peer_pending_skipped_unclaimed")
@@ -343,7 +344,7 @@ def test_timeout_clamp_and_strategy_off() -> None:
     w.join(2, B, pane="%2")
     out = a.ask(B, "q")
     assert isinstance(out, Asked)
-    wire = out.to_wire()
+    wire = render(out)
     assert wire["timeout_ms"] == 1000 and wire["timeout_clamped_from_ms"] == 60000  # E43
     assert wire["wake_status"] == "disabled" and w.waker.keys == []  # E41
     assert list(wire)[-2:] == ["timeout_clamped_from_ms", "timed_out"]
@@ -354,13 +355,13 @@ def test_ask_resolution_errors() -> None:
     a = w.join(1, A)
     out = a.ask(C, "q")
     assert isinstance(out, NotAsked)
-    assert out.to_wire() == {
+    assert render(out) == {
         "schema_version": 1,
         "ok": False,
         "error": "target-not-found",
         "wake_status": "skipped_no_target",
     }
-    assert "wake_status" not in a.ask(A, "q").to_wire()
+    assert "wake_status" not in render(a.ask(A, "q"))
 
 
 def test_strict_gate_checks() -> None:
@@ -392,7 +393,7 @@ def test_strict_gate_kill_switch_and_unverified_target_keeps_no_stamp() -> None:
     w.join(2, B)
     w.mark(B, "idle")
     assert a.send(B, "r", reply_to="x").wake.status is WakeStatus.DISABLED  # type: ignore[union-attr]
-    assert a.send(C, "r", reply_to="x").to_wire()["wake_status"] == "disabled"  # kill switch on every path
+    assert render(a.send(C, "r", reply_to="x"))["wake_status"] == "disabled"  # kill switch on every path
     w2 = make_world()
     a2 = w2.join(1, A)
     w2.join(2, B)  # no pane: gate passes, no keystroke possible
@@ -550,7 +551,7 @@ def test_async_peer_round_trip() -> None:
 
 
 def test_refused_shapes() -> None:
-    assert Refused("x", "y").to_wire() == {"schema_version": 1, "ok": False, "error": "x", "message": "y"}
+    assert render(Refused("x", "y")) == {"schema_version": 1, "ok": False, "error": "x", "message": "y"}
     assert isinstance(NotSent, type)
 
 

@@ -8,15 +8,11 @@ raises :class:`ShapeError` naming the offending field.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
-
-if TYPE_CHECKING:
-    import cattrs
 
 from oxtail_core.model import (
     CLIENT_TYPES,
@@ -123,15 +119,20 @@ def _unstructure_state(s: StateCard | None) -> dict[str, Any] | None:
     return None if s is None else {"purpose": s.purpose, "updated_at": s.updated_at}
 
 
-def _structure_state(data: Any) -> StateCard | None:
+def _structure_state_card(data: Any, _: type) -> StateCard:
     if not isinstance(data, dict):
-        return None
+        raise ShapeError("a state card must be an object")
     updated = data.get("updated_at")
     purpose = data.get("purpose")
     return StateCard(
         purpose=purpose if isinstance(purpose, str) else None,
         updated_at=updated if isinstance(updated, int) and not isinstance(updated, bool) else 0,
     )
+
+
+def _structure_state(data: Any) -> StateCard | None:
+    """A registry entry's ``state``: anything but an object reads as no card (old entries have none)."""
+    return _structure_state_card(data, StateCard) if isinstance(data, dict) else None
 
 
 def _unstructure_entry(e: RegistryEntry) -> dict[str, Any]:
@@ -267,6 +268,9 @@ def _structure_claim(data: Any, _: type) -> ClaimRecord:
     )
 
 
+# The codecs, one pair per stored record. Hand-written because every shape is
+# the reference's (names, order, omissions, tolerance of old files); a generic
+# converter would only wrap these, so there is none.
 _UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
     Envelope: _unstructure_envelope,
     ClientInfo: _unstructure_client,
@@ -274,6 +278,7 @@ _UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
     PendingAsk: _unstructure_pending,
     ActivityMarker: _unstructure_activity,
     ClaimRecord: _unstructure_claim,
+    StateCard: _unstructure_state,
 }
 _STRUCTURE: dict[type[Any], Callable[[Any, type[Any]], Any]] = {
     Envelope: _structure_envelope,
@@ -282,25 +287,8 @@ _STRUCTURE: dict[type[Any], Callable[[Any, type[Any]], Any]] = {
     PendingAsk: _structure_pending,
     ActivityMarker: _structure_activity,
     ClaimRecord: _structure_claim,
+    StateCard: _structure_state_card,
 }
-
-
-@functools.cache
-def converter() -> cattrs.Converter:
-    """The cattrs converter for every core record, built on first use.
-
-    It carries exactly the hooks above; :func:`to_wire` and :func:`from_wire`
-    call those hooks directly for the core's own records, so a hook process
-    that only moves messages never pays for importing cattrs.
-    """
-    import cattrs as _cattrs
-
-    conv = _cattrs.Converter()
-    for cls, unstructure in _UNSTRUCTURE.items():
-        conv.register_unstructure_hook(cls, unstructure)
-    for cls, structure in _STRUCTURE.items():
-        conv.register_structure_hook(cls, structure)
-    return conv
 
 
 def envelope_to_line(env: Envelope) -> str:
@@ -318,18 +306,20 @@ def envelope_from_line(line: str | bytes) -> Envelope:
 
 
 def to_wire(record: object) -> Any:
-    """The JSON-ready value of any core record."""
-    direct = _UNSTRUCTURE.get(type(record))
-    return direct(record) if direct is not None else converter().unstructure(record)
+    """The JSON-ready value of a core record; a type without a codec above is a bug (TypeError)."""
+    unstructure = _UNSTRUCTURE.get(type(record))
+    if unstructure is None:
+        raise TypeError(f"no wire shape for {type(record).__name__}")
+    return unstructure(record)
 
 
 def from_wire(data: Any, cls: type[Any]) -> Any:
     """Build a record of ``cls`` from a parsed JSON value; raises ShapeError on a bad shape."""
-    direct = _STRUCTURE.get(cls)
+    structure = _STRUCTURE.get(cls)
+    if structure is None:
+        raise TypeError(f"no wire shape for {cls.__name__}")
     try:
-        if direct is not None:
-            return direct(data, cls)
-        return converter().structure(data, cls)
+        return structure(data, cls)
     except ShapeError:
         raise
     except (TypeError, ValueError) as exc:

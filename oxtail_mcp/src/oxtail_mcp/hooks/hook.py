@@ -2,7 +2,7 @@
 
 Claude Code runs PreToolUse before *every* tool call, so the common case --
 stamp the activity marker, see an empty inbox, exit -- uses the standard
-library only and touches a handful of paths. The store (and with it attrs, cattrs,
+library only and touches a handful of paths. The store (and with it attrs,
 the lock library, psutil) is imported only when there is mail, or a batch a
 dead reader left in flight, to deliver.
 

@@ -1,7 +1,7 @@
 """The text the Claude Code hooks inject (hooks.md §7), and the body budget that bounds it.
 
 Standard library only: this module is imported on the hook's hot path, which
-runs before every tool call, so it must not pull in the core (attrs, cattrs).
+runs before every tool call, so it must not pull in the core (attrs).
 
 The budget is measured the way the reference measures it -- on the body as it
 is JSON-escaped in the inbox line (a newline costs 2, ``\\u0000`` costs 6) --

@@ -18,12 +18,14 @@ from typing import Any
 import attrs
 
 from oxtail_core.effects import call_async
+from oxtail_core.model import SCHEMA_VERSION
 from oxtail_core.protocols import Batch
 from oxtail_core.results import Asked
 from oxtail_core.routing import live_entries
 from oxtail_fs.discovery import project_sessions
 from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
 from oxtail_mcp.server.agent import Agent
+from oxtail_mcp.server.responses import render
 from oxtail_mcp.transcripts.read_session import TmuxPaneReader, read_session
 
 
@@ -59,7 +61,7 @@ def _root(agent: Agent, given: Any) -> tuple[str, bool]:
 def list_project_sessions(agent: Agent, args: dict[str, Any]) -> Outcome:
     root, inferred = _root(agent, args.get("project_root"))
     listing = project_sessions(agent.tmux, live_entries(agent.ctx), root)
-    body: dict[str, Any] = {"schema_version": 1, "project_root": root, "inferred": inferred}
+    body: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "project_root": root, "inferred": inferred}
     if args.get("compact"):
         body["tmux_sessions"] = listing.grouped()
     else:
@@ -95,7 +97,7 @@ def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
     me = agent.claim(args["session_id"])
     return Outcome(
         {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "ok": True,
             "session_id": me.client.session_id,
             "transcript_path": me.client.transcript_path,
@@ -108,22 +110,22 @@ def register_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
     agent.claim(args["session_id"])
     entry = agent.entry_wire()
     shown = {key: entry[key] for key in ("server_pid", "started_at", "tmux_session", "client")}
-    return Outcome({"schema_version": 1, "ok": True, "entry": shown})
+    return Outcome({"schema_version": SCHEMA_VERSION, "ok": True, "entry": shown})
 
 
 @_threaded
 def get_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
     agent.refine(agent.client_name, "get_my_session")
     diagnosis = agent.diagnosis("get_my_session")
-    return Outcome({"schema_version": 1, "entry": agent.entry_wire(), "detect_diagnosis": diagnosis})
+    body = {"schema_version": SCHEMA_VERSION, "entry": agent.entry_wire(), "detect_diagnosis": diagnosis}
+    return Outcome(body)
 
 
 @_threaded
 def set_my_state(agent: Agent, args: dict[str, Any]) -> Outcome:
     card = agent.set_state(args.get("purpose"), "purpose" in args)
-    return Outcome(
-        {"schema_version": 1, "ok": True, "state": {"purpose": card.purpose, "updated_at": card.updated_at}}
-    )
+    state = {"purpose": card.purpose, "updated_at": card.updated_at}
+    return Outcome({"schema_version": SCHEMA_VERSION, "ok": True, "state": state})
 
 
 async def send_message(agent: Agent, args: dict[str, Any]) -> Outcome:
@@ -134,17 +136,17 @@ async def send_message(agent: Agent, args: dict[str, Any]) -> Outcome:
         reply_to=args.get("reply_to"),
         source_message_id=args.get("source_message_id"),
     )
-    return Outcome(result.to_wire())
+    return Outcome(render(result))
 
 
 async def reply_to_message(agent: Agent, args: dict[str, Any]) -> Outcome:
     result = await agent.peer.reply(args["message_id"], args["body"], wake=args.get("wake"))
-    return Outcome(result.to_wire())
+    return Outcome(render(result))
 
 
 async def read_my_messages(agent: Agent, args: dict[str, Any]) -> Outcome:
     result = await agent.peer.read_messages(settle=False)
-    return Outcome(result.to_wire(), result.batch)
+    return Outcome(render(result), result.batch)
 
 
 async def ask_peer(agent: Agent, args: dict[str, Any]) -> Outcome:
@@ -155,7 +157,7 @@ async def ask_peer(agent: Agent, args: dict[str, Any]) -> Outcome:
         timeout_ms=int(timeout) if isinstance(timeout, (int, float)) and math.isfinite(timeout) else None,
         settle=False,
     )
-    return Outcome(result.to_wire(), result.batch if isinstance(result, Asked) else None)
+    return Outcome(render(result), result.batch if isinstance(result, Asked) else None)
 
 
 HANDLERS: dict[str, Handler] = {
