@@ -108,23 +108,32 @@ def test_last_wakes_reads_the_newest_outcome_per_target(tmp_path: Path) -> None:
     assert status.last_wakes(tmp_path / "missing") == {}
 
 
-@pytest.fixture
-def live_project(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
-    """A state dir with one live agent (this test process) in ``project``, two messages and an open ask."""
-    home, project = tmp_path / "state", tmp_path / "project"
+def live_agent(
+    home: Path, project: Path, client: str, *, tmux_session: str | None = None, purpose: str | None = None
+) -> FsStore:
+    """A state dir whose registry lists this test process as agent ``A`` (a ``client``) in ``project``."""
     project.mkdir()
     store = FsStore(home)
     pid = os.getpid()
+    state = StateCard(purpose=purpose, updated_at=NOW // 1000) if purpose else None
     store.registry_put(
         RegistryEntry(
             server_pid=pid,
             started_at=NOW // 1000,
-            client=ClientInfo(type="codex", session_id=A, cwd=str(project)),
-            tmux_session="work",
-            state=StateCard(purpose="writing docs", updated_at=NOW // 1000),
+            client=ClientInfo(type=client, session_id=A, cwd=str(project)),  # type: ignore[arg-type]
+            tmux_session=tmux_session,
+            state=state,
             process_start=proctree.process_start(pid),
         )
     )
+    return store
+
+
+@pytest.fixture
+def live_project(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A state dir with one live agent (this test process) in ``project``, two messages and an open ask."""
+    home, project = tmp_path / "state", tmp_path / "project"
+    store = live_agent(home, project, "codex", tmux_session="work", purpose="writing docs")
     store.append(
         session_inbox(A),
         [Envelope(id="00000000000000a1", body="x"), Envelope(id="00000000000000a2", body="y")],
@@ -191,17 +200,7 @@ def test_cli_rejects_unknown_flags() -> None:
 
 def test_status_tells_the_user_when_a_claude_code_agents_hooks_are_missing(tmp_path: Path) -> None:
     home, project = tmp_path / "state", tmp_path / "proj"
-    project.mkdir()
-    store = FsStore(home)
-    pid = os.getpid()
-    store.registry_put(
-        RegistryEntry(
-            server_pid=pid,
-            started_at=NOW // 1000,
-            client=ClientInfo(type="claude-code", session_id=A, cwd=str(project)),
-            process_start=proctree.process_start(pid),
-        )
-    )
+    live_agent(home, project, "claude-code")
     env = dict(os.environ, OXTAIL_HOME=str(home), HOME=str(tmp_path))
     run = [CLI, "status", str(project)]
     text = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout

@@ -32,6 +32,19 @@ STATE_FILE_MAX_BYTES = 64 << 20
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
+def _read_up_to(fd: int, count: int) -> bytes:
+    """At most ``count`` bytes from ``fd``, in 1 MiB reads (a growing file cannot make us read more)."""
+    chunks: list[bytes] = []
+    left = count
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def temp_name(path: Path) -> Path:
     """A fresh sibling of ``path`` that no reader opens: ``<name>.<pid>.<hex12>.tmp``."""
     return path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
@@ -103,15 +116,7 @@ def read_bounded(path: Path, limit: int) -> bytes | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None
-        chunks: list[bytes] = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        data = _read_up_to(fd, limit + 1)
         return None if len(data) > limit else data
     finally:
         os.close(fd)
@@ -186,15 +191,7 @@ def read_all(path: Path, limit: int = STATE_FILE_MAX_BYTES) -> bytes:
         st = require_regular(fd, path)
         if st.st_size > limit:
             raise StoreError(f"refusing {path}: {st.st_size} bytes (at most {limit})")
-        chunks: list[bytes] = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        data = _read_up_to(fd, limit + 1)
         if len(data) > limit:
             raise StoreError(f"refusing {path}: over {limit} bytes")
         return data
