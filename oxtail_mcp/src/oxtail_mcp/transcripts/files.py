@@ -424,7 +424,8 @@ def iter_lines_reversed(
 # --------------------------------------------------------------------------- budgets
 
 
-def _clamp(value: float | None, default: int, low: int, high: int) -> int:
+def clamp(value: float | None, default: int, low: int, high: int) -> int:
+    """A numeric tool argument: absent or non-finite gives ``default``, else it is floored into range."""
     if value is None or isinstance(value, bool) or not math.isfinite(value):
         return default
     return max(low, min(high, math.floor(value)))
@@ -432,12 +433,12 @@ def _clamp(value: float | None, default: int, low: int, high: int) -> int:
 
 def clamp_limit(value: float | None) -> int:
     """``limit``: absent or non-finite → 20; otherwise floored into [1, 1000] (so 0 reads one message)."""
-    return _clamp(value, DEFAULT_LIMIT, LIMIT_MIN, LIMIT_MAX)
+    return clamp(value, DEFAULT_LIMIT, LIMIT_MIN, LIMIT_MAX)
 
 
 def clamp_max_bytes(value: float | None) -> int:
     """``max_bytes``: absent or non-finite → 24000; otherwise floored into [256, 1000000]."""
-    return _clamp(value, DEFAULT_MAX_BYTES, MAX_BYTES_MIN, MAX_BYTES_MAX)
+    return clamp(value, DEFAULT_MAX_BYTES, MAX_BYTES_MIN, MAX_BYTES_MAX)
 
 
 def utf8_prefix(text: str, budget: int) -> str:

@@ -11,7 +11,6 @@ are parameters, so the decision procedure can be tested without a tmux server.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
@@ -20,7 +19,7 @@ from oxtail_core.ids import is_uuid_shaped
 from oxtail_core.model import SCHEMA_VERSION, RegistryEntry
 from oxtail_core.routing import candidates
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
-from oxtail_mcp.transcripts.files import read_transcript
+from oxtail_mcp.transcripts.files import clamp, read_transcript
 
 Mode = Literal["auto", "transcript", "pane"]
 InScope = Callable[[str, str], bool]
@@ -95,20 +94,14 @@ class TmuxPaneReader:
         return str(result.stdout)
 
 
-def _clamp(value: float | None, default: int, low: int, high: int) -> int:
-    if value is None or isinstance(value, bool) or not math.isfinite(value):
-        return default
-    return max(low, min(high, math.floor(value)))
-
-
 def clamp_pane_lines(value: float | None) -> int:
     """``pane_lines``: absent or non-finite → 240; otherwise floored into [20, 2000]."""
-    return _clamp(value, PANE_LINES_DEFAULT, PANE_LINES_MIN, PANE_LINES_MAX)
+    return clamp(value, PANE_LINES_DEFAULT, PANE_LINES_MIN, PANE_LINES_MAX)
 
 
 def clamp_pane_chars(value: float | None) -> int:
     """``pane_max_chars``: absent or non-finite → 20000; otherwise floored into [500, 200000]."""
-    return _clamp(value, PANE_CHARS_DEFAULT, PANE_CHARS_MIN, PANE_CHARS_MAX)
+    return clamp(value, PANE_CHARS_DEFAULT, PANE_CHARS_MIN, PANE_CHARS_MAX)
 
 
 def cap_pane_text(text: str, max_chars: int) -> tuple[str, bool]:
