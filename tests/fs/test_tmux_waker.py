@@ -16,9 +16,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from oxtail_core.model import WAKE_TEXT, ClientInfo, RegistryEntry
+from oxtail_fs import proctree
 from oxtail_fs.binding import TmuxBinding, own_binding, own_pane
 from oxtail_fs.proctree import process_start
 from oxtail_fs.tmux import Tmux
@@ -40,7 +42,7 @@ while True:
 
 SPAWNER = """\
 import os, subprocess, sys
-child = subprocess.Popen(["sleep", "1000"])
+child = subprocess.Popen(["oxtail-mcp", "1000"], executable="sleep")  # looks like our server
 with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(str(child.pid))
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
@@ -79,7 +81,8 @@ class Reader:
 
 
 def spawn_in_pane(server: PrivateTmux, tmp: Path, name: str) -> tuple[str, int]:
-    """A session whose pane runs python, which runs ``sleep``; returns (pane id, sleep's pid)."""
+    """A session whose pane runs python, which runs ``sleep`` named ``oxtail-mcp`` (a server's command
+    line); returns (pane id, its pid)."""
     script = tmp / "spawner.py"
     script.write_text(SPAWNER)
     pidfile = tmp / f"{name}.pid"
@@ -220,8 +223,62 @@ def test_locate_finds_the_hosting_pane_not_the_registered_one(server: PrivateTmu
     assert waker.locate(entry_for(pid_a, tmux_pane=pane_b)) == pane_a
     assert waker.locate(entry_for(pid_b, tmux_pane=pane_a)) == pane_b
     assert waker.locate(entry_for(pid_a, tmux_pane="%999")) == pane_a
-    pane_process = server.pane_pid(pane_a)
-    assert waker.locate(entry_for(pane_process, tmux_pane="%0")) == pane_a
+
+
+@pytest.mark.tmux
+def test_a_forged_entry_naming_a_panes_own_shell_is_never_typed_into(
+    server: PrivateTmux, tmp_path: Path
+) -> None:
+    """Issue 15 item 10: the pane's process (here a shell-like python) is not a server below a client."""
+    pane, _ = spawn_in_pane(server, tmp_path, "a")
+    waker = TmuxWaker(server.tmux)
+    assert waker.locate(entry_for(server.pane_pid(pane), tmux_pane=pane)) is None
+    shell = server.new_session("shell", "sh")
+    assert waker.locate(entry_for(server.pane_pid(shell), tmux_pane=shell)) is None
+
+
+@pytest.mark.tmux
+def test_a_forged_entry_naming_another_program_in_a_pane_is_never_typed_into(
+    server: PrivateTmux, tmp_path: Path
+) -> None:
+    """Only an oxtail server's command line is a wake target: a plain ``sleep`` under a pane is not."""
+    script = tmp_path / "plain.py"
+    script.write_text(SPAWNER.replace('["oxtail-mcp", "1000"], executable="sleep"', '["sleep", "1000"]'))
+    pidfile = tmp_path / "plain.pid"
+    pane = server.new_session("plain", shlex.join([sys.executable, str(script), str(pidfile)]))
+    assert wait_for(pidfile.exists)
+    plain = int(pidfile.read_text())
+    assert proctree.cmdline_of(plain) == ("sleep", "1000")
+    assert TmuxWaker(server.tmux).locate(entry_for(plain, tmux_pane=pane)) is None
+    assert TmuxWaker(server.tmux, is_server=lambda pid: True).locate(entry_for(plain, tmux_pane=pane)) == pane
+
+
+def test_an_entry_without_a_start_time_is_never_located() -> None:
+    pid = os.getpid()
+    waker = TmuxWaker(FixedPanes({os.getppid(): "%3"}), is_server=lambda p: True)
+    assert waker.locate(entry_for(pid)) == "%3"
+    assert waker.locate(attrs.evolve(entry_for(pid), process_start=None)) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "ours"),
+    [
+        (("/usr/bin/python3", "/home/u/.local/bin/oxtail-mcp"), True),
+        (("/venv/bin/oxtail-mcp", "serve"), True),
+        (("python3", "-m", "oxtail_mcp"), True),
+        (("python3", "-I", "-m", "oxtail_mcp", "serve"), True),
+        (("bash",), False),
+        (("sleep", "1000"), False),
+        (("python3", "-c", "oxtail-mcp"), False),
+        (("vim", "notes/oxtail-mcp.txt"), False),
+        ((), False),
+    ],
+)
+def test_the_server_check_reads_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...], ours: bool
+) -> None:
+    monkeypatch.setattr(proctree, "cmdline_of", lambda pid: argv)
+    assert proctree.is_oxtail_server(123) is ours
 
 
 @pytest.mark.tmux
@@ -271,11 +328,15 @@ def test_locate_follows_a_process_into_its_new_pane(server: PrivateTmux, tmp_pat
 
 
 def test_locate_refuses_a_malformed_resolved_pane() -> None:
-    pid = os.getpid()
-    assert TmuxWaker(FixedPanes({pid: "%3; evil"})).locate(entry_for(pid)) is None
-    assert TmuxWaker(FixedPanes({pid: "%3"})).locate(entry_for(pid, tmux_pane="%999")) == "%3"
-    assert TmuxWaker(FixedPanes({pid: "%3"})).locate(entry_for(pid, tmux_pane=None)) is None
-    assert TmuxWaker(FixedPanes({})).locate(entry_for(pid)) is None
+    pid, parent = os.getpid(), os.getppid()
+
+    def waker(panes: dict[int, str]) -> TmuxWaker:
+        return TmuxWaker(FixedPanes(panes), is_server=lambda p: True)
+
+    assert waker({parent: "%3; evil"}).locate(entry_for(pid)) is None
+    assert waker({parent: "%3"}).locate(entry_for(pid, tmux_pane="%999")) == "%3"
+    assert waker({parent: "%3"}).locate(entry_for(pid, tmux_pane=None)) is None
+    assert waker({}).locate(entry_for(pid)) is None
 
 
 def test_locate_checks_liveness_with_the_registered_start() -> None:
@@ -286,7 +347,8 @@ def test_locate_checks_liveness_with_the_registered_start() -> None:
         return False
 
     pid = os.getpid()
-    assert TmuxWaker(FixedPanes({pid: "%3"}), is_alive=is_alive).locate(entry_for(pid, start=12.5)) is None
+    waker = TmuxWaker(FixedPanes({os.getppid(): "%3"}), is_alive=is_alive, is_server=lambda p: True)
+    assert waker.locate(entry_for(pid, start=12.5)) is None
     assert seen == [(pid, 12.5)]
 
 

@@ -168,3 +168,50 @@ def is_alive(pid: int, process_start: float | None = None) -> bool:
         return process_start is None
     except psutil.Error:
         return False
+
+
+def cmdline_of(pid: int) -> tuple[str, ...] | None:
+    """The argument vector of ``pid`` (``/proc/<pid>/cmdline``, else psutil), or None if unreadable."""
+    if _has_proc():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                raw = f.read(64 << 10)
+        except OSError:
+            return None
+        return tuple(arg.decode("utf-8", "replace") for arg in raw.split(b"\0") if arg)
+    import psutil
+
+    try:
+        return tuple(psutil.Process(pid).cmdline())
+    except (psutil.Error, OSError):
+        return None
+
+
+SERVER_SCRIPT = "oxtail-mcp"
+SERVER_MODULE = "oxtail_mcp"
+_ARGV_LOOKAHEAD = 4
+
+
+def is_oxtail_server(pid: int) -> bool:
+    """Whether ``pid`` runs our MCP server: the ``oxtail-mcp`` script (directly or as what its
+    interpreter runs) or ``python -m oxtail_mcp``.
+
+    A wake is typed only into the pane of such a process: a forged registry
+    entry naming a shell, an editor or any other program never gets keystrokes
+    (issue 15 item 10). A same-user process can still name itself
+    ``oxtail-mcp``; that is T2 and out of what a command line can prove.
+    """
+    argv = cmdline_of(pid)
+    if not argv:
+        return False
+    if os.path.basename(argv[0]) == SERVER_SCRIPT:
+        return True
+    rest = iter(argv[1 : _ARGV_LOOKAHEAD + 1])  # an interpreter's options, then what it runs
+    for arg in rest:
+        if arg == "-m":
+            return next(rest, None) == SERVER_MODULE
+        if arg == "-c":
+            return False
+        if not arg.startswith("-"):
+            return os.path.basename(arg) == SERVER_SCRIPT
+    return False
