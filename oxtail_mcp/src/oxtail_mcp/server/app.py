@@ -33,11 +33,13 @@ from oxtail_core.effects import call_async, finish_async
 from oxtail_core.errors import OxtailError
 from oxtail_core.protocols import Batch
 from oxtail_core.settings import positive_number
+from oxtail_core.trace import safe_emit
 from oxtail_core.wire import dumps
 from oxtail_mcp import COMPATIBLE_VERSION
 from oxtail_mcp.identity.client import FORWARDED_NOTHING, forwarded_nothing
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
+from oxtail_mcp.server.screen import ScreenedStdin
 
 SERVER_NAME = "oxtail"
 SERVER_VERSION = COMPATIBLE_VERSION  # see oxtail_mcp.__init__
@@ -177,6 +179,20 @@ def claim_stdout() -> Any:
     return anyio.wrap_file(wire)
 
 
+def claim_stdin() -> Any:
+    """Our own handle on the client's stream (fd 0), with fd 0 then reading the null device.
+
+    The SDK does the same when it opens stdin itself; we open it so that the
+    :class:`~oxtail_mcp.server.screen.ScreenedStdin` sees every line first.
+    Children and handlers read EOF, never the protocol.
+    """
+    wire = os.fdopen(os.dup(0), "r", encoding="utf-8", errors="replace")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return anyio.wrap_file(wire)
+
+
 def _text(text: str, *, error: bool = False) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=error)
 
@@ -312,7 +328,11 @@ async def serve(agent: Agent, parent: int) -> None:
             tg.start_soon(_watch_signals, agent, settler)
             server = build_server(agent, settler, tg)
             stdout = SettlingStdout(claim_stdout(), settler)
-            async with stdio_server(stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+            stdin = ScreenedStdin(
+                claim_stdin(), lambda why: safe_emit(agent.ctx.tracer, "jsonrpc_line_dropped", reason=why)
+            )
+            async with stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+                stdin.attach(write_stream.send)
                 _setup_hints(agent)
                 await server.run(
                     read_stream,
