@@ -74,6 +74,7 @@ class Case:
 
 NULL_IS_ABSENT = "ours: null for an optional argument means absent; the reference rejects it"
 HEX16 = "0123456789abcdef"
+CALLER = "11111111-2222-4333-8444-555555555555"
 BIG = "a" * 8193
 WIDE = "é" * 4096 + "a"  # 8193 UTF-8 bytes in 4097 characters
 
@@ -178,6 +179,21 @@ CASES: tuple[Case, ...] = (
     Case("reply_to_message unclaimed", "reply_to_message", {"message_id": HEX16, "body": "b"}, kind="call"),
     Case("read_my_messages, empty", "read_my_messages", {}, kind="call"),
     Case("unknown tool", "no_such_tool", {}, kind="call"),
+    # the same session, claimed (state carries over to every later case)
+    Case("claim_session", "claim_session", {"session_id": CALLER}, kind="call"),
+    Case("my_open_work claimed, nothing owed", "my_open_work", {}, kind="call"),
+    Case(
+        "complete_work claimed, unknown id", "complete_work", {"message_id": HEX16, "body": "b"}, kind="call"
+    ),
+    Case("block_work claimed, unknown id", "block_work", {"message_id": HEX16, "reason": "r"}, kind="call"),
+    Case(
+        "reply_to_message claimed, unknown id",
+        "reply_to_message",
+        {"message_id": HEX16, "body": "b"},
+        kind="call",
+    ),
+    Case("read_my_messages claimed, empty", "read_my_messages", {}, kind="call"),
+    Case("send_message to myself", "send_message", {"target": CALLER, "body": "b"}, kind="call"),
 )
 
 
@@ -197,7 +213,7 @@ _VOLATILE_KEYS = re.compile(r"(_at|_pid|^pid|_mtime|_seconds|_ms|^ts|^at)$")
 
 
 def normalize(value: Any, home: str) -> Any:
-    """``value`` with run-specific parts replaced: the home directory, UUIDs, hex16 ids, ISO times,
+    """``value`` with run-specific parts replaced: the temp directory, UUIDs, hex16 ids, ISO times,
     and integers under time/pid keys. Key order is kept (it is part of the wire)."""
     if isinstance(value, dict):
         return {
@@ -209,7 +225,7 @@ def normalize(value: Any, home: str) -> Any:
     if isinstance(value, list):
         return [normalize(item, home) for item in value]
     if isinstance(value, str):
-        text = value.replace(home, "<home>")
+        text = value.replace(home, "<tmp>")
         for pattern, placeholder in _PLACEHOLDERS:
             text = pattern.sub(placeholder, text)
         return text
@@ -316,9 +332,14 @@ async def observe(side: Side, cases: Sequence[Case]) -> dict[str, Any]:
                 seen["serverInfo"] = {"name": init.server_info.name, "version": init.server_info.version}
                 with anyio.fail_after(CALL_TIMEOUT_S):
                     tools = (await session.list_tools()).tools
+                seen["capabilities"] = init.capabilities.model_dump(mode="json", exclude_none=True)
                 seen["tools/list names"] = [tool.name for tool in tools]
                 for tool in tools:
                     seen[f"inputSchema {tool.name}"] = schema_shape(tool.input_schema)
+                    extras = tool.model_dump(
+                        mode="json", exclude_none=True, exclude={"name", "description", "input_schema"}
+                    )
+                    seen[f"tool fields {tool.name}"] = extras
                 for case in cases:
                     with anyio.fail_after(CALL_TIMEOUT_S):
                         raw = _raw(await session.call_tool(case.tool, dict(case.args)))

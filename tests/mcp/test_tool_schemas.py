@@ -132,6 +132,7 @@ def test_list_tools_names_order_and_schemas(agent: DirectAgent) -> None:
         schema = tool.input_schema
         assert schema["type"] == "object", tool.name
         assert schema["$schema"] == "http://json-schema.org/draft-07/schema#", tool.name
+        assert tool.execution is not None and tool.execution.task_support == "forbidden", tool.name
         assert list(schema["properties"]) == list(properties), tool.name
         for name, expected in properties.items():
             got = dict(schema["properties"][name])

@@ -42,6 +42,8 @@ from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
 SERVER_NAME = "oxtail"
 SERVER_VERSION = COMPATIBLE_VERSION  # see oxtail_mcp.__init__
 PARENT_POLL_S = 1.0
+NOT_A_TASK = types.ToolExecution(task_support="forbidden")
+"""Every tool answers within its call (no MCP task mode), as the reference lists it."""
 
 
 UNSENT_RESTORE_S = 10.0
@@ -193,7 +195,12 @@ def _unimplemented(name: str) -> dict[str, Any]:
 def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup) -> Server[Any]:
     """The lowlevel MCP server with our exact tool list and dispatch."""
     listed = [
-        types.Tool(name=tool.name, description=tool.description, input_schema=tool.input_schema())
+        types.Tool(
+            name=tool.name,
+            description=tool.description,
+            input_schema=tool.input_schema(),
+            execution=NOT_A_TASK,
+        )
         for tool in schemas.TOOLS
     ]
     state = {"refined": False}
