@@ -103,17 +103,17 @@ class Tool:
         return schema
 
 
-def _text(purpose: str) -> Arg:
-    """A required-when-listed message text: 1 character to ``BODY_MAX_BYTES`` UTF-8 bytes."""
+def _text(what: str) -> Arg:
+    """A message text: 1 character to ``BODY_MAX_BYTES`` UTF-8 bytes (``what`` says which)."""
     return Arg(
         "string",
-        f"{purpose}, 1 character to {BODY_MAX_BYTES} UTF-8 bytes, delivered verbatim.",
+        f"{what}, 1 character to {BODY_MAX_BYTES} UTF-8 bytes.",
         min_length=1,
         max_bytes=BODY_MAX_BYTES,
     )
 
 
-_BODY = _text("Message text")
+_BODY = _text("Message text, delivered verbatim")
 _TARGET = Arg(
     "string",
     "The peer: its session id (a UUID, from list_project_sessions) or its tmux session name.",
@@ -127,6 +127,13 @@ _WAKE = Arg(
     "a hookless peer (Codex, or Claude Code without our hooks) does, since it has no other way to "
     'see it (wake_reason "hookless_default"); a reply (reply_to set) wakes a freshly idle requester '
     "once; action_required means auto.",
+    enum=("off", "auto"),
+)
+_REPLY_WAKE = Arg(
+    "string",
+    "As for send_message. Unset: a reply to a question (the message had a request_id) wakes a freshly "
+    "idle requester once, and one that had timed out always; a plain reply wakes a hookless peer. "
+    '"auto": wake it unless it is mid-turn. "off": never.',
     enum=("off", "auto"),
 )
 _CLOSE_WAKE = Arg(
@@ -280,7 +287,7 @@ TOOLS: tuple[Tool, ...] = (
         {
             "message_id": Arg("string", "The message_id of the message you received.", min_length=1),
             "body": _BODY,
-            "wake": _WAKE,
+            "wake": _REPLY_WAKE,
         },
         ("message_id", "body"),
     ),
@@ -309,7 +316,7 @@ TOOLS: tuple[Tool, ...] = (
         "send_message for those): closing is final. Retrying after an error is safe.",
         {
             "message_id": _OBLIGATION_ID,
-            "body": _text("Your result for the requester"),
+            "body": _text("Your result, delivered verbatim to the requester"),
             "wake": _CLOSE_WAKE,
         },
         ("message_id", "body"),
@@ -321,7 +328,7 @@ TOOLS: tuple[Tool, ...] = (
         "instead of leaving an obligation open when you cannot finish it.",
         {
             "message_id": _OBLIGATION_ID,
-            "reason": _text("Why you cannot complete it"),
+            "reason": _text('Why you cannot complete it, delivered to the requester after "[blocked] "'),
             "wake": _CLOSE_WAKE,
         },
         ("message_id", "reason"),
