@@ -178,6 +178,10 @@ CASES: tuple[Case, ...] = (
     Case("ask_peer to nobody", "ask_peer", {"target": "nobody-here", "body": "b"}, kind="call"),
     Case("reply_to_message unclaimed", "reply_to_message", {"message_id": HEX16, "body": "b"}, kind="call"),
     Case("read_my_messages, empty", "read_my_messages", {}, kind="call"),
+    Case("read_session of nobody", "read_session", {"name": "nobody-here"}, kind="call"),
+    Case("list_project_sessions without tmux", "list_project_sessions", {}, kind="call"),
+    Case("get_my_session unclaimed", "get_my_session", {}, kind="call"),
+    Case("set_my_state", "set_my_state", {"purpose": "comparing"}, kind="call"),
     Case("unknown tool", "no_such_tool", {}, kind="call"),
     # the same session, claimed (state carries over to every later case)
     Case("claim_session", "claim_session", {"session_id": CALLER}, kind="call"),
