@@ -212,7 +212,7 @@ _PLACEHOLDERS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 """Values that differ between any two runs, in strings: replaced by a placeholder."""
 
-_VOLATILE_KEYS = re.compile(r"(_at|_pid|^pid|_mtime|_seconds|_ms|^ts|^at)$")
+_VOLATILE_KEYS = re.compile(r"(_at|_pid|^pid|_mtime|_seconds|^at)$")
 """Keys whose integer values are times or pids."""
 
 
