@@ -326,28 +326,34 @@ async def observe(side: Side, cases: Sequence[Case]) -> dict[str, Any]:
             cwd=str(_project(base)),
         )
         seen: dict[str, Any] = {}
-        with open(base / "stderr.log", "w") as errlog:
-            async with (
-                stdio_client(params, errlog=errlog) as (read, write),
-                ClientSession(read, write) as session,
-            ):
-                with anyio.fail_after(CALL_TIMEOUT_S):
-                    init = await session.initialize()
-                seen["serverInfo"] = {"name": init.server_info.name, "version": init.server_info.version}
-                with anyio.fail_after(CALL_TIMEOUT_S):
-                    tools = (await session.list_tools()).tools
-                seen["capabilities"] = init.capabilities.model_dump(mode="json", exclude_none=True)
-                seen["tools/list names"] = [tool.name for tool in tools]
-                for tool in tools:
-                    seen[f"inputSchema {tool.name}"] = schema_shape(tool.input_schema)
-                    extras = tool.model_dump(
-                        mode="json", exclude_none=True, exclude={"name", "description", "input_schema"}
-                    )
-                    seen[f"tool fields {tool.name}"] = extras
-                for case in cases:
+        errpath = base / "stderr.log"
+        try:
+            with open(errpath, "w") as errlog:
+                async with (
+                    stdio_client(params, errlog=errlog) as (read, write),
+                    ClientSession(read, write) as session,
+                ):
                     with anyio.fail_after(CALL_TIMEOUT_S):
-                        raw = _raw(await session.call_tool(case.tool, dict(case.args)))
-                    seen[f"case {case.name}"] = _case_value(case, raw, str(base))
+                        init = await session.initialize()
+                    seen["serverInfo"] = {"name": init.server_info.name, "version": init.server_info.version}
+                    with anyio.fail_after(CALL_TIMEOUT_S):
+                        tools = (await session.list_tools()).tools
+                    seen["capabilities"] = init.capabilities.model_dump(mode="json", exclude_none=True)
+                    seen["tools/list names"] = [tool.name for tool in tools]
+                    for tool in tools:
+                        seen[f"inputSchema {tool.name}"] = schema_shape(tool.input_schema)
+                        extras = tool.model_dump(
+                            mode="json", exclude_none=True, exclude={"name", "description", "input_schema"}
+                        )
+                        seen[f"tool fields {tool.name}"] = extras
+                    for case in cases:
+                        with anyio.fail_after(CALL_TIMEOUT_S):
+                            raw = _raw(await session.call_tool(case.tool, dict(case.args)))
+                        seen[f"case {case.name}"] = _case_value(case, raw, str(base))
+        except Exception:
+            tail = errpath.read_text(errors="replace")[-4000:] if errpath.exists() else ""
+            print(f"--- {side.label} server failed; its stderr ends with:\n{tail}", file=sys.stderr)
+            raise
         return seen
 
 
