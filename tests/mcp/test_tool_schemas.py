@@ -1,4 +1,5 @@
-"""The MCP surface over real stdio: server identity, the ten tools' input schemas, argument validation.
+"""The MCP surface over real stdio: server identity, the fourteen tools' input schemas (those of the
+reference 0.32.1: accounting.md Appendix A), argument validation and its exact issues.
 
 One ``oxtail-mcp`` server for the module (validation never touches state that
 another test here depends on), driven by the official MCP client.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,15 +23,20 @@ TOOL_ORDER = [
     "get_my_session",
     "set_my_state",
     "send_message",
+    "message_status",
     "reply_to_message",
     "read_my_messages",
+    "my_open_work",
+    "complete_work",
+    "block_work",
     "ask_peer",
 ]
 
 S = {"type": "string"}
 S1 = {"type": "string", "minLength": 1}
 B = {"type": "boolean"}
-I = {"type": "integer"}  # noqa: E741
+SAFE = 2**53 - 1
+I = {"type": "integer", "minimum": -SAFE, "maximum": SAFE}  # noqa: E741
 WAKE = {"type": "string", "enum": ["off", "auto"]}
 
 # tool -> (property -> schema without "description", required)
@@ -54,11 +61,22 @@ SCHEMAS: dict[str, tuple[dict[str, dict], list[str]]] = {
     "get_my_session": ({}, []),
     "set_my_state": ({"purpose": {"type": "string", "maxLength": 200}}, []),
     "send_message": (
-        {"target": S1, "body": S1, "wake": WAKE, "reply_to": S1, "source_message_id": S1},
+        {
+            "target": S1,
+            "body": S1,
+            "wake": WAKE,
+            "reply_to": S1,
+            "source_message_id": S1,
+            "action_required": B,
+        },
         ["target", "body"],
     ),
+    "message_status": ({"message_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}, ["message_id"]),
     "reply_to_message": ({"message_id": S1, "body": S1, "wake": WAKE}, ["message_id", "body"]),
     "read_my_messages": ({}, []),
+    "my_open_work": ({}, []),
+    "complete_work": ({"message_id": S1, "body": S1, "wake": WAKE}, ["message_id", "body"]),
+    "block_work": ({"message_id": S1, "reason": S1, "wake": WAKE}, ["message_id", "reason"]),
     "ask_peer": (
         {
             "target": S1,
@@ -96,7 +114,7 @@ def rejected(agent: DirectAgent, tool: str, args: dict) -> list[dict]:
 
 def test_server_identity(agent: DirectAgent) -> None:
     info = agent.holder.initialized.server_info
-    assert (info.name, info.version) == ("oxtail", "0.15.0")
+    assert (info.name, info.version) == ("oxtail", "0.32.1")
     assert agent.holder.initialized.capabilities.tools is not None
 
 
@@ -113,6 +131,8 @@ def test_list_tools_names_order_and_schemas(agent: DirectAgent) -> None:
         properties, required = SCHEMAS[tool.name]
         schema = tool.input_schema
         assert schema["type"] == "object", tool.name
+        assert schema["$schema"] == "http://json-schema.org/draft-07/schema#", tool.name
+        assert tool.execution is not None and tool.execution.task_support == "forbidden", tool.name
         assert list(schema["properties"]) == list(properties), tool.name
         for name, expected in properties.items():
             got = dict(schema["properties"][name])
@@ -132,6 +152,13 @@ def test_body_cap_exact_bytes(agent: DirectAgent, tool: str) -> None:
     for body in ("a" * 8193, "é" * 4096 + "a", "🦊" * 2048 + "a"):
         issues = rejected(agent, tool, {"target": "nobody-here", "body": body})
         assert issues == [{"code": "custom", "path": ["body"], "message": "body exceeds 8192 UTF-8 bytes"}]
+
+
+def accepted(agent: DirectAgent, tool: str, args: dict) -> dict:
+    """The call passed validation: whatever the handler said, it said it as a JSON result."""
+    result = agent.call(tool, args)
+    assert not result.text.startswith(PREFIX.format(tool)), result
+    return result.json
 
 
 def test_body_cap_on_reply_to_message(agent: DirectAgent) -> None:
@@ -185,6 +212,10 @@ def test_timeout_ms_accepted(agent: DirectAgent, value: object) -> None:
         ("reply_to_message", {"message_id": "m", "body": ""}, "body"),
         ("claim_session", {"session_id": ""}, "session_id"),
         ("register_my_session", {"session_id": ""}, "session_id"),
+        ("complete_work", {"message_id": "", "body": "b"}, "message_id"),
+        ("complete_work", {"message_id": "m", "body": ""}, "body"),
+        ("block_work", {"message_id": "", "reason": "r"}, "message_id"),
+        ("block_work", {"message_id": "m", "reason": ""}, "reason"),
     ],
 )
 def test_min_length_one(agent: DirectAgent, tool: str, args: dict, field: str) -> None:
@@ -222,3 +253,248 @@ def test_unknown_arguments_are_ignored(agent: DirectAgent) -> None:
 def test_unknown_tool_is_an_error(agent: DirectAgent) -> None:
     result = agent.call("no_such_tool", {})
     assert result.is_error and "no_such_tool" in result.text
+
+
+HEX = "0123456789abcdef"
+
+
+@pytest.mark.parametrize(("tool", "field"), [("complete_work", "body"), ("block_work", "reason")])
+def test_the_closing_texts_are_capped_at_8192_bytes_and_the_issue_names_the_argument(
+    agent: DirectAgent, tool: str, field: str
+) -> None:
+    for text in ("a" * 8192, "é" * 4096, "🦊" * 2048):
+        assert accepted(agent, tool, {"message_id": HEX, field: text})["schema_version"] == 1
+    for text in ("a" * 8193, "é" * 4096 + "a", "🦊" * 2048 + "a"):
+        issues = rejected(agent, tool, {"message_id": HEX, field: text})
+        assert issues == [{"code": "custom", "path": [field], "message": f"{field} exceeds 8192 UTF-8 bytes"}]
+
+
+MESSAGE_ID_ISSUE = {
+    "origin": "string",
+    "code": "invalid_format",
+    "format": "regex",
+    "pattern": "/^[0-9a-f]{16}$/",
+    "path": ["message_id"],
+    "message": "message_id is the 16-hex id returned by the send tools",
+}
+
+
+@pytest.mark.parametrize(
+    "value", ["XYZ", HEX.upper(), HEX[:15], HEX + "0", "", HEX + "\n", "\n" + HEX, "g" * 16]
+)
+def test_message_status_takes_only_a_16_hex_id(agent: DirectAgent, value: str) -> None:
+    assert rejected(agent, "message_status", {"message_id": value}) == [MESSAGE_ID_ISSUE]
+
+
+def test_message_status_accepts_a_16_hex_id(agent: DirectAgent) -> None:
+    assert accepted(agent, "message_status", {"message_id": HEX})["schema_version"] == 1
+
+
+def test_a_message_status_id_of_the_wrong_type_is_a_type_issue_not_a_pattern_issue(
+    agent: DirectAgent,
+) -> None:
+    assert rejected(agent, "message_status", {"message_id": 12}) == [
+        {
+            "expected": "string",
+            "code": "invalid_type",
+            "path": ["message_id"],
+            "message": "Invalid input: expected string, received number",
+        }
+    ]
+
+
+def test_the_new_tools_name_their_missing_required_arguments_in_order(agent: DirectAgent) -> None:
+    assert [i["path"] for i in rejected(agent, "message_status", {})] == [["message_id"]]
+    assert [i["path"] for i in rejected(agent, "complete_work", {})] == [["message_id"], ["body"]]
+    assert [i["path"] for i in rejected(agent, "block_work", {})] == [["message_id"], ["reason"]]
+    issues = rejected(agent, "block_work", {"message_id": HEX, "body": "not the reason"})
+    assert issues == [
+        {
+            "expected": "string",
+            "code": "invalid_type",
+            "path": ["reason"],
+            "message": "Invalid input: expected string, received undefined",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("complete_work", {"message_id": HEX, "body": "b", "wake": "on"}),
+        ("block_work", {"message_id": HEX, "reason": "r", "wake": "sometimes"}),
+    ],
+)
+def test_the_closing_tools_take_only_off_or_auto_for_wake(agent: DirectAgent, tool: str, args: dict) -> None:
+    issues = rejected(agent, tool, args)
+    assert [(i["path"], i["code"], i["values"]) for i in issues] == [
+        (["wake"], "invalid_value", ["off", "auto"])
+    ]
+
+
+def test_action_required_must_be_a_boolean(agent: DirectAgent) -> None:
+    for value in ("yes", 1, [True]):
+        issues = rejected(agent, "send_message", {"target": "t", "body": "b", "action_required": value})
+        assert [(i["path"], i["code"], i["expected"]) for i in issues] == [
+            (["action_required"], "invalid_type", "boolean")
+        ]
+    for value in (True, False):
+        assert (
+            accepted(agent, "send_message", {"target": "nobody-here", "body": "b", "action_required": value})[
+                "error"
+            ]
+            == "target-not-found"
+        )
+
+
+def test_null_for_an_optional_argument_means_absent_but_not_for_a_required_one(agent: DirectAgent) -> None:
+    """Our one leniency over the reference (which rejects both)."""
+    result = agent.call("send_message", {"target": "nobody-here", "body": "b", "action_required": None})
+    assert not result.is_error and result.json == NOT_FOUND
+    issues = rejected(agent, "send_message", {"target": "nobody-here", "body": None})
+    assert issues == [
+        {
+            "expected": "string",
+            "code": "invalid_type",
+            "path": ["body"],
+            "message": "Invalid input: expected string, received null",
+        }
+    ]
+
+
+@pytest.mark.parametrize("field", ["limit", "max_bytes", "pane_lines", "pane_max_chars"])
+def test_read_session_integers_stay_within_the_safe_integer_range(agent: DirectAgent, field: str) -> None:
+    note = "Integers must be within the safe integer range."
+    for value in (2**53, 1e300):
+        assert rejected(agent, "read_session", {"name": "x", field: value}) == [
+            {
+                "code": "too_big",
+                "maximum": SAFE,
+                "note": note,
+                "origin": "int",
+                "inclusive": True,
+                "path": [field],
+                "message": f"Too big: expected int to be <={SAFE}",
+            }
+        ]
+    assert rejected(agent, "read_session", {"name": "x", field: -(2**53)}) == [
+        {
+            "code": "too_small",
+            "minimum": -SAFE,
+            "note": note,
+            "origin": "int",
+            "inclusive": True,
+            "path": [field],
+            "message": f"Too small: expected int to be >={-SAFE}",
+        }
+    ]
+    for value in (SAFE, -SAFE, 5.0):
+        assert "error" in accepted(agent, "read_session", {"name": "nobody-here", field: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "received"),
+    [
+        ("5", "number", "string"),
+        (True, "number", "boolean"),
+        ([1], "number", "array"),
+        (2.5, "int", "number"),
+    ],
+)
+def test_an_integer_argument_of_the_wrong_kind_says_what_it_expected(
+    agent: DirectAgent, value: object, expected: str, received: str
+) -> None:
+    (issue,) = rejected(agent, "read_session", {"name": "x", "limit": value})
+    assert (issue["code"], issue["expected"], issue["message"]) == (
+        "invalid_type",
+        expected,
+        f"Invalid input: expected {expected}, received {received}",
+    )
+    assert issue.get("format") == ("safeint" if expected == "int" else None)
+
+
+def test_a_timeout_beyond_the_safe_range_breaks_both_bounds_in_order(agent: DirectAgent) -> None:
+    issues = rejected(agent, "ask_peer", {"target": "t", "body": "b", "timeout_ms": 2**53})
+    assert [(i["code"], i["origin"], i["maximum"]) for i in issues] == [
+        ("too_big", "int", SAFE),
+        ("too_big", "number", 300000),
+    ]
+    issues = rejected(agent, "ask_peer", {"target": "t", "body": "b", "timeout_ms": -(2**53)})
+    assert [(i["code"], i["origin"], i["minimum"], i["inclusive"]) for i in issues] == [
+        ("too_small", "int", -SAFE, True),
+        ("too_small", "number", 0, False),
+    ]
+
+
+def test_every_issue_of_every_argument_is_reported_in_schema_order(agent: DirectAgent) -> None:
+    issues = rejected(
+        agent, "send_message", {"target": "", "body": "a" * 8193, "wake": "x", "action_required": 1}
+    )
+    assert [(i["path"], i["code"]) for i in issues] == [
+        (["target"], "too_small"),
+        (["body"], "custom"),
+        (["wake"], "invalid_value"),
+        (["action_required"], "invalid_type"),
+    ]
+
+
+MINIMAL_ARGS: dict[str, dict] = {
+    "list_project_sessions": {},
+    "read_session": {"name": "nobody-here"},
+    "register_my_session": {"session_id": "11111111-2222-3333-4444-555555555555"},
+    "claim_session": {"session_id": "11111111-2222-3333-4444-555555555555"},
+    "get_my_session": {},
+    "set_my_state": {},
+    "send_message": {"target": "nobody-here", "body": "b"},
+    "message_status": {"message_id": HEX},
+    "reply_to_message": {"message_id": HEX, "body": "b"},
+    "read_my_messages": {},
+    "my_open_work": {},
+    "complete_work": {"message_id": HEX, "body": "b"},
+    "block_work": {"message_id": HEX, "reason": "r"},
+    "ask_peer": {"target": "nobody-here", "body": "b", "timeout_ms": 1},
+}
+
+
+def test_every_listed_tool_answers_a_valid_call_with_a_json_result(tmp_path: Path) -> None:
+    """A tool in the listing always has an answer, never a crash (a handler not merged yet answers
+    ``not-implemented``, still as a result). Its own server: claim_session changes its state."""
+    assert list(MINIMAL_ARGS) == TOOL_ORDER
+    w = World(tmp_path)
+    try:
+        fresh = w.direct("every-tool", w.project("proj"))
+        for tool, args in MINIMAL_ARGS.items():
+            assert accepted(fresh, tool, args)["schema_version"] == 1, tool
+    finally:
+        w.close()
+
+
+KEY_PHRASES: dict[tuple[str, str | None], tuple[str, ...]] = {
+    ("send_message", None): (
+        "hookless",
+        "woken by default",
+        "wake-or-never",
+        "fired_unconfirmed",
+        "not proof",
+    ),
+    ("send_message", "action_required"): ("durable DELEGATION", 'Implies wake:"auto"', "my_open_work"),
+    ("send_message", "wake"): ("hookless", "action_required means auto"),
+    ("reply_to_message", None): ("close delegations with complete_work or block_work instead",),
+    ("message_status", None): ("delivery-into-context, not proof the agent acted", "delivered", "pending"),
+    ("my_open_work", None): ("PULL source of truth for owned work",),
+    ("complete_work", None): ("not for interim notes",),
+    ("block_work", None): ("BLOCKED", "[blocked] "),
+    ("ask_peer", None): ("fired_unconfirmed", "not proof"),
+}
+
+
+def test_the_descriptions_convey_the_key_phrases_of_0_32_1(agent: DirectAgent) -> None:
+    listed = {tool.name: tool for tool in agent._portal.call(agent.holder.session.list_tools).tools}
+    for (tool, arg), phrases in KEY_PHRASES.items():
+        text = (
+            listed[tool].description
+            if arg is None
+            else listed[tool].input_schema["properties"][arg]["description"]
+        )
+        for phrase in phrases:
+            assert phrase in text, (tool, arg, phrase)

@@ -9,4 +9,4 @@ Two versions, on purpose:
 """
 
 __version__ = "0.2.0"
-COMPATIBLE_VERSION = "0.15.0"
+COMPATIBLE_VERSION = "0.32.1"

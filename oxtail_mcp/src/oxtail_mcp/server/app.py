@@ -1,4 +1,4 @@
-"""The MCP stdio server: registration, the ten tools, and a clean exit.
+"""The MCP stdio server: registration, the fourteen tools, and a clean exit.
 
 Lifecycle: publish our registry entry before serving; serve until stdin
 closes, SIGTERM/SIGINT arrive, or our parent (the agent host) dies; then
@@ -44,6 +44,8 @@ from oxtail_mcp.server.screen import ScreenedStdin
 SERVER_NAME = "oxtail"
 SERVER_VERSION = COMPATIBLE_VERSION  # see oxtail_mcp.__init__
 PARENT_POLL_S = 1.0
+NOT_A_TASK = types.ToolExecution(task_support="forbidden")
+"""Every tool answers within its call (no MCP task mode), as the reference lists it."""
 
 
 UNSENT_RESTORE_S = 10.0
@@ -197,10 +199,24 @@ def _text(text: str, *, error: bool = False) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=error)
 
 
+def _unimplemented(name: str) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ok": False,
+        "error": "not-implemented",
+        "message": f"{name} is listed but this build of oxtail-mcp does not implement it yet.",
+    }
+
+
 def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup) -> Server[Any]:
     """The lowlevel MCP server with our exact tool list and dispatch."""
     listed = [
-        types.Tool(name=tool.name, description=tool.description, input_schema=tool.input_schema())
+        types.Tool(
+            name=tool.name,
+            description=tool.description,
+            input_schema=tool.input_schema(),
+            execution=NOT_A_TASK,
+        )
         for tool in schemas.TOOLS
     ]
     state = {"refined": False}
@@ -231,8 +247,11 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
             args = schemas.validate(tool, params.arguments)
         except schemas.InvalidArguments as exc:
             return _text(str(exc), error=True)
+        handler = tools.HANDLERS.get(tool.name)
+        if handler is None:  # listed, but this build has no handler for it yet
+            return _text(dumps(_unimplemented(tool.name)), error=True)
         try:
-            outcome = await tools.HANDLERS[tool.name](agent, args)
+            outcome = await handler(agent, args)
         except OxtailError as exc:
             return _text(str(exc), error=True)
         except ValueError as exc:
