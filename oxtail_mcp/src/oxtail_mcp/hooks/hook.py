@@ -10,7 +10,9 @@ Every path exits 0 with at most one compact JSON object on stdout: a hook must
 never block a tool call or wedge the agent. Nothing is lost: what delivery
 takes out of the inbox is either written to stdout or put back, and a hook
 killed between the two leaves an in-flight batch that the next run (or
-``read_my_messages``) restores with the same ids.
+``read_my_messages``) restores with the same ids. What was written gets its
+delivery receipts (:mod:`oxtail_mcp.hooks.receipts`) before the batch is
+settled, so ``message_status`` says "delivered" only for what reached stdout.
 """
 
 from __future__ import annotations
