@@ -227,8 +227,8 @@ def test_an_operator_source_is_named_and_an_operator_delegation_gets_both_steers
 @needs_marks
 def test_the_tag_survives_when_the_budget_leaves_no_room_for_the_body_a49(home: Path, store: FsStore) -> None:
     """Ours never omits inside a batch (it delivers a prefix), so the case is the first message kept whole."""
-    put_line(home, "aaaaaaaaaaaaaaaa", "\u0000" * 20, from_session_id=SENDER, action_required=True)
-    out = run_hook(home, "pretooluse", payload("pretooluse"), {"OXTAIL_HOOK_MAX_BODY_CHARS": "5"}).stdout
+    put_line(home, "aaaaaaaaaaaaaaaa", "x" * 20, from_session_id=SENDER, action_required=True)
+    out = run_hook(home, "pretooluse", payload("pretooluse"), {"OXTAIL_HOOK_MAX_BODY_CHARS": "0.5"}).stdout
     text = context_of(out)
     assert f"from_session_id={SENDER} | action_required ---\n\n{TRUNCATED}\n" in text
     assert f"{T1}{T2}\n" in text
@@ -276,7 +276,7 @@ def test_a_receipt_is_written_for_exactly_the_messages_the_envelope_showed(
     home: Path, store: FsStore, peers: tuple[Peer, Peer]
 ) -> None:
     sender, me = peers
-    ids = [send(sender, f"m{i}-" + "x" * 7) for i in range(3)]  # 10 escaped characters each
+    ids = [send(sender, f"m{i}-" + "x" * 7) for i in range(3)]  # 10 characters each
     before = int(time.time())
     out = run_hook(home, "stop", payload("stop"), {"OXTAIL_HOOK_MAX_BODY_CHARS": "25"}).stdout
     after = int(time.time())

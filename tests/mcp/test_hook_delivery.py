@@ -144,7 +144,7 @@ def test_budget_delivers_a_prefix_and_leaves_the_rest_in_order(
 ) -> None:
     sender, me = peers
     for i in range(10):
-        send(sender, f"m{i}-" + "x" * 7)  # 10 escaped characters each
+        send(sender, f"m{i}-" + "x" * 7)  # 10 characters each
     text = context_of(
         run_hook(home, "pretooluse", payload("pretooluse"), {"OXTAIL_HOOK_MAX_BODY_CHARS": "35"}).stdout
     )
@@ -159,16 +159,16 @@ def test_a_first_message_over_budget_is_shown_cut_and_stays_whole(
     home: Path, store: FsStore, peers: tuple[Peer, Peer]
 ) -> None:
     sender, me = peers
-    sent_id = send(sender, "aa\u0000bb")
+    sent_id = send(sender, "a\n😀bb")  # 5 code points decoded (the budget's unit)
     send(sender, "later")
     out = run_hook(home, "pretooluse", payload("pretooluse"), {"OXTAIL_HOOK_MAX_BODY_CHARS": "4"}).stdout
     text = context_of(out)
-    assert f"---\naa\n{TRUNCATED}\n" in text
+    assert f"---\na\n😀b\n{TRUNCATED}\n" in text
     assert "[oxtail] 1 message bodies were truncated or omitted by hook budget." in text
     assert "msg 1 is still in your inbox in full; 2 message(s) waiting" in text
     assert "later" not in text
     got = me.read_messages().messages
-    assert [(m.id, m.body) for m in got] == [(sent_id, "aa\u0000bb"), (got[1].id, "later")]
+    assert [(m.id, m.body) for m in got] == [(sent_id, "a\n😀bb"), (got[1].id, "later")]
 
 
 def test_stop_budget_case_blocks_with_the_cut_message(home: Path, peers: tuple[Peer, Peer]) -> None:
@@ -176,7 +176,7 @@ def test_stop_budget_case_blocks_with_the_cut_message(home: Path, peers: tuple[P
     send(sender, "aa\u0000bb")
     out = run_hook(home, "stop", payload("stop"), {"OXTAIL_HOOK_MAX_BODY_CHARS": "4abc"}).stdout
     reason = json.loads(out)["reason"]
-    assert f"\naa\n{TRUNCATED}\n[oxtail] 1 message bodies were truncated" in reason
+    assert f"\naa\u0000b\n{TRUNCATED}\n[oxtail] 1 message bodies were truncated" in reason
 
 
 # Stop ---------------------------------------------------------------------------------------------

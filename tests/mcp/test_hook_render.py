@@ -96,9 +96,11 @@ def test_stop_worked_example_truncates_then_omits() -> None:
     )
 
 
-def test_an_escape_is_never_split() -> None:
-    text = render.render("stop", [env("aa\u0000bb")], 4)
-    assert "\naa\n" + TRUNCATED + "\n" in text
+def test_the_budget_counts_decoded_code_points_so_a_cut_never_splits_a_character() -> None:
+    """0.32.1 counts the decoded body (a newline is 1, not 2 as escaped); ours counts code points, so
+    the emoji is 1 where the reference counts 2 UTF-16 units."""
+    text = render.render("stop", [env("a\n😀\u0000bb")], 4)
+    assert "\na\n😀\u0000\n" + TRUNCATED + "\n" in text
     assert text.endswith("[oxtail] 1 message bodies were truncated or omitted by hook budget.")
 
 
@@ -140,19 +142,19 @@ def test_budget_follows_awk_numeric_coercion(raw: str | None, expected: float) -
     assert render.max_body_chars(raw) == expected
 
 
-@given(st.text())
-def test_escaped_length_is_the_wire_escape_in_code_points(body: str) -> None:
-    escaped = dumps(body)[1:-1]
-    assert render.escaped_len(body) == len(escaped) == sum(render.unit_len(c) for c in body)
+@given(st.lists(st.text(), max_size=6), st.integers(min_value=0, max_value=60))
+def test_the_prefix_that_fits_is_measured_in_decoded_code_points(bodies: list[str], limit: int) -> None:
+    count = render.fitting_prefix(bodies, limit)
+    assert sum(len(b) for b in bodies[:count]) <= limit
+    if count < len(bodies):
+        assert sum(len(b) for b in bodies[: count + 1]) > limit
 
 
-@given(st.text(min_size=1), st.integers(min_value=0, max_value=40))
-def test_a_cut_is_the_longest_whole_unit_prefix(body: str, limit: int) -> None:
+@given(st.text(min_size=1), st.floats(min_value=0, max_value=40))
+def test_a_cut_is_the_longest_prefix_within_the_budget(body: str, limit: float) -> None:
     kept = render.cut(body, limit)
     assert body.startswith(kept)
-    assert render.escaped_len(kept) <= limit
-    if len(kept) < len(body):
-        assert render.escaped_len(body[: len(kept) + 1]) > limit
+    assert len(kept) == min(len(body), int(limit))
 
 
 def test_prefix_selector_keeps_order_and_counts_the_rest() -> None:

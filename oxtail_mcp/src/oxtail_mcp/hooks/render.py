@@ -3,11 +3,11 @@
 Standard library only: this module is imported on the hook's hot path, which
 runs before every tool call, so it must not pull in the core (attrs).
 
-The budget is measured the way the reference measures it -- on the body as it
-is JSON-escaped in the inbox line (a newline costs 2, ``\\u0000`` costs 6) --
-but in Unicode code points, and a cut never splits an escape or a code point.
-Each code point of a body escapes to exactly one unit, so a cut after ``k``
-units is simply ``body[:k]``.
+The budget is measured where the reference 0.32.1 measures it -- on the
+decoded body, what lands in the model's context (a newline costs 1; 0.15.0
+counted the JSON-escaped text) -- but in Unicode code points, not UTF-16 units
+(an emoji costs 1, not 2), so a cut after ``k`` units is simply ``body[:k]``
+and never splits a character.
 """
 
 from __future__ import annotations
@@ -50,9 +50,6 @@ OPERATOR_STEER = (
 """T3: after the obligation steer iff some message of the batch has ``origin:"operator"``."""
 _DRAINED = "Already drained by this hook (read_my_messages may now return count 0)."
 _AWK_NUMBER = re.compile(r"[ \t\n\r\f\v]*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
-_SHORT_ESCAPES = frozenset('"\\\n\r\t\b\f')
-_TWO = re.compile('["\\\\\n\r\t\b\f]')
-_SIX = re.compile("[\x00-\x07\x0b\x0e-\x1f\ud800-\udfff]")
 
 
 class Message(Protocol):
@@ -106,36 +103,16 @@ def max_body_chars(raw: str | None) -> float:
     return value if value > 0 and not math.isnan(value) else DEFAULT_MAX_BODY_CHARS
 
 
-def unit_len(char: str) -> int:
-    """Length of one code point once JSON-escaped as the inbox line stores it (wire dialect)."""
-    code = ord(char)
-    if char in _SHORT_ESCAPES:
-        return 2
-    if code < 0x20 or 0xD800 <= code <= 0xDFFF:
-        return 6  # \u00xx, or a lone surrogate written as \udxxx
-    return 1
-
-
-def escaped_len(body: str) -> int:
-    """Length of ``body`` JSON-escaped, in code points: the budget's unit."""
-    return len(body) + len(_TWO.findall(body)) + 5 * len(_SIX.findall(body))
-
-
 def cut(body: str, limit: float) -> str:
-    """The longest prefix of ``body`` whose escaped length is ≤ ``limit`` (whole escapes only)."""
-    used = 0
-    for index, char in enumerate(body):
-        used += unit_len(char)
-        if used > limit:
-            return body[:index]
-    return body
+    """The longest prefix of ``body`` of at most ``limit`` code points."""
+    return body[: max(0, math.floor(limit))]
 
 
 def fitting_prefix(bodies: Sequence[str], limit: float) -> int:
     """How many leading bodies fit in ``limit`` together; later ones wait, so order is kept."""
     used = 0
     for count, body in enumerate(bodies):
-        used += escaped_len(body)
+        used += len(body)
         if used > limit:
             return count
     return len(bodies)
@@ -241,7 +218,7 @@ def render(
     for index, message in enumerate(messages, 1):
         lines.append(header(index, message))
         remaining = limit - used
-        size = escaped_len(message.body)
+        size = len(message.body)
         if remaining <= 0:
             lines.append(OMITTED)
             cut_count += 1
