@@ -66,7 +66,7 @@ def recipient_of(session_id: str | None) -> str | None:
 
 
 def encode(message_id: str, delivered_at: int, via: str, recipient: str | None) -> bytes:
-    """The receipt record's bytes; ``message_id`` and ``recipient`` must already be checked.
+    """The receipt record's bytes; ``message_id``, ``via`` (one of :data:`VIAS`) and ``recipient`` checked.
 
     Both are plain ASCII in the checked shapes, so no JSON escaping is needed.
     """
@@ -79,24 +79,20 @@ def encode(message_id: str, delivered_at: int, via: str, recipient: str | None) 
 
 def write_receipts(
     home: str, message_ids: Iterable[str], via: str, session_id: str | None, now_s: int
-) -> int:
-    """Write a receipt for each hex16 id that has none yet; how many were written (never raises OSError)."""
+) -> None:
+    """Write a receipt for each hex16 id that has none yet; every OSError is swallowed."""
     recipient = recipient_of(session_id)
     try:
         directory = _open_dir(os.path.join(home, RECEIPTS_DIR))
     except OSError:
-        return 0
-    written = 0
+        return
     try:
         for message_id in dict.fromkeys(message_ids):
             if is_message_id(message_id):
-                try:
-                    written += _publish(directory, message_id, encode(message_id, now_s, via, recipient))
-                except OSError:
-                    continue
+                with contextlib.suppress(OSError):
+                    _publish(directory, message_id, encode(message_id, now_s, via, recipient))
     finally:
         os.close(directory)
-    return written
 
 
 def _open_dir(path: str) -> int:
@@ -113,8 +109,8 @@ def _open_dir(path: str) -> int:
     return fd
 
 
-def _publish(directory: int, name: str, data: bytes) -> bool:
-    """Create ``name`` in ``directory`` holding ``data`` unless it exists; True if this call created it."""
+def _publish(directory: int, name: str, data: bytes) -> None:
+    """Create ``name`` in ``directory`` holding ``data``, unless it exists (then nothing changes)."""
     tmp = f"{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
     fd = os.open(tmp, _CREATE, FILE_MODE, dir_fd=directory)
     try:
@@ -124,10 +120,7 @@ def _publish(directory: int, name: str, data: bytes) -> bool:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
-        try:
+        with contextlib.suppress(FileExistsError):  # write-once: the first receipt stays
             os.link(tmp, name, src_dir_fd=directory, dst_dir_fd=directory, follow_symlinks=False)
-        except FileExistsError:
-            return False
-        return True
     finally:
         os.unlink(tmp, dir_fd=directory)
