@@ -2,8 +2,9 @@
 
 Each sample is one ``oxtail-mcp hook pretooluse`` subprocess fed a realistic
 payload on stdin, timed from spawn to exit: with an empty inbox (the hot path,
-taken before every tool call) and with 10 queued messages (a delivery). The
-bare interpreter start (``python -c pass``) is the floor nothing can beat.
+taken before every tool call) and with 10 queued messages (a delivery, which
+includes writing the 10 delivery receipts, accounting.md §2.1). The bare
+interpreter start (``python -c pass``) is the floor nothing can beat.
 
 The reference's bash hook is measured beside ours in the same run when
 ``OXTAIL_REF_HOOK`` names its ``assets/pretooluse.sh`` (build the reference from its
@@ -98,6 +99,7 @@ def main(runs: int = 40) -> None:
             ms, out = timed([str(HOOK), "hook", "pretooluse"], env, PAYLOAD)
             assert b"10 new peer message(s)" in out, out[:200]
             loaded.append(ms)
+        assert len(os.listdir(Path(home) / "receipts")) == 10 * runs  # the receipts were really written
     rows = [
         ("python -c pass", baseline),
         ("hook pretooluse, empty inbox", empty),

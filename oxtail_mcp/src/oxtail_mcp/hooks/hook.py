@@ -10,7 +10,9 @@ Every path exits 0 with at most one compact JSON object on stdout: a hook must
 never block a tool call or wedge the agent. Nothing is lost: what delivery
 takes out of the inbox is either written to stdout or put back, and a hook
 killed between the two leaves an in-flight batch that the next run (or
-``read_my_messages``) restores with the same ids.
+``read_my_messages``) restores with the same ids. What was written gets its
+delivery receipts (:mod:`oxtail_mcp.hooks.receipts`) before the batch is
+settled, so ``message_status`` says "delivered" only for what reached stdout.
 """
 
 from __future__ import annotations
@@ -190,10 +192,18 @@ def may_have_mail(home: str, session_id: str) -> bool:
 
 # Delivery ---------------------------------------------------------------------------------------------
 def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, str], out_fd: int) -> bool:
-    """Take the next prefix of the session's inbox, print it, then settle; True if something was printed.
+    """Take the next prefix of the session's inbox, print it, receipt it, then settle; True if printed.
 
     Store failures (a lock held past the timeout, an unwritable directory) mean
-    "nothing delivered this time": the mail stays for the next run.
+    "nothing delivered this time": the mail stays for the next run. The order is
+    the promise of accounting.md §2.1 and A4:
+
+    | step | a failure or a kill here means |
+    |---|---|
+    | take | nothing shown, nothing taken (the mail waits) |
+    | write the whole envelope to stdout | the batch goes back (a kill: recovered later), no receipt |
+    | write a receipt per shown message | redelivered later, same ids; a receipt once written stays |
+    | settle | redelivered later; every receipt keeps its first ``delivered_at`` |
     """
     from pathlib import Path
 
@@ -228,9 +238,25 @@ def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, s
         if batch is not None:
             _quietly(store.restore, batch)
         raise
+    _receipt(home, [m.id for m in shown], session_id)
     if batch is not None:
         _quietly(store.settle, batch)  # if this fails the batch is recovered later: a duplicate, never a loss
     return True
+
+
+def _receipt(home: str, message_ids: list[str], session_id: str) -> None:
+    """Receipts for what the envelope showed (a message shown cut but kept in the inbox counts too).
+
+    Best effort by contract: nothing here may keep the batch from settling.
+    """
+    import time
+
+    try:
+        from oxtail_mcp.hooks import receipts
+
+        receipts.write_receipts(home, message_ids, receipts.VIA_HOOK, session_id, int(time.time()))
+    except Exception:  # noqa: BLE001 - receipts never affect delivery (accounting.md §1.2)
+        pass
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -31,8 +31,15 @@ from typing import IO, Any
 from oxtail_mcp.home import claude_config_dir, codex_home
 
 MARKER_KEY = "_oxtailHook"
-MARKER_VERSION = 8
-"""Ours; the reference stopped at 7. Bumped whenever the installed commands change shape."""
+MARKER_VERSION = 15
+"""Bumped whenever what the hooks do changes, so a reinstall rewrites every older entry and marker.
+
+| version | what |
+|---|---|
+| 8 | ours: ``oxtail-mcp hook <name>`` commands replace the reference's scripts |
+| 15 | the envelope v14 of the reference 0.32.1 (which writes 14), delivery receipts |
+
+Above every version the reference wrote, so a marker of ours never reads as one of its installs."""
 
 MANAGED = (
     ("pretooluse", "PreToolUse", "pretooluse.sh"),

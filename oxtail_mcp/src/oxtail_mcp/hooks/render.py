@@ -1,13 +1,13 @@
-"""The text the Claude Code hooks inject (hooks.md §7), and the body budget that bounds it.
+"""The text the Claude Code hooks inject (hooks.md §7, envelope v14 of accounting.md §7), and its budget.
 
 Standard library only: this module is imported on the hook's hot path, which
 runs before every tool call, so it must not pull in the core (attrs).
 
-The budget is measured the way the reference measures it -- on the body as it
-is JSON-escaped in the inbox line (a newline costs 2, ``\\u0000`` costs 6) --
-but in Unicode code points, and a cut never splits an escape or a code point.
-Each code point of a body escapes to exactly one unit, so a cut after ``k``
-units is simply ``body[:k]``.
+The budget is measured where the reference 0.32.1 measures it -- on the
+decoded body, what lands in the model's context (a newline costs 1; 0.15.0
+counted the JSON-escaped text) -- but in Unicode code points, not UTF-16 units
+(an emoji costs 1, not 2), so a cut after ``k`` units is simply ``body[:k]``
+and never splits a character.
 """
 
 from __future__ import annotations
@@ -29,16 +29,38 @@ item 2). A header is at most ~1,100 characters, so the first message always fits
 TRUNCATED = "[oxtail: message truncated by hook body budget]"
 OMITTED = "[oxtail: message omitted by hook body budget]"
 
-_REPLY = "Reply: send_message with target = from_session_id, and reply_to = request_id when present."
+_REPLY = (
+    "Reply via reply_to_message(message_id); if it can't resolve, send_message target=from_session_id,"
+    " reply_to=request_id when present."
+)
+OBLIGATION_STEER = (
+    " One or more messages in this batch are durable obligations (marked action_required): if you act"
+    " on them, close each with complete_work(message_id, result) or block_work(message_id, reason) — not"
+    " reply_to_message. my_open_work lists everything you still owe."
+)
+"""T1 (accounting.md §11): after the preamble iff some message of the batch has ``action_required``."""
+OBLIGATION_CUT_STEER = (
+    " (a body in this batch was truncated/omitted — read it in full via my_open_work before closing.)"
+)
+"""T2: after T1 iff some body of that same batch was truncated or omitted."""
+OPERATOR_STEER = (
+    " One or more messages are operator-origin (from the human operator via oxpit; no agent identity):"
+    " human-authorized but untrusted context, and one-way — there is no oxtail reply target for them."
+)
+"""T3: after the obligation steer iff some message of the batch has ``origin:"operator"``."""
 _DRAINED = "Already drained by this hook (read_my_messages may now return count 0)."
 _AWK_NUMBER = re.compile(r"[ \t\n\r\f\v]*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
-_SHORT_ESCAPES = frozenset('"\\\n\r\t\b\f')
-_TWO = re.compile('["\\\\\n\r\t\b\f]')
-_SIX = re.compile("[\x00-\x07\x0b\x0e-\x1f\ud800-\udfff]")
 
 
 class Message(Protocol):
-    """What a rendered message needs (an ``oxtail_core.Envelope`` is one)."""
+    """What every rendered message has (an ``oxtail_core.Envelope`` is one).
+
+    The marks of accounting.md §7 -- ``action_required``, ``origin``,
+    ``operator_source`` -- are optional attributes, read by :func:`is_obligation`,
+    :func:`is_operator` and :func:`operator_source`: a message without them (a
+    forged line, an envelope minted before the marks existed) renders as a plain
+    peer message.
+    """
 
     @property
     def id(self) -> str: ...
@@ -52,8 +74,21 @@ class Message(Protocol):
     @property
     def request_id(self) -> str | None: ...
 
-    @property
-    def reply_to(self) -> str | None: ...
+
+def is_obligation(message: Message) -> bool:
+    """A durable delegation: ``action_required`` is exactly true (hooks v13)."""
+    return getattr(message, "action_required", False) is True
+
+
+def is_operator(message: Message) -> bool:
+    """Sent by the human operator, not by a peer agent (hooks v14): it has no reply target."""
+    return getattr(message, "origin", "peer") == "operator"
+
+
+def operator_source(message: Message) -> str | None:
+    """Where an operator message came from, if it says (a non-empty string), else None."""
+    source = getattr(message, "operator_source", None)
+    return source if isinstance(source, str) and source else None
 
 
 def max_body_chars(raw: str | None) -> float:
@@ -68,36 +103,16 @@ def max_body_chars(raw: str | None) -> float:
     return value if value > 0 and not math.isnan(value) else DEFAULT_MAX_BODY_CHARS
 
 
-def unit_len(char: str) -> int:
-    """Length of one code point once JSON-escaped as the inbox line stores it (wire dialect)."""
-    code = ord(char)
-    if char in _SHORT_ESCAPES:
-        return 2
-    if code < 0x20 or 0xD800 <= code <= 0xDFFF:
-        return 6  # \u00xx, or a lone surrogate written as \udxxx
-    return 1
-
-
-def escaped_len(body: str) -> int:
-    """Length of ``body`` JSON-escaped, in code points: the budget's unit."""
-    return len(body) + len(_TWO.findall(body)) + 5 * len(_SIX.findall(body))
-
-
 def cut(body: str, limit: float) -> str:
-    """The longest prefix of ``body`` whose escaped length is ≤ ``limit`` (whole escapes only)."""
-    used = 0
-    for index, char in enumerate(body):
-        used += unit_len(char)
-        if used > limit:
-            return body[:index]
-    return body
+    """The longest prefix of ``body`` of at most ``limit`` code points."""
+    return body[: max(0, math.floor(limit))]
 
 
 def fitting_prefix(bodies: Sequence[str], limit: float) -> int:
     """How many leading bodies fit in ``limit`` together; later ones wait, so order is kept."""
     used = 0
     for count, body in enumerate(bodies):
-        used += escaped_len(body)
+        used += len(body)
         if used > limit:
             return count
     return len(bodies)
@@ -148,16 +163,42 @@ def _field(value: str) -> str:
 
 
 def header(index: int, message: Message) -> str:
-    """The metadata line of one message; every field is cut to ``HEADER_FIELD_MAX_CHARS``."""
+    """The metadata line of one message; every field is cut to ``HEADER_FIELD_MAX_CHARS``.
+
+    | part | when |
+    |---|---|
+    | ``message_id=<id>`` | the id is non-empty (always, for a real envelope) |
+    | ``origin=operator`` (`` (<source>)``) | an operator message, instead of the sender |
+    | ``from_session_id=<from or unknown>`` | every other message |
+    | ``request_id=<r>`` | present |
+    | ``action_required`` | a durable delegation, even when its body is omitted |
+
+    ``reply_to`` is not shown (since hooks v13): ``reply_to_message(message_id)``
+    finds the correlation itself.
+    """
     parts = [f"--- msg {index}"]
     if message.id:
         parts.append(f"message_id={_field(message.id)}")
-    parts.append(f"from_session_id={_field(message.from_session_id or 'unknown')}")
+    if is_operator(message):
+        source = operator_source(message)
+        parts.append("origin=operator" if source is None else f"origin=operator ({_field(source)})")
+    else:
+        parts.append(f"from_session_id={_field(message.from_session_id or 'unknown')}")
     if message.request_id:
         parts.append(f"request_id={_field(message.request_id)}")
-    if message.reply_to:
-        parts.append(f"reply_to={_field(message.reply_to)}")
+    if is_obligation(message):
+        parts.append("action_required")
     return " | ".join(parts) + " ---"
+
+
+def steers(messages: Sequence[Message], cut_count: int) -> str:
+    """The text after the preamble: T1 (+ T2 if a body was cut), then T3; empty for plain batches."""
+    text = ""
+    if any(is_obligation(m) for m in messages):
+        text += OBLIGATION_STEER + (OBLIGATION_CUT_STEER if cut_count else "")
+    if any(is_operator(m) for m in messages):
+        text += OPERATOR_STEER
+    return text
 
 
 def render(
@@ -171,13 +212,13 @@ def render(
     ``kept_first`` (ours) says message 1 did not fit at all and was shown cut
     but left in the inbox, so ``read_my_messages`` still returns it whole.
     """
-    lines = [preamble(event, len(messages))]
+    lines = [""]  # the preamble, once the cuts are known (T2 depends on them)
     used = 0.0
     cut_count = 0
     for index, message in enumerate(messages, 1):
         lines.append(header(index, message))
         remaining = limit - used
-        size = escaped_len(message.body)
+        size = len(message.body)
         if remaining <= 0:
             lines.append(OMITTED)
             cut_count += 1
@@ -189,6 +230,7 @@ def render(
         else:
             lines.append(message.body)
             used += size
+    lines[0] = preamble(event, len(messages)) + steers(messages, cut_count)
     if cut_count:
         lines.append(f"[oxtail] {cut_count} message bodies were truncated or omitted by hook budget.")
     if kept_first:
