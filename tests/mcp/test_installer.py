@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from oxtail_mcp.hooks import installer
-from oxtail_mcp.hooks.installer import MARKER_KEY, MARKER_VERSION, command_hash, hook_command, parse_jsonc
+from oxtail_mcp.hooks.installer import MARKER_KEY, MARKER_VERSION, command_hash, hook_command
+from oxtail_mcp.hooks.jsonc import parse_jsonc
 
 EXE = "/opt/ox tail/bin/oxtail-mcp"
 NOW = datetime.datetime(2026, 11, 25, 12, 18, 21, 621000, tzinfo=datetime.UTC)
