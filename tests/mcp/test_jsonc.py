@@ -55,8 +55,12 @@ def _with_comments(text: str, comments: list[str]) -> str:
     pick = iter(comments * (len(text) + 1))
     for char in text:
         if in_string:
-            escaped = not escaped and char == "\\"
-            in_string = escaped or char != '"'
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
             out.append(char)
             continue
         if char == '"':
