@@ -488,7 +488,7 @@ class World:
         self.store().activity_put(session_id, ActivityMarker(status, int(time.time() * 1000) - age_ms))
 
     def registry_file(self, pid: int) -> Path:
-        return self.oxtail_home / "sessions" / f"{pid}.json"
+        return self.oxtail_home / "registry" / f"{pid}.json"
 
     def direct(self, name: str, cwd: Path, env: Mapping[str, str] | None = None) -> DirectAgent:
         return self.directs([(name, cwd, env)])[0]
