@@ -182,3 +182,16 @@ def test_a_dead_reference_peer_is_never_reaped_or_inherited_by_us() -> None:
     w.join(1, A, pane="%1")  # our agent now runs in its pane: it inherits nothing of the reference's
     assert [e.server_pid for e in live_entries(w.ctx)] == [1]
     assert dead in w.store.registry_entries()  # the reference reaps its own entries, by its rules
+
+
+def test_a_bootstrapped_peer_reads_after_claiming_but_cannot_reply_to_the_pre_claim_message() -> None:
+    w = make_world()
+    me = w.join(1, A, tmux_session="shared")
+    peer = w.join(2, None, tmux_session="shared")
+    sent = me.send("shared", "please claim")
+    assert isinstance(sent, Sent) and sent.target_session_id is None
+    peer.claim(B)
+    (got,) = peer.read_messages().messages
+    assert (got.id, got.from_session_id) == (sent.message_id, A)
+    assert render(peer.reply(got.id, "done"))["error"] == "message-not-found"  # A48: no ledger line
+    assert isinstance(peer.send(A, "done"), Sent)  # it answers by send_message to from_session_id
