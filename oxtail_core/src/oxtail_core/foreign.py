@@ -9,6 +9,13 @@ where and how they were written, see ``oxtail_fs.layout``) and hand them out as
 and nothing else of ours (reaping, inbox folding, sibling collapse) ever acts
 on them. They stay visible in listings and ``read_session``: the agent is real,
 only its mailbox is out of reach.
+
+Their liveness is checked by pid alone: the reference records its process
+start as ``ps`` text (``proc_sig``), not as our ``process_start``. A recycled
+pid can therefore pass for a dead reference server; the worst that does is a
+``foreign-peer`` (or ``ambiguous-target``) refusal where ``target-not-found``
+was due, never a delivery, and a pid that one of our live servers holds hides
+the reference entry altogether (:func:`oxtail_core.routing.live_entries`).
 """
 
 from __future__ import annotations
