@@ -134,7 +134,7 @@ def test_hostile_names_stay_inside_home(tmp_path: Path, hostile: str) -> None:
 
 def test_registry_skips_bad_files(fs: FsStore) -> None:
     fs.registry_put(entry(10))
-    sessions = fs.home / "sessions"
+    sessions = fs.home / "registry"
     good = json.loads((sessions / "10.json").read_text())
     assert (sessions / "10.json").read_text().startswith('{\n  "server_pid": 10,')
     (sessions / "11.json").write_text(json.dumps(dict(good, server_pid=10)))  # forged: name says 11

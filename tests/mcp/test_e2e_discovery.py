@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -33,6 +34,10 @@ READ_KEYS = [
     "bytes_truncated",
     "total_messages",
     "total_messages_exact",
+    "resolved_session_id",
+    "session_id_source",
+    "transcript_mtime",
+    "transcript_age_seconds",
     "project_root",
     "inferred",
     "error",
@@ -292,6 +297,7 @@ def test_list_and_read_sessions_in_tmux(tmp_path: Path) -> None:
                 False,
             )
             assert (pane["project_root"], pane["inferred"]) == (str(proj), True)
+            assert [pane[k] for k in READ_KEYS[11:15]] == [None] * 4  # a bare tmux target: no provenance
 
         # Transcript mode for the claimed Claude agent, by tmux name and by UUID.
         for name in ("alpha", sid(1)):
@@ -308,6 +314,9 @@ def test_list_and_read_sessions_in_tmux(tmp_path: Path) -> None:
                 {"role": "user", "text": "second", "timestamp": None},
             ]
             assert (got["total_messages"], got["total_messages_exact"], got["truncated"]) == (3, True, False)
+            assert (got["resolved_session_id"], got["session_id_source"]) == (sid(1), "self-register")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", got["transcript_mtime"])
+            assert isinstance(got["transcript_age_seconds"], int) and got["transcript_age_seconds"] >= 0
         got = read("alpha", limit=1, include_timestamps=True)
         assert got["messages"] == [
             {"role": "user", "text": "second", "timestamp": "2026-05-08T13:28:03.000Z"}

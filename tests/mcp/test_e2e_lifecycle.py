@@ -1,6 +1,6 @@
 """Server lifecycle over real processes: the registry entry lives exactly as long as the server.
 
-A server publishes ``sessions/<pid>.json`` before serving and removes it when
+A server publishes ``registry/<pid>.json`` before serving and removes it when
 stdin closes, on SIGTERM, and when its parent (the agent host) dies -- the last
 one without stdin closing, since another process may still hold the pipe.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -36,6 +37,10 @@ KEYS = [
     "bytes_truncated",
     "total_messages",
     "total_messages_exact",
+    "resolved_session_id",
+    "session_id_source",
+    "transcript_mtime",
+    "transcript_age_seconds",
     "project_root",
     "inferred",
     "error",
@@ -73,6 +78,10 @@ def none_response(session: str, error: str, client_type: str | None = None, **ov
         "bytes_truncated": False,
         "total_messages": None,
         "total_messages_exact": False,
+        "resolved_session_id": None,
+        "session_id_source": None,
+        "transcript_mtime": None,
+        "transcript_age_seconds": None,
         "project_root": ROOT,
         "inferred": True,
         "error": error,
@@ -112,7 +121,11 @@ def test_in_scope_peer_without_transcript_in_transcript_mode() -> None:
     peer = fx.entry(10, ID_A, tmux="alpha", cwd=ROOT + "/sub")
     result = call("alpha", [peer], mode="transcript")
     assert result == none_response(
-        "alpha", "no registry entry with transcript path; agent may not be oxtail-aware", "claude-code"
+        "alpha",
+        "no registry entry with transcript path; agent may not be oxtail-aware",
+        "claude-code",
+        resolved_session_id=ID_A,
+        session_id_source="self-register",
     )
 
 
@@ -130,20 +143,34 @@ def test_codex_transcript_only_peer_by_uuid(codex_rollout: str) -> None:
     assert panes.calls == []
     pane = call(CODEX_PEER, [peer], panes, mode="pane")
     assert pane == none_response(
-        CODEX_PEER, f"session '{CODEX_PEER}' has no tmux pane to capture (transcript-only peer)", "codex"
+        CODEX_PEER,
+        f"session '{CODEX_PEER}' has no tmux pane to capture (transcript-only peer)",
+        "codex",
+        resolved_session_id=CODEX_PEER,
+        session_id_source="self-register",
     )
 
 
 def test_success_response_matches_spec_example(codex_rollout: str) -> None:
     peer = fx.entry(11, CODEX_PEER, cwd="/tmp/h", client_type="codex", transcript=codex_rollout)
+    written_ns = 1_778_246_887_123_456_789  # 2026-05-08T13:28:07.123456789Z
+    os.utime(codex_rollout, ns=(written_ns, written_ns))
     result = call(
-        CODEX_PEER, [peer], resolved_root="/tmp/h", inferred=False, limit=1, include_timestamps=True
+        CODEX_PEER,
+        [peer],
+        resolved_root="/tmp/h",
+        inferred=False,
+        limit=1,
+        include_timestamps=True,
+        now=lambda: written_ns / 1e9 + 90.9,
     )
     assert dumps(result) == (
         '{"schema_version":1,"session":"019e7d25-bdb4-7f90-a422-795f18cbd222","mode":"transcript",'
         '"client_type":"codex","messages":[{"role":"assistant","text":"m7-' + "z" * 20 + '",'
         '"timestamp":"2026-05-08T13:28:07.000Z"}],"pane_text":null,"truncated":true,"count_truncated":true,'
-        '"bytes_truncated":false,"total_messages":8,"total_messages_exact":true,"project_root":"/tmp/h",'
+        '"bytes_truncated":false,"total_messages":8,"total_messages_exact":true,'
+        '"resolved_session_id":"019e7d25-bdb4-7f90-a422-795f18cbd222","session_id_source":"self-register",'
+        '"transcript_mtime":"2026-05-08T13:28:07.123Z","transcript_age_seconds":90,"project_root":"/tmp/h",'
         '"inferred":false,"error":null}'
     )
 
@@ -153,7 +180,11 @@ def test_neither_transcript_nor_tmux(mode: str) -> None:
     peer = fx.entry(12, ID_A, cwd=ROOT, client_type="codex")
     result = call(ID_A, [peer], mode=mode)
     assert result == none_response(
-        ID_A, f"session '{ID_A}' is in scope but has no transcript and no tmux session to read", "codex"
+        ID_A,
+        f"session '{ID_A}' is in scope but has no transcript and no tmux session to read",
+        "codex",
+        resolved_session_id=ID_A,
+        session_id_source="self-register",
     )
 
 
@@ -220,7 +251,13 @@ def test_a_missing_transcript_is_an_error_not_an_empty_success_and_no_pane_fallb
     peer = fx.entry(32, ID_A, tmux="alpha", transcript=missing)
     for mode in ("auto", "transcript"):
         result = call("alpha", [peer], panes, mode=mode)
-        assert result == none_response("alpha", missing_transcript_error(missing), "claude-code")
+        assert result == none_response(
+            "alpha",
+            missing_transcript_error(missing),
+            "claude-code",
+            resolved_session_id=ID_A,
+            session_id_source="self-register",
+        )  # provenance, and null freshness: the file is gone
         assert missing in result["error"] and result["error"].startswith("transcript-not-found: ")
     assert panes.calls == []
 
@@ -251,10 +288,21 @@ def test_malformed_transcript_lines_are_traced(tmp_path: Path) -> None:
     assert tracer.named("transcript_lines_skipped") == [{"path": str(path), "count": 2}]
 
 
-def test_unreadable_transcript_propagates(tmp_path: Path) -> None:
-    peer = fx.entry(35, ID_A, tmux="alpha", transcript=str(tmp_path))
-    with pytest.raises(IsADirectoryError):
-        call("alpha", [peer])
+def test_an_unreadable_transcript_is_a_structured_error_with_provenance_and_freshness(tmp_path: Path) -> None:
+    unreadable = tmp_path / "rotated"
+    unreadable.mkdir()
+    os.utime(unreadable, ns=(1_778_246_887_000_000_000, 1_778_246_887_000_000_000))
+    peer = fx.entry(35, ID_A, tmux="alpha", transcript=str(unreadable))
+    result = call("alpha", [peer], now=lambda: 1_778_246_887 - 5.0)
+    assert result == none_response(
+        "alpha",
+        f"transcript read failed (rotated or unreadable?): [Errno 21] Is a directory: '{unreadable}'",
+        "claude-code",
+        resolved_session_id=ID_A,
+        session_id_source="self-register",
+        transcript_mtime="2026-05-08T13:28:07.000Z",
+        transcript_age_seconds=0,  # a clock behind the file never reports a negative age
+    )
 
 
 # --------------------------------------------------------------------------- pane mode
@@ -263,7 +311,15 @@ def test_unreadable_transcript_propagates(tmp_path: Path) -> None:
 def test_auto_without_transcript_captures_pane() -> None:
     panes = fx.FakePanes(captures={"alpha": "$ make\nok\n"})
     result = call("alpha", [fx.entry(40, ID_A, tmux="alpha")], panes)
-    assert result == none_response("alpha", None, "claude-code", mode="pane", pane_text="$ make\nok\n")  # type: ignore[arg-type]
+    assert result == none_response(
+        "alpha",
+        None,  # type: ignore[arg-type]
+        "claude-code",
+        mode="pane",
+        pane_text="$ make\nok\n",
+        resolved_session_id=ID_A,
+        session_id_source="self-register",
+    )  # provenance in pane mode too; no transcript, so no freshness
     assert panes.calls == [("capture", "alpha", "240")]
 
 

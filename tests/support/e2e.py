@@ -78,9 +78,10 @@ def base_env(
 class Holder:
     """One live MCP client session to one ``oxtail-mcp`` child; :meth:`restart` replaces the child."""
 
-    def __init__(self, params: Any, errlog: Any) -> None:
+    def __init__(self, params: Any, errlog: Any, client_name: str | None = None) -> None:
         self.params = params
         self.errlog = errlog
+        self.client_name = client_name  # the handshake's clientInfo.name (the SDK's own when None)
         self.session: Any = None
         self.initialized: Any = None
         self._close: Any = None
@@ -102,9 +103,14 @@ class Holder:
 
     async def _run(self, ready: Any, close: Any, done: Any, failure: list) -> None:
         from mcp import ClientSession, stdio_client
+        from mcp.types import Implementation
 
+        info = Implementation(name=self.client_name, version="0.0.0") if self.client_name else None
         try:
-            async with stdio_client(self.params, errlog=self.errlog) as (r, w), ClientSession(r, w) as s:
+            async with (
+                stdio_client(self.params, errlog=self.errlog) as (r, w),
+                ClientSession(r, w, client_info=info) as s,
+            ):
                 self.initialized = await s.initialize()
                 self.session = s
                 ready.set()
@@ -201,12 +207,14 @@ def agent_main(spec_path: str) -> None:
     for name in ("TMUX", "TMUX_PANE"):
         if name in os.environ:
             env[name] = os.environ[name]
+    if spec.get("env_only") is not None:  # a host that passes only these (Codex: its bare set + env_vars)
+        env = {name: value for name, value in env.items() if name in spec["env_only"]}
     params = StdioServerParameters(command=spec["command"], args=[], env=env, cwd=spec["cwd"])
     errlog = open(spec["server_log"], "a", buffering=1)  # noqa: SIM115 - lives as long as the process
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
-            holder = Holder(params, errlog)
+            holder = Holder(params, errlog, spec.get("client_name"))
             await holder.start(tg)
             stopping = anyio.Event()
 
@@ -488,7 +496,7 @@ class World:
         self.store().activity_put(session_id, ActivityMarker(status, int(time.time() * 1000) - age_ms))
 
     def registry_file(self, pid: int) -> Path:
-        return self.oxtail_home / "sessions" / f"{pid}.json"
+        return self.oxtail_home / "registry" / f"{pid}.json"
 
     def direct(self, name: str, cwd: Path, env: Mapping[str, str] | None = None) -> DirectAgent:
         return self.directs([(name, cwd, env)])[0]
@@ -515,9 +523,14 @@ class World:
         specs: Iterable[tuple[str, Path, Mapping[str, str] | None]],
         *,
         window_of: Mapping[str, str] = {},
+        client_name: str | None = None,
+        env_only: Iterable[str] | None = None,
     ) -> list[PaneAgent]:
         """Start pane agents, each in a new tmux session named by its name (or a new window of the
-        session ``window_of[name]``); all start at once, then this waits for every one."""
+        session ``window_of[name]``); all start at once, then this waits for every one.
+
+        ``client_name`` is the clientInfo.name their handshakes send; ``env_only`` the only variables
+        their servers get (TMUX and TMUX_PANE are the pane's own), as a host with an allow-list does."""
         assert self.tmux is not None, "pane agents need World(tmp_path, tmux=private server)"
         agents = []
         for name, cwd, env in specs:
@@ -531,6 +544,8 @@ class World:
                 "command": SERVER_COMMAND,
                 "socket": sock,
                 "server_log": str(self.server_log),
+                "client_name": client_name,
+                "env_only": sorted(env_only) if env_only is not None else None,
             }
             spec_path.write_text(json.dumps(spec))
             command = f"exec {sys.executable} {HERE} agent {spec_path} 2>>{log}"

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from oxtail_core.foreign import ForeignEntry
 from oxtail_core.model import (
     CLIENT_TYPES,
     SCHEMA_VERSION,
@@ -184,6 +185,30 @@ def _structure_entry(data: Any, _: type) -> RegistryEntry:
     )
 
 
+_REFERENCE_KEYS = ("proc_sig", "mailbox_key")
+"""Keys only the reference (0.16+) writes in a registry entry; ``process_start`` is only ours."""
+
+
+def legacy_entry_from_wire(data: Any) -> RegistryEntry:
+    """An entry found in the reference's registry directory (``sessions/``): whose is it?
+
+    ======================================================  ====================================
+    the entry has                                           it is
+    ======================================================  ====================================
+    a numeric ``process_start`` and no ``proc_sig`` /       ours, written before we moved to
+    ``mailbox_key``                                         ``registry/``: a RegistryEntry
+    anything else (0.15 writes none of the three, 0.16+     the reference's: a ForeignEntry,
+    writes ``proc_sig``, 0.17+ ``mailbox_key``)             never sent to
+    ======================================================  ====================================
+
+    Raises ShapeError like ``from_wire(data, RegistryEntry)``.
+    """
+    entry = _structure_entry(data, RegistryEntry)
+    if entry.process_start is not None and not any(key in data for key in _REFERENCE_KEYS):
+        return entry
+    return ForeignEntry(**{field.name: getattr(entry, field.name) for field in attrs.fields(RegistryEntry)})
+
+
 def _unstructure_pending(p: PendingAsk) -> dict[str, Any]:
     out: dict[str, Any] = {"sessionId": p.requester, "requestId": p.request_id, "at": p.at_ms}
     if p.peer:
@@ -275,6 +300,7 @@ _UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
     Envelope: _unstructure_envelope,
     ClientInfo: _unstructure_client,
     RegistryEntry: _unstructure_entry,
+    ForeignEntry: _unstructure_entry,  # listed like any peer; never written by us
     PendingAsk: _unstructure_pending,
     ActivityMarker: _unstructure_activity,
     ClaimRecord: _unstructure_claim,

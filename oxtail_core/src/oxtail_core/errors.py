@@ -16,6 +16,7 @@ class ErrorCode(enum.StrEnum):
     NO_SESSION_ID = "no-session-id"
     MESSAGE_NOT_FOUND = "message-not-found"
     NO_REPLY_TARGET = "no-reply-target"
+    FOREIGN_PEER = "foreign-peer"  # ours: the target runs the reference (Node) oxtail
 
 
 class OxtailError(Exception):

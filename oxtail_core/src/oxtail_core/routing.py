@@ -3,7 +3,22 @@
 The registry is the only source of addresses. A live view hides dead
 processes (by pid *and* start time, so a recycled pid is dead), collapses the
 several servers of one agent into its freshest one, and reaps what is dead --
-but never a breadcrumb that still leads to undelivered mail.
+but never a breadcrumb that still leads to undelivered mail. Entries of the
+reference (Node) oxtail (:mod:`oxtail_core.foreign`) are listed like any other
+but never reaped, folded into or delivered to.
+
+Target resolution, in order (the reference's 0.32.1 rule, plus ``foreign-peer``):
+
+======================================  ======================================================
+step                                    outcome
+======================================  ======================================================
+1. live entries ``name`` designates     dead ones (pid or start time) are already gone
+2. drop the caller (its pid, and its    none left: ``self-send`` if the caller was among
+   session id when claimed: siblings)   them, else ``target-not-found``
+3. more than one left                   ``ambiguous-target``: claimed ids, unclaimed counted
+4. exactly one                          other project: ``cross-project``; a reference peer:
+                                        ``foreign-peer``; else that peer, claimed or not
+======================================  ======================================================
 """
 
 from __future__ import annotations
@@ -13,24 +28,28 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from oxtail_core.context import Context
-from oxtail_core.errors import StoreError
+from oxtail_core.errors import ErrorCode, StoreError
+from oxtail_core.foreign import foreign_refusal_message, is_foreign
 from oxtail_core.ids import canonical_session_id, is_uuid_shaped, same_session_id
 from oxtail_core.model import RegistryEntry, StateCard
 from oxtail_core.protocols import Holder, InboxId
 
-TARGET_NOT_FOUND = "target-not-found"
-AMBIGUOUS_TARGET = "ambiguous-target"
-CROSS_PROJECT = "cross-project"
-SELF_SEND = "self-send"
+TARGET_NOT_FOUND = ErrorCode.TARGET_NOT_FOUND.value
+AMBIGUOUS_TARGET = ErrorCode.AMBIGUOUS_TARGET.value
+CROSS_PROJECT = ErrorCode.CROSS_PROJECT.value
+SELF_SEND = ErrorCode.SELF_SEND.value
+FOREIGN_PEER = ErrorCode.FOREIGN_PEER.value
 
 
 @attrs.frozen
 class Unresolved:
-    """Why a target could not be used; ``candidates``/``note`` only for ambiguity."""
+    """Why a target could not be used; ``candidates``/``note`` only for ambiguity, ``message`` for a
+    refusal the code alone does not explain (``foreign-peer``)."""
 
     error: str
     candidates: tuple[str, ...] | None = None
     note: str | None = None
+    message: str | None = None
 
 
 VANISHED = Unresolved(TARGET_NOT_FOUND)
@@ -78,8 +97,20 @@ def live_entries(ctx: Context) -> list[RegistryEntry]:
     for entry in ctx.store.registry_entries():
         (live if _alive(ctx, entry) else dead).append(entry)
     for entry in dead:
-        _reap(ctx, entry, live)
-    return collapse(live)
+        if not is_foreign(entry):  # the reference reaps its own, by its own rules
+            _reap(ctx, entry, live)
+    return collapse(_without_stale_foreign(live))
+
+
+def _without_stale_foreign(live: Sequence[RegistryEntry]) -> list[RegistryEntry]:
+    """Drop a reference entry whose pid is one of our live servers: it outlived its process.
+
+    A reference entry carries no start time we can check, so a recycled pid
+    would pass for it; a pid that one of our live servers (start time checked)
+    holds cannot also be the reference's.
+    """
+    ours = {e.server_pid for e in live if not is_foreign(e)}
+    return [e for e in live if not (is_foreign(e) and e.server_pid in ours)]
 
 
 def _heir(entry: RegistryEntry, live: Sequence[RegistryEntry]) -> InboxId | None:
@@ -88,7 +119,7 @@ def _heir(entry: RegistryEntry, live: Sequence[RegistryEntry]) -> InboxId | None
         return session_inbox(entry.session_id)
     if entry.tmux_pane:
         for other in live:
-            if other.session_id and other.tmux_pane == entry.tmux_pane:
+            if other.session_id and other.tmux_pane == entry.tmux_pane and not is_foreign(other):
                 return session_inbox(other.session_id)
     return None
 
@@ -111,11 +142,13 @@ def _reap(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> 
 
 
 def collapse(entries: Sequence[RegistryEntry]) -> list[RegistryEntry]:
-    """One entry per session id (greatest ``started_at``, then ``process_start``), then the unclaimed.
+    """One entry per session id (ours before the reference's, then greatest ``started_at``, then
+    ``process_start``), then the unclaimed.
 
     The winner carries the newest state card among the agent's servers: an
     agent with two servers (user and project scope) may have published its
-    purpose through either.
+    purpose through either. An agent running both implementations is reached
+    through ours, the one whose inbox mail to its session id lands in.
     """
     winners: dict[str, RegistryEntry] = {}
     cards: dict[str, StateCard] = {}
@@ -136,8 +169,8 @@ def collapse(entries: Sequence[RegistryEntry]) -> list[RegistryEntry]:
     return [*merged, *unclaimed]
 
 
-def _freshness(entry: RegistryEntry) -> tuple[int, float]:
-    return (entry.started_at, entry.process_start or 0.0)
+def _freshness(entry: RegistryEntry) -> tuple[bool, int, float]:
+    return (not is_foreign(entry), entry.started_at, entry.process_start or 0.0)
 
 
 def candidates(
@@ -159,14 +192,18 @@ def resolve_target(
 ) -> RegistryEntry | Unresolved:
     """Find the one live peer ``target`` names: a session id (UUID-shaped) or a tmux session name.
 
-    ``as_session`` forces the session-id reading (a reply goes back to a sender's
-    session id whatever its shape; the reference looked non-UUID ids up as tmux names).
+    The steps are the module docstring's table. The caller is removed before
+    counting, so a tmux name shared by the caller and one other peer (claimed
+    or not) reaches that peer. ``as_session`` forces the session-id reading (a
+    reply goes back to a sender's session id whatever its shape; the reference
+    looked non-UUID ids up as tmux names).
     """
     found = candidates(live_entries(ctx), target, as_session=as_session)
-    if not found:
-        return Unresolved(TARGET_NOT_FOUND)
-    if len(found) > 1:
-        unclaimed = sum(1 for e in found if not e.session_id)
+    others = [e for e in found if not _is_self(me, e)]
+    if not others:
+        return Unresolved(SELF_SEND if found else TARGET_NOT_FOUND)
+    if len(others) > 1:
+        unclaimed = sum(1 for e in others if not e.session_id)
         note = (
             f"{unclaimed} peer(s) sharing tmux session '{target}' have not claimed a session_id "
             "and cannot be addressed by UUID; have them run claim_session."
@@ -174,14 +211,19 @@ def resolve_target(
             else None
         )
         return Unresolved(
-            AMBIGUOUS_TARGET, candidates=tuple(e.session_id for e in found if e.session_id), note=note
+            AMBIGUOUS_TARGET, candidates=tuple(e.session_id for e in others if e.session_id), note=note
         )
-    peer = found[0]
-    if peer.server_pid == me.server_pid or same_session_id(peer.session_id, me.session_id):
-        return Unresolved(SELF_SEND)
+    peer = others[0]
     if not ctx.host.same_project(me.client.cwd, peer.client.cwd):
         return Unresolved(CROSS_PROJECT)
+    if is_foreign(peer):
+        return Unresolved(FOREIGN_PEER, message=foreign_refusal_message(peer))
     return peer
+
+
+def _is_self(me: RegistryEntry, entry: RegistryEntry) -> bool:
+    """The caller's own entry, or (once claimed) any server of its agent (a sibling in another scope)."""
+    return entry.server_pid == me.server_pid or same_session_id(entry.session_id, me.session_id)
 
 
 def publish(ctx: Context, me: RegistryEntry) -> None:

@@ -34,9 +34,10 @@ RECEIVED = "received"
 PENDING = "pending-ask"
 AUTOWAKE = "autowake"
 ACTIVITY = "activity"
-SESSIONS = "sessions"
+REGISTRY = "registry"
+SESSIONS = "sessions"  # the reference's registry: read, never written (see Layout.legacy_registry)
 CLAIMS = "claims"
-TOP_DIRS = (INBOXES, INFLIGHT, JOURNAL, RECEIVED, PENDING, AUTOWAKE, ACTIVITY, SESSIONS, CLAIMS)
+TOP_DIRS = (INBOXES, INFLIGHT, JOURNAL, RECEIVED, PENDING, AUTOWAKE, ACTIVITY, REGISTRY, CLAIMS)
 
 REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")
 
@@ -156,6 +157,17 @@ class Layout:
         return self.dir(CLAIMS) / f"{record.key}.json"
 
     def registry(self, pid: int) -> Path:
+        """``registry/<pid>.json``: our servers' entries, in a directory the reference never reads.
+
+        The reference lists every ``sessions/<pid>.json`` as a peer and sends to
+        its own mailbox, which we do not read; publishing elsewhere makes its
+        sends to us fail visibly (``target-not-found``) instead of vanishing,
+        and keeps its reaper away from our breadcrumbs.
+        """
+        return self.dir(REGISTRY) / f"{pid}.json"
+
+    def legacy_registry(self, pid: int) -> Path:
+        """``sessions/<pid>.json`` (read only): the reference's entries, and ours from before the move."""
         return self.dir(SESSIONS) / f"{pid}.json"
 
 

@@ -22,8 +22,16 @@ from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
-from oxtail_core.convert import ShapeError, envelope_from_line, envelope_to_line, from_wire, to_wire
+from oxtail_core.convert import (
+    ShapeError,
+    envelope_from_line,
+    envelope_to_line,
+    from_wire,
+    legacy_entry_from_wire,
+    to_wire,
+)
 from oxtail_core.errors import StoreError
+from oxtail_core.foreign import is_foreign
 from oxtail_core.model import (
     ActivityMarker,
     ActivityStatus,
@@ -50,6 +58,7 @@ from oxtail_fs.layout import (
     AUTOWAKE,
     CLAIMS,
     PENDING,
+    REGISTRY,
     REGISTRY_NAME,
     SESSIONS,
     TOP_DIRS,
@@ -90,6 +99,20 @@ def _parse_record(raw: bytes | None, cls: type[Any]) -> Any:
         return None
     try:
         return from_wire(loads(raw.decode("utf-8")), cls)
+    except (ShapeError, WireError, UnicodeDecodeError):
+        return None
+
+
+def _parse_entry(raw: bytes | None) -> RegistryEntry | None:
+    return _parse_record(raw, RegistryEntry)  # type: ignore[no-any-return]
+
+
+def _parse_legacy_entry(raw: bytes | None) -> RegistryEntry | None:
+    """An entry of ``sessions/``: ours from before ``registry/``, or a ForeignEntry (the reference's)."""
+    if raw is None:
+        return None
+    try:
+        return legacy_entry_from_wire(loads(raw.decode("utf-8")))
     except (ShapeError, WireError, UnicodeDecodeError):
         return None
 
@@ -460,6 +483,9 @@ class FsStore:
         return removed
 
     # Registry ----------------------------------------------------------------------------------------
+    # Ours live in registry/; the reference's sessions/ is read (never written) so its servers are
+    # listed and refused as foreign peers (oxtail_core.foreign), and so our servers from before the
+    # move stay reachable until they restart (convert.legacy_entry_from_wire tells them apart).
     @_store_op
     def registry_put(self, entry: RegistryEntry) -> None:
         if not is_registry_pid(entry.server_pid):
@@ -475,60 +501,81 @@ class FsStore:
     @_store_op
     def registry_remove_if_drained(self, entry: RegistryEntry, inbox: InboxId) -> bool:
         def remove() -> bool:
-            if not self._registered(entry):
+            path = self._registry_file(entry)
+            if path is None:
                 return False
-            unlink_missing_ok(self._layout.registry(entry.server_pid))
+            unlink_missing_ok(path)
             return True
 
         return self._inboxes.remove_if_drained(inbox, remove)
 
-    def _registry_get(self, pid: int) -> RegistryEntry | None:
-        if not is_registry_pid(pid):
+    def _registry_file(self, entry: RegistryEntry) -> Path | None:
+        """The file of ours that registers exactly ``entry``'s process (a reference entry has none)."""
+        if is_foreign(entry) or not is_registry_pid(entry.server_pid):
             return None
-        try:
-            raw = read_bounded(self._layout.registry(pid), REGISTRY_MAX_BYTES)
-        except OSError:
-            return None
-        entry = _parse_record(raw, RegistryEntry)
-        return entry if entry is not None and entry.server_pid == pid else None
+        pid = entry.server_pid
+        for path, parse in (
+            (self._layout.registry(pid), _parse_entry),
+            (self._layout.legacy_registry(pid), _parse_legacy_entry),
+        ):
+            try:
+                raw = read_bounded(path, REGISTRY_MAX_BYTES)
+            except OSError:
+                continue
+            current = parse(raw)
+            if current is not None and current.server_pid == pid and same_incarnation(current, entry):
+                return path
+        return None
 
     def _registered(self, entry: RegistryEntry) -> bool:
-        current = self._registry_get(entry.server_pid)
-        return current is not None and same_incarnation(current, entry)
+        return self._registry_file(entry) is not None
 
     @_store_op
     def registry_entries(self) -> list[RegistryEntry]:
-        """Entries sorted by pid; a file that is huge, unparseable, malformed or forged is skipped.
+        """Entries by pid (ours first); a file that is huge, unparseable, malformed or forged is skipped.
 
         Every send resolves its target through this, so a file is parsed again
         only when its inode, size or mtime changed since we last parsed it.
         """
-        directory = self._layout.dir(SESSIONS)
-        entries = []
         seen: dict[str, tuple[tuple[int, int, int], RegistryEntry | None]] = {}
+        entries = self._registry_dir(self._layout.dir(REGISTRY), _parse_entry, seen)
+        legacy = self._layout.dir(SESSIONS)
+        try:
+            if self._layout.existing_dir(legacy):
+                entries += self._registry_dir(legacy, _parse_legacy_entry, seen)
+        except StoreError:
+            pass  # not a real directory: nothing of the reference's to show, nothing followed
+        self._registry_cache = seen
+        entries.sort(key=lambda e: (e.server_pid, is_foreign(e)))
+        return entries
+
+    def _registry_dir(
+        self,
+        directory: Path,
+        parse: Callable[[bytes | None], RegistryEntry | None],
+        seen: dict[str, tuple[tuple[int, int, int], RegistryEntry | None]],
+    ) -> list[RegistryEntry]:
+        entries = []
         with os.scandir(directory) as listing:
-            dirents = sorted(
-                (d for d in listing if REGISTRY_NAME.match(d.name)), key=lambda d: (len(d.name), d.name)
-            )
+            dirents = [d for d in listing if REGISTRY_NAME.match(d.name)]
         for dirent in dirents:
-            name = dirent.name
+            key = dirent.path
             try:
                 st = dirent.stat(follow_symlinks=False)
             except OSError:
                 continue  # vanished between listing and stat
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-            cached = self._registry_cache.get(name)
+            cached = self._registry_cache.get(key)
             if cached is not None and cached[0] == stamp:
                 entry = cached[1]
             else:
                 try:
-                    raw = read_bounded(directory / name, REGISTRY_MAX_BYTES)
+                    raw = read_bounded(directory / dirent.name, REGISTRY_MAX_BYTES)
                 except OSError:
                     continue  # vanished or unreadable between listing and opening
-                parsed = _parse_record(raw, RegistryEntry)
-                entry = parsed if parsed is not None and parsed.server_pid == int(name[:-5]) else None
-            seen[name] = (stamp, entry)
+                parsed = parse(raw)
+                entry = parsed if parsed is not None and parsed.server_pid == int(dirent.name[:-5]) else None
+            seen[key] = (stamp, entry)
             if entry is not None:
                 entries.append(entry)
-        self._registry_cache = seen
         return entries

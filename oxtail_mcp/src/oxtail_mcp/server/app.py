@@ -220,19 +220,24 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
         for tool in schemas.TOOLS
     ]
     state = {"refined": False}
+    refined = anyio.Event()  # a tool call never runs on the identity of before the handshake
 
     async def refine_once(ctx: Any) -> None:
         if state["refined"]:
+            await refined.wait()
             return
         params = getattr(ctx.session, "client_params", None)
         info = getattr(params, "client_info", None)
         if info is None:
             return
         state["refined"] = True
-        agent.client_name = getattr(info, "name", None)
-        diagnosis = await call_async(agent.refine, agent.client_name, "oninitialized")
-        if agent.should_retry(diagnosis):
-            task_group.start_soon(_late_detection, agent)
+        try:
+            agent.client_name = getattr(info, "name", None)
+            diagnosis = await call_async(agent.refine, agent.client_name, "oninitialized")
+            if agent.should_retry(diagnosis):
+                task_group.start_soon(_late_detection, agent)
+        finally:
+            refined.set()
 
     async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         await refine_once(ctx)
@@ -263,7 +268,10 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
                 settler.hold(ctx.request_id, outcome.batch)
         return _text(dumps(outcome.body))
 
-    return Server(
+    async def on_initialized(ctx: Any, params: Any) -> None:
+        await refine_once(ctx)  # publish the handshake's client type before any tool call (a wake needs it)
+
+    server: Server[Any] = Server(
         SERVER_NAME,
         version=SERVER_VERSION,
         instructions=(
@@ -274,6 +282,8 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,
     )
+    server.add_notification_handler("notifications/initialized", types.NotificationParams, on_initialized)
+    return server
 
 
 async def _late_detection(agent: Agent) -> None:

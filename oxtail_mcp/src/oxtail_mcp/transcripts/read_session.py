@@ -3,7 +3,22 @@
 A peer is named by tmux session (any tmux target) or by its session-id UUID.
 Its registry entry decides scope and supplies the transcript path; without an
 entry only a pane capture is possible. Every outcome, success or refusal, is the
-same 14-key object so a caller can branch on ``mode`` and ``error`` alone.
+same 18-key object so a caller can branch on ``mode`` and ``error`` alone.
+
+Provenance and freshness (0.32.1), so a caller can tell a quiet peer from a
+stale or rotated thread:
+
+==============================================  =====================================================
+exit                                            ``resolved_session_id`` / ``session_id_source`` |
+                                                ``transcript_mtime`` / ``transcript_age_seconds``
+==============================================  =====================================================
+ambiguous, unknown UUID, out of scope           null | null (nothing of another project leaks)
+in scope, a bare tmux target (no entry)         null | null
+in scope, with an entry, no transcript read     the entry's | null
+a transcript read (success, missing, failure)   the entry's | the file's mtime (ISO 8601 UTC, ms)
+                                                and whole seconds since it, stat'ed before the
+                                                read; null when the file cannot be stat'ed
+==============================================  =====================================================
 
 Collaborators (the live registry view, the scope predicate and tmux access)
 are parameters, so the decision procedure can be tested without a tmux server.
@@ -11,8 +26,11 @@ are parameters, so the decision procedure can be tested without a tmux server.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from oxtail_core.ids import is_uuid_shaped
@@ -27,6 +45,7 @@ InScope = Callable[[str, str], bool]
 PANE_LINES_DEFAULT, PANE_LINES_MIN, PANE_LINES_MAX = 240, 20, 2000
 PANE_CHARS_DEFAULT, PANE_CHARS_MIN, PANE_CHARS_MAX = 20_000, 500, 200_000
 PANE_CAPTURE_FAILED = "pane capture failed"
+READ_FAILED = "transcript read failed (rotated or unreadable?): "
 
 
 class PaneCaptureError(Exception):
@@ -121,7 +140,7 @@ def response(
     error: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """The 14-key read_session object in wire order; unspecified fields take their defaults."""
+    """The 18-key read_session object in wire order; unspecified fields take their defaults."""
     out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "session": session,
@@ -134,6 +153,10 @@ def response(
         "bytes_truncated": False,
         "total_messages": None,
         "total_messages_exact": False,
+        "resolved_session_id": None,
+        "session_id_source": None,
+        "transcript_mtime": None,
+        "transcript_age_seconds": None,
         "project_root": resolved_root,
         "inferred": inferred,
         "error": error,
@@ -172,6 +195,21 @@ def missing_transcript_error(path: str) -> str:
     )
 
 
+def transcript_freshness(path: str, now_s: float) -> dict[str, Any]:
+    """``transcript_mtime`` (as JavaScript's ``toISOString``) and ``transcript_age_seconds`` (floored,
+    never negative), both None when the file cannot be stat'ed: a gone file is itself a staleness tell."""
+    try:
+        mtime_ms = os.stat(path).st_mtime_ns / 1e6
+    except (OSError, ValueError):
+        return {"transcript_mtime": None, "transcript_age_seconds": None}
+    whole_ms = int(mtime_ms // 1)
+    stamp = datetime.fromtimestamp(whole_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return {
+        "transcript_mtime": f"{stamp}.{whole_ms % 1000:03d}Z",
+        "transcript_age_seconds": max(0, int((now_s * 1000 - mtime_ms) // 1000)),
+    }
+
+
 def read_session(
     name: str,
     *,
@@ -188,23 +226,29 @@ def read_session(
     pane_lines: float | None = None,
     pane_max_chars: float | None = None,
     tracer: Tracer | None = None,
+    now: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Resolve ``name`` and read the peer (discovery §8.1-8.2, §8.8).
 
     ``entries`` is the live, collapsed registry view. A UUID-shaped name (either
     case; ours, the reference was lowercase-only) is looked up by session id
     and never falls through to tmux. A registered transcript that is not on
-    disk is an error (0.15.0 answered an empty success), with no pane fallback;
-    other I/O errors on it propagate: the tool layer reports them as a tool error.
+    disk is an error (0.15.0 and 0.32.1 answer an empty success), with no pane
+    fallback; a reader that raises (rotated mid-read, unreadable) is reported as
+    ``transcript read failed (rotated or unreadable?): <reason>``. ``now`` (epoch
+    seconds) ages the transcript.
     """
 
-    def fail(error: str, session: str = name, client_type: str | None = None) -> dict[str, Any]:
+    def fail(
+        error: str, session: str = name, client_type: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
         return response(
             session=session,
             resolved_root=resolved_root,
             inferred=inferred,
             client_type=client_type,
             error=error,
+            **fields,
         )
 
     entry: RegistryEntry | None = None
@@ -234,10 +278,15 @@ def read_session(
 
     client_type = entry.client.type if entry else None
     transcript_path = entry.client.transcript_path if entry else None
+    provenance: dict[str, Any] = {
+        "resolved_session_id": entry.client.session_id if entry else None,
+        "session_id_source": entry.client.session_id_source if entry else None,
+    }
     if not canonical and not transcript_path:
         return fail(
             f"session '{name}' is in scope but has no transcript and no tmux session to read",
             client_type=client_type,
+            **provenance,
         )
 
     if mode == "transcript" or (mode == "auto" and transcript_path):
@@ -246,20 +295,31 @@ def read_session(
                 "no registry entry with transcript path; agent may not be oxtail-aware",
                 session=canonical or name,
                 client_type=client_type,
+                **provenance,
             )
-        result = read_transcript(
-            transcript_path,
-            client_type,
-            limit=limit,
-            max_bytes=max_bytes,
-            include_timestamps=include_timestamps,
-            tail_scan=tail_scan,
-        )
+        provenance |= transcript_freshness(transcript_path, now())
+        try:
+            result = read_transcript(
+                transcript_path,
+                client_type,
+                limit=limit,
+                max_bytes=max_bytes,
+                include_timestamps=include_timestamps,
+                tail_scan=tail_scan,
+            )
+        except Exception as exc:  # noqa: BLE001 - a rotated or unreadable file is an answer, not a crash
+            return fail(
+                READ_FAILED + (str(exc).strip() or type(exc).__name__),
+                session=canonical or name,
+                client_type=client_type,
+                **provenance,
+            )
         if not result.found:
             return fail(
                 missing_transcript_error(transcript_path),
                 session=canonical or name,
                 client_type=client_type,
+                **provenance,
             )
         if result.skipped_lines:
             safe_emit(
@@ -280,16 +340,21 @@ def read_session(
             bytes_truncated=result.bytes_truncated,
             total_messages=result.total_messages,
             total_messages_exact=result.total_messages_exact,
+            **provenance,
         )
 
     if not canonical:
         return fail(
-            f"session '{name}' has no tmux pane to capture (transcript-only peer)", client_type=client_type
+            f"session '{name}' has no tmux pane to capture (transcript-only peer)",
+            client_type=client_type,
+            **provenance,
         )
     try:
         text = panes.capture(canonical, clamp_pane_lines(pane_lines))
     except Exception as exc:  # noqa: BLE001 - any capture failure is reported in the response
-        return fail(str(exc).strip() or PANE_CAPTURE_FAILED, session=canonical, client_type=client_type)
+        return fail(
+            str(exc).strip() or PANE_CAPTURE_FAILED, session=canonical, client_type=client_type, **provenance
+        )
     pane_text, cut = cap_pane_text(text, clamp_pane_chars(pane_max_chars))
     return response(
         session=canonical,
@@ -299,4 +364,5 @@ def read_session(
         client_type=client_type,
         pane_text=pane_text,
         truncated=cut,
+        **provenance,
     )
