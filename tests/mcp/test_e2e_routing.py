@@ -130,6 +130,7 @@ def test_a_send_to_a_hand_written_reference_peer_is_refused_and_mails_nothing(
         ):
             got = me.call(tool, args).json
             assert (got["ok"], got["error"]) == (False, "foreign-peer"), (tool, got)
+            assert f"server pid {live_pid}" in got["message"], got
         assert _files_under(w.oxtail_home / "inboxes") == before
         assert not (w.oxtail_home / "mailboxes").exists()
         assert (sessions / f"{live_pid}.json").is_file()  # the reference's own entry: never reaped by us

@@ -30,6 +30,8 @@ def _wake_fields(out: dict[str, Any], wake: WakeOutcome) -> dict[str, Any]:
 
 def _refusal(error: Unresolved) -> dict[str, Any]:
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "ok": False, "error": error.error}
+    if error.message is not None:
+        out["message"] = error.message
     if error.candidates is not None:
         out["candidates"] = list(error.candidates)
         if error.note:
