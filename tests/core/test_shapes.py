@@ -93,7 +93,15 @@ def test_registry_entry_round_trip_and_shape() -> None:
         "process_start",
     ]
     assert list(wire["client"]) == ["type", "session_id", "transcript_path", "session_id_source", "cwd"]
-    assert wire["capabilities"] == {"mailbox": {"reply_to": True, "provenance": True, "push_budget": True}}
+    assert wire["capabilities"] == {
+        "mailbox": {
+            "reply_to": True,
+            "provenance": True,
+            "push_budget": True,
+            "session_keyed": True,
+            "obligations": True,
+        }
+    }
     assert from_wire(wire, RegistryEntry) == entry
 
 
@@ -112,8 +120,25 @@ def test_old_registry_entries_are_tolerated_and_broken_ones_refused() -> None:
 
 def test_pending_and_activity_shapes() -> None:
     ask = PendingAsk(requester="s", request_id="r", at_ms=7, peer="p")
-    assert to_wire(ask) == {"sessionId": "s", "requestId": "r", "at": 7, "peerSessionId": "p"}
+    wire = {"sessionId": "s", "requestId": "r", "at": 7, "target": "p", "attempts": 0, "lastRepokeAt": None}
+    assert to_wire(ask) == wire
     assert from_wire(to_wire(ask), PendingAsk) == ask
+    ours_020 = {"sessionId": "s", "requestId": "r", "at": 7, "peerSessionId": "p"}
+    assert from_wire(ours_020, PendingAsk) == ask
+    expectation = PendingAsk(
+        "s", "r", 7, peer="p", message_id="m", owner_epoch=5, attempts=2, last_repoke_at=9
+    )
+    assert list(to_wire(expectation)) == [
+        "sessionId",
+        "requestId",
+        "at",
+        "target",
+        "messageId",
+        "ownerEpoch",
+        "attempts",
+        "lastRepokeAt",
+    ]
+    assert from_wire(to_wire(expectation), PendingAsk) == expectation
     marker = ActivityMarker(status="idle", at_ms=9)
     assert from_wire(to_wire(marker), ActivityMarker) == marker
     with pytest.raises(ShapeError):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 
 from oxtail_core.foreign import ForeignEntry
+from oxtail_core.ids import HEX16
 from oxtail_core.model import (
     CLIENT_TYPES,
+    OBLIGATION_STATES,
+    RECEIPT_VIAS,
     SCHEMA_VERSION,
     SESSION_ID_SOURCES,
     ActivityMarker,
@@ -26,21 +29,26 @@ from oxtail_core.model import (
     ClientInfo,
     ClientType,
     Envelope,
+    LedgerRecord,
+    Obligation,
+    OutboxRecord,
     PendingAsk,
+    Receipt,
     RegistryEntry,
     SessionIdSource,
     StateCard,
 )
 from oxtail_core.wire import WireError, dumps, loads, utf8len
 
-_ENVELOPE_OPTIONAL = ("from_session_id", "request_id", "reply_to", "source_message_id")
+_ENVELOPE_OPTIONAL = ("from_session_id", "request_id", "reply_to", "source_message_id", "operator_source")
+_CAPABILITIES = tuple(field.name for field in attrs.fields(Capabilities))
 
 
 class ShapeError(ValueError):
     """A JSON value that does not have the shape of the record it claims to be."""
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -63,6 +71,8 @@ def _unstructure_envelope(env: Envelope) -> dict[str, Any]:
         value = getattr(env, key)
         if value:
             out[key] = value
+    if env.action_required:
+        out["action_required"] = True
     return out
 
 
@@ -85,6 +95,7 @@ def _structure_envelope(data: Any, _: type) -> Envelope:
         enqueued_at=enqueued_at if _is_int(enqueued_at) else None,
         body_bytes=body_bytes if _is_int(body_bytes) else None,
         origin=origin if isinstance(origin, str) else "peer",
+        action_required=data.get("action_required") is True,
         **{key: _opt_str(data, key) for key in _ENVELOPE_OPTIONAL},
     )
 
@@ -167,11 +178,7 @@ def _structure_entry(data: Any, _: type) -> RegistryEntry:
     capabilities = None
     if isinstance(caps, dict) and isinstance(caps.get("mailbox"), dict):
         mailbox = caps["mailbox"]
-        capabilities = Capabilities(
-            reply_to=mailbox.get("reply_to") is True,
-            provenance=mailbox.get("provenance") is True,
-            push_budget=mailbox.get("push_budget") is True,
-        )
+        capabilities = Capabilities(**{name: mailbox.get(name) is True for name in _CAPABILITIES})
     proc = data.get("process_start")
     return RegistryEntry(
         server_pid=pid,
@@ -210,24 +217,128 @@ def legacy_entry_from_wire(data: Any) -> RegistryEntry:
 
 
 def _unstructure_pending(p: PendingAsk) -> dict[str, Any]:
+    """0.32.1's body (``target`` is the awaited peer); ``attempts`` and ``lastRepokeAt`` always present."""
     out: dict[str, Any] = {"sessionId": p.requester, "requestId": p.request_id, "at": p.at_ms}
     if p.peer:
-        out["peerSessionId"] = p.peer
+        out["target"] = p.peer
+    if p.message_id:
+        out["messageId"] = p.message_id
+    if p.owner_epoch is not None:
+        out["ownerEpoch"] = p.owner_epoch
+    out["attempts"] = p.attempts
+    out["lastRepokeAt"] = p.last_repoke_at
     return out
 
 
 def _structure_pending(data: Any, _: type) -> PendingAsk:
+    """Also reads our 0.2.0 records (``peerSessionId``) and 0.15.0's (no target at all)."""
     if not isinstance(data, dict):
         raise ShapeError("a pending ask must be an object")
+    attempts = data.get("attempts")
+    epoch = data.get("ownerEpoch")
+    repoked = data.get("lastRepokeAt")
     try:
         return PendingAsk(
             requester=data["sessionId"],
             request_id=data["requestId"],
             at_ms=data["at"],
-            peer=data.get("peerSessionId"),
+            peer=_opt_str(data, "target") or _opt_str(data, "peerSessionId"),
+            message_id=_opt_str(data, "messageId"),
+            owner_epoch=epoch if _is_int(epoch) else None,
+            attempts=attempts if _is_int(attempts) and attempts >= 0 else 0,
+            last_repoke_at=repoked if _is_int(repoked) else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ShapeError(f"bad pending ask: {exc}") from exc
+
+
+def _unstructure_obligation(o: Obligation) -> dict[str, Any]:
+    return {"state": o.state, "at": o.at, "note": o.note}
+
+
+def _structure_obligation(data: Any, _: type) -> Obligation:
+    if not isinstance(data, dict) or data.get("state") not in OBLIGATION_STATES:
+        raise ShapeError("an obligation outcome needs 'state' done or blocked")
+    at, note = data.get("at"), data.get("note")
+    note = note if isinstance(note, str) else ""
+    return Obligation(state=data["state"], at=at if _is_int(at) else 0, note=note)
+
+
+def _unstructure_ledger(r: LedgerRecord) -> dict[str, Any]:
+    """The envelope as built, plus, once closed, a trailing ``obligation`` (accounting.md §1.4)."""
+    out = _unstructure_envelope(r.envelope)
+    if r.obligation is not None:
+        out["obligation"] = _unstructure_obligation(r.obligation)
+    return out
+
+
+def _structure_ledger(data: Any, _: type) -> LedgerRecord:
+    """A record iff the envelope parses; an ``obligation`` key of any shape means closed (never reopen)."""
+    envelope = _structure_envelope(data, Envelope)
+    raw = data.get("obligation")
+    if raw is None:
+        return LedgerRecord(envelope)
+    try:
+        outcome = _structure_obligation(raw, Obligation)
+    except ShapeError:
+        outcome = Obligation(state="done", at=0, note="")
+    return LedgerRecord(envelope, outcome)
+
+
+def _unstructure_receipt(r: Receipt) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "message_id": r.message_id,
+        "delivered_at": r.delivered_at,
+        "via": r.via,
+        "recipient_session_id": r.recipient_session_id,
+    }
+
+
+def _structure_receipt(data: Any, _: type) -> Receipt:
+    """Valid only with ``schema_version`` 1 and a hex16 ``message_id`` (the caller matches it to the file)."""
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise ShapeError("a receipt needs schema_version 1")
+    message_id, at, via = data.get("message_id"), data.get("delivered_at"), data.get("via")
+    if not isinstance(message_id, str) or not HEX16.match(message_id):
+        raise ShapeError("a receipt needs a hex16 'message_id'")
+    return Receipt(
+        message_id=message_id,
+        delivered_at=at if _is_int(at) else 0,
+        via=via if via in RECEIPT_VIAS else "read_my_messages",
+        recipient_session_id=_opt_str(data, "recipient_session_id"),
+    )
+
+
+def _unstructure_outbox(o: OutboxRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "message_id": o.message_id,
+        "enqueued_at": o.enqueued_at,
+        "target_session_id": o.target_session_id,
+        "target_server_pid": o.target_server_pid,
+        "from_session_id": o.from_session_id,
+    }
+    if o.target_started_at is not None:
+        out["target_started_at"] = o.target_started_at
+    return out
+
+
+def _structure_outbox(data: Any, _: type) -> OutboxRecord:
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise ShapeError("an outbox record needs schema_version 1")
+    message_id, pid = data.get("message_id"), data.get("target_server_pid")
+    if not isinstance(message_id, str) or not HEX16.match(message_id) or not _is_int(pid):
+        raise ShapeError("an outbox record needs a hex16 'message_id' and an integer 'target_server_pid'")
+    enqueued, started = data.get("enqueued_at"), data.get("target_started_at")
+    return OutboxRecord(
+        message_id=message_id,
+        enqueued_at=enqueued if _is_int(enqueued) else None,
+        target_session_id=_opt_str(data, "target_session_id"),
+        target_server_pid=pid,
+        from_session_id=_opt_str(data, "from_session_id"),
+        target_started_at=started if _is_int(started) else None,
+    )
 
 
 def _unstructure_activity(a: ActivityMarker) -> dict[str, Any]:
@@ -305,6 +416,10 @@ _UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
     ActivityMarker: _unstructure_activity,
     ClaimRecord: _unstructure_claim,
     StateCard: _unstructure_state,
+    Obligation: _unstructure_obligation,
+    LedgerRecord: _unstructure_ledger,
+    Receipt: _unstructure_receipt,
+    OutboxRecord: _unstructure_outbox,
 }
 _STRUCTURE: dict[type[Any], Callable[[Any, type[Any]], Any]] = {
     Envelope: _structure_envelope,
@@ -314,6 +429,10 @@ _STRUCTURE: dict[type[Any], Callable[[Any, type[Any]], Any]] = {
     ActivityMarker: _structure_activity,
     ClaimRecord: _structure_claim,
     StateCard: _structure_state_card,
+    Obligation: _structure_obligation,
+    LedgerRecord: _structure_ledger,
+    Receipt: _structure_receipt,
+    OutboxRecord: _structure_outbox,
 }
 
 

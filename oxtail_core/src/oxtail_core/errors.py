@@ -17,6 +17,9 @@ class ErrorCode(enum.StrEnum):
     MESSAGE_NOT_FOUND = "message-not-found"
     NO_REPLY_TARGET = "no-reply-target"
     FOREIGN_PEER = "foreign-peer"  # ours: the target runs the reference (Node) oxtail
+    NOT_AN_OBLIGATION = "not-an-obligation"
+    REQUESTER_UNREACHABLE = "requester-unreachable"
+    DELIVERY_FAILED = "delivery-failed"
 
 
 class OxtailError(Exception):
@@ -77,3 +80,15 @@ class IllegalPendingStep(OxtailError):
         super().__init__(f"pending ask: no step {event!r} from state {state!r}")
         self.state = state
         self.event = event
+
+
+class ObligationNotRecorded(OxtailError):
+    """A durable delegation whose ledger line could not be written: nothing was delivered (fail loud).
+
+    The text is the reference's, so agents that match on it keep working.
+    """
+
+    code = "obligation-not-recorded"
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"durable obligation not recorded — ledger write failed, delivery aborted: {cause}")

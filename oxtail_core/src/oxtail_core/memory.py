@@ -15,8 +15,13 @@ from oxtail_core.ids import new_id
 from oxtail_core.model import (
     ActivityMarker,
     ClaimRecord,
+    CloseOutcome,
     Envelope,
+    LedgerRecord,
+    Obligation,
+    OutboxRecord,
     PendingAsk,
+    Receipt,
     RegistryEntry,
     claim_is_stale,
     same_incarnation,
@@ -33,7 +38,9 @@ class MemoryStore:
         self._inboxes: dict[InboxId, list[Envelope]] = {}
         self._versions: dict[InboxId, int] = {}
         self._in_flight: dict[InboxId, dict[str, Batch]] = {}
-        self._ledgers: dict[str, list[Envelope]] = {}
+        self._ledgers: dict[str, list[LedgerRecord]] = {}
+        self._receipts: dict[str, Receipt] = {}
+        self._outbox: dict[str, OutboxRecord] = {}
         self._pending: dict[tuple[str, str], PendingAsk] = {}
         self._dedupe: dict[tuple[str, str], int] = {}
         self._rate: dict[str, int] = {}
@@ -124,6 +131,13 @@ class MemoryStore:
         with self._lock:
             return len(self._inboxes.get(inbox, []))
 
+    def peek(self, inbox: InboxId, message_id: str) -> bool:
+        with self._lock:
+            if any(e.id == message_id for e in self._inboxes.get(inbox, [])):
+                return True
+            batches = self._in_flight.get(inbox, {}).values()
+            return any(e.id == message_id for b in batches for e in b.envelopes)
+
     def in_flight(self, inbox: InboxId) -> list[Batch]:
         """Batches taken from ``inbox`` and not yet settled (for tests and status views)."""
         with self._lock:
@@ -144,18 +158,73 @@ class MemoryStore:
     def ledger_record(self, session_id: str, envelope: Envelope, keep: int) -> int:
         with self._lock:
             lines = self._ledgers.setdefault(session_id, [])
-            lines.append(envelope)
-            dropped = max(len(lines) - max(keep, 0), 0)
-            if dropped:
-                del lines[:dropped]
+            same = [r for r in lines if r.envelope.id == envelope.id]
+            outcome = next((r.obligation for r in same if r.obligation is not None), None)
+            lines[:] = [r for r in lines if r.envelope.id != envelope.id]
+            lines.append(LedgerRecord(envelope, outcome))
+            excess = len(lines) - max(keep, 0)
+            kept: list[LedgerRecord] = []
+            dropped = 0
+            for record in lines:
+                if dropped < excess and not record.is_open:
+                    dropped += 1
+                else:
+                    kept.append(record)
+            lines[:] = kept
             return dropped
 
     def ledger_lookup(self, session_id: str, message_id: str) -> Envelope | None:
         with self._lock:
-            for env in reversed(self._ledgers.get(session_id, [])):
-                if env.id == message_id:
-                    return env
+            for record in reversed(self._ledgers.get(session_id, [])):
+                if record.envelope.id == message_id:
+                    return record.envelope
             return None
+
+    def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
+        with self._lock:
+            lines = self._ledgers.get(session_id, [])
+            for index, record in enumerate(lines):
+                if record.envelope.id != message_id:
+                    continue
+                if not record.envelope.action_required:
+                    return CloseOutcome("not-an-obligation", record)
+                if record.obligation is not None:
+                    return CloseOutcome("already-closed", record)
+                lines[index] = LedgerRecord(record.envelope, outcome)
+                return CloseOutcome("claimed", lines[index])
+            return CloseOutcome("not-found")
+
+    def ledger_open(self, session_id: str) -> list[Envelope]:
+        with self._lock:
+            return [r.envelope for r in reversed(self._ledgers.get(session_id, [])) if r.is_open]
+
+    # Receipts and outbox ------------------------------------------------------------
+    def receipt_put(self, receipt: Receipt) -> bool:
+        with self._lock:
+            return self._receipts.setdefault(receipt.message_id, receipt) is receipt
+
+    def receipt_get(self, message_id: str) -> Receipt | None:
+        with self._lock:
+            return self._receipts.get(message_id)
+
+    def outbox_put(self, record: OutboxRecord) -> bool:
+        with self._lock:
+            return self._outbox.setdefault(record.message_id, record) is record
+
+    def outbox_get(self, message_id: str) -> OutboxRecord | None:
+        with self._lock:
+            return self._outbox.get(message_id)
+
+    def receipts_gc(self, cutoff_ms: int) -> int:
+        """Age is the record's own time (``delivered_at`` / ``enqueued_at``): memory has no mtimes."""
+        with self._lock:
+            old_receipts = [k for k, r in self._receipts.items() if r.delivered_at * 1000 < cutoff_ms]
+            old_outbox = [k for k, o in self._outbox.items() if (o.enqueued_at or 0) * 1000 < cutoff_ms]
+            for k in old_receipts:
+                del self._receipts[k]
+            for k in old_outbox:
+                del self._outbox[k]
+            return len(old_receipts) + len(old_outbox)
 
     # Pending asks -------------------------------------------------------------------
     def pending_put(self, ask: PendingAsk) -> bool:
@@ -180,6 +249,16 @@ class MemoryStore:
     def pending_list(self) -> list[PendingAsk]:
         with self._lock:
             return list(self._pending.values())
+
+    def pending_bump(self, requester: str, request_id: str, at_ms: int) -> bool:
+        with self._lock:
+            record = self._pending.get((requester, request_id))
+            if record is None:
+                return False
+            self._pending[(requester, request_id)] = attrs.evolve(
+                record, attempts=record.attempts + 1, last_repoke_at=at_ms
+            )
+            return True
 
     # Wake bookkeeping -----------------------------------------------------------------
     def dedupe_get(self, target: str, reply_to: str) -> int | None:

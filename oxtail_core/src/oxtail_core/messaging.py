@@ -67,6 +67,7 @@ def send_message(
     wake: WakeMode | None = None,
     reply_to: str | None = None,
     source_message_id: str | None = None,
+    action_required: bool = False,
 ) -> Flow[Sent | NotSent]:
     """Fire and forget: deliver ``body`` to ``target``, then wake it as ``wake``/``reply_to`` say."""
     check_body(body)

@@ -75,6 +75,8 @@ class Envelope:
     source_message_id: str | None = attrs.field(
         default=None, converter=_empty_to_none, validator=_optional_str
     )
+    operator_source: str | None = attrs.field(default=None, converter=_empty_to_none, validator=_optional_str)
+    action_required: bool = attrs.field(default=False, validator=v.instance_of(bool))
 
     @property
     def size(self) -> int:
@@ -105,11 +107,18 @@ class ClientInfo:
 
 @attrs.frozen
 class Capabilities:
-    """What a server's mailbox supports; only ``reply_to`` changes anyone's behavior."""
+    """What a server's mailbox supports (0.32.1 advertises all five).
+
+    ``reply_to`` selects strict ask correlation; ``obligations`` makes an
+    ``action_required`` delegation durable. An entry that lacks a flag does
+    not have the capability.
+    """
 
     reply_to: bool = True
     provenance: bool = True
     push_budget: bool = True
+    session_keyed: bool = True
+    obligations: bool = True
 
 
 def _optional_capabilities(instance: Any, attribute: Any, value: Any) -> None:
@@ -151,6 +160,11 @@ class RegistryEntry:
         """Whether asks to this peer use strict ``reply_to`` correlation."""
         return self.capabilities is not None and self.capabilities.reply_to is True
 
+    @property
+    def obligations_capable(self) -> bool:
+        """Whether an ``action_required`` delegation to this peer is a durable obligation."""
+        return self.capabilities is not None and self.capabilities.obligations is True
+
 
 def same_incarnation(a: RegistryEntry, b: RegistryEntry) -> bool:
     """Whether two entries describe the same server process (not merely the same, reusable, pid)."""
@@ -169,6 +183,10 @@ class PendingAsk:
     request_id: str = attrs.field(validator=[v.instance_of(str), _non_empty])
     at_ms: int = attrs.field(validator=_non_bool_int)
     peer: str | None = attrs.field(default=None, validator=_optional_str)
+    message_id: str | None = attrs.field(default=None, validator=_optional_str)
+    owner_epoch: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
+    attempts: int = attrs.field(default=0, validator=_non_bool_int)
+    last_repoke_at: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
 
 
 @attrs.frozen
@@ -248,6 +266,7 @@ class WakeStatus(enum.StrEnum):
     """What became of a wake decision; the values are wire strings."""
 
     FIRED = "fired"
+    FIRED_UNCONFIRMED = "fired_unconfirmed"
     SKIPPED_NO_TARGET = "skipped_no_target"
     SKIPPED_BUSY = "skipped_busy"
     SKIPPED_NO_FRESH_IDLE = "skipped_no_fresh_idle"
@@ -264,14 +283,110 @@ class WakeReason(enum.StrEnum):
     REPLY_TO_DEFAULT = "reply_to_default"
     LATE_REPLY = "late_reply_to_pending"
     LATE_REPLY_SUPPRESSED = "late_reply_to_pending_suppressed"
+    HOOKLESS_DEFAULT = "hookless_default"
+
+
+class Outlook(enum.StrEnum):
+    """What a plain send may expect when no wake is sent (accounting.md §4); advisory only."""
+
+    STRANDED_UNTIL_READ = "stranded_until_read"
+    UNKNOWN_LIVENESS = "unknown_liveness"  # defined vocabulary, never returned (A41)
 
 
 @attrs.frozen
 class WakeOutcome:
-    """The result of wake resolution: both parts may be absent (no wake was intended)."""
+    """The result of wake resolution: every part may be absent (no wake was intended).
+
+    ``outlook`` is set only on the plain seam, where no wake is sent, so it
+    never appears together with ``status`` (A39).
+    """
 
     status: WakeStatus | None = None
     reason: WakeReason | None = None
+    outlook: Outlook | None = None
+
+
+ObligationState = Literal["done", "blocked"]
+OBLIGATION_STATES: tuple[ObligationState, ...] = ("done", "blocked")
+ReceiptVia = Literal["hook", "read_my_messages", "ask_peer_reply"]
+RECEIPT_VIAS: tuple[ReceiptVia, ...] = ("hook", "read_my_messages", "ask_peer_reply")
+
+
+@attrs.frozen
+class Obligation:
+    """How a durable delegation was closed: terminal, written once into the receiver's ledger line.
+
+    ``note`` is the start of the delivered completion body (:data:`NOTE_MAX_CHARS`).
+    """
+
+    state: ObligationState = attrs.field(validator=v.in_(OBLIGATION_STATES))
+    at: int = attrs.field(validator=_non_bool_int)
+    note: str = attrs.field(validator=v.instance_of(str))
+
+
+NOTE_MAX_CHARS = 280
+
+
+@attrs.frozen
+class LedgerRecord:
+    """One line of a received ledger: the message as delivered, and its obligation outcome if closed.
+
+    An *open obligation* is an ``action_required`` message without an outcome;
+    it is never pruned and never expires (accounting.md §3.2).
+    """
+
+    envelope: Envelope = attrs.field(validator=v.instance_of(Envelope))
+    obligation: Obligation | None = attrs.field(default=None, validator=v.optional(v.instance_of(Obligation)))
+
+    @property
+    def is_open(self) -> bool:
+        return self.envelope.action_required and self.obligation is None
+
+
+CloseKind = Literal["claimed", "already-closed", "not-found", "not-an-obligation"]
+
+
+@attrs.frozen
+class CloseOutcome:
+    """The result of the compare-and-set close of one obligation (``Store.ledger_close``).
+
+    ``claimed``: this call flipped it (``record`` is the closed line);
+    ``already-closed``: someone did before (``record`` holds the stored outcome);
+    ``not-found`` / ``not-an-obligation``: nothing changed (``record`` None / the plain line).
+    """
+
+    kind: CloseKind
+    record: LedgerRecord | None = None
+
+
+@attrs.frozen
+class Receipt:
+    """A message was handed into an agent's context (written once; the first hand-off wins).
+
+    It says *delivered into context*, not *acted upon*.
+    """
+
+    message_id: str = attrs.field(validator=v.instance_of(str))
+    delivered_at: int = attrs.field(validator=_non_bool_int)
+    via: ReceiptVia = attrs.field(validator=v.in_(RECEIPT_VIAS))
+    recipient_session_id: str | None = attrs.field(default=None, validator=_optional_str)
+
+
+@attrs.frozen
+class OutboxRecord:
+    """The sender's note that a message was enqueued, and where (for ``message_status``).
+
+    ``target_started_at`` (ours) names the process inbox of an unclaimed target
+    exactly (our process inboxes are keyed by pid and start, so a recycled pid
+    never matches).
+    """
+
+    message_id: str = attrs.field(validator=v.instance_of(str))
+    enqueued_at: int | None = attrs.field(validator=_optional_non_bool_int)
+    target_session_id: str | None = attrs.field(validator=_optional_str)
+    target_server_pid: int = attrs.field(validator=_non_bool_int)
+    from_session_id: str | None = attrs.field(default=None, validator=_optional_str)
+    target_started_at: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
 
 
 def check_body(body: str) -> None:

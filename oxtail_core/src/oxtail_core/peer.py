@@ -20,15 +20,32 @@ import attrs
 
 from oxtail_core import ask as _ask
 from oxtail_core import messaging as _messaging
+from oxtail_core import obligations as _obligations
+from oxtail_core import receipts as _receipts
 from oxtail_core.context import Context
 from oxtail_core.effects import Flow, call_async, finish_async, run, run_async
 from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
-from oxtail_core.model import ClientInfo, ClientType, RegistryEntry, StateCard, WakeMode
+from oxtail_core.model import ClientInfo, ClientType, ObligationState, RegistryEntry, StateCard, WakeMode
 from oxtail_core.protocols import Batch
-from oxtail_core.results import Asked, Messages, NotAsked, NotReplied, NotSent, Refused, Replied, Sent
+from oxtail_core.results import (
+    Asked,
+    Closed,
+    Messages,
+    MessageStatus,
+    NotAsked,
+    NotReplied,
+    NotSent,
+    OpenWork,
+    Refused,
+    Replied,
+    RequesterUnreachable,
+    Sent,
+)
 from oxtail_core.routing import live_entries, publish, retire
 
 T = TypeVar("T")
+BLOCKED_PREFIX = "[blocked] "
+"""What a block_work completion's body starts with (not counted by the reason's size limit)."""
 
 
 class _Keep:
@@ -166,10 +183,31 @@ class _PeerCore:
         wake: WakeMode | None,
         reply_to: str | None,
         source_message_id: str | None,
+        *,
+        action_required: bool,
     ) -> Flow[Sent | NotSent]:
         return _messaging.send_message(
-            self.ctx, self.me, target, body, wake=wake, reply_to=reply_to, source_message_id=source_message_id
+            self.ctx,
+            self.me,
+            target,
+            body,
+            wake=wake,
+            reply_to=reply_to,
+            source_message_id=source_message_id,
+            action_required=action_required,
         )
+
+    def _status(self, message_id: str) -> MessageStatus:
+        return _receipts.message_status(self.ctx, message_id)
+
+    def _open_work(self) -> OpenWork | Refused:
+        return _obligations.open_work(self.ctx, self.me)
+
+    def _close(
+        self, message_id: str, body: str, state: ObligationState, wake: WakeMode | None
+    ) -> Flow[Closed | RequesterUnreachable | Refused]:
+        delivered = body if state == "done" else BLOCKED_PREFIX + body
+        return _obligations.close(self.ctx, self.me, message_id, delivered, state=state, wake=wake)
 
     def _reply(
         self, message_id: str, body: str, wake: WakeMode | None
@@ -199,9 +237,33 @@ class Peer(_PeerCore):
         wake: WakeMode | None = None,
         reply_to: str | None = None,
         source_message_id: str | None = None,
+        action_required: bool = False,
     ) -> Sent | NotSent:
-        """Deliver ``body`` to ``target`` (a session id or a tmux session name)."""
-        return self._run(self._send(target, body, wake, reply_to, source_message_id))
+        """Deliver ``body`` to ``target`` (a session id or a tmux session name); ``action_required``
+        makes it a durable delegation the receiver closes with complete_work / block_work."""
+        return self._run(
+            self._send(target, body, wake, reply_to, source_message_id, action_required=action_required)
+        )
+
+    def message_status(self, message_id: str) -> MessageStatus:
+        """Whether a message was delivered into its recipient's context, is still waiting, or unknown."""
+        return self._status(message_id)
+
+    def open_work(self) -> OpenWork | Refused:
+        """The durable obligations this agent still owes (read-only)."""
+        return self._open_work()
+
+    def complete_work(
+        self, message_id: str, body: str, *, wake: WakeMode | None = None
+    ) -> Closed | RequesterUnreachable | Refused:
+        """Close an obligation we own as done, delivering ``body`` to its requester."""
+        return self._run(self._close(message_id, body, "done", wake))
+
+    def block_work(
+        self, message_id: str, reason: str, *, wake: WakeMode | None = None
+    ) -> Closed | RequesterUnreachable | Refused:
+        """Close an obligation we own as blocked, telling its requester why."""
+        return self._run(self._close(message_id, reason, "blocked", wake))
 
     def read_messages(self, *, settle: bool = True) -> Messages:
         """Take and return the next budgeted batch of our mail (``settle=False``: a hand-off)."""
@@ -235,9 +297,33 @@ class AsyncPeer(_PeerCore):
         wake: WakeMode | None = None,
         reply_to: str | None = None,
         source_message_id: str | None = None,
+        action_required: bool = False,
     ) -> Sent | NotSent:
-        """Deliver ``body`` to ``target`` (a session id or a tmux session name)."""
-        return await self._run(self._send(target, body, wake, reply_to, source_message_id))
+        """Deliver ``body`` to ``target`` (a session id or a tmux session name); ``action_required``
+        makes it a durable delegation the receiver closes with complete_work / block_work."""
+        return await self._run(
+            self._send(target, body, wake, reply_to, source_message_id, action_required=action_required)
+        )
+
+    async def message_status(self, message_id: str) -> MessageStatus:
+        """Whether a message was delivered into its recipient's context, is still waiting, or unknown."""
+        return await call_async(self._status, message_id)
+
+    async def open_work(self) -> OpenWork | Refused:
+        """The durable obligations this agent still owes (read-only)."""
+        return await call_async(self._open_work)
+
+    async def complete_work(
+        self, message_id: str, body: str, *, wake: WakeMode | None = None
+    ) -> Closed | RequesterUnreachable | Refused:
+        """Close an obligation we own as done, delivering ``body`` to its requester."""
+        return await self._run(self._close(message_id, body, "done", wake))
+
+    async def block_work(
+        self, message_id: str, reason: str, *, wake: WakeMode | None = None
+    ) -> Closed | RequesterUnreachable | Refused:
+        """Close an obligation we own as blocked, telling its requester why."""
+        return await self._run(self._close(message_id, reason, "blocked", wake))
 
     async def read_messages(self, *, settle: bool = True) -> Messages:
         """Take and return the next budgeted batch of our mail (``settle=False``: a hand-off)."""

@@ -34,7 +34,17 @@ from typing import Literal, Protocol
 
 import attrs
 
-from oxtail_core.model import ActivityMarker, ClaimRecord, Envelope, PendingAsk, RegistryEntry
+from oxtail_core.model import (
+    ActivityMarker,
+    ClaimRecord,
+    CloseOutcome,
+    Envelope,
+    Obligation,
+    OutboxRecord,
+    PendingAsk,
+    Receipt,
+    RegistryEntry,
+)
 
 
 @attrs.frozen
@@ -132,13 +142,53 @@ class Store(Protocol):
     def wait_for_change(self, inboxes: Sequence[InboxId], token: Hashable, timeout_s: float) -> bool:
         """Block until ``change_token(inboxes) != token`` or the timeout passes; True if changed."""
 
+    def peek(self, inbox: InboxId, message_id: str) -> bool:
+        """Whether a message with that id is in ``inbox``, waiting or in flight (for message_status).
+
+        Read-only and lock-free where the store allows: a torn line or a
+        concurrent rewrite may flip the answer, never raise (A12). Errors read
+        as "not there".
+        """
+
     # Received ledger --------------------------------------------------------
     def ledger_record(self, session_id: str, envelope: Envelope, keep: int) -> int:
-        """Remember a message delivered to ``session_id``, keeping the newest ``keep``; returns how many
-        were dropped."""
+        """Remember a message delivered to ``session_id``; returns how many lines were pruned.
+
+        Re-recording an id replaces its line (moved last) and keeps a closed
+        obligation closed. Above ``keep`` lines the oldest go first, except open
+        obligations, which are never pruned (the ledger may then exceed
+        ``keep``). A failure raises StoreError: durable delegations are refused
+        on it (fail loud), plain messages go on without a ledger line.
+        """
 
     def ledger_lookup(self, session_id: str, message_id: str) -> Envelope | None:
         """The newest message with that id delivered to ``session_id``."""
+
+    def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
+        """Compare-and-set: close the obligation ``message_id`` (the oldest line with that id) with
+        ``outcome``; of concurrent callers exactly one gets ``claimed``."""
+
+    def ledger_open(self, session_id: str) -> list[Envelope]:
+        """The open obligations of ``session_id``, newest first (read without waiting for writers).
+
+        A missing ledger is empty; an unreadable one raises StoreError.
+        """
+
+    # Receipts and outbox ----------------------------------------------------
+    def receipt_put(self, receipt: Receipt) -> bool:
+        """Write once: True if this call created it; an existing receipt is kept unchanged."""
+
+    def receipt_get(self, message_id: str) -> Receipt | None:
+        """The valid receipt for that id; a corrupt or mismatched one reads as None (A11)."""
+
+    def outbox_put(self, record: OutboxRecord) -> bool:
+        """Write once, like :meth:`receipt_put`: a re-delivery with the same id keeps the first."""
+
+    def outbox_get(self, message_id: str) -> OutboxRecord | None:
+        """The valid outbox record for that id, or None."""
+
+    def receipts_gc(self, cutoff_ms: int) -> int:
+        """Remove receipts and outbox records written before ``cutoff_ms``; returns how many went."""
 
     # Pending asks -------------------------------------------------------------
     def pending_put(self, ask: PendingAsk) -> bool:
@@ -156,6 +206,10 @@ class Store(Protocol):
 
     def pending_list(self) -> list[PendingAsk]:
         """Every well-formed pending-ask record, in no particular order (for status and tools)."""
+
+    def pending_bump(self, requester: str, request_id: str, at_ms: int) -> bool:
+        """Count one re-poke (``attempts`` + 1, ``last_repoke_at`` = ``at_ms``) without extending the
+        record's TTL; False if the record is gone."""
 
     # Wake bookkeeping ---------------------------------------------------------
     def dedupe_get(self, target: str, reply_to: str) -> int | None:

@@ -7,9 +7,11 @@ objects (``oxtail_mcp.server.responses``), so a wire shape has one home.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
-from oxtail_core.model import Envelope, WakeOutcome, WakeStatus
+from oxtail_core.model import Envelope, ObligationState, OutboxRecord, Receipt, WakeOutcome, WakeStatus
 from oxtail_core.protocols import Batch
 from oxtail_core.routing import Unresolved
 
@@ -24,12 +26,22 @@ class Refused:
 
 @attrs.frozen
 class Sent:
-    """send_message delivered a message (``wake`` says what became of the wake)."""
+    """send_message delivered a message (``wake`` says what became of the wake).
+
+    ``action_required``: the caller asked for a delegation; ``obligation_durable``
+    says whether it became one (claimed, obligations-capable receiver).
+    ``bootstrap``: the target is unclaimed (delivered to its process inbox).
+    ``note``: the S1/S2/S3 text of accounting.md §11, when one applies.
+    """
 
     message_id: str
     target_session_id: str | None
     target_server_pid: int
     wake: WakeOutcome = WakeOutcome()
+    action_required: bool = False
+    obligation_durable: bool = False
+    bootstrap: bool = False
+    note: str | None = None
 
 
 @attrs.frozen
@@ -75,6 +87,7 @@ class Messages:
     deferred: int = 0
     skipped: int = 0
     batch: Batch | None = attrs.field(default=None, eq=False, repr=False)
+    open_work: int = 0
 
 
 @attrs.frozen
@@ -108,10 +121,63 @@ class NotAsked:
     unresolved: Unresolved
 
 
+@attrs.frozen
+class MessageStatus:
+    """message_status: ``delivered`` (a receipt), ``pending`` (still in an inbox) or ``unknown``.
+
+    ``outbox`` is the sender's record when there is one; ``receipt`` only for ``delivered``.
+    """
+
+    message_id: str
+    status: Literal["delivered", "pending", "unknown"]
+    receipt: Receipt | None = None
+    outbox: OutboxRecord | None = None
+
+
+@attrs.frozen
+class OpenWork:
+    """my_open_work: the open obligations shown (oldest first, budgeted) and how many were left out."""
+
+    items: tuple[Envelope, ...]
+    now_s: int
+    deferred: int = 0
+
+
+@attrs.frozen
+class Closed:
+    """complete_work / block_work succeeded (or found the obligation already closed).
+
+    Which optional parts are set tells the path taken (accounting.md §3.5):
+    ``already_closed`` with ``note`` (the fast path, N3), ``note`` alone
+    (unclaimed sender, N4), ``already_delivered`` (the receipt guard, N5), or a
+    delivered completion with ``correlated`` and the wake.
+    """
+
+    message_id: str
+    state: ObligationState
+    completion_message_id: str | None = None
+    requester_session_id: str | None = None
+    correlated: bool | None = None
+    already_closed: bool = False
+    already_delivered: bool = False
+    note: str | None = None
+    wake: WakeOutcome = WakeOutcome()
+
+
+@attrs.frozen
+class RequesterUnreachable:
+    """complete_work / block_work could not reach the requester; the obligation stays open."""
+
+    requester_session_id: str
+    requester_error: str
+
+
 PEER_HAS_NO_SESSION_ID = Refused(
     "peer-has-no-session-id",
-    "Target peer has no registered client.session_id. "
-    "Ask the peer to call register_my_session before retrying ask_peer.",
+    "Target peer has no registered client.session_id, so a correlated reply wait is impossible. "
+    'Bootstrap it in-band first: send_message with wake:"auto" to this same target (delivery lands in its '
+    "pid box, the wake nudges its pane) with a body instructing it to call claim_session — then retry "
+    "ask_peer.",
 )
 NO_SESSION_ID = Refused(
     "no-session-id",
@@ -132,4 +198,39 @@ def no_reply_target(message_id: str) -> Refused:
     return Refused(
         "no-reply-target",
         f"Inbound message {message_id} has no from_session_id, so there is no peer to reply to.",
+    )
+
+
+OPEN_WORK_NO_SESSION_ID = Refused(
+    "no-session-id",
+    "This session has not claimed a session_id, so it has no received-ledger and owns no obligations. "
+    "Call claim_session first.",
+)
+CLOSE_NO_SESSION_ID = Refused(
+    "no-session-id",
+    "This session has not claimed a session_id, so it has no received-ledger to close an obligation from. "
+    "Call claim_session first.",
+)
+
+
+def obligation_not_found(message_id: str) -> Refused:
+    return Refused(
+        "message-not-found",
+        f"No received message {message_id} in this session's ledger (it may have aged out, or predates this "
+        "version). If you already handled it, no action is needed.",
+    )
+
+
+def not_an_obligation(message_id: str) -> Refused:
+    return Refused(
+        "not-an-obligation",
+        f"Message {message_id} is an ordinary message, not an action_required delegation — there is nothing "
+        "to close. Use reply_to_message to reply to it.",
+    )
+
+
+def delivery_failed(error: str) -> Refused:
+    return Refused(
+        "delivery-failed",
+        f"Delivering the completion failed ({error}); the obligation is left OPEN — retry complete_work.",
     )

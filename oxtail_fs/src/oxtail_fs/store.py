@@ -36,8 +36,12 @@ from oxtail_core.model import (
     ActivityMarker,
     ActivityStatus,
     ClaimRecord,
+    CloseOutcome,
     Envelope,
+    Obligation,
+    OutboxRecord,
     PendingAsk,
+    Receipt,
     RegistryEntry,
     claim_is_stale,
     same_incarnation,
@@ -579,3 +583,31 @@ class FsStore:
             if entry is not None:
                 entries.append(entry)
         return entries
+
+    # Accounting (issue 9): being built by the store helper ---------------------------------
+    def peek(self, inbox: InboxId, message_id: str) -> bool:
+        raise NotImplementedError("issue 9")
+
+    def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
+        raise NotImplementedError("issue 9")
+
+    def ledger_open(self, session_id: str) -> list[Envelope]:
+        raise NotImplementedError("issue 9")
+
+    def receipt_put(self, receipt: Receipt) -> bool:
+        raise NotImplementedError("issue 9")
+
+    def receipt_get(self, message_id: str) -> Receipt | None:
+        raise NotImplementedError("issue 9")
+
+    def outbox_put(self, record: OutboxRecord) -> bool:
+        raise NotImplementedError("issue 9")
+
+    def outbox_get(self, message_id: str) -> OutboxRecord | None:
+        raise NotImplementedError("issue 9")
+
+    def receipts_gc(self, cutoff_ms: int) -> int:
+        raise NotImplementedError("issue 9")
+
+    def pending_bump(self, requester: str, request_id: str, at_ms: int) -> bool:
+        raise NotImplementedError("issue 9")

@@ -225,11 +225,12 @@ class StoreContract:
         assert store.ledger_lookup("me", mint(1).id) is None
         assert store.ledger_record("me", mint(1), 3) == 0
         assert store.ledger_record("me", mint(2), 3) == 0
-        assert store.ledger_record("me", mint(1, "newer"), 3) == 0
+        assert store.ledger_record("me", mint(1, "newer"), 3) == 0  # replaces its line, now last: 2, 1
         assert store.ledger_lookup("me", mint(1).id) == mint(1, "newer")
-        assert store.ledger_record("me", mint(3), 3) == 1
-        assert store.ledger_record("me", mint(4), 2) == 2
+        assert store.ledger_record("me", mint(3), 3) == 0  # 2, 1, 3
+        assert store.ledger_record("me", mint(4), 2) == 2  # 3, 4
         assert store.ledger_lookup("me", mint(2).id) is None
+        assert store.ledger_lookup("me", mint(1).id) is None
         assert store.ledger_lookup("me", mint(4).id) == mint(4)
         assert store.ledger_lookup("someone-else", mint(4).id) is None
         assert store.ledger_record("me", mint(5), 0) == 3

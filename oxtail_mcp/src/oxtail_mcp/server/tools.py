@@ -1,4 +1,4 @@
-"""The ten tools: thin adapters from validated arguments to agent and core calls.
+"""The 14 tools: thin adapters from validated arguments to agent and core calls.
 
 No messaging logic lives here (it is all in oxtail_core): a handler picks the
 arguments, makes one call on ``agent.peer`` (or the agent, for identity), and
@@ -135,7 +135,26 @@ async def send_message(agent: Agent, args: dict[str, Any]) -> Outcome:
         wake=args.get("wake"),
         reply_to=args.get("reply_to"),
         source_message_id=args.get("source_message_id"),
+        action_required=args.get("action_required") is True,
     )
+    return Outcome(render(result))
+
+
+async def message_status(agent: Agent, args: dict[str, Any]) -> Outcome:
+    return Outcome(render(await agent.peer.message_status(args["message_id"])))
+
+
+async def my_open_work(agent: Agent, args: dict[str, Any]) -> Outcome:
+    return Outcome(render(await agent.peer.open_work()))
+
+
+async def complete_work(agent: Agent, args: dict[str, Any]) -> Outcome:
+    result = await agent.peer.complete_work(args["message_id"], args["body"], wake=args.get("wake"))
+    return Outcome(render(result))
+
+
+async def block_work(agent: Agent, args: dict[str, Any]) -> Outcome:
+    result = await agent.peer.block_work(args["message_id"], args["reason"], wake=args.get("wake"))
     return Outcome(render(result))
 
 
@@ -168,7 +187,11 @@ HANDLERS: dict[str, Handler] = {
     "get_my_session": get_my_session,
     "set_my_state": set_my_state,
     "send_message": send_message,
+    "message_status": message_status,
     "reply_to_message": reply_to_message,
     "read_my_messages": read_my_messages,
+    "my_open_work": my_open_work,
+    "complete_work": complete_work,
+    "block_work": block_work,
     "ask_peer": ask_peer,
 }
