@@ -48,7 +48,10 @@ from typing import Any
 HERE = Path(__file__).resolve()
 VENV_BIN = Path(sys.executable).parent
 SERVER_COMMAND = str(VENV_BIN / "oxtail-mcp")
-WAKE_TEXT = "oxtail msg: read_my_messages; reply via send_message; set reply_to=request_id if present"
+WAKE_TEXT = (  # accounting.md §0.3 (0.25): typed by every keystroke wake
+    "oxtail msg: read_my_messages, then act on it — close action_required work via complete_work/block_work; "
+    "otherwise reply via send_message (reply_to=request_id if present)"
+)
 CALL_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 30.0
 
