@@ -167,7 +167,12 @@ class Liveness(enum.Enum):
 
 
 def liveness(claimed: bool, marker: ActivityMarker | None) -> Liveness:
-    """A marker of any content or age makes a claimed peer hooked (accounting §0.1)."""
+    """A marker of any status or age makes a claimed peer hooked (accounting §0.1).
+
+    The store reads a marker file it cannot parse as no marker (the reference
+    counts any readable file): such a peer is treated as hookless, so it is
+    woken rather than merely advised, and its wake reports ``fired_unconfirmed``.
+    """
     if not claimed:
         return Liveness.UNCLAIMED
     return Liveness.HOOKED if marker is not None else Liveness.HOOKLESS
@@ -219,7 +224,7 @@ class MarkerFacts:
 
 
 LENIENT_GATE: tuple[Rule[MarkerFacts, WakeStatus], ...] = (
-    Rule("§4.9 step 2, R61", lambda f, s: is_fresh_busy(f.marker, f.now_ms, s), WakeStatus.SKIPPED_BUSY),
+    Rule("§4.9 step 2, R61, A40", lambda f, s: is_fresh_busy(f.marker, f.now_ms, s), WakeStatus.SKIPPED_BUSY),
 )
 """Wake unless the peer is visibly busy; passing goes on to the funnel."""
 

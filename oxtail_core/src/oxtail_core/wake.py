@@ -96,7 +96,7 @@ def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[WakeStatus]:
     ok = ok and _keystroke(ctx, "enter", target)
     if ok:
         status = gates.FIRED_AS[gates.liveness(bool(sid), activity(ctx, peer))]  # read after the keys
-        safe_emit(ctx.tracer, "ask_peer_wake_fired", target=target, wake_status=status.value)
+        safe_emit(ctx.tracer, "ask_peer_wake_fired", target=target)
         return status
     safe_emit(ctx.tracer, "ask_peer_wake_failed", target=target, error="send-keys failed")
     return WakeStatus.SKIPPED_NO_TARGET
