@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from oxtail_core.ids import hash32
 from tests.support.e2e import WAKE_TEXT, sid, wait_until, wake_timing, world
 
 SEND_KEYS = ["schema_version", "ok", "message_id", "target_session_id", "target_server_pid"]
@@ -24,9 +25,9 @@ STRANDED_HINT = (
     'action_required:true (a durable task you track via my_open_work), or wake:"auto" (just nudge it to '
     "read now)."
 )
-pytestmark = pytest.mark.tmux
 
 
+@pytest.mark.tmux
 def test_a_hooked_claude_peer_is_advised_or_fired_and_a_hookless_codex_peer_is_woken_unconfirmed(
     tmp_path: Path,
 ) -> None:
@@ -76,6 +77,7 @@ def test_a_hooked_claude_peer_is_advised_or_fired_and_a_hookless_codex_peer_is_w
         assert (claude.typed(), codex.typed()) == (LINE, LINE * 2)
 
 
+@pytest.mark.tmux
 def test_a_busy_marker_in_the_codex_gap_confirms_the_wake_and_then_holds_back_plain_sends(
     tmp_path: Path,
 ) -> None:
@@ -99,6 +101,7 @@ def test_a_busy_marker_in_the_codex_gap_confirms_the_wake_and_then_holds_back_pl
         assert codex.typed() == LINE
 
 
+@pytest.mark.tmux
 def test_a_stale_or_future_busy_marker_neither_silences_a_wake_nor_hides_the_outlook(tmp_path: Path) -> None:
     """A40 over real servers: busy at the TTL or from the future is not fresh busy (0.24)."""
     with world(tmp_path, tmux=True) as w:
@@ -117,6 +120,7 @@ def test_a_stale_or_future_busy_marker_neither_silences_a_wake_nor_hides_the_out
             assert wait_until(lambda keys=keys: time.monotonic() - keys[-1][0] > 1.05, 3)
 
 
+@pytest.mark.tmux
 def test_an_unclaimed_peer_is_not_woken_by_a_plain_send_and_auto_wakes_are_never_debounced(
     tmp_path: Path,
 ) -> None:
@@ -137,6 +141,7 @@ def test_an_unclaimed_peer_is_not_woken_by_a_plain_send_and_auto_wakes_are_never
         assert [m["body"] for m in solo.read()["messages"]] == ["hello", "n", "n"]
 
 
+@pytest.mark.tmux
 def test_ask_to_a_hookless_peer_reports_fired_unconfirmed_and_a_grace_answer_skipped_busy(
     tmp_path: Path,
 ) -> None:
@@ -172,3 +177,20 @@ def test_ask_to_a_hookless_peer_reports_fired_unconfirmed_and_a_grace_answer_ski
             False,
             "re: fast?",
         )
+
+
+def test_a_marker_file_we_cannot_parse_counts_as_no_marker(tmp_path: Path) -> None:
+    """Ours (docs/differences.md): the reference counts any readable marker file; our store reads one
+    it cannot parse as no marker, so the peer is hookless: woken, not merely advised."""
+    with world(tmp_path) as w:
+        proj = w.project("proj")
+        sender, peer = w.directs([("sender", proj, None), ("peer", proj, None)])
+        sender.claim(sid(1))
+        peer.claim(sid(2))
+        w.run_hook("stop", sid(2))
+        got = sender.ok("send_message", {"target": sid(2), "body": "fyi"})
+        assert got["delivery_outlook"] == "stranded_until_read" and "wake_status" not in got
+        (w.oxtail_home / "activity" / hash32(sid(2))).write_text("not a marker")
+        got = sender.ok("send_message", {"target": sid(2), "body": "fyi 2"})
+        assert (got["wake_status"], got["wake_reason"]) == ("skipped_no_target", "hookless_default")
+        assert "delivery_outlook" not in got
