@@ -163,7 +163,8 @@ async def run(demo: Demo, bob_in_tmux: bool) -> None:
             else:
                 await _start_polling_bob(demo, tg)
             await step(alice, "alice", "list_project_sessions", {"compact": True})
-            await step(alice, "alice", "send_message", {"target": BOB, "body": "heads-up: parser.py is mine"})
+            heads_up = {"target": BOB, "body": "heads-up: parser.py is mine", "wake": "off"}  # FYI: no wake
+            await step(alice, "alice", "send_message", heads_up)
             say("alice", "ask_peer(bob, 'what is 6*7?') ...")
             await step(
                 alice, "alice", "ask_peer", {"target": BOB, "body": "what is 6*7?", "timeout_ms": 15000}

@@ -22,7 +22,11 @@ def test_send_and_read_round_trip_with_ledger() -> None:
     a, b = w.join(1, A), w.join(2, B)
     sent = a.send(B, "hello")
     assert isinstance(sent, Sent) and render(sent)["target_server_pid"] == 2
-    assert "wake_status" not in render(sent)  # E30: plain send, no wake
+    # accounting §5.2: a plain send to a hookless peer (claimed, no marker) wakes it; B has no pane
+    assert (render(sent)["wake_status"], render(sent)["wake_reason"]) == (
+        "skipped_no_target",
+        "hookless_default",
+    )
     got = b.read_messages()
     assert [m.body for m in got.messages] == ["hello"]
     assert got.messages[0].from_session_id == A
@@ -152,7 +156,9 @@ def test_reply_to_message_paths() -> None:
         "target_server_pid",
         "correlation",
     ]
-    assert wire["correlation"] == "uncorrelated" and "wake_status" not in wire
+    assert wire["correlation"] == "uncorrelated"
+    # a reply without a request_id is a plain message: A is hookless (no marker), so it is woken
+    assert (wire["wake_status"], wire["wake_reason"]) == ("skipped_no_target", "hookless_default")
     back = a.read_messages().messages[0]
     assert back.source_message_id == sent.message_id and back.reply_to is None
     assert render(a.reply(back.id, "and again"))["ok"] is True  # replies can be replied to
@@ -189,14 +195,14 @@ def _answer_after(w, peer, delay_ms: int, *, reply_to_request: bool = True, body
     w.clock.after(delay_ms, act)
 
 
-def test_ask_answered_during_grace_reports_fired_without_keystrokes() -> None:
+def test_ask_answered_during_grace_reports_skipped_busy_without_keystrokes() -> None:
     w = make_world()
     a, b = w.join(1, A), w.join(2, B, pane="%2")
     _answer_after(w, b, 200)
     start = w.clock.now_ms()
     out = a.ask(B, "q", timeout_ms=5000)
     assert isinstance(out, Asked) and out.reply is not None and out.reply.body == "answer"
-    assert out.wake_status is WakeStatus.FIRED and w.waker.keys == []  # R36
+    assert out.wake_status is WakeStatus.SKIPPED_BUSY and w.waker.keys == []  # R36, accounting A44
     assert w.clock.now_ms() - start == 200  # returns the moment the reply lands
     wire = render(out)
     assert wire["correlation"] == "correlated" and wire["timed_out"] is False
@@ -208,7 +214,7 @@ def test_ask_wakes_after_grace_and_fresh_idle_peer_at_once() -> None:
     a, b = w.join(1, A), w.join(2, B, pane="%2")
     _answer_after(w, b, 900)
     out = a.ask(B, "q", timeout_ms=5000)
-    assert isinstance(out, Asked) and out.wake_status is WakeStatus.FIRED
+    assert isinstance(out, Asked) and out.wake_status is WakeStatus.FIRED_UNCONFIRMED  # A44: hookless
     assert w.waker.keys == [("%2", WAKE_TEXT), ("%2", "Enter")]
     w.waker.keys.clear()
     w.clock.advance(5000)  # past the debounce window
@@ -242,7 +248,7 @@ def test_codex_gap_between_text_and_enter() -> None:
     w.waker.send_enter = lambda t: times.append(("enter", w.clock.now_ms())) or original(t)  # type: ignore[method-assign]
     start = w.clock.now_ms()
     sent = a.send(B, "x", wake="auto")
-    assert isinstance(sent, Sent) and sent.wake.status is WakeStatus.FIRED
+    assert isinstance(sent, Sent) and sent.wake.status is WakeStatus.FIRED_UNCONFIRMED  # no marker
     assert times == [("enter", start + 500)]
 
 
@@ -255,7 +261,8 @@ def test_ask_timeout_records_pending_and_late_reply_pulls_back() -> None:
     w.clock.advance(60_000)
     late = b.reply(question.id, "late answer")
     assert isinstance(late, Replied)
-    assert late.wake.reason is WakeReason.LATE_REPLY and late.wake.status is WakeStatus.FIRED  # E31
+    assert late.wake.reason is WakeReason.LATE_REPLY  # E31
+    assert late.wake.status is WakeStatus.FIRED_UNCONFIRMED  # A has no marker: pickup unconfirmed
     assert w.waker.keys[0] == ("%1", WAKE_TEXT)
     again = b.send(A, "dup", reply_to=question.request_id)
     w.mark(A, "idle")
@@ -406,11 +413,12 @@ def test_debounce_window() -> None:
     w = make_world(Settings(debounce_ms=1000))
     a = w.join(1, A)
     w.join(2, B, pane="%2")
-    assert a.send(B, "1", wake="auto").wake.status is WakeStatus.FIRED  # type: ignore[union-attr]
+    unconfirmed = WakeStatus.FIRED_UNCONFIRMED  # B has no marker
+    assert a.send(B, "1", wake="auto").wake.status is unconfirmed  # type: ignore[union-attr]
     w.clock.advance(999)
     assert a.send(B, "2", wake="auto").wake.status is WakeStatus.SKIPPED_DEBOUNCED  # type: ignore[union-attr]
     w.clock.advance(1)
-    assert a.send(B, "3", wake="auto").wake.status is WakeStatus.FIRED  # type: ignore[union-attr]
+    assert a.send(B, "3", wake="auto").wake.status is unconfirmed  # type: ignore[union-attr]
 
 
 def test_two_wakes_that_both_pass_the_debounce_check_type_only_once() -> None:
@@ -434,7 +442,7 @@ def test_two_wakes_that_both_pass_the_debounce_check_type_only_once() -> None:
     first = a.send(B, "first", wake="auto")
     second = inner[0]
     assert isinstance(first, Sent) and isinstance(second, Sent)
-    assert second.wake.status is WakeStatus.FIRED  # type: ignore[union-attr]
+    assert second.wake.status is WakeStatus.FIRED_UNCONFIRMED  # type: ignore[union-attr]
     assert first.wake.status is WakeStatus.SKIPPED_DEBOUNCED  # type: ignore[union-attr]
     assert [k for k in w.waker.keys if k[1] == "Enter"] == [("%2", "Enter")]
 

@@ -1,8 +1,9 @@
 """Every row of the wake-gate and pending-ask tables, checked against the spec's own statement.
 
-Each case quotes the rule it checks (``messaging.md`` section or R-number) in
-its test id; a coverage test then makes sure every row of every table is hit
-by some case, so a row added without a case fails here.
+Each case quotes the rule it checks (``messaging.md`` section or R-number,
+``accounting.md`` section or A-number) in its test id; a coverage test then
+makes sure every row of every table is hit by some case, so a row added
+without a case fails here.
 """
 
 from __future__ import annotations
@@ -14,29 +15,39 @@ import pytest
 from oxtail_core.errors import IllegalPendingStep
 from oxtail_core.gates import (
     AFTER_STRICT_WAKE,
+    ASK_GRACE_HIT,
+    FIRED_AS,
     FUNNEL_GATE,
+    HOOKLESS_WAKE,
     LATE_PLAN,
     LENIENT_GATE,
+    NO_WAKE,
+    PLAIN_SEAM,
     REPLY_GATE,
     STORE_FAILED,
     TYPED,
     WAKE_PLAN,
     FunnelFacts,
     Gate,
+    Liveness,
     MarkerFacts,
     Plan,
     ReplyFacts,
     Rule,
+    SeamFacts,
     SlotFollowUp,
     Slots,
     Step,
     funnel_gate,
+    is_fresh_busy,
     killed,
+    liveness,
+    plain_seam,
     plan_wake,
     reply_gate,
     unresolved_status,
 )
-from oxtail_core.model import ActivityMarker, PendingAsk, WakeReason, WakeStatus
+from oxtail_core.model import ActivityMarker, Outlook, PendingAsk, WakeReason, WakeStatus
 from oxtail_core.pending import (
     LIFECYCLE,
     PendingEvent,
@@ -66,7 +77,7 @@ PLAN_CASES = [
     ("§4.7-2 reply default is strict", "r", None, Gate.STRICT, WakeReason.REPLY_TO_DEFAULT, True),
     ("§4.7-3 auto on a reply is lenient, ignores kill switch", "r", "auto", Gate.LENIENT, None, False),
     ("§4.7-4 off on a reply never wakes", "r", "off", Gate.NONE, None, False),
-    ("§4.7-4 E30 plain message never wakes", None, None, Gate.NONE, None, False),
+    ("accounting §5.3-4 a plain message takes the plain seam", None, None, Gate.PLAIN, None, False),
     ("§4.7-3 auto is lenient", None, "auto", Gate.LENIENT, None, False),
     ("§4.7-4 off never wakes", None, "off", Gate.NONE, None, False),
 ]
@@ -171,12 +182,23 @@ def test_an_unresolved_target_reports_a_status_only_when_a_wake_was_meant(
 LENIENT_CASES = [
     ("§4.9-2 R61 fresh busy is skipped", MarkerFacts(BUSY, NOW), 0, WakeStatus.SKIPPED_BUSY),
     (
-        "§4.9-2 a future busy marker counts as fresh",
-        MarkerFacts(ActivityMarker("busy", NOW + 5), NOW),
+        "§4.9-2 A40 busy at TTL-1 ms is fresh",
+        MarkerFacts(ActivityMarker("busy", NOW - 599_999), NOW),
         0,
         WakeStatus.SKIPPED_BUSY,
     ),
-    ("§4.9-3 stale busy wakes", MarkerFacts(ActivityMarker("busy", NOW - 600_000), NOW), None, None),
+    (
+        "accounting §0.1 A40 a future busy marker is not fresh: wake",
+        MarkerFacts(ActivityMarker("busy", NOW + 5), NOW),
+        None,
+        None,
+    ),
+    (
+        "§4.9-3 A40 stale busy (age = TTL) wakes",
+        MarkerFacts(ActivityMarker("busy", NOW - 600_000), NOW),
+        None,
+        None,
+    ),
     ("§4.9-3 R53 no marker wakes", MarkerFacts(None, NOW), None, None),
     ("§4.9-3 idle of any age wakes", MarkerFacts(ActivityMarker("idle", 0), NOW), None, None),
 ]
@@ -330,7 +352,12 @@ def test_the_funnel_checks_strategy_debounce_then_a_verified_pane(
 @pytest.mark.parametrize(
     ("status", "follow_up"),
     [
-        (s, SlotFollowUp.STAMP_RATE if s is WakeStatus.FIRED else SlotFollowUp.RELEASE_SLOT)
+        (
+            s,
+            SlotFollowUp.STAMP_RATE
+            if s in (WakeStatus.FIRED, WakeStatus.FIRED_UNCONFIRMED)
+            else SlotFollowUp.RELEASE_SLOT,
+        )
         for s in WakeStatus
     ],
     ids=[f"R59 ours: {s.value}" for s in WakeStatus],
@@ -341,12 +368,126 @@ def test_only_a_strict_wake_that_typed_keeps_its_slot_and_stamps_the_rate(
     assert AFTER_STRICT_WAKE[status in TYPED] is follow_up
 
 
+# The plain seam and honest statuses (accounting.md §4, §5) -----------------------------------------
+
+STRANDED = Outlook.STRANDED_UNTIL_READ
+SEAM_CASES: list[tuple[str, SeamFacts, int, Plan | Outlook]] = [
+    (
+        "§6.2 A47 unclaimed: no wake, no outlook",
+        SeamFacts(Liveness.UNCLAIMED, None, NOW),
+        0,
+        NO_WAKE,
+    ),
+    (
+        "§5.2 A43 hookless: the hookless default wake",
+        SeamFacts(Liveness.HOOKLESS, None, NOW),
+        1,
+        HOOKLESS_WAKE,
+    ),
+    ("§4 A40 fresh busy (TTL-1 ms): its hooks deliver", SeamFacts(Liveness.HOOKED, BUSY, NOW), 2, NO_WAKE),
+    ("§4 A39 idle hooked peer: stranded until read", SeamFacts(Liveness.HOOKED, IDLE, NOW), 3, STRANDED),
+    (
+        "§4 A40 stale busy: stranded until read",
+        SeamFacts(Liveness.HOOKED, ActivityMarker("busy", NOW - 600_000), NOW),
+        3,
+        STRANDED,
+    ),
+    (
+        "§4 A40 skewed (future) busy: stranded until read",
+        SeamFacts(Liveness.HOOKED, ActivityMarker("busy", NOW + 10_000), NOW),
+        3,
+        STRANDED,
+    ),
+    (
+        "§4 stale idle: stranded until read",
+        SeamFacts(Liveness.HOOKED, ActivityMarker("idle", 0), NOW),
+        3,
+        STRANDED,
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "facts", "row", "verdict"), SEAM_CASES, ids=[c[0] for c in SEAM_CASES])
+def test_the_plain_seam_wakes_a_hookless_peer_and_advises_about_an_idle_hooked_one(
+    spec: str, facts: SeamFacts, row: int, verdict: Plan | Outlook
+) -> None:
+    assert first_row(PLAIN_SEAM, facts, SETTINGS) == row
+    assert plain_seam(facts, SETTINGS) == verdict
+
+
+def test_the_hookless_default_wakes_leniently_with_its_reason_and_ignores_the_kill_switch() -> None:
+    # accounting §5.2, Appendix B.7: OXTAIL_AUTOWAKE=off stops neither it nor wake:"auto"
+    plan = HOOKLESS_WAKE
+    assert (plan.gate, plan.reason, plan.kill_switch, plan.stamp) == (
+        Gate.LENIENT,
+        WakeReason.HOOKLESS_DEFAULT,
+        False,
+        False,
+    )
+    assert killed(HOOKLESS_WAKE, KILLED) is False
+    assert HOOKLESS_WAKE.intends_wake and not Plan(Gate.PLAIN).intends_wake
+
+
+def test_the_plain_seam_never_answers_unknown_liveness() -> None:  # A41, Appendix B.6
+    assert all(rule.then is not Outlook.UNKNOWN_LIVENESS for rule in PLAIN_SEAM)
+
+
+LIVENESS_CASES = [
+    ("§0.1 claimed with an idle marker is hooked", True, IDLE, Liveness.HOOKED),
+    ("§0.1 A42 claimed with a stale busy marker is hooked", True, ActivityMarker("busy", 0), Liveness.HOOKED),
+    ("§0.1 claimed without a marker is hookless", True, None, Liveness.HOOKLESS),
+    ("§0.1 unclaimed is unclaimed (never read)", False, None, Liveness.UNCLAIMED),
+    ("§0.1 unclaimed even with a marker", False, IDLE, Liveness.UNCLAIMED),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "claimed", "marker", "expected"), LIVENESS_CASES, ids=[c[0] for c in LIVENESS_CASES]
+)
+def test_a_marker_of_any_age_makes_a_claimed_peer_hooked(
+    spec: str, claimed: bool, marker: ActivityMarker | None, expected: Liveness
+) -> None:
+    assert liveness(claimed, marker) is expected
+
+
+FIRED_CASES = [
+    ("§5.1 A42 a hooked peer's wake is fired", Liveness.HOOKED, WakeStatus.FIRED),
+    ("§5.1 A42 a hookless peer's wake is unconfirmed", Liveness.HOOKLESS, WakeStatus.FIRED_UNCONFIRMED),
+    (
+        "§5.1 §6.2 A47 an unclaimed peer's wake is unconfirmed",
+        Liveness.UNCLAIMED,
+        WakeStatus.FIRED_UNCONFIRMED,
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "alive", "status"), FIRED_CASES, ids=[c[0] for c in FIRED_CASES])
+def test_keystrokes_that_landed_are_fired_only_for_a_hooked_peer(
+    spec: str, alive: Liveness, status: WakeStatus
+) -> None:
+    assert FIRED_AS[alive] is status and status in TYPED
+
+
+def test_fresh_busy_is_busy_with_an_age_from_zero_to_below_the_ttl() -> None:  # accounting §0.1, A40
+    ages = {-1: False, 0: True, 599_999: True, 600_000: False}
+    assert {age: is_fresh_busy(ActivityMarker("busy", NOW - age), NOW, SETTINGS) for age in ages} == ages
+    assert is_fresh_busy(ActivityMarker("idle", NOW), NOW, SETTINGS) is False
+    assert is_fresh_busy(None, NOW, SETTINGS) is False
+
+
+def test_a_reply_caught_in_the_ask_grace_is_skipped_busy() -> None:  # accounting §5.1, A44
+    assert ASK_GRACE_HIT is WakeStatus.SKIPPED_BUSY and ASK_GRACE_HIT not in TYPED
+
+
 def test_every_row_of_every_gate_table_has_a_case() -> None:
     assert {(c[1] is not None, c[2]) for c in PLAN_CASES} == set(WAKE_PLAN)
     assert {c[1] for c in LATE_CASES} == set(LATE_PLAN)
     assert {c[2] for c in LENIENT_CASES} - {None} == set(range(len(LENIENT_GATE)))
     assert {c[2] for c in REPLY_CASES} - {None} == set(range(len(REPLY_GATE)))
     assert {c[3] for c in FUNNEL_CASES} - {None} == set(range(len(FUNNEL_GATE)))
+    assert {c[2] for c in SEAM_CASES} == set(range(len(PLAIN_SEAM)))
+    assert {c[3] for c in LIVENESS_CASES} == set(Liveness)
+    assert {c[1] for c in FIRED_CASES} == set(FIRED_AS) == set(Liveness)
     assert all(isinstance(p, Plan) for p in (*WAKE_PLAN.values(), *LATE_PLAN.values()))
 
 

@@ -21,6 +21,14 @@ from tests.support.e2e import WAKE_TEXT, AgentBase, Result, World, sid, wait_unt
 from tests.support.transcripts import claude_dir
 
 SEND_KEYS = ["schema_version", "ok", "message_id", "target_session_id", "target_server_pid"]
+HOOKLESS_KEYS = [*SEND_KEYS, "wake_status", "wake_reason"]  # a plain send to a claimed, markerless peer
+OUTLOOK_KEYS = [*SEND_KEYS, "delivery_outlook", "hint"]  # a plain send to an idle hooked peer
+STRANDED_HINT = (
+    "Peer isn't actively reading right now — it reads this at its next turn. If this is context/FYI, "
+    "that's fine, leave it. If it must ACT: ask_peer (you need an answer this turn / will block on it), "
+    'action_required:true (a durable task you track via my_open_work), or wake:"auto" (just nudge it to '
+    "read now)."
+)
 READ_KEYS = ["schema_version", "ok", "drained", "count", "messages"]
 ENVELOPE_KEYS = ["schema_version", "id", "body", "enqueued_at", "body_bytes", "origin", "from_session_id"]
 ASK_KEYS = [
@@ -83,7 +91,9 @@ def test_send_and_read_exact_shapes(tmp_path: Path) -> None:
         sent = []
         for body in bodies:
             got = a.ok("send_message", {"target": sid(2), "body": body})
-            assert list(got) == SEND_KEYS
+            # b is claimed and has no marker (hookless): a plain send wakes it; it has no pane
+            assert list(got) == HOOKLESS_KEYS
+            assert (got["wake_status"], got["wake_reason"]) == ("skipped_no_target", "hookless_default")
             assert got["ok"] is True and got["target_session_id"] == sid(2)
             assert got["target_server_pid"] == b.server_pid()
             assert len(got["message_id"]) == 16 and int(got["message_id"], 16) >= 0
@@ -92,7 +102,7 @@ def test_send_and_read_exact_shapes(tmp_path: Path) -> None:
         extra = a.ok("send_message", {"target": sid(2), "body": "r", "reply_to": "req-x", "wake": "off"})
         assert list(extra) == SEND_KEYS  # wake off: no wake_status, no wake_reason
         sourced = a.ok("send_message", {"target": sid(2), "body": "s", "source_message_id": "m-1"})
-        assert list(sourced) == SEND_KEYS
+        assert list(sourced) == HOOKLESS_KEYS
 
         got = b.read()
         assert list(got) == READ_KEYS and got["count"] == len(bodies) + 2
@@ -196,11 +206,13 @@ def test_resolution_and_reply_errors(tmp_path: Path) -> None:
             'has no from_session_id, so there is no peer to reply to."}'
         )
 
-        # A successful reply to a plain message: uncorrelated, no wake fields.
+        # A successful reply to a plain message: uncorrelated; a plain send, so the hookless default
+        # wakes me (no marker), and finds no pane.
         plain = me.ok("send_message", {"target": sid(2), "body": "plain"})
         assert [m["body"] for m in peer.read()["messages"]] == ["plain"]
         reply = peer.ok("reply_to_message", {"message_id": plain["message_id"], "body": "answer"})
-        assert list(reply) == REPLY_TOOL_KEYS
+        assert list(reply) == [*REPLY_TOOL_KEYS, "wake_status", "wake_reason"]
+        assert (reply["wake_status"], reply["wake_reason"]) == ("skipped_no_target", "hookless_default")
         assert reply["in_reply_to_message_id"] == plain["message_id"]
         assert (reply["target_session_id"], reply["correlation"]) == (sid(1), "uncorrelated")
         got = me.read()["messages"]
@@ -236,7 +248,8 @@ def test_resolution_and_reply_errors(tmp_path: Path) -> None:
 
 
 def test_wake_statuses_without_panes(tmp_path: Path) -> None:
-    """E27-E30 and the strict gate's outcomes for claimed peers that have no tmux pane."""
+    """E27-E30, the plain seam of 0.32.1 and the strict gate's outcomes for claimed peers that have no
+    tmux pane."""
     with world(tmp_path) as w:
         proj = w.project("proj")
         a, b, c, d = w.directs([("a", proj, None), ("b", proj, None), ("c", proj, None), ("d", proj, None)])
@@ -249,8 +262,19 @@ def test_wake_statuses_without_panes(tmp_path: Path) -> None:
         def wake_fields(body: dict) -> tuple:
             return body.get("wake_status"), body.get("wake_reason")
 
-        # E30: plain message, wake unset -> nothing.
-        assert list(send(2)) == SEND_KEYS
+        # The plain seam (accounting §4, §5.2): a hookless peer is woken (hookless_default), a hooked
+        # one that is fresh busy gets nothing, an idle / stale busy / future busy one the outlook.
+        hookless = send(2)
+        assert list(hookless) == HOOKLESS_KEYS
+        assert wake_fields(hookless) == ("skipped_no_target", "hookless_default")
+        w.set_activity(sid(2), "busy")
+        assert list(send(2)) == SEND_KEYS  # E30: its hooks deliver this turn
+        for status, age in (("idle", 0), ("busy", 600_001), ("busy", -60_000)):
+            w.set_activity(sid(2), status, age_ms=age)
+            advised = send(2)
+            assert list(advised) == OUTLOOK_KEYS, (status, age)
+            assert (advised["delivery_outlook"], advised["hint"]) == ("stranded_until_read", STRANDED_HINT)
+        assert list(send(2, wake="off")) == SEND_KEYS  # wake off: neither a wake nor the outlook
         # E27: reply_to to a fresh-idle claimed peer without a pane, then the same again. The
         # reference answers the repeat with skipped_deduped; we stamp the dedupe and rate records only
         # when a keystroke was sent (README improvement 7, R59), so the repeat tries again.
@@ -282,7 +306,7 @@ def test_wake_statuses_without_panes(tmp_path: Path) -> None:
         w.set_activity(sid(4), "busy", age_ms=600_001)
         assert wake_fields(send(4, wake="auto")) == ("skipped_no_target", None)
         # Every one of those messages was delivered, whatever the wake did.
-        assert (b.read()["count"], c.read()["count"], d.read()["count"]) == (5, 4, 4)
+        assert (b.read()["count"], c.read()["count"], d.read()["count"]) == (10, 4, 4)
 
 
 def pending_files(w: World) -> list[str]:
@@ -319,7 +343,8 @@ def test_ask_peer_shapes_timeouts_and_late_replies(tmp_path: Path) -> None:
             "correlated",
             20_000,
         )
-        assert got["wake_status"] in {"fired", "skipped_no_target"}
+        # answered within the grace: skipped_busy (accounting A44); else woken, and no pane
+        assert got["wake_status"] in {"skipped_busy", "skipped_no_target"}
         assert list(got["reply"]) == REPLY_KEYS
         assert got["reply"]["body"] == "re: what is 6*7?"
         assert (got["reply"]["from_session_id"], got["reply"]["reply_to"]) == (sid(6), got["request_id"])
@@ -485,7 +510,7 @@ def test_wake_lines_in_panes_claude_and_codex(tmp_path: Path) -> None:
         assert again["wake_status"] == "skipped_debounced"
 
         got = sender.ok("send_message", {"target": sid(3), "body": "c1", "wake": "auto"})
-        assert got["wake_status"] == "fired"
+        assert got["wake_status"] == "fired_unconfirmed"  # Codex without a marker: pickup unconfirmed
         keys = codex.wait_typed(WAKE_TEXT + "\n")
         typed, gap = wake_timing(keys)
         assert 0.45 <= gap < 1.5, keys  # the Codex submit gap (~500 ms) between the text and Enter
@@ -539,7 +564,7 @@ def test_ask_wakes_peers_which_answer(tmp_path: Path) -> None:
             thread.join(30)
             got = out[0].json
             assert (got["wake_status"], got["timed_out"], got["correlation"]) == (
-                "fired",
+                "fired_unconfirmed" if markerless else "fired",
                 False,
                 "correlated",
             )
@@ -560,7 +585,8 @@ def test_late_reply_wakes_the_asker_pane(tmp_path: Path) -> None:
         assert asker.typed() == ""
         (question,) = peer.read()["messages"]
         late = peer.ok("reply_to_message", {"message_id": question["id"], "body": "late answer"})
-        assert (late["wake_status"], late["wake_reason"]) == ("fired", "late_reply_to_pending")
+        # the asker's pane has no hooks (no marker): the keys landed, the pickup is unconfirmed
+        assert (late["wake_status"], late["wake_reason"]) == ("fired_unconfirmed", "late_reply_to_pending")
         asker.wait_typed(WAKE_TEXT + "\n")
         (answer,) = asker.read()["messages"]
         assert (answer["body"], answer["reply_to"]) == ("late answer", got["request_id"])
@@ -647,7 +673,14 @@ def test_restart_recovers_identity_through_sticky_claim(tmp_path: Path) -> None:
         assert entry["client"]["session_id_source"] == "self-register"
         assert entry["client"]["transcript_path"] == str(transcript)
         first_pid = entry["server_pid"]
-        assert sender.ok("send_message", {"target": me, "body": "before the crash"})["ok"] is True
+        before = sender.ok("send_message", {"target": me, "body": "before the crash"})
+        # a claimed agent without a marker is hookless: the plain send wakes it
+        assert (before["ok"], before["wake_status"], before["wake_reason"]) == (
+            True,
+            "fired_unconfirmed",
+            "hookless_default",
+        )
+        first_wake = agent.wait_typed(WAKE_TEXT + "\n")
 
         os.kill(first_pid, signal.SIGKILL)
         assert wait_until(
@@ -665,9 +698,10 @@ def test_restart_recovers_identity_through_sticky_claim(tmp_path: Path) -> None:
         assert entry["client"]["session_id_source"] == "sticky-claim"
         assert (entry["tmux_pane"], entry["tmux_session"]) == (agent.pane, "claude")
         assert [m["body"] for m in agent.read()["messages"]] == ["before the crash"]
+        assert wait_until(lambda: time.monotonic() - first_wake[-1][0] > 1.05, 3)  # past the debounce
         got = sender.ok("send_message", {"target": me, "body": "after", "wake": "auto"})
-        assert (got["target_server_pid"], got["wake_status"]) == (entry["server_pid"], "fired")
-        agent.wait_typed(WAKE_TEXT + "\n")
+        assert (got["target_server_pid"], got["wake_status"]) == (entry["server_pid"], "fired_unconfirmed")
+        agent.wait_typed((WAKE_TEXT + "\n") * 2)
         assert [m["body"] for m in agent.read()["messages"]] == ["after"]
 
 

@@ -457,8 +457,8 @@ MINIMAL_ARGS: dict[str, dict] = {
 
 
 def test_every_listed_tool_answers_a_valid_call_with_a_json_result(tmp_path: Path) -> None:
-    """A tool in the listing always has an answer, never a crash (a handler not merged yet answers
-    ``not-implemented``, still as a result). Its own server: claim_session changes its state."""
+    """A tool in the listing always has an answer, never a crash. Its own server: claim_session
+    changes its state."""
     assert list(MINIMAL_ARGS) == TOOL_ORDER
     w = World(tmp_path)
     try:

@@ -13,6 +13,10 @@ client (``stdio_client`` + ``ClientSession``) and calls tools on it. Two kinds:
   system-wide on Linux, so the test can compare it with its own), which is how a
   test sees the wake line arrive, then Enter. The test drives the agent over a
   UNIX socket: one JSON request line, one JSON response line per connection.
+  With ``stamp_busy_on_text`` (a session id) the agent marks that session busy
+  the moment typed text reaches its pane, before any Enter, as the hooks of a
+  peer that starts a turn would: the way a test puts a marker inside the Codex
+  submit gap.
 * :class:`DirectAgent` -- the same client, run in the test process on a
   background event loop (no tmux pane; cheaper: the MCP client is already
   imported). Its server is not in any pane.
@@ -32,10 +36,12 @@ adds its own pane's ``TMUX``/``TMUX_PANE``, a direct agent in a tmux test gets
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -48,7 +54,10 @@ from typing import Any
 HERE = Path(__file__).resolve()
 VENV_BIN = Path(sys.executable).parent
 SERVER_COMMAND = str(VENV_BIN / "oxtail-mcp")
-WAKE_TEXT = "oxtail msg: read_my_messages; reply via send_message; set reply_to=request_id if present"
+WAKE_TEXT = (  # accounting.md §0.3 (0.25): typed by every keystroke wake
+    "oxtail msg: read_my_messages, then act on it — close action_required work via complete_work/block_work; "
+    "otherwise reply via send_message (reply_to=request_id if present)"
+)
 CALL_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 30.0
 
@@ -172,8 +181,13 @@ class Holder:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _record_tty(keys: list) -> None:
-    """Make the pane's tty non-canonical, no echo, and record every chunk typed into it."""
+def _record_tty(keys: list, on_text: Callable[[], None] | None = None) -> None:
+    """Make the pane's tty non-canonical, no echo, and record every chunk typed into it.
+
+    Chunks are decoded incrementally, so a character split across two reads
+    (the wake line has an em dash) is recorded whole. ``on_text`` runs before
+    a chunk that carries more than line ends is recorded.
+    """
     import termios
 
     fd = 0
@@ -185,6 +199,7 @@ def _record_tty(keys: list) -> None:
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
     except termios.error:
         return
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     while True:
         try:
             data = os.read(fd, 4096)
@@ -192,7 +207,17 @@ def _record_tty(keys: list) -> None:
             return
         if not data:
             return
-        keys.append((time.monotonic(), data.decode("utf-8", "replace")))
+        text = decoder.decode(data)
+        if on_text is not None and text.strip("\r\n"):
+            on_text()
+        keys.append((time.monotonic(), text))
+
+
+def _busy_stamper(env: Mapping[str, str], session_id: str) -> Callable[[], None]:
+    """Write ``session_id``'s busy marker with the hook's own code (what its hooks would do)."""
+    from oxtail_mcp.hooks.hook import stamp, state_dir
+
+    return lambda: stamp(state_dir(env), session_id, "busy", time.time_ns() // 1_000_000)
 
 
 def agent_main(spec_path: str) -> None:
@@ -202,7 +227,10 @@ def agent_main(spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text())
     keys: list = []
-    threading.Thread(target=_record_tty, args=(keys,), daemon=True).start()
+    stamper = (
+        _busy_stamper(spec["env"], spec["stamp_busy_on_text"]) if spec.get("stamp_busy_on_text") else None
+    )
+    threading.Thread(target=_record_tty, args=(keys, stamper), daemon=True).start()
     env = dict(spec["env"])
     for name in ("TMUX", "TMUX_PANE"):
         if name in os.environ:
@@ -495,6 +523,27 @@ class World:
 
         self.store().activity_put(session_id, ActivityMarker(status, int(time.time() * 1000) - age_ms))
 
+    def run_hook(self, event: str, session_id: str) -> None:
+        """Run the real ``oxtail-mcp hook <event>`` with the payload Claude Code sends for
+        ``session_id``: ``stop`` on an empty inbox leaves it idle, ``userpromptsubmit`` busy."""
+        names = {"stop": "Stop", "userpromptsubmit": "UserPromptSubmit"}
+        payload: dict[str, Any] = {
+            "session_id": session_id,
+            "cwd": str(self.tmp),
+            "hook_event_name": names[event],
+        }
+        if event == "stop":
+            payload["stop_hook_active"] = False
+        done = subprocess.run(
+            [SERVER_COMMAND, "hook", event],
+            input=json.dumps(payload).encode(),
+            env=self.env(),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert (done.returncode, done.stderr) == (0, b""), done
+
     def registry_file(self, pid: int) -> Path:
         return self.oxtail_home / "registry" / f"{pid}.json"
 
@@ -525,12 +574,14 @@ class World:
         window_of: Mapping[str, str] = {},
         client_name: str | None = None,
         env_only: Iterable[str] | None = None,
+        stamp_busy_on_text: Mapping[str, str] = {},
     ) -> list[PaneAgent]:
         """Start pane agents, each in a new tmux session named by its name (or a new window of the
         session ``window_of[name]``); all start at once, then this waits for every one.
 
         ``client_name`` is the clientInfo.name their handshakes send; ``env_only`` the only variables
-        their servers get (TMUX and TMUX_PANE are the pane's own), as a host with an allow-list does."""
+        their servers get (TMUX and TMUX_PANE are the pane's own), as a host with an allow-list does.
+        ``stamp_busy_on_text[name]``: the session that agent marks busy when text reaches its pane."""
         assert self.tmux is not None, "pane agents need World(tmp_path, tmux=private server)"
         agents = []
         for name, cwd, env in specs:
@@ -546,6 +597,7 @@ class World:
                 "server_log": str(self.server_log),
                 "client_name": client_name,
                 "env_only": sorted(env_only) if env_only is not None else None,
+                "stamp_busy_on_text": stamp_busy_on_text.get(name),
             }
             spec_path.write_text(json.dumps(spec))
             command = f"exec {sys.executable} {HERE} agent {spec_path} 2>>{log}"

@@ -5,8 +5,9 @@ The flow, in order:
 1. resolve the peer (it must have a session id), deliver the question with a
    fresh ``request_id``;
 2. a peer whose marker says *fresh idle* is woken at once; a peer in any other
-   state gets a grace period to answer by itself (its hooks deliver mid-turn),
-   then a lenient wake;
+   state gets a grace period to answer by itself (its hooks deliver mid-turn:
+   an answer within it reports ``skipped_busy``, nothing was typed), then a
+   lenient wake (``fired_unconfirmed`` for a peer without hooks);
 3. wait for the reply, waking the moment it lands, until the deadline;
 4. at the deadline (correlated peer, claimed asker): record a pending ask
    *before* one last look, so a reply racing the deadline is either caught by

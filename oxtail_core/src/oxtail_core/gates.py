@@ -4,7 +4,7 @@ Everything here is pure: a decider takes the facts a flow has read (a marker,
 a stamp, the clock) and returns a verdict; :mod:`oxtail_core.wake` reads the
 facts, calls the decider and performs the verdict. Each table row names the
 rule of the spec it encodes (``messaging.md`` §4.7–§4.10, ``accounting.md``
-§5), so a reader can check the tables line by line and
+§4–§6), so a reader can check the tables line by line and
 ``tests/core/test_gates.py`` enumerates every row.
 
 Which gate (:data:`WAKE_PLAN`, keyed by "is ``reply_to`` set?" and the
@@ -13,26 +13,23 @@ consumed. A plan's ``kill_switch`` column says whether ``OXTAIL_AUTOWAKE=off``
 turns it into ``disabled`` (:func:`killed`): that rule, and the reply-default
 rule, exist only here.
 
+A plain message (``wake`` unset, no ``reply_to``) takes the *plain seam*
+(:data:`PLAIN_SEAM`), which looks at the target before it picks: an unclaimed
+target gets nothing, a hookless one (claimed, no marker) the lenient wake with
+the reason ``hookless_default``, a fresh-busy one nothing, any other hooked one
+the advisory ``delivery_outlook:"stranded_until_read"`` instead of a wake.
+Callers that are never on that seam (a delegation, ``complete_work``,
+``block_work``) pass their effective wake (``"auto"`` when unset), so they
+cannot reach it; ``ask_peer`` does not resolve a send wake at all.
+
 What each gate decides, as ordered rule tables (first match wins):
 :data:`LENIENT_GATE`, :data:`REPLY_GATE` (the strict reply default, staged so
 that it reads the store only once the marker allowed it, R58), and
 :data:`FUNNEL_GATE` (strategy, debounce, verified target). A store error in the
 strict gate's store stage is a fact like any other and has its row (R57, R58).
-
-Slots for 0.32.1 (``accounting.md`` §5), each one row, not a new branch:
-
-- ``hookless_default`` (§5.2, §5.3 step 4): the row ``(False, None)`` of
-  :data:`WAKE_PLAN` becomes ``Plan(Gate.HOOKLESS, WakeReason.HOOKLESS_DEFAULT)``
-  with ``kill_switch=False``, and :data:`GATES` of ``wake.py`` gains the
-  one-rule gate "claimed and markerless: lenient, else none";
-- ``fired_unconfirmed`` (§5.1, A42): the funnel's last row becomes a table
-  ``FIRED_AS: Mapping[Liveness, WakeStatus]`` over the peer's liveness read
-  after the keystrokes (``HOOKED``: ``fired``; ``HOOKLESS``, ``UNCLAIMED``:
-  ``fired_unconfirmed``), and :data:`TYPED` gains ``fired_unconfirmed``. Not
-  added yet: its only row that differs from today would change the wire;
-- the ask grace hit (A44): :data:`ASK_GRACE_HIT` becomes ``skipped_busy``.
-
-Today those rows keep the 0.15.0 wire (the ten tools' tests assert it).
+Keystrokes that landed are reported by :data:`FIRED_AS`, over the target's
+:class:`Liveness` read *after* the keystrokes: only a hooked peer's wake is a
+confident ``fired`` (accounting §5.1, A42).
 """
 
 from __future__ import annotations
@@ -43,7 +40,7 @@ from typing import Generic, Literal, TypeVar
 
 import attrs
 
-from oxtail_core.model import ActivityMarker, WakeMode, WakeReason, WakeStatus
+from oxtail_core.model import ActivityMarker, Outlook, WakeMode, WakeReason, WakeStatus
 from oxtail_core.settings import Settings
 
 F = TypeVar("F")
@@ -56,6 +53,7 @@ class Gate(enum.Enum):
     NONE = "none"
     LENIENT = "lenient"
     STRICT = "strict"
+    PLAIN = "plain"  # not a gate yet: the plain seam picks one from the target (:data:`PLAIN_SEAM`)
 
 
 @attrs.frozen
@@ -74,8 +72,12 @@ class Plan:
 
     @property
     def intends_wake(self) -> bool:
-        """A wake was meant: a target that does not resolve reports ``skipped_no_target``."""
-        return self.gate is not Gate.NONE
+        """A wake was meant: a target that does not resolve reports ``skipped_no_target``.
+
+        The plain seam wakes only a target it can see to be hookless, so an
+        unresolved plain message reports nothing (0.32.1 ``send_message``).
+        """
+        return self.gate in (Gate.LENIENT, Gate.STRICT)
 
 
 NO_WAKE = Plan(Gate.NONE)
@@ -85,7 +87,7 @@ WAKE_PLAN: Mapping[tuple[bool, WakeMode | None], Plan] = {
     (True, None): Plan(Gate.STRICT, WakeReason.REPLY_TO_DEFAULT, kill_switch=True),  # §4.7 step 2
     (True, "auto"): Plan(Gate.LENIENT),  # §4.7 step 3: auto skips the strict gate and the kill switch
     (True, "off"): NO_WAKE,  # §4.7 step 4
-    (False, None): NO_WAKE,  # §4.7 step 4 (0.32.1 slot: hookless_default, accounting §5.3 step 4)
+    (False, None): Plan(Gate.PLAIN),  # accounting §5.3 step 4: the plain seam decides (PLAIN_SEAM)
     (False, "auto"): Plan(Gate.LENIENT),  # §4.7 step 3
     (False, "off"): NO_WAKE,  # §4.7 step 4
 }
@@ -145,8 +147,72 @@ def is_fresh_idle(marker: ActivityMarker | None, now_ms: int, settings: Settings
 
 
 def is_fresh_busy(marker: ActivityMarker | None, now_ms: int, settings: Settings) -> bool:
-    """Busy within the busy TTL; a future marker counts as fresh busy (``messaging.md`` §4.9 step 2)."""
-    return marker is not None and marker.status == "busy" and now_ms - marker.at_ms < settings.busy_ttl_ms
+    """Busy within the busy TTL (``messaging.md`` §4.9 step 2).
+
+    A marker from the future is not fresh busy (0.24, accounting §0.1, A40): a
+    skewed clock must not silence every wake. The lenient gate and the plain
+    seam's outlook share this one predicate, so they never disagree.
+    """
+    if marker is None or marker.status != "busy":
+        return False
+    return 0 <= now_ms - marker.at_ms < settings.busy_ttl_ms
+
+
+class Liveness(enum.Enum):
+    """What a target's wake can be confirmed by (accounting §0.1): its hooks, or nothing."""
+
+    HOOKED = "hooked"  # claimed, and its hooks keep a marker
+    HOOKLESS = "hookless"  # claimed, no marker (Codex, or Claude Code without hooks)
+    UNCLAIMED = "unclaimed"  # no session id: always hookless for wake honesty
+
+
+def liveness(claimed: bool, marker: ActivityMarker | None) -> Liveness:
+    """A marker of any status or age makes a claimed peer hooked (accounting §0.1).
+
+    The store reads a marker file it cannot parse as no marker (the reference
+    counts any readable file): such a peer is treated as hookless, so it is
+    woken rather than merely advised, and its wake reports ``fired_unconfirmed``.
+    """
+    if not claimed:
+        return Liveness.UNCLAIMED
+    return Liveness.HOOKED if marker is not None else Liveness.HOOKLESS
+
+
+@attrs.frozen
+class SeamFacts:
+    """What the plain seam looks at: the target's liveness and marker, read after delivery."""
+
+    liveness: Liveness
+    marker: ActivityMarker | None
+    now_ms: int
+
+
+HOOKLESS_WAKE = Plan(Gate.LENIENT, WakeReason.HOOKLESS_DEFAULT)
+"""The hookless default: lenient, and deliberately deaf to ``OXTAIL_AUTOWAKE=off`` (Appendix B.7)."""
+
+PLAIN_SEAM: tuple[Rule[SeamFacts, Plan | Outlook], ...] = (
+    Rule("accounting §6.2, A47", lambda f, s: f.liveness is Liveness.UNCLAIMED, NO_WAKE),
+    Rule("accounting §5.2, §5.3 step 4, A43", lambda f, s: f.liveness is Liveness.HOOKLESS, HOOKLESS_WAKE),
+    Rule(
+        "accounting §4, A40: its hooks deliver this turn",
+        lambda f, s: is_fresh_busy(f.marker, f.now_ms, s),
+        NO_WAKE,
+    ),
+    Rule(
+        "accounting §4, A39 A40: idle, stale or skewed busy", lambda f, s: True, Outlook.STRANDED_UNTIL_READ
+    ),
+)
+"""A plain message, by target: no wake, the hookless wake, or the advisory outlook (never both, A39).
+
+``unknown_liveness`` is no verdict here: a hookless target is woken instead (A41).
+"""
+
+
+def plain_seam(facts: SeamFacts, settings: Settings) -> Plan | Outlook:
+    """The plain seam's verdict (its last row always applies)."""
+    verdict = decide(PLAIN_SEAM, facts, settings)
+    assert verdict is not None  # the catch-all row
+    return verdict
 
 
 @attrs.frozen
@@ -158,7 +224,7 @@ class MarkerFacts:
 
 
 LENIENT_GATE: tuple[Rule[MarkerFacts, WakeStatus], ...] = (
-    Rule("§4.9 step 2, R61", lambda f, s: is_fresh_busy(f.marker, f.now_ms, s), WakeStatus.SKIPPED_BUSY),
+    Rule("§4.9 step 2, R61, A40", lambda f, s: is_fresh_busy(f.marker, f.now_ms, s), WakeStatus.SKIPPED_BUSY),
 )
 """Wake unless the peer is visibly busy; passing goes on to the funnel."""
 
@@ -246,8 +312,8 @@ class SlotFollowUp(enum.Enum):
     RELEASE_SLOT = "release-slot"
 
 
-TYPED: frozenset[WakeStatus] = frozenset({WakeStatus.FIRED})
-"""Statuses meaning keystrokes landed (0.32.1 adds ``fired_unconfirmed``)."""
+TYPED: frozenset[WakeStatus] = frozenset({WakeStatus.FIRED, WakeStatus.FIRED_UNCONFIRMED})
+"""Statuses meaning keystrokes landed, confirmed by a marker or not (accounting §5.1)."""
 
 AFTER_STRICT_WAKE: Mapping[bool, SlotFollowUp] = {
     True: SlotFollowUp.STAMP_RATE,  # R59 (ours): the rate stamp only after a wake that typed
@@ -281,6 +347,15 @@ def funnel_gate(facts: FunnelFacts, settings: Settings) -> WakeStatus | Step | N
     return decide(FUNNEL_GATE, facts, settings)
 
 
-ASK_GRACE_HIT = WakeStatus.FIRED
-"""ask_peer's status when the reply arrived within the grace, before any wake (``messaging.md`` §4.6
-step 10; 0.32.1 slot: ``skipped_busy``, accounting A44)."""
+FIRED_AS: Mapping[Liveness, WakeStatus] = {
+    Liveness.HOOKED: WakeStatus.FIRED,  # accounting §5.1, A42: any marker, even stale busy
+    Liveness.HOOKLESS: WakeStatus.FIRED_UNCONFIRMED,  # §5.1, A42: nothing confirms the pickup
+    Liveness.UNCLAIMED: WakeStatus.FIRED_UNCONFIRMED,  # §5.1, §6.2, A47
+}
+"""The status of keystrokes that landed, by the target's liveness read *after* them (so a marker a
+Codex peer wrote during the submit gap counts, A42)."""
+
+
+ASK_GRACE_HIT = WakeStatus.SKIPPED_BUSY
+"""ask_peer's status when the reply arrived within the grace, before any keystroke: the peer was
+mid-turn and its hooks delivered the question (accounting §5.1, A44; 0.15.0 said ``fired``)."""

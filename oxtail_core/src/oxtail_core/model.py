@@ -21,7 +21,10 @@ from oxtail_core.wire import utf8len
 SCHEMA_VERSION = 1
 BODY_MAX_BYTES = 8192
 PURPOSE_MAX_CHARS = 200
-WAKE_TEXT = "oxtail msg: read_my_messages; reply via send_message; set reply_to=request_id if present"
+WAKE_TEXT = (  # accounting.md §0.3 (0.25): typed by every keystroke wake
+    "oxtail msg: read_my_messages, then act on it — close action_required work via complete_work/block_work; "
+    "otherwise reply via send_message (reply_to=request_id if present)"
+)
 
 ClientType = Literal["claude-code", "codex", "unknown"]
 CLIENT_TYPES: tuple[ClientType, ...] = ("claude-code", "codex", "unknown")

@@ -1,13 +1,17 @@
 """Wake gating performed: the flows read the facts, ask :mod:`oxtail_core.gates`, do what it says.
 
-Three gates feed one funnel:
+Two gates feed one funnel:
 
-- lenient (``wake:"auto"``, ask_peer, late replies): skip a peer whose busy
-  marker is fresh, otherwise wake;
+- lenient (``wake:"auto"``, ask_peer, late replies, the hookless default of a
+  plain message): skip a peer whose busy marker is fresh, otherwise wake;
 - strict (a reply with ``wake`` unset): wake only a freshly idle peer, at most
   once per (peer, reply_to) and at most once per interval per peer;
 - the funnel, :func:`wake_peer`: strategy, in-process debounce, a target
-  verified from the live process tree, then the keystrokes.
+  verified from the live process tree, then the keystrokes, reported as
+  ``fired`` only when a marker (read after them) confirms the peer's hooks.
+
+A plain message first takes the plain seam, which picks the lenient gate, no
+wake, or the advisory ``delivery_outlook`` from the target's liveness.
 
 Which gate a message takes, and what each gate decides, are tables in
 :mod:`oxtail_core.gates`; nothing here decides. Wake bookkeeping never raises
@@ -27,7 +31,15 @@ from oxtail_core.effects import Flow, Sleep
 from oxtail_core.errors import ErrorCode, StoreError
 from oxtail_core.gates import Gate, Step
 from oxtail_core.ids import canonical_session_id, is_pane_id
-from oxtail_core.model import WAKE_TEXT, ActivityMarker, RegistryEntry, WakeMode, WakeOutcome, WakeStatus
+from oxtail_core.model import (
+    WAKE_TEXT,
+    ActivityMarker,
+    Outlook,
+    RegistryEntry,
+    WakeMode,
+    WakeOutcome,
+    WakeStatus,
+)
 from oxtail_core.pending import consume_pending
 from oxtail_core.trace import safe_emit
 
@@ -83,8 +95,9 @@ def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[WakeStatus]:
         yield Sleep(ctx.settings.codex_submit_gap_ms)
     ok = ok and _keystroke(ctx, "enter", target)
     if ok:
+        status = gates.FIRED_AS[gates.liveness(bool(sid), activity(ctx, peer))]  # read after the keys
         safe_emit(ctx.tracer, "ask_peer_wake_fired", target=target)
-        return WakeStatus.FIRED
+        return status
     safe_emit(ctx.tracer, "ask_peer_wake_failed", target=target, error="send-keys failed")
     return WakeStatus.SKIPPED_NO_TARGET
 
@@ -195,20 +208,39 @@ GATES: dict[Gate, Callable[[Context, RegistryEntry, str], Flow[WakeStatus]]] = {
     Gate.LENIENT: lambda ctx, peer, reply_to: lenient_wake(ctx, peer),
     Gate.STRICT: strict_reply_wake,
 }
-"""Each gate's flow (0.32.1 adds the hookless-default gate here, see :mod:`oxtail_core.gates`)."""
+"""Each waking gate's flow (the plain seam resolves to one of them, or to no wake)."""
+
+
+def _plain_seam(ctx: Context, peer: RegistryEntry, now: int) -> gates.Plan | Outlook:
+    """The plain seam's verdict on this target (:data:`oxtail_core.gates.PLAIN_SEAM`)."""
+    marker = activity(ctx, peer)
+    facts = gates.SeamFacts(gates.liveness(bool(peer.session_id), marker), marker, now)
+    return gates.plain_seam(facts, ctx.settings)
 
 
 def resolve_send_wake(
     ctx: Context, me: RegistryEntry, peer: RegistryEntry, wake: WakeMode | None, reply_to: str | None
 ) -> Flow[WakeOutcome]:
-    """Perform the wake of a message already delivered (send_message, reply_to_message).
+    """Perform the wake of a message already delivered (send_message, reply_to_message, and the
+    completion of complete_work / block_work).
+
+    ``wake`` is the caller's *effective* wake: a delegation and a completion
+    pass ``"auto"`` when the agent left it unset, which keeps them off the plain
+    seam (no ``hookless_default`` reason, never a ``delivery_outlook``). Only
+    ``wake`` unset with no ``reply_to`` is the plain seam.
 
     A live pending ask from this exact peer selects the late-reply plan; the
-    plan tables of :mod:`oxtail_core.gates` say the rest.
+    plan tables of :mod:`oxtail_core.gates` say the rest. The outcome carries
+    either a status (and perhaps a reason) or an outlook, never both (A39).
     """
     now = ctx.clock.now_ms()
     late = bool(reply_to) and consume_pending(ctx, peer.session_id, reply_to, me.session_id, now)
     plan = gates.plan_wake(reply_to, wake, late=late)
+    if plan.gate is Gate.PLAIN:
+        seam = _plain_seam(ctx, peer, now)
+        if isinstance(seam, Outlook):
+            return WakeOutcome(outlook=seam)
+        plan = seam
     if plan.gate is Gate.NONE:
         if late:
             safe_emit(ctx.tracer, "late_reply_pending_suppressed", target_session_id=peer.session_id)

@@ -199,15 +199,6 @@ def _text(text: str, *, error: bool = False) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=error)
 
 
-def _unimplemented(name: str) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "ok": False,
-        "error": "not-implemented",
-        "message": f"{name} is listed but this build of oxtail-mcp does not implement it yet.",
-    }
-
-
 def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup) -> Server[Any]:
     """The lowlevel MCP server with our exact tool list and dispatch."""
     listed = [
@@ -252,11 +243,8 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
             args = schemas.validate(tool, params.arguments)
         except schemas.InvalidArguments as exc:
             return _text(str(exc), error=True)
-        handler = tools.HANDLERS.get(tool.name)
-        if handler is None:  # listed, but this build has no handler for it yet
-            return _text(dumps(_unimplemented(tool.name)), error=True)
         try:
-            outcome = await handler(agent, args)
+            outcome = await tools.HANDLERS[tool.name](agent, args)
         except OxtailError as exc:
             return _text(str(exc), error=True)
         except ValueError as exc:
