@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,13 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oxtail_core.convert import envelope_from_line, envelope_to_line
-from oxtail_core.errors import InboxFull, StoreBusy
+from oxtail_core.errors import InboxFull, StoreBusy, StoreError
 from oxtail_core.ids import new_id
 from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
+from oxtail_core.wire import dumps
 from oxtail_fs import journal
 from oxtail_fs.atomic import (
+    STATE_FILE_MAX_BYTES,
     inode,
     read_all,
     read_bounded,
@@ -51,6 +54,7 @@ _APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOF
 _JOURNAL_RETRIES = 8
 _BATCH_MAX_BYTES = 64 << 20
 _PARSED_MAX_LINES = 20_000
+_PEEK_ROUNDS = 4
 
 
 def parse_lines(data: bytes, known: dict[bytes, Envelope] | None = None) -> tuple[list[Entry], list[bytes]]:
@@ -436,6 +440,57 @@ class InboxFiles:
         with self._hold([stem]):
             return len(self._parse(stem, read_all(self._path(stem)))[0])
 
+    def peek(self, inbox: InboxId, message_id: str) -> bool:
+        """Whether the message waits in ``inbox`` or is in flight from it: no lock, no write, no raise.
+
+        A message moves inbox -> journal -> batch file on a take (the journal is
+        written before the inbox rewrite and removed after the batch file), so
+        reading in that order never misses one that is being taken. A restore
+        moves it the other way, always renaming the inbox first: if the inbox
+        was replaced while we looked, we look again (a few times at most). An
+        unreadable, linked or foreign file reads as "not there" (A12).
+        """
+        stem = inbox_stem(inbox)
+        path = self._path(stem)
+        try:
+            key = dumps(message_id).encode("utf-8")
+            for _ in range(_PEEK_ROUNDS):
+                before = inode(path)
+                if _has_line(read_bounded(path, STATE_FILE_MAX_BYTES), key, message_id):
+                    return True
+                if self._in_journal(stem, key, message_id) or self._in_batches(stem, key, message_id):
+                    return True
+                if inode(path) == before:
+                    return False
+        except (OSError, StoreError, ValueError):
+            return False
+        return False
+
+    def _in_journal(self, stem: str, key: bytes, message_id: str) -> bool:
+        raw = read_bounded(self._journals / journal.single_name(stem), _BATCH_MAX_BYTES)
+        doc = journal.decode(raw) if raw is not None and key in raw else None
+        batches = doc.get("batches") if doc is not None and doc.get("stem") == stem else None
+        if not isinstance(batches, dict):
+            return False
+        return any(isinstance(b, dict) and _in_doc(b, key, message_id) for b in batches.values())
+
+    def _in_batches(self, stem: str, key: bytes, message_id: str) -> bool:
+        directory = self._layout.inflight_dir(stem)
+        try:
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                return False
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return False
+        for name in names:
+            if not (name.endswith(".json") and is_batch_id(name[:-5])):
+                continue
+            raw = read_bounded(directory / name, _BATCH_MAX_BYTES)
+            doc = journal.decode(raw) if raw is not None and key in raw else None
+            if doc is not None and _in_doc(doc, key, message_id):
+                return True
+        return False
+
     def change_token(self, inboxes: Sequence[InboxId]) -> tuple[int, ...]:
         return tuple(read_seq(lock_path(self._path(inbox_stem(i)))) for i in inboxes)
 
@@ -461,6 +516,31 @@ def _size(path: Path) -> int:
         return os.lstat(path).st_size
     except FileNotFoundError:
         return 0
+
+
+def _has_line(data: bytes | None, key: bytes, message_id: str) -> bool:
+    """Whether a complete (newline-terminated) message line with that id is in ``data``."""
+    if data is None or key not in data:
+        return False
+    lines = data.split(b"\n")
+    lines.pop()  # a torn last line is no message
+    return any(key in raw and _is_message(raw, message_id) for raw in lines)
+
+
+def _in_doc(doc: dict[str, Any], key: bytes, message_id: str) -> bool:
+    """Whether a batch document (or a journal's batch) holds a line with that id."""
+    lines = doc.get("lines")
+    if not isinstance(lines, list):
+        return False
+    text = key.decode("utf-8")
+    return any(isinstance(line, str) and text in line and _is_message(line, message_id) for line in lines)
+
+
+def _is_message(line: str | bytes, message_id: str) -> bool:
+    try:
+        return envelope_from_line(line).id == message_id
+    except (ValueError, TypeError):
+        return False
 
 
 def _batch_doc(batch: Batch, lines: Sequence[bytes]) -> dict[str, Any]:
