@@ -15,6 +15,7 @@ Invariants (see docs/protocol.md):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import threading
@@ -453,12 +454,15 @@ class InboxFiles:
         stem = inbox_stem(inbox)
         path = self._path(stem)
         try:
-            key = dumps(message_id).encode("utf-8")
+            text = dumps(message_id)
+            key, doc_key = text.encode("utf-8"), json.dumps(text)[1:-1].encode("ascii")
             for _ in range(_PEEK_ROUNDS):
                 before = inode(path)
                 if _has_line(read_bounded(path, STATE_FILE_MAX_BYTES), key, message_id):
                     return True
-                if self._in_journal(stem, key, message_id) or self._in_batches(stem, key, message_id):
+                if self._in_journal(stem, doc_key, text, message_id):
+                    return True
+                if self._in_batches(stem, doc_key, text, message_id):
                     return True
                 if inode(path) == before:
                     return False
@@ -466,15 +470,16 @@ class InboxFiles:
             return False
         return False
 
-    def _in_journal(self, stem: str, key: bytes, message_id: str) -> bool:
+    def _in_journal(self, stem: str, doc_key: bytes, text: str, message_id: str) -> bool:
+        """``doc_key`` is the quoted id as it appears inside a JSON document's line strings."""
         raw = read_bounded(self._journals / journal.single_name(stem), _BATCH_MAX_BYTES)
-        doc = journal.decode(raw) if raw is not None and key in raw else None
+        doc = journal.decode(raw) if raw is not None and doc_key in raw else None
         batches = doc.get("batches") if doc is not None and doc.get("stem") == stem else None
         if not isinstance(batches, dict):
             return False
-        return any(isinstance(b, dict) and _in_doc(b, key, message_id) for b in batches.values())
+        return any(isinstance(b, dict) and _in_doc(b, text, message_id) for b in batches.values())
 
-    def _in_batches(self, stem: str, key: bytes, message_id: str) -> bool:
+    def _in_batches(self, stem: str, doc_key: bytes, text: str, message_id: str) -> bool:
         directory = self._layout.inflight_dir(stem)
         try:
             if not stat.S_ISDIR(os.lstat(directory).st_mode):
@@ -486,8 +491,8 @@ class InboxFiles:
             if not (name.endswith(".json") and is_batch_id(name[:-5])):
                 continue
             raw = read_bounded(directory / name, _BATCH_MAX_BYTES)
-            doc = journal.decode(raw) if raw is not None and key in raw else None
-            if doc is not None and _in_doc(doc, key, message_id):
+            doc = journal.decode(raw) if raw is not None and doc_key in raw else None
+            if doc is not None and _in_doc(doc, text, message_id):
                 return True
         return False
 
@@ -527,12 +532,11 @@ def _has_line(data: bytes | None, key: bytes, message_id: str) -> bool:
     return any(key in raw and _is_message(raw, message_id) for raw in lines)
 
 
-def _in_doc(doc: dict[str, Any], key: bytes, message_id: str) -> bool:
-    """Whether a batch document (or a journal's batch) holds a line with that id."""
+def _in_doc(doc: dict[str, Any], text: str, message_id: str) -> bool:
+    """Whether a batch document (or a journal's batch) holds a line with that id (quoted: ``text``)."""
     lines = doc.get("lines")
     if not isinstance(lines, list):
         return False
-    text = key.decode("utf-8")
     return any(isinstance(line, str) and text in line and _is_message(line, message_id) for line in lines)
 
 
