@@ -447,9 +447,10 @@ class InboxFiles:
         A message moves inbox -> journal -> batch file on a take (the journal is
         written before the inbox rewrite and removed after the batch file), so
         reading in that order never misses one that is being taken. A restore
-        moves it the other way, always renaming the inbox first: if the inbox
-        was replaced while we looked, we look again (a few times at most). An
-        unreadable, linked or foreign file reads as "not there" (A12).
+        moves it the other way, renaming the inbox first and bumping the change
+        counter last: if the inbox file or the counter changed while we looked,
+        we look again (a few times at most). An unreadable, linked or foreign
+        file reads as "not there" (A12).
         """
         stem = inbox_stem(inbox)
         path = self._path(stem)
@@ -457,14 +458,14 @@ class InboxFiles:
             text = dumps(message_id)
             key, doc_key = text.encode("utf-8"), json.dumps(text)[1:-1].encode("ascii")
             for _ in range(_PEEK_ROUNDS):
-                before = inode(path)
+                before = _version(path)
                 if _has_line(read_bounded(path, STATE_FILE_MAX_BYTES), key, message_id):
                     return True
                 if self._in_journal(stem, doc_key, text, message_id):
                     return True
                 if self._in_batches(stem, doc_key, text, message_id):
                     return True
-                if inode(path) == before:
+                if _version(path) == before:
                     return False
         except (OSError, StoreError, ValueError):
             return False
@@ -521,6 +522,16 @@ def _size(path: Path) -> int:
         return os.lstat(path).st_size
     except FileNotFoundError:
         return 0
+
+
+def _version(path: Path) -> tuple[int, tuple[int, int, int, int] | None]:
+    """The inbox's change counter and file identity: any rewrite or restore changes one of them."""
+    try:
+        st = os.lstat(path)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    except FileNotFoundError:
+        stamp = None
+    return read_seq(lock_path(path)), stamp
 
 
 def _has_line(data: bytes | None, key: bytes, message_id: str) -> bool:
