@@ -21,6 +21,7 @@ id meanwhile.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import cast
 
@@ -33,21 +34,41 @@ OPEN_HINT = b"action_required"
 
 
 def split(data: bytes) -> list[bytes]:
-    """The lines of a ledger file, each ending in ``\\n``; a torn tail is kept as a line of its own."""
-    return [line + b"\n" for line in data.split(b"\n") if line]
+    """The non-empty lines of a ledger file, without their newlines; a torn tail is a line too."""
+    return list(filter(None, data.split(b"\n")))
+
+
+def join(lines: Sequence[bytes]) -> bytes:
+    """A ledger file holding ``lines``, each newline-terminated."""
+    return b"".join((b"\n".join(lines), b"\n")) if lines else b""
 
 
 def parse(raw: bytes) -> LedgerRecord | None:
-    """The record on one line, or None for a line that is not one."""
+    """The record on one line, or None for a line that is not one.
+
+    Lines up to 16 KiB are remembered by their bytes (records are immutable), so
+    the open obligations a ledger keeps are parsed once per process, not on
+    every record and read; the memory stays bounded (4096 lines at most).
+    """
+    return _parse_small(raw) if len(raw) <= _CACHED_LINE_MAX else _parse(raw)
+
+
+_CACHED_LINE_MAX = 16 << 10
+
+
+def _parse(raw: bytes) -> LedgerRecord | None:
     try:
         return cast(LedgerRecord, from_wire(loads(raw.decode("utf-8")), LedgerRecord))
     except (ShapeError, WireError, UnicodeDecodeError, RecursionError):
         return None
 
 
+_parse_small = functools.lru_cache(maxsize=4096)(_parse)
+
+
 def line_of(record: LedgerRecord) -> bytes:
-    """The envelope as built, plus ``obligation`` once closed: compact JSON and a newline."""
-    return utf8(dumps(to_wire(record))) + b"\n"
+    """The envelope as built, plus ``obligation`` once closed: compact JSON (without the newline)."""
+    return utf8(dumps(to_wire(record)))
 
 
 def needle(message_id: str) -> bytes:
@@ -55,9 +76,11 @@ def needle(message_id: str) -> bytes:
     return utf8(dumps(message_id))
 
 
-def matching(lines: Sequence[bytes], message_id: str) -> list[tuple[int, LedgerRecord]]:
-    """``(index, record)`` of every record with that id, oldest first."""
+def matching(data: bytes, lines: Sequence[bytes], message_id: str) -> list[tuple[int, LedgerRecord]]:
+    """``(index, record)`` of every record with that id, oldest first (``lines`` split from ``data``)."""
     key = needle(message_id)
+    if key not in data:
+        return []  # one search of the whole file instead of one per line: the common case, a new id
     out = []
     for index, raw in enumerate(lines):
         if key in raw and (record := parse(raw)) is not None and record.envelope.id == message_id:
@@ -84,11 +107,14 @@ def prune(lines: Sequence[bytes], keep: int) -> tuple[list[bytes], int]:
         return list(lines), 0
     survivors: list[bytes] = []
     dropped = 0
-    for raw in lines:
-        if dropped < excess and not is_open_line(raw):
-            dropped += 1
-        else:
+    for index, raw in enumerate(lines):
+        if dropped == excess:
+            survivors.extend(lines[index:])
+            break
+        if is_open_line(raw):
             survivors.append(raw)
+        else:
+            dropped += 1
     return survivors, dropped
 
 
@@ -117,6 +143,8 @@ def normalize(lines: Sequence[bytes]) -> list[bytes]:
 
 def open_obligations(data: bytes) -> list[Envelope]:
     """The open obligations of a ledger file, newest first (an id counts once, by its newest line)."""
+    if OPEN_HINT not in data:
+        return []  # no delegation ever reached this ledger (the common case): no line to look at
     candidates = [r for raw in data.split(b"\n") if OPEN_HINT in raw and (r := parse(raw)) is not None]
     closed = {r.envelope.id for r in candidates if r.obligation is not None}
     seen: set[str] = set()

@@ -264,7 +264,7 @@ class FsStore:
         """Atomic rewrite (temp + rename); a failure removes the temp before the error propagates."""
         tmp = self._ledger_temp(path)
         try:
-            write_new(tmp, b"".join(lines), fsync=self._fsync)
+            write_new(tmp, ledger.join(lines), fsync=self._fsync)
             self._point("ledger:after-temp-write")
             os.replace(tmp, path)
         except Exception:
@@ -288,17 +288,17 @@ class FsStore:
             self._ledger_repair(lock, path)
             data = read_all(path)
             lines = ledger.split(data)
-            same = ledger.matching(lines, envelope.id)
+            same = ledger.matching(data, lines, envelope.id)
             line = ledger.line_of(LedgerRecord(envelope, ledger.outcome_of(same)))
             if not same and len(lines) < keep:
-                append_guarded(lock, path, line)
+                append_guarded(lock, path, line + b"\n")
                 lock.commit(bump=False)
                 return 0
-            dropped_ids = {index for index, _ in same}
-            rest = [raw for index, raw in enumerate(lines) if index not in dropped_ids]
+            older = {index for index, _ in same}
+            rest = [raw for index, raw in enumerate(lines) if index not in older] if older else lines
             survivors, pruned = ledger.prune([*rest, line], keep)
             try:
-                append_guarded(lock, path, line)
+                append_guarded(lock, path, line + b"\n")
             except Exception:
                 lock.undo_crashed_append(path)
                 raise
@@ -331,8 +331,9 @@ class FsStore:
         path = self._layout.ledger(session_id)
         with self._hold(lock_path(path)) as lock:
             self._ledger_repair(lock, path)
-            lines = ledger.split(read_all(path))
-            same = ledger.matching(lines, message_id)
+            data = read_all(path)
+            lines = ledger.split(data)
+            same = ledger.matching(data, lines, message_id)
             if not same:
                 return CloseOutcome("not-found")
             newest_index, newest = same[-1]
