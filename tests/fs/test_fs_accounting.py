@@ -179,6 +179,30 @@ def test_receipts_gc_judges_by_file_mtime_reclaims_stale_temps_and_leaves_everyt
     assert fs.receipts_gc(now_ms - 7 * DAY_MS) == 0
 
 
+def test_receipts_gc_drops_an_old_outbox_record_even_while_its_message_waits_a8(fs: FsStore) -> None:
+    fs.append(ME, [mint(1)])
+    fs.outbox_put(
+        OutboxRecord(message_id=mint(1).id, enqueued_at=1, target_session_id="s", target_server_pid=3)
+    )
+    path = fs.home / "outbox" / mint(1).id
+    os.utime(path, ns=(0, 0))
+    assert fs.receipts_gc(DAY_MS) == 1
+    assert fs.outbox_get(mint(1).id) is None and fs.peek(ME, mint(1).id)
+
+
+def test_receipts_gc_without_its_directories_collects_nothing_and_a_linked_one_is_refused(
+    fs: FsStore, tmp_path: Path
+) -> None:
+    (fs.home / "outbox").rmdir()
+    assert fs.receipts_gc(DAY_MS) == 0
+    (fs.home / "outbox").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / mint(1).id).write_text("precious")
+    os.utime(tmp_path / mint(1).id, ns=(0, 0))
+    with pytest.raises(StoreError, match="symlink"):
+        fs.receipts_gc(DAY_MS)
+    assert (tmp_path / mint(1).id).read_text() == "precious"
+
+
 # Peek ------------------------------------------------------------------------------------------------
 def test_peek_ignores_a_torn_last_line_and_lines_that_are_not_messages(fs: FsStore) -> None:
     path = fs._layout.inbox(ME)

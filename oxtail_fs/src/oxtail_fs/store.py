@@ -408,6 +408,8 @@ class FsStore:
         removed = 0
         for name in (RECEIPTS, OUTBOX):
             directory = self._layout.dir(name)
+            if not self._layout.existing_dir(directory):  # a link in its place: StoreError, never followed
+                continue
             with os.scandir(directory) as listing:
                 dirents = [d for d in listing if is_message_id(d.name) or _RECORD_TEMP.match(d.name)]
             for dirent in dirents:
