@@ -210,10 +210,12 @@ def test_peek_ignores_a_torn_last_line_and_lines_that_are_not_messages(fs: FsSto
     line = (dumps(to_wire(mint(2))) + "\n").encode()
     with open(path, "ab") as fh:
         fh.write(b'garbage "' + mint(3).id.encode() + b'"\n')
+        fh.write(dumps(to_wire(mint(4, "caf\u00e9"))).encode().replace(b"\xc3\xa9", b"\xff") + b"\n")
         fh.write(line[:-1])  # a writer still writing (or killed): no newline yet
     assert fs.peek(ME, mint(1).id) is True
     assert fs.peek(ME, mint(2).id) is False
     assert fs.peek(ME, mint(3).id) is False
+    assert fs.peek(ME, mint(4).id) is False  # not UTF-8: a take would never serve it
     with open(path, "ab") as fh:
         fh.write(b"\n")
     assert fs.peek(ME, mint(2).id) is True

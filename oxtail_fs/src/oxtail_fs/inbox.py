@@ -552,9 +552,10 @@ def _in_doc(doc: dict[str, Any], text: str, message_id: str) -> bool:
 
 
 def _is_message(line: str | bytes, message_id: str) -> bool:
+    """Whether ``line`` is a message with that id, by the rule a take serves by (strict UTF-8)."""
     try:
-        return envelope_from_line(line).id == message_id
-    except (ValueError, TypeError):
+        return envelope_from_line(line.decode("utf-8") if isinstance(line, bytes) else line).id == message_id
+    except (ValueError, TypeError):  # ShapeError and UnicodeDecodeError are ValueErrors
         return False
 
 
