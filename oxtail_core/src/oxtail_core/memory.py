@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 import attrs
 
-from oxtail_core.ids import new_id
+from oxtail_core.ids import HEX16, new_id
 from oxtail_core.model import (
     ActivityMarker,
     ClaimRecord,
@@ -200,6 +200,9 @@ class MemoryStore:
 
     # Receipts and outbox ------------------------------------------------------------
     def receipt_put(self, receipt: Receipt) -> bool:
+        """Only a hex16 id has a receipt (a file store names the file by it); the reference skips others."""
+        if not HEX16.match(receipt.message_id):
+            return False
         with self._lock:
             return self._receipts.setdefault(receipt.message_id, receipt) is receipt
 
@@ -208,6 +211,8 @@ class MemoryStore:
             return self._receipts.get(message_id)
 
     def outbox_put(self, record: OutboxRecord) -> bool:
+        if not HEX16.match(record.message_id):
+            return False
         with self._lock:
             return self._outbox.setdefault(record.message_id, record) is record
 

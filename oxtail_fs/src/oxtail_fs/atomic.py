@@ -68,14 +68,20 @@ def write_new(path: Path, data: bytes, *, fsync: bool) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
-    """Replace ``path`` with ``data`` all at once."""
+def write_atomic(path: Path, data: bytes, *, fsync: bool, times_ns: tuple[int, int] | None = None) -> None:
+    """Replace ``path`` with ``data`` all at once.
+
+    ``times_ns`` (atime, mtime) is set on the temp file before the rename, so a
+    record whose age is its mtime keeps its age across the rewrite.
+    """
     tmp = temp_name(path)
     try:
         write_new(tmp, data, fsync=fsync)
+        if times_ns is not None:
+            os.utime(tmp, ns=times_ns, follow_symlinks=False)
         os.replace(tmp, path)
     except BaseException:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise
     if fsync:
         sync_dir(path.parent)
@@ -96,7 +102,7 @@ def publish_new(path: Path, data: bytes, *, fsync: bool) -> bool:
         except FileExistsError:
             return False
     finally:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
     if fsync:
         sync_dir(path.parent)
     return True
@@ -224,6 +230,16 @@ def unlink_missing_ok(path: Path) -> bool:
     return True
 
 
-def _unlink_quietly(path: Path) -> None:
+def truncate_to(path: Path, size: int) -> None:
+    """Cut the regular file ``path`` back to ``size`` bytes (undo an append that must not stand)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if require_regular(fd, path).st_size > size:
+            os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+
+
+def unlink_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)

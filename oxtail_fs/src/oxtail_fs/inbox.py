@@ -15,7 +15,9 @@ Invariants (see docs/protocol.md):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,13 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oxtail_core.convert import envelope_from_line, envelope_to_line
-from oxtail_core.errors import InboxFull, StoreBusy
+from oxtail_core.errors import InboxFull, StoreBusy, StoreError
 from oxtail_core.ids import new_id
 from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
+from oxtail_core.wire import dumps
 from oxtail_fs import journal
 from oxtail_fs.atomic import (
+    STATE_FILE_MAX_BYTES,
     inode,
     read_all,
     read_bounded,
@@ -51,6 +55,7 @@ _APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOF
 _JOURNAL_RETRIES = 8
 _BATCH_MAX_BYTES = 64 << 20
 _PARSED_MAX_LINES = 20_000
+_PEEK_ROUNDS = 4
 
 
 def parse_lines(data: bytes, known: dict[bytes, Envelope] | None = None) -> tuple[list[Entry], list[bytes]]:
@@ -277,7 +282,10 @@ class InboxFiles:
             good, bad = self._parse(stem, read_all(path))
             chosen = sorted(set(select(tuple(env for _, env in good))))
             if not chosen:
-                return None  # nothing changes, not even the mtime (pollers are not woken)
+                if bad and not good:  # bytes but no message: set them aside, so the box reads empty
+                    self._quarantine(stem, bad)
+                    self._write(path, b"")
+                return None  # otherwise nothing changes, not even the mtime (pollers are not woken)
             taken = [good[i] for i in chosen]
             keep = set(chosen)
             survivors = b"".join(raw for i, (raw, _) in enumerate(good) if i not in keep)
@@ -436,6 +444,62 @@ class InboxFiles:
         with self._hold([stem]):
             return len(self._parse(stem, read_all(self._path(stem)))[0])
 
+    def peek(self, inbox: InboxId, message_id: str) -> bool:
+        """Whether the message waits in ``inbox`` or is in flight from it: no lock, no write, no raise.
+
+        A message moves inbox -> journal -> batch file on a take (the journal is
+        written before the inbox rewrite and removed after the batch file), so
+        reading in that order never misses one that is being taken. A restore
+        moves it the other way, renaming the inbox first and bumping the change
+        counter last: if the inbox file or the counter changed while we looked,
+        we look again (a few times at most). An unreadable, linked or foreign
+        file reads as "not there" (A12).
+        """
+        stem = inbox_stem(inbox)
+        path = self._path(stem)
+        try:
+            text = dumps(message_id)
+            key, doc_key = text.encode("utf-8"), json.dumps(text)[1:-1].encode("ascii")
+            for _ in range(_PEEK_ROUNDS):
+                before = _version(path)
+                if _has_line(read_bounded(path, STATE_FILE_MAX_BYTES), key, message_id):
+                    return True
+                if self._in_journal(stem, doc_key, text, message_id):
+                    return True
+                if self._in_batches(stem, doc_key, text, message_id):
+                    return True
+                if _version(path) == before:
+                    return False
+        except (OSError, StoreError, ValueError):
+            return False
+        return False
+
+    def _in_journal(self, stem: str, doc_key: bytes, text: str, message_id: str) -> bool:
+        """``doc_key`` is the quoted id as it appears inside a JSON document's line strings."""
+        raw = read_bounded(self._journals / journal.single_name(stem), _BATCH_MAX_BYTES)
+        doc = journal.decode(raw) if raw is not None and doc_key in raw else None
+        batches = doc.get("batches") if doc is not None and doc.get("stem") == stem else None
+        if not isinstance(batches, dict):
+            return False
+        return any(isinstance(b, dict) and _in_doc(b, text, message_id) for b in batches.values())
+
+    def _in_batches(self, stem: str, doc_key: bytes, text: str, message_id: str) -> bool:
+        directory = self._layout.inflight_dir(stem)
+        try:
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                return False
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return False
+        for name in names:
+            if not (name.endswith(".json") and is_batch_id(name[:-5])):
+                continue
+            raw = read_bounded(directory / name, _BATCH_MAX_BYTES)
+            doc = journal.decode(raw) if raw is not None and doc_key in raw else None
+            if doc is not None and _in_doc(doc, text, message_id):
+                return True
+        return False
+
     def change_token(self, inboxes: Sequence[InboxId]) -> tuple[int, ...]:
         return tuple(read_seq(lock_path(self._path(inbox_stem(i)))) for i in inboxes)
 
@@ -461,6 +525,41 @@ def _size(path: Path) -> int:
         return os.lstat(path).st_size
     except FileNotFoundError:
         return 0
+
+
+def _version(path: Path) -> tuple[int, tuple[int, int, int, int] | None]:
+    """The inbox's change counter and file identity: any rewrite or restore changes one of them."""
+    try:
+        st = os.lstat(path)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    except FileNotFoundError:
+        stamp = None
+    return read_seq(lock_path(path)), stamp
+
+
+def _has_line(data: bytes | None, key: bytes, message_id: str) -> bool:
+    """Whether a complete (newline-terminated) message line with that id is in ``data``."""
+    if data is None or key not in data:
+        return False
+    lines = data.split(b"\n")
+    lines.pop()  # a torn last line is no message
+    return any(key in raw and _is_message(raw, message_id) for raw in lines)
+
+
+def _in_doc(doc: dict[str, Any], text: str, message_id: str) -> bool:
+    """Whether a batch document (or a journal's batch) holds a line with that id (quoted: ``text``)."""
+    lines = doc.get("lines")
+    if not isinstance(lines, list):
+        return False
+    return any(isinstance(line, str) and text in line and _is_message(line, message_id) for line in lines)
+
+
+def _is_message(line: str | bytes, message_id: str) -> bool:
+    """Whether ``line`` is a message with that id, by the rule a take serves by (strict UTF-8)."""
+    try:
+        return envelope_from_line(line.decode("utf-8") if isinstance(line, bytes) else line).id == message_id
+    except (ValueError, TypeError):  # ShapeError and UnicodeDecodeError are ValueErrors
+        return False
 
 
 def _batch_doc(batch: Batch, lines: Sequence[bytes]) -> dict[str, Any]:

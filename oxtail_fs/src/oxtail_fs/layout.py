@@ -2,8 +2,9 @@
 
 No file name is ever built from a caller's string: session ids, request ids,
 reply_to values and inbox keys only reach the filesystem through ``hash32`` /
-``pair_key`` (32 lowercase hex characters), batch ids must be hex16, and
-registry pids must be positive integers. So no input can escape ``home``,
+``pair_key`` (32 lowercase hex characters), batch ids and the message ids that
+name receipts and outbox records must be hex16, and registry pids must be
+positive integers. So no input can escape ``home``,
 collide with another record or become a hidden or lock file.
 
 Every directory we use under ``home`` must be a real directory: a symlink (or
@@ -37,7 +38,21 @@ ACTIVITY = "activity"
 REGISTRY = "registry"
 SESSIONS = "sessions"  # the reference's registry: read, never written (see Layout.legacy_registry)
 CLAIMS = "claims"
-TOP_DIRS = (INBOXES, INFLIGHT, JOURNAL, RECEIVED, PENDING, AUTOWAKE, ACTIVITY, REGISTRY, CLAIMS)
+RECEIPTS = "receipts"
+OUTBOX = "outbox"
+TOP_DIRS = (
+    INBOXES,
+    INFLIGHT,
+    JOURNAL,
+    RECEIVED,
+    PENDING,
+    AUTOWAKE,
+    ACTIVITY,
+    REGISTRY,
+    CLAIMS,
+    RECEIPTS,
+    OUTBOX,
+)
 
 REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")
 
@@ -51,6 +66,11 @@ def inbox_stem(inbox: InboxId) -> str:
 def is_batch_id(batch_id: object) -> bool:
     """Batch ids are minted by ``new_id`` (hex16); anything else never names a file."""
     return isinstance(batch_id, str) and bool(HEX16.match(batch_id))
+
+
+def is_message_id(message_id: object) -> bool:
+    """Receipts and outbox records are named by the message id itself, so only hex16 ids have one."""
+    return isinstance(message_id, str) and bool(HEX16.match(message_id))
 
 
 def is_registry_pid(pid: object) -> bool:
@@ -131,6 +151,14 @@ class Layout:
     def ledger(self, session_id: str) -> Path:
         return self.dir(RECEIVED) / f"{hash32(session_id)}.jsonl"
 
+    def receipt(self, message_id: str) -> Path:
+        """``receipts/<message_id>``; the id must pass :func:`is_message_id` (ValueError otherwise)."""
+        return self.dir(RECEIPTS) / _message_name(message_id)
+
+    def outbox(self, message_id: str) -> Path:
+        """``outbox/<message_id>``; the id must pass :func:`is_message_id` (ValueError otherwise)."""
+        return self.dir(OUTBOX) / _message_name(message_id)
+
     def pending(self, requester: str, request_id: str) -> Path:
         return self.dir(PENDING) / f"p-{pair_key(requester, request_id)}"
 
@@ -169,6 +197,12 @@ class Layout:
     def legacy_registry(self, pid: int) -> Path:
         """``sessions/<pid>.json`` (read only): the reference's entries, and ours from before the move."""
         return self.dir(SESSIONS) / f"{pid}.json"
+
+
+def _message_name(message_id: str) -> str:
+    if not is_message_id(message_id):
+        raise ValueError(f"not a hex16 message id: {message_id[:64]!r}")
+    return message_id
 
 
 def lock_path(data: Path) -> Path:

@@ -17,15 +17,17 @@ import functools
 import json
 import math
 import os
+import re
 import stat
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
+import attrs
+
 from oxtail_core.convert import (
     ShapeError,
     envelope_from_line,
-    envelope_to_line,
     from_wire,
     legacy_entry_from_wire,
     to_wire,
@@ -38,6 +40,7 @@ from oxtail_core.model import (
     ClaimRecord,
     CloseOutcome,
     Envelope,
+    LedgerRecord,
     Obligation,
     OutboxRecord,
     PendingAsk,
@@ -48,12 +51,15 @@ from oxtail_core.model import (
 )
 from oxtail_core.protocols import Batch, Holder, InboxId, Selector
 from oxtail_core.wire import WireError, dumps, loads, utf8
+from oxtail_fs import ledger
 from oxtail_fs.atomic import (
     publish_new,
     read_all,
     read_bounded,
-    temp_name,
+    sync_dir,
+    truncate_to,
     unlink_missing_ok,
+    unlink_quietly,
     write_atomic,
     write_new,
 )
@@ -61,17 +67,20 @@ from oxtail_fs.inbox import CrashHook, InboxFiles
 from oxtail_fs.layout import (
     AUTOWAKE,
     CLAIMS,
+    OUTBOX,
     PENDING,
+    RECEIPTS,
     REGISTRY,
     REGISTRY_NAME,
     SESSIONS,
     TOP_DIRS,
     Layout,
     dir_lock,
+    is_message_id,
     is_registry_pid,
     lock_path,
 )
-from oxtail_fs.locks import append_guarded, hold
+from oxtail_fs.locks import HeldLock, append_guarded, hold
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,6 +89,8 @@ REGISTRY_MAX_BYTES = 1 << 20
 RECORD_MAX_BYTES = 64 << 10
 _PENDING_NAME = "p-"
 _WAKE_PREFIXES = ("d-", "r-")
+_RECORD_TEMP = re.compile(r"^[0-9a-f]{16}\.(?:[0-9]+\.[0-9a-f]{12}\.tmp|tmp\..*)\Z", re.DOTALL)
+"""A receipt's or outbox record's temp file: ours (``publish_new``) or the reference's ``<id>.tmp.*``."""
 
 
 def _store_op(method: Callable[P, R]) -> Callable[P, R]:
@@ -235,6 +246,10 @@ class FsStore:
     def depth(self, inbox: InboxId) -> int:
         return self._inboxes.depth(inbox)
 
+    def peek(self, inbox: InboxId, message_id: str) -> bool:
+        """Lock-free and read-only; never raises (an unreadable inbox reads as "not there")."""
+        return self._inboxes.peek(inbox, message_id)
+
     @_store_op
     def in_flight(self, inbox: InboxId) -> list[Batch]:
         """Batches taken from ``inbox`` and not yet settled, oldest first (for tests and status views)."""
@@ -249,27 +264,78 @@ class FsStore:
         return self._inboxes.wait_for_change(inboxes, token, timeout_s)
 
     # Received ledger ---------------------------------------------------------------------
+    def _ledger_temp(self, path: Path) -> Path:
+        """The one temp file of a ledger rewrite: only the lock holder writes it, so a fixed name is safe."""
+        return path.with_name(path.name + ".tmp")
+
+    def _ledger_repair(self, lock: HeldLock, path: Path) -> None:
+        """Under the ledger lock, before anything else: undo what a killed holder left.
+
+        A half-written append is cut off. A temp file left means a holder died
+        inside a rewrite: it is removed, and if the holder had appended its line
+        before dying (a compaction), the ledger is normalized (one line per id).
+        """
+        lock.undo_crashed_append(path)
+        if unlink_missing_ok(self._ledger_temp(path)):
+            lines = ledger.split(read_all(path))
+            repaired = ledger.normalize(lines)
+            if repaired != lines:
+                self._ledger_replace(path, repaired)
+
+    def _ledger_replace(self, path: Path, lines: Sequence[bytes]) -> None:
+        """Atomic rewrite (temp + rename); a failure removes the temp before the error propagates."""
+        tmp = self._ledger_temp(path)
+        try:
+            write_new(tmp, ledger.join(lines), fsync=self._fsync)
+            self._point("ledger:after-temp-write")
+            os.replace(tmp, path)
+        except Exception:
+            unlink_quietly(tmp)
+            raise
+        if self._fsync:
+            sync_dir(path.parent)
+
     @_store_op
     def ledger_record(self, session_id: str, envelope: Envelope, keep: int) -> int:
-        """Append under the ledger lock; past ``keep`` lines, atomically rewrite with the newest ``keep``."""
+        """Under the ledger lock. A new id below the cap is a plain append (all or none); otherwise
+        the line is appended and the file then compacted by one atomic rewrite (older lines of the
+        id dropped, the oldest prunable lines above ``keep`` pruned).
+
+        Nothing is half-recorded: a failure before the rename cuts the appended line off again, so
+        a StoreError means the ledger is as it was. A kill after the append keeps the line (the
+        caller never got an answer); the next holder then finishes the compaction's dedupe.
+        """
         path = self._layout.ledger(session_id)
         with self._hold(lock_path(path)) as lock:
-            lock.undo_crashed_append(path)
-            append_guarded(lock, path, envelope_to_line(envelope).encode("utf-8"))
+            self._ledger_repair(lock, path)
+            data = read_all(path)
+            lines = ledger.split(data)
+            same = ledger.matching(data, lines, envelope.id)
+            line = ledger.line_of(LedgerRecord(envelope, ledger.outcome_of(same)))
+            if not same and len(lines) < keep:
+                append_guarded(lock, path, line + b"\n")
+                lock.commit(bump=False)
+                return 0
+            older = {index for index, _ in same}
+            rest = [raw for index, raw in enumerate(lines) if index not in older] if older else lines
+            survivors, pruned = ledger.prune([*rest, line], keep)
+            try:
+                append_guarded(lock, path, line + b"\n")
+            except Exception:
+                lock.undo_crashed_append(path)
+                raise
             lock.commit(bump=False)
-            lines = [line for line in read_all(path).split(b"\n") if line]
-            dropped = max(len(lines) - max(keep, 0), 0)
-            if dropped:
-                tmp = temp_name(path)
-                write_new(tmp, b"".join(line + b"\n" for line in lines[dropped:]), fsync=self._fsync)
-                self._point("ledger:after-temp-write")
-                os.replace(tmp, path)
-            return dropped
+            try:
+                self._ledger_replace(path, survivors)
+            except Exception:
+                truncate_to(path, len(data))
+                raise
+            return pruned
 
     @_store_op
     def ledger_lookup(self, session_id: str, message_id: str) -> Envelope | None:
         """Newest first; lock-free, because the file is only ever appended to or replaced whole."""
-        needle = dumps(message_id).encode("utf-8")
+        needle = ledger.needle(message_id)
         for line in reversed(read_all(self._layout.ledger(session_id)).split(b"\n")):
             if needle not in line:
                 continue
@@ -280,6 +346,103 @@ class FsStore:
             if env.id == message_id:
                 return env
         return None
+
+    @_store_op
+    def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
+        """Compare-and-set under the ledger lock: exactly one of racing closers rewrites the line."""
+        path = self._layout.ledger(session_id)
+        with self._hold(lock_path(path)) as lock:
+            self._ledger_repair(lock, path)
+            data = read_all(path)
+            lines = ledger.split(data)
+            same = ledger.matching(data, lines, message_id)
+            if not same:
+                return CloseOutcome("not-found")
+            newest_index, newest = same[-1]
+            current = LedgerRecord(newest.envelope, ledger.outcome_of(same))
+            if not current.envelope.action_required:
+                return CloseOutcome("not-an-obligation", current)
+            if current.obligation is not None:
+                return CloseOutcome("already-closed", current)
+            closed = LedgerRecord(current.envelope, outcome)
+            older = {index for index, _ in same[:-1]}
+            self._ledger_replace(
+                path,
+                [
+                    ledger.line_of(closed) if index == newest_index else raw
+                    for index, raw in enumerate(lines)
+                    if index not in older
+                ],
+            )
+            return CloseOutcome("claimed", closed)
+
+    @_store_op
+    def ledger_open(self, session_id: str) -> list[Envelope]:
+        """Lock-free (a rewrite is a rename: the old or the new file, whole); a missing ledger is
+        empty, an unreadable one (symlink, FIFO, no permission, over the cap) a StoreError."""
+        return ledger.open_obligations(read_all(self._layout.ledger(session_id)))
+
+    # Receipts and outbox -------------------------------------------------------------------
+    def _publish_once(self, path: Path, record: object) -> bool:
+        """Exclusive and never seen half-written (temp + ``link``); an existing file is kept as is."""
+        return publish_new(path, utf8(dumps(to_wire(record))), fsync=self._fsync)
+
+    def _named_record(self, path: Path, cls: type[Any]) -> Any:
+        """The record in ``path`` iff it is valid and names the same message as its file; else None.
+
+        Never raises: a link, FIFO, huge, unreadable or corrupt file is simply no record (A11).
+        """
+        try:
+            record = _parse_record(read_bounded(path, RECORD_MAX_BYTES), cls)
+        except OSError:
+            return None
+        return record if record is not None and record.message_id == path.name else None
+
+    @_store_op
+    def receipt_put(self, receipt: Receipt) -> bool:
+        if not is_message_id(receipt.message_id):
+            return False
+        return self._publish_once(self._layout.receipt(receipt.message_id), receipt)
+
+    def receipt_get(self, message_id: str) -> Receipt | None:
+        if not is_message_id(message_id):
+            return None
+        return cast("Receipt | None", self._named_record(self._layout.receipt(message_id), Receipt))
+
+    @_store_op
+    def outbox_put(self, record: OutboxRecord) -> bool:
+        if not is_message_id(record.message_id):
+            return False
+        return self._publish_once(self._layout.outbox(record.message_id), record)
+
+    def outbox_get(self, message_id: str) -> OutboxRecord | None:
+        if not is_message_id(message_id):
+            return None
+        return cast("OutboxRecord | None", self._named_record(self._layout.outbox(message_id), OutboxRecord))
+
+    @_store_op
+    def receipts_gc(self, cutoff_ms: int) -> int:
+        """By file mtime (the reference's rule), lock-free: a record is written once and never changed.
+
+        Counts the records removed; crash-orphaned temp files of a record are reclaimed by the
+        same age, uncounted. Anything else in the directories is left alone.
+        """
+        removed = 0
+        for name in (RECEIPTS, OUTBOX):
+            directory = self._layout.dir(name)
+            if not self._layout.existing_dir(directory):  # a link in its place: StoreError, never followed
+                continue
+            with os.scandir(directory) as listing:
+                dirents = [d for d in listing if is_message_id(d.name) or _RECORD_TEMP.match(d.name)]
+            for dirent in dirents:
+                try:
+                    st = dirent.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and st.st_mtime_ns // 1_000_000 < cutoff_ms:
+                    gone = unlink_missing_ok(directory / dirent.name)
+                    removed += gone and is_message_id(dirent.name)
+        return removed
 
     # Pending asks ---------------------------------------------------------------------------
     @_store_op
@@ -326,6 +489,21 @@ class FsStore:
             if record is not None:
                 records.append(record)
         return records
+
+    @_store_op
+    def pending_bump(self, requester: str, request_id: str, at_ms: int) -> bool:
+        """Under the directory lock; the rewrite keeps the body's ``at`` (our TTL clock) and the
+        file's mtime (the reference's), so a re-poke never extends the record's life."""
+        path = self._layout.pending(requester, request_id)
+        with self._hold(dir_lock(path.parent)):
+            record = _parse_record(read_bounded(path, RECORD_MAX_BYTES), PendingAsk)
+            if record is None:
+                return False
+            st = os.lstat(path)
+            bumped = attrs.evolve(record, attempts=record.attempts + 1, last_repoke_at=at_ms)
+            body = utf8(dumps(to_wire(bumped)))
+            write_atomic(path, body, fsync=self._fsync, times_ns=(st.st_atime_ns, st.st_mtime_ns))
+            return True
 
     # Wake bookkeeping ----------------------------------------------------------------------------
     @_store_op
@@ -583,31 +761,3 @@ class FsStore:
             if entry is not None:
                 entries.append(entry)
         return entries
-
-    # Accounting (issue 9): being built by the store helper ---------------------------------
-    def peek(self, inbox: InboxId, message_id: str) -> bool:
-        raise NotImplementedError("issue 9")
-
-    def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
-        raise NotImplementedError("issue 9")
-
-    def ledger_open(self, session_id: str) -> list[Envelope]:
-        raise NotImplementedError("issue 9")
-
-    def receipt_put(self, receipt: Receipt) -> bool:
-        raise NotImplementedError("issue 9")
-
-    def receipt_get(self, message_id: str) -> Receipt | None:
-        raise NotImplementedError("issue 9")
-
-    def outbox_put(self, record: OutboxRecord) -> bool:
-        raise NotImplementedError("issue 9")
-
-    def outbox_get(self, message_id: str) -> OutboxRecord | None:
-        raise NotImplementedError("issue 9")
-
-    def receipts_gc(self, cutoff_ms: int) -> int:
-        raise NotImplementedError("issue 9")
-
-    def pending_bump(self, requester: str, request_id: str, at_ms: int) -> bool:
-        raise NotImplementedError("issue 9")

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from oxtail_core.model import (
@@ -30,8 +31,13 @@ from oxtail_core.model import (
     Ancestor,
     ClaimRecord,
     ClientInfo,
+    CloseOutcome,
     Envelope,
+    LedgerRecord,
+    Obligation,
+    OutboxRecord,
     PendingAsk,
+    Receipt,
     RegistryEntry,
     StateCard,
 )
@@ -49,6 +55,15 @@ def mint(n: int, body: str | None = None, **extra: Any) -> Envelope:
     """An envelope as a sender mints it (body_bytes and origin set, so it round-trips unchanged)."""
     text = body if body is not None else f"message {n}"
     return Envelope(id=f"{n:016x}", body=text, enqueued_at=1000 + n, body_bytes=len(text.encode()), **extra)
+
+
+def duty(n: int, body: str | None = None) -> Envelope:
+    """A durable delegation (``action_required``) from a claimed requester."""
+    return mint(n, body, action_required=True, from_session_id="requester")
+
+
+DONE = Obligation(state="done", at=1_796_150_478, note="X done")
+BLOCKED = Obligation(state="blocked", at=1_796_150_479, note="[blocked] no access")
 
 
 def take_all(store: Any, inbox: InboxId = ME, holder: Holder = ALIVE) -> Any:
@@ -235,6 +250,174 @@ class StoreContract:
         assert store.ledger_lookup("someone-else", mint(4).id) is None
         assert store.ledger_record("me", mint(5), 0) == 3
         assert store.ledger_lookup("me", mint(5).id) is None
+
+    # accounting: obligations in the ledger, receipts, outbox, re-pokes, peek ---------------------
+    def test_re_recording_an_id_moves_its_line_last_and_never_reopens_a_closed_obligation_a32(
+        self, store: Any
+    ) -> None:
+        store.ledger_record("me", duty(1), 10)
+        store.ledger_record("me", mint(2), 10)
+        assert store.ledger_close("me", duty(1).id, DONE).kind == "claimed"
+        assert store.ledger_record("me", duty(1, "delivered again"), 10) == 0
+        assert store.ledger_open("me") == []
+        assert store.ledger_lookup("me", duty(1).id) == duty(1, "delivered again")
+        assert store.ledger_close("me", duty(1).id, BLOCKED) == CloseOutcome(
+            "already-closed", LedgerRecord(duty(1, "delivered again"), DONE)
+        )
+        assert store.ledger_record("me", mint(3), 2) == 1  # 2, 1, 3: the oldest is now 2
+        assert store.ledger_lookup("me", mint(2).id) is None
+        assert store.ledger_lookup("me", duty(1).id) is not None
+        store.ledger_record("me", duty(4), 10)
+        store.ledger_record("me", duty(4), 10)
+        assert store.ledger_open("me") == [duty(4)]  # an open one re-recorded is open once
+
+    def test_open_obligations_are_never_pruned_and_closing_makes_them_prunable_a31(self, store: Any) -> None:
+        for n in range(1, 6):
+            assert store.ledger_record("me", duty(n), 3) == 0
+        assert store.ledger_record("me", mint(6), 3) == 1  # only the plain line could go: itself
+        assert store.ledger_lookup("me", mint(6).id) is None
+        assert store.ledger_open("me") == [duty(n) for n in (5, 4, 3, 2, 1)]
+        for n in (1, 2):
+            assert store.ledger_close("me", duty(n).id, DONE).kind == "claimed"
+        assert store.ledger_record("me", mint(7), 3) == 3  # 1 and 2 (closed), and 7 itself
+        assert store.ledger_lookup("me", duty(1).id) is None
+        assert store.ledger_open("me") == [duty(n) for n in (5, 4, 3)]
+        for n in (3, 4, 5):
+            store.ledger_close("me", duty(n).id, BLOCKED)
+        assert store.ledger_record("me", mint(8), 3) == 1
+        assert store.ledger_lookup("me", mint(8).id) == mint(8)
+        assert store.ledger_lookup("me", duty(3).id) is None
+        assert store.ledger_lookup("me", duty(4).id) == duty(4)
+        assert store.ledger_open("me") == []
+
+    def test_closing_is_a_compare_and_set_that_keeps_the_first_outcome(self, store: Any) -> None:
+        assert store.ledger_close("me", duty(1).id, DONE) == CloseOutcome("not-found")
+        store.ledger_record("me", duty(1), 10)
+        store.ledger_record("me", mint(2), 10)
+        assert store.ledger_close("me", duty(1).id, DONE) == CloseOutcome(
+            "claimed", LedgerRecord(duty(1), DONE)
+        )
+        assert store.ledger_close("me", duty(1).id, BLOCKED) == CloseOutcome(
+            "already-closed", LedgerRecord(duty(1), DONE)
+        )
+        assert store.ledger_close("me", mint(2).id, DONE) == CloseOutcome(
+            "not-an-obligation", LedgerRecord(mint(2))
+        )
+        assert store.ledger_close("me", mint(9).id, DONE) == CloseOutcome("not-found")
+        assert store.ledger_close("someone-else", duty(1).id, DONE) == CloseOutcome("not-found")
+        assert store.ledger_lookup("me", duty(1).id) == duty(1)  # a closed line still answers replies
+
+    def test_of_concurrent_closers_of_one_obligation_exactly_one_claims_it_a23(self, store: Any) -> None:
+        store.ledger_record("me", duty(1), 10)
+        outcomes = [Obligation(state="done", at=i, note=f"closer {i}") for i in range(8)]
+        start = threading.Barrier(len(outcomes))
+        results: list[CloseOutcome] = [CloseOutcome("not-found")] * len(outcomes)
+
+        def close(i: int) -> None:
+            start.wait()
+            results[i] = store.ledger_close("me", duty(1).id, outcomes[i])
+
+        threads = [threading.Thread(target=close, args=(i,)) for i in range(len(outcomes))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [i for i, r in enumerate(results) if r.kind == "claimed"]
+        assert len(winners) == 1
+        stored = LedgerRecord(duty(1), outcomes[winners[0]])
+        assert all(
+            r == CloseOutcome("already-closed", stored) for i, r in enumerate(results) if i != winners[0]
+        )
+        assert store.ledger_close("me", duty(1).id, DONE) == CloseOutcome("already-closed", stored)
+
+    def test_open_obligations_are_listed_newest_first_and_a_missing_ledger_has_none(self, store: Any) -> None:
+        assert store.ledger_open("nobody") == []
+        for env in (duty(1), mint(2), duty(3), duty(4)):
+            store.ledger_record("me", env, 10)
+        store.ledger_close("me", duty(3).id, DONE)
+        assert store.ledger_open("me") == [duty(4), duty(1)]
+        assert store.ledger_open("someone-else") == []
+
+    def test_a_receipt_is_written_once_and_the_first_hand_off_wins_a1(self, store: Any) -> None:
+        mid = mint(1).id
+        first = Receipt(message_id=mid, delivered_at=1_796_150_456, via="hook", recipient_session_id="B")
+        assert store.receipt_get(mid) is None
+        assert store.receipt_put(first) is True
+        assert (
+            store.receipt_put(Receipt(message_id=mid, delivered_at=1_796_150_999, via="read_my_messages"))
+            is False
+        )
+        assert store.receipt_get(mid) == first
+        assert store.receipt_get(mint(2).id) is None
+        for bad in ("XYZ", mid.upper().replace("0", "A"), mid[:15], mid + "0", "", "../" + mid[3:]):
+            assert store.receipt_put(Receipt(message_id=bad, delivered_at=1, via="hook")) is False
+            assert store.receipt_get(bad) is None
+
+    def test_an_outbox_record_is_written_once_like_a_receipt(self, store: Any) -> None:
+        mid = mint(1).id
+        first = OutboxRecord(
+            message_id=mid, enqueued_at=100, target_session_id="B", target_server_pid=42, from_session_id="A"
+        )
+        assert store.outbox_get(mid) is None
+        assert store.outbox_put(first) is True
+        again = OutboxRecord(message_id=mid, enqueued_at=200, target_session_id=None, target_server_pid=7)
+        assert store.outbox_put(again) is False
+        assert store.outbox_get(mid) == first
+        unclaimed = OutboxRecord(
+            message_id=mint(2).id,
+            enqueued_at=None,
+            target_session_id=None,
+            target_server_pid=9,
+            target_started_at=5,
+        )
+        assert store.outbox_put(unclaimed) is True
+        assert store.outbox_get(mint(2).id) == unclaimed
+        assert store.outbox_put(attrs.evolve(first, message_id="not-hex")) is False
+        assert store.outbox_get("not-hex") is None
+
+    def test_receipts_gc_removes_receipts_and_outbox_records_written_before_the_cutoff(
+        self, store: Any
+    ) -> None:
+        now_s = int(time.time())
+        store.receipt_put(Receipt(message_id=mint(1).id, delivered_at=now_s, via="hook"))
+        store.outbox_put(
+            OutboxRecord(
+                message_id=mint(2).id, enqueued_at=now_s, target_session_id=None, target_server_pid=1
+            )
+        )
+        assert store.receipts_gc((now_s - 86_400) * 1000) == 0
+        assert store.receipt_get(mint(1).id) is not None and store.outbox_get(mint(2).id) is not None
+        assert store.receipts_gc((now_s + 86_400) * 1000) == 2
+        assert store.receipt_get(mint(1).id) is None and store.outbox_get(mint(2).id) is None
+        assert store.receipts_gc((now_s + 86_400) * 1000) == 0
+
+    def test_a_bump_counts_a_re_poke_and_never_extends_the_ask_s_life(self, store: Any) -> None:
+        ask = PendingAsk(
+            requester="req", request_id="r1", at_ms=100, peer="bob", message_id=mint(1).id, owner_epoch=5
+        )
+        store.pending_put(ask)
+        assert store.pending_bump("req", "r1", 500) is True
+        assert store.pending_bump("req", "r1", 600) is True
+        assert store.pending_list() == [attrs.evolve(ask, attempts=2, last_repoke_at=600)]
+        assert store.pending_gc(99) == 0
+        assert store.pending_gc(100) == 1  # the age still counts from the ask, not from the bump
+        assert store.pending_bump("req", "r1", 700) is False
+        assert store.pending_bump("req", "never", 700) is False
+
+    def test_peek_sees_waiting_and_in_flight_messages_and_nothing_settled(self, store: Any) -> None:
+        assert store.peek(ME, mint(1).id) is False
+        store.append(ME, [mint(1), mint(2)])
+        assert store.peek(ME, mint(1).id) is True
+        assert store.peek(OTHER, mint(1).id) is False
+        first = store.take(ME, lambda es: [0], ALIVE)
+        assert store.peek(ME, mint(1).id) is True  # in flight
+        store.settle(first)
+        assert store.peek(ME, mint(1).id) is False
+        second = take_all(store)
+        store.restore(second)
+        assert store.peek(ME, mint(2).id) is True
+        for odd in ("", "\ud800", "x" * 10_000, '"'):
+            assert store.peek(ME, odd) is False
 
     def test_pending_list_shows_every_open_ask_and_none_taken_or_collected(self, store: Any) -> None:
         assert store.pending_list() == []
