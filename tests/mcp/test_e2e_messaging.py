@@ -640,8 +640,10 @@ def test_tmux_names_ambiguity_and_unclaimed_peers(tmp_path: Path) -> None:
         assert got["target_server_pid"] == solo.server_pid()
         assert me.call("ask_peer", {"target": "solo", "body": "?"}).text == (
             '{"schema_version":1,"ok":false,"error":"peer-has-no-session-id","message":"Target peer has '
-            "no registered client.session_id. Ask the peer to call register_my_session before retrying "
-            'ask_peer."}'
+            "no registered client.session_id, so a correlated reply wait is impossible. Bootstrap it "
+            'in-band first: send_message with wake:\\"auto\\" to this same target (delivery lands in its '
+            "pid box, the wake nudges its pane) with a body instructing it to call claim_session — then "
+            'retry ask_peer."}'
         )
         (received,) = solo.read()["messages"]
         assert received["body"] == "hello solo" and received["from_session_id"] == sid(1)
