@@ -15,11 +15,16 @@ The close, in the order of §3.5 (each row decides before the next is looked at)
 | 3 | not ``action_required`` | ``not-an-obligation`` (E4) |
 | 4 | already closed | ok, stored state, ``already_closed``, N3; nothing sent |
 | 5 | no ``from_session_id`` (unclaimed sender) | claim; ok, N4; nothing sent |
-| 6 | a receipt exists for the completion id | claim; ok, ``already_delivered``, N5 (before resolving: A25) |
+| 6 | a receipt exists for the completion id | claim; ok, ``already_delivered``, N5 (before resolving) |
 | 7 | requester does not resolve | ``requester-unreachable`` (E5); stays open |
 | 8 | delivery raises | ``delivery-failed`` (E6); stays open |
 | 9 | delivered, then claim | ok; a lost claim adds ``already_closed`` (A23) |
 | 10 | wake (default ``"auto"``), ``reply_to`` = its request id | consumes a live expectation (late reply) |
+
+On every claiming row (5, 6, 9) a claim lost to a concurrent closer adds
+``already_closed`` while keeping the requested state (Appendix B.3); the
+reference adds it on row 9 only, so exactly one caller of ours ever reports a
+close without ``already_closed``: the one whose claim won.
 
 The completion id is derived from the obligation id, so a retry after a crash
 or a concurrent closer delivers the *same* message: the requester's ledger
@@ -137,16 +142,17 @@ def close(
         )
     requester = inbound.from_session_id
     if not requester:  # 5
-        ctx.store.ledger_close(sid, message_id, outcome)
-        return Closed(message_id, state, note=texts.CLOSED_LOCALLY)
+        lost = ctx.store.ledger_close(sid, message_id, outcome).kind == "already-closed"
+        return Closed(message_id, state, already_closed=lost, note=texts.CLOSED_LOCALLY)
     cid = completion_id(message_id)
     if _has_receipt(ctx, cid):  # 6: checked before resolving, so a gone requester still closes
-        ctx.store.ledger_close(sid, message_id, outcome)
+        lost = ctx.store.ledger_close(sid, message_id, outcome).kind == "already-closed"
         return Closed(
             message_id,
             state,
             completion_message_id=cid,
             requester_session_id=requester,
+            already_closed=lost,
             already_delivered=True,
             note=texts.ALREADY_DELIVERED,
         )
