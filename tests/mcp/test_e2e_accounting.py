@@ -14,13 +14,23 @@ import pytest
 
 from oxtail_core import texts
 from oxtail_core.obligations import completion_id
-from tests.support.e2e import AgentBase, sid, world
+from tests.support.e2e import AgentBase, sid, wait_until, world
 
 
 def accounting_served(agent: AgentBase) -> None:
     probe = agent.call("message_status", {"message_id": "0" * 16})
     if probe.is_error:
         pytest.skip(f"this build does not serve message_status yet: {probe.text[:120]}")
+
+
+def delivered(agent: AgentBase, message_id: str) -> dict:
+    """The status once the reader's server has settled its read: the receipt is written right after the
+    response was flushed, so the reader's client may see the response a moment before (A3)."""
+    status = wait_until(
+        lambda: (s := agent.ok("message_status", {"message_id": message_id}))["status"] == "delivered" and s
+    )
+    assert status, f"{message_id} never became delivered"
+    return status  # type: ignore[no-any-return]
 
 
 def test_a_delegation_completed_and_one_blocked_reach_the_requester_with_receipts(tmp_path: Path) -> None:
@@ -55,7 +65,7 @@ def test_a_delegation_completed_and_one_blocked_reach_the_requester_with_receipt
         assert all(m["action_required"] is True for m in got["messages"])
         assert got["messages"][0]["request_id"] and "request_id" not in got["messages"][1]
         assert (got["open_work_count"], got["open_work_hint"]) == (2, texts.open_work_hint(2))
-        after = a.ok("message_status", {"message_id": first["message_id"]})
+        after = delivered(a, first["message_id"])
         assert (after["status"], after["via"], after["recipient_session_id"]) == (
             "delivered",
             "read_my_messages",
@@ -105,7 +115,7 @@ def test_a_delegation_completed_and_one_blocked_reach_the_requester_with_receipt
             (completion_id(second["message_id"]), "[blocked] no access to Y"),
         ]
         assert completions[0]["reply_to"] == got["messages"][0]["request_id"]
-        assert b.ok("message_status", {"message_id": cid})["recipient_session_id"] == sid(1)
+        assert delivered(b, cid)["recipient_session_id"] == sid(1)
         assert b.ok("my_open_work") == {"schema_version": 1, "ok": True, "count": 0, "open": []}
         assert "open_work_count" not in b.ok("read_my_messages")
         refused = a.ok("complete_work", {"message_id": cid, "body": "x"})
