@@ -7,14 +7,16 @@ a read is settled, never before, so a batch a crash lost never reads
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from oxtail_core import texts
-from oxtail_core.model import Receipt
+from oxtail_core import AsyncPeer, texts
+from oxtail_core.model import Envelope, Receipt
 from oxtail_core.protocols import InboxId
-from oxtail_core.receipts import message_status, settle_handoff
+from oxtail_core.receipts import RETENTION_MS, message_status, settle_handoff
 from oxtail_core.results import Asked, Sent
-from oxtail_core.routing import process_inbox
+from oxtail_core.routing import process_inbox, session_inbox
 from oxtail_core.settings import Settings
 from oxtail_mcp.server.responses import render
 from tests.support.faults import FaultyStore
@@ -260,3 +262,45 @@ def test_a_receipt_or_outbox_failure_never_affects_the_delivery(method: str) -> 
     got = b.read_messages()
     assert [m.id for m in got.messages] == [sent.message_id]
     assert w.store.in_flight(got.batch.inbox) == []  # type: ignore[union-attr]
+
+
+def test_receipts_and_outbox_records_older_than_seven_days_go_at_the_next_registry_write() -> None:
+    w = make_world()
+    a, b = w.join(1, A), w.join(2, B)
+    old = _sent(a.send(B, "old"))
+    b.read_messages()
+    w.clock.advance(RETENTION_MS + 1000)
+    fresh = _sent(a.send(B, "fresh"))
+    b.read_messages()
+    a.set_state("working")
+    assert w.store.receipt_get(old.message_id) is None and w.store.outbox_get(old.message_id) is None
+    assert w.store.receipt_get(fresh.message_id) is not None and w.store.outbox_get(fresh.message_id)
+
+
+def test_operator_messages_and_delegation_tags_pass_through_a_read_with_the_operator_hint() -> None:
+    w = make_world()
+    b = w.join(2, B)
+    operator = Envelope(
+        id="1111111111111111",
+        body="stop and summarize",
+        enqueued_at=1,
+        body_bytes=18,
+        origin="operator",
+        operator_source="oxpit",
+    )
+    w.store.append(session_inbox(B), [operator])
+    wire = render(b.read_messages())
+    assert wire["messages"][0]["origin"] == "operator" and wire["messages"][0]["operator_source"] == "oxpit"
+    assert list(wire)[:6] == ["schema_version", "ok", "drained", "count", "messages", "operator_message_hint"]
+    assert wire["operator_message_hint"] == texts.OPERATOR_MESSAGE_HINT
+
+
+def test_an_async_peer_writes_receipts_when_its_read_is_settled() -> None:
+    w = make_world()
+    a = AsyncPeer.join(w.ctx, 1, session_id=A, cwd="/p")
+    b = w.join(2, B)
+    sent = _sent(b.send(A, "x"))
+    got = asyncio.run(a.read_messages())
+    assert [m.id for m in got.messages] == [sent.message_id]
+    receipt = w.store.receipt_get(sent.message_id)
+    assert receipt is not None and (receipt.via, receipt.recipient_session_id) == ("read_my_messages", A)

@@ -99,8 +99,9 @@ class _PeerCore:
             tmux_session=tmux_session,
             process_start=process_start,
         )
-        publish(ctx, me)
-        return cls(ctx, me)
+        peer = cls(ctx, me)
+        peer._publish()
+        return peer
 
     @property
     def session_id(self) -> str | None:
@@ -127,14 +128,14 @@ class _PeerCore:
         if not isinstance(tmux, _Keep):
             me = attrs.evolve(me, tmux_pane=tmux[0], tmux_session=tmux[1])
         self.me = me
-        publish(self.ctx, self.me)
+        self._publish()
         return self.me
 
     def describe(self, client: ClientInfo) -> None:
         """Republish with what detection learned about our host (identity rules are the caller's)."""
         if client != self.me.client:
             self.me = attrs.evolve(self.me, client=client)
-            publish(self.ctx, self.me)
+            self._publish()
 
     def set_state(self, purpose: str | None = None, *, keep_purpose: bool | None = None) -> StateCard:
         """Publish what this agent is doing.
@@ -146,12 +147,17 @@ class _PeerCore:
         previous = self.me.state.purpose if self.me.state else None
         card = StateCard(purpose=previous if keep else purpose, updated_at=self.ctx.clock.now_ms() // 1000)
         self.me = attrs.evolve(self.me, state=card)
-        publish(self.ctx, self.me)
+        self._publish()
         return card
 
     def publish(self) -> None:
         """Publish our entry again (it also folds mail owed to this agent into its inbox)."""
+        self._publish()
+
+    def _publish(self) -> None:
+        """Every registry write also ages out old receipts and outbox records (accounting.md §1.8)."""
         publish(self.ctx, self.me)
+        _receipts.collect_old_records(self.ctx)
 
     def peers(self) -> list[RegistryEntry]:
         """Every other live agent, one entry each."""

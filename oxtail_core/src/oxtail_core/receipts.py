@@ -33,6 +33,17 @@ from oxtail_core.results import Handoff, MessageStatus
 from oxtail_core.routing import session_inbox
 from oxtail_core.trace import safe_emit
 
+RETENTION_MS = 7 * 24 * 3600 * 1000
+"""Receipts and outbox records older than this are removed at registry writes (accounting.md §1.8)."""
+
+
+def collect_old_records(ctx: Context) -> None:
+    """Remove receipts and outbox records past :data:`RETENTION_MS`; best effort, never raises."""
+    try:
+        ctx.store.receipts_gc(ctx.clock.now_ms() - RETENTION_MS)
+    except Exception as exc:  # noqa: BLE001 - housekeeping never fails a registry write
+        safe_emit(ctx.tracer, "receipts_gc_failed", error=str(exc))
+
 
 def write_receipts(
     ctx: Context, envelopes: Iterable[Envelope], via: ReceiptVia, recipient: str | None
