@@ -19,13 +19,13 @@ from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.ids import canonical_session_id
 from oxtail_core.model import (
     Envelope,
-    PendingAsk,
     RegistryEntry,
     WakeMode,
     WakeOutcome,
     WakeReason,
     check_body,
 )
+from oxtail_core.pending import record_pending
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.results import (
     NO_SESSION_ID,
@@ -144,17 +144,15 @@ def _record_expectation(ctx: Context, me: RegistryEntry, peer: RegistryEntry, en
     """
     if not me.session_id or not peer.session_id or not envelope.request_id:
         return
-    ask = PendingAsk(
-        requester=canonical_session_id(me.session_id),
-        request_id=envelope.request_id,
-        at_ms=ctx.clock.now_ms(),
-        peer=canonical_session_id(peer.session_id),
+    if not record_pending(
+        ctx,
+        me.session_id,
+        envelope.request_id,
+        peer.session_id,
+        ctx.clock.now_ms(),
         message_id=envelope.id,
         owner_epoch=me.started_at,
-    )
-    try:
-        ctx.store.pending_put(ask)
-    except StoreError:
+    ):
         safe_emit(ctx.tracer, "ask_peer_pending_record_failed", request_id=envelope.request_id)
 
 
