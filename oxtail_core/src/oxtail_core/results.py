@@ -123,7 +123,10 @@ class Messages:
 
 @attrs.frozen
 class Asked:
-    """A completed ask: the correlated reply, or a timeout that stays durable as a pending ask."""
+    """A completed ask: the correlated reply, or a timeout that stays durable as a pending ask.
+
+    ``requester`` is the asker's session id (set by the Peer), for the receipt of the reply.
+    """
 
     message_id: str
     request_id: str
