@@ -14,7 +14,7 @@ import pytest
 
 from oxtail_core import texts
 from oxtail_core.obligations import completion_id
-from tests.support.e2e import AgentBase, sid, wait_until, world
+from tests.support.e2e import WAKE_TEXT, AgentBase, sid, wait_until, world
 
 
 def accounting_served(agent: AgentBase) -> None:
@@ -139,3 +139,27 @@ def test_a_delegation_whose_requester_is_gone_stays_open_until_it_returns(tmp_pa
         done = b.ok("complete_work", {"message_id": sent["message_id"], "body": "done"})
         assert done["ok"] is True and done["completion_message_id"] == completion_id(sent["message_id"])
         assert [m["body"] for m in a.ok("read_my_messages")["messages"]] == ["done"]
+
+
+@pytest.mark.tmux
+def test_a_completion_wakes_the_requester_pane_and_a_quiet_block_does_not(tmp_path: Path) -> None:
+    with world(tmp_path, tmux=True) as w:
+        proj = w.project("proj")
+        (requester,) = w.panes([("requester", proj, None)])
+        (worker,) = w.directs([("worker", proj, None)])
+        accounting_served(worker)
+        requester.claim(sid(1))
+        worker.claim(sid(2))
+        task = requester.ok("send_message", {"target": sid(2), "body": "do X", "action_required": True})
+        other = requester.ok("send_message", {"target": sid(2), "body": "do Y", "action_required": True})
+        assert requester.typed() == ""
+        worker.read()
+        done = worker.ok("complete_work", {"message_id": task["message_id"], "body": "X done"})
+        assert done["wake_reason"] == "late_reply_to_pending"
+        assert done["wake_status"] in {"fired", "fired_unconfirmed"}
+        requester.wait_typed(WAKE_TEXT + "\n")
+        quiet = worker.ok("block_work", {"message_id": other["message_id"], "reason": "no Y", "wake": "off"})
+        assert quiet["wake_reason"] == "late_reply_to_pending_suppressed" and "wake_status" not in quiet
+        got = requester.read()["messages"]
+        assert [m["body"] for m in got] == ["X done", "[blocked] no Y"]
+        assert requester.typed() == WAKE_TEXT + "\n"  # one wake: the quiet block typed nothing
