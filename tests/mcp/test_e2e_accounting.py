@@ -122,7 +122,9 @@ def test_a_delegation_completed_and_one_blocked_reach_the_requester_with_receipt
         assert refused["error"] == "not-an-obligation"  # A38: a completion is plain mail
 
 
-def test_a_delegation_whose_requester_is_gone_stays_open_until_it_returns(tmp_path: Path) -> None:
+def test_a_delegation_survives_both_sides_restarting_and_stays_open_until_its_requester_is_back(
+    tmp_path: Path,
+) -> None:
     with world(tmp_path) as w:
         proj = w.project("proj")
         a, b = w.directs([("a", proj, None), ("b", proj, None)])
@@ -135,6 +137,10 @@ def test_a_delegation_whose_requester_is_gone_stays_open_until_it_returns(tmp_pa
         assert unreachable["error"] == "requester-unreachable"
         assert unreachable["message"] == texts.requester_unreachable(sid(1))
         assert b.ok("my_open_work")["count"] == 1
+        b.restart()  # A36: the receiver's server dies too; its obligations wait in its ledger
+        assert b.ok("my_open_work")["error"] == "no-session-id"
+        b.claim(sid(2))
+        assert [i["message_id"] for i in b.ok("my_open_work")["open"]] == [sent["message_id"]]
         a.claim(sid(1))  # A37: same id again
         done = b.ok("complete_work", {"message_id": sent["message_id"], "body": "done"})
         assert done["ok"] is True and done["completion_message_id"] == completion_id(sent["message_id"])
