@@ -256,7 +256,9 @@ class CloseRace(RaceMachine):
             self.saw(got)
         for oid in self.obligations:
             if self.stored(oid) is not None:
-                assert completion_id(oid) in self.seen_by_a, f"{oid} closed, A never saw its completion"
+                # handed to A: returned by a read, or settled by one killed before it returned
+                delivered = self.seen_by_a | self.settled
+                assert completion_id(oid) in delivered, f"{oid} closed, A never saw its completion"
             else:  # still open: listed, and closable now that everyone is back
                 closed = run(
                     close(self.main_ctx, self.me["B"], oid, "late", state="done", wake="off"),
