@@ -116,10 +116,12 @@ def test_delivery_drain_reply(factory: StoreFactory) -> None:
     run_state_machine_as_test(lambda: DeliveryRace(factory), settings=budget(factory, 60, 50))
 
 
-def append_then_record(ctx: Any, peer: Any, envelope: Any) -> bool:
+def append_then_record(ctx: Any, peer: Any, envelope: Any, *, recorded: Any = None) -> bool:
     """The planted bug: delivery with its two lines swapped (append before the ledger record)."""
     appended = ctx.store.append(delivery.inbox_of(peer), [envelope])
     delivery.record_received(ctx, peer.session_id, envelope)
+    if recorded is not None:
+        recorded()
     return appended
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from oxtail_core import texts
 from tests.support.e2e import WAKE_TEXT, AgentBase, Result, World, sid, wait_until, wake_timing, world
 from tests.support.transcripts import claude_dir
 
@@ -634,10 +635,12 @@ def test_tmux_names_ambiguity_and_unclaimed_peers(tmp_path: Path) -> None:
         }
         assert (read["mode"], read["session"], read["client_type"]) == ("none", "shared", None)
 
-        # A unique tmux name reaches an unclaimed peer (target_session_id null) but ask_peer refuses it.
+        # A unique tmux name reaches an unclaimed peer (target_session_id null, 0.32.1: bootstrap + note
+        # S1, accounting.md §6.2) but ask_peer refuses it (E7).
         got = me.ok("send_message", {"target": "solo", "body": "hello solo"})
-        assert list(got) == SEND_KEYS and got["target_session_id"] is None
+        assert list(got) == [*SEND_KEYS, "bootstrap", "note"] and got["target_session_id"] is None
         assert got["target_server_pid"] == solo.server_pid()
+        assert (got["bootstrap"], got["note"]) == (True, texts.UNCLAIMED_TARGET)
         assert me.call("ask_peer", {"target": "solo", "body": "?"}).text == (
             '{"schema_version":1,"ok":false,"error":"peer-has-no-session-id","message":"Target peer has '
             "no registered client.session_id, so a correlated reply wait is impossible. Bootstrap it "

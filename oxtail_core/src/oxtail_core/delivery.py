@@ -1,18 +1,24 @@
-"""Delivery: mint an envelope once, record it in the receiver's ledger, then append it.
+"""Delivery: mint an envelope once, record it in the receiver's ledger, append it, note it in the outbox.
 
-Record-before-append is the invariant behind reply-by-id: any message id a
-receiver can see already resolves in its ledger, because the line only
-becomes visible after the ledger write finished (or failed, which is traced
-and degrades to ``message-not-found``; it never blocks delivery).
+Record-before-append is the invariant behind reply-by-id and obligations: any
+message id a receiver can see already resolves in its ledger (and a
+delegation is already listed by my_open_work, A13), because the line only
+becomes visible after the ledger write finished. A failed ledger write is
+traced and degrades to ``message-not-found`` for a plain message; for a
+durable delegation (``action_required``) it aborts the delivery before
+anything is appended (fail loud, :class:`~oxtail_core.errors.ObligationNotRecorded`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from oxtail_core.context import Context
-from oxtail_core.errors import StoreError
+from oxtail_core.errors import ObligationNotRecorded, StoreError
 from oxtail_core.ids import canonical_session_id, new_id
 from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
 from oxtail_core.model import Envelope, RegistryEntry, check_body
+from oxtail_core.receipts import record_outbox
 from oxtail_core.routing import inbox_of
 from oxtail_core.trace import safe_emit
 from oxtail_core.wire import utf8len
@@ -23,18 +29,27 @@ def mint(
     body: str,
     sender: str | None,
     *,
+    message_id: str | None = None,
     request_id: str | None = None,
     reply_to: str | None = None,
     source_message_id: str | None = None,
+    action_required: bool = False,
+    checked: bool = False,
 ) -> Envelope:
-    """A fresh envelope: new id, integer-second timestamp, byte count, provenance; ids bounded (limits)."""
-    check_body(body)
+    """A fresh envelope: new id (or ``message_id``: pre-minted, or a completion's deterministic id),
+    integer-second timestamp, byte count, provenance; ids bounded (limits).
+
+    ``checked``: the caller already bounded the text it was given (block_work's
+    ``[blocked] `` prefix is not counted against the 8192 bytes, A28).
+    """
+    if not checked:
+        check_body(body)
     check_id("from_session_id", sender, SESSION_ID_MAX_CHARS)
     check_id("request_id", request_id)
     check_id("reply_to", reply_to)
     check_id("source_message_id", source_message_id)
     return Envelope(
-        id=new_id(),
+        id=message_id or new_id(),
         body=body,
         enqueued_at=ctx.clock.now_ms() // 1000,
         body_bytes=utf8len(body),
@@ -43,11 +58,18 @@ def mint(
         request_id=request_id,
         reply_to=reply_to,
         source_message_id=source_message_id,
+        action_required=action_required,
     )
 
 
+def fresh_id() -> str:
+    """A new hex16 id (request ids, pre-minted message ids); minted here so race machines replay it."""
+    return new_id()
+
+
 def record_received(ctx: Context, session_id: str | None, envelope: Envelope) -> None:
-    """Ledger write, best effort: a failure is traced and swallowed so delivery still happens."""
+    """Ledger write. Best effort for plain messages: a failure is traced and swallowed so delivery
+    still happens. A durable delegation raises :class:`ObligationNotRecorded` instead (fail loud)."""
     if not session_id:
         return
     sid = canonical_session_id(session_id)
@@ -55,6 +77,8 @@ def record_received(ctx: Context, session_id: str | None, envelope: Envelope) ->
         dropped = ctx.store.ledger_record(sid, envelope, ctx.settings.received_max)
     except StoreError as exc:
         safe_emit(ctx.tracer, "received_ledger_write_failed", message_id=envelope.id, error=str(exc))
+        if envelope.action_required:
+            raise ObligationNotRecorded(str(exc)) from exc
         return
     if dropped:
         safe_emit(
@@ -66,8 +90,12 @@ def record_received(ctx: Context, session_id: str | None, envelope: Envelope) ->
         )
 
 
-def deliver(ctx: Context, peer: RegistryEntry, envelope: Envelope) -> bool:
-    """Record, then append; False if ``peer`` vanished since it was resolved (nothing was delivered).
+def deliver(
+    ctx: Context, peer: RegistryEntry, envelope: Envelope, *, recorded: Callable[[], None] | None = None
+) -> bool:
+    """Record, then append, then write the outbox; False if ``peer`` vanished since it was resolved
+    (nothing was delivered). ``recorded`` runs between the ledger write and the append (a durable
+    delegation's waiter expectation, so a failed ledger write leaves none behind).
 
     Mail for an agent goes to its session inbox, which outlives every server.
     Mail for an unclaimed server goes to that process's inbox, and only while
@@ -77,7 +105,13 @@ def deliver(ctx: Context, peer: RegistryEntry, envelope: Envelope) -> bool:
     reports it and nothing was sent.
     """
     record_received(ctx, peer.session_id, envelope)
+    if recorded is not None:
+        recorded()
     inbox = inbox_of(peer)
     if inbox.kind == "session":
-        return ctx.store.append(inbox, [envelope])
-    return ctx.store.append(inbox, [envelope], only_if_registered=peer)
+        appended = ctx.store.append(inbox, [envelope])
+    else:
+        appended = ctx.store.append(inbox, [envelope], only_if_registered=peer)
+    if appended:
+        record_outbox(ctx, peer, envelope)
+    return appended

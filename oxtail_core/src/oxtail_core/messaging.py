@@ -8,14 +8,24 @@ in-flight batch that the caller settles once the messages are handed on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
+from oxtail_core import texts
 from oxtail_core.context import Context
-from oxtail_core.delivery import deliver, mint
+from oxtail_core.delivery import deliver, fresh_id, mint
 from oxtail_core.effects import Flow
 from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.ids import canonical_session_id
-from oxtail_core.model import Envelope, RegistryEntry, WakeMode, WakeOutcome, WakeReason, check_body
+from oxtail_core.model import (
+    Envelope,
+    RegistryEntry,
+    WakeMode,
+    WakeOutcome,
+    WakeReason,
+    check_body,
+)
+from oxtail_core.pending import record_pending
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.results import (
     NO_SESSION_ID,
@@ -45,7 +55,7 @@ def holder_of(me: RegistryEntry) -> Holder:
     return Holder(me.server_pid, me.process_start)
 
 
-def _trace_wake(ctx: Context, via: str, peer: RegistryEntry, wake: WakeOutcome) -> None:
+def trace_wake(ctx: Context, via: str, peer: RegistryEntry, wake: WakeOutcome) -> None:
     if wake.status is None:
         return
     safe_emit(
@@ -56,6 +66,19 @@ def _trace_wake(ctx: Context, via: str, peer: RegistryEntry, wake: WakeOutcome) 
         target_session_id=peer.session_id,
         client_type=peer.client.type,
     )
+
+
+def effective_wake(wake: WakeMode | None, reply_to: str | None, action_required: bool) -> WakeMode | None:
+    """A delegation wants prompt pickup: ``"auto"`` unless the caller chose a wake or gave a
+    ``reply_to`` (which keeps the strict reply default), accounting.md §3.1 step 1."""
+    return "auto" if action_required and wake is None and not reply_to else wake
+
+
+def _send_note(peer: RegistryEntry, action_required: bool, durable: bool) -> str | None:
+    """accounting.md §3.1 step 6 and §6.2: which of S1/S2/S3 a successful send carries."""
+    if action_required and not durable:
+        return texts.DELEGATION_TO_UNCLAIMED if not peer.session_id else texts.DELEGATION_TO_INCAPABLE
+    return texts.UNCLAIMED_TARGET if not peer.session_id else None
 
 
 def send_message(
@@ -69,17 +92,68 @@ def send_message(
     source_message_id: str | None = None,
     action_required: bool = False,
 ) -> Flow[Sent | NotSent]:
-    """Fire and forget: deliver ``body`` to ``target``, then wake it as ``wake``/``reply_to`` say."""
+    """Fire and forget: deliver ``body`` to ``target``, then wake it as ``wake``/``reply_to`` say.
+
+    ``action_required`` asks for a durable delegation: it becomes one iff the
+    target is claimed and obligations-capable (else plain mail plus a note).
+    A durable delegation from a claimed sender that allows wakes carries a
+    minted ``request_id`` and leaves a waiter expectation (a pending ask on the
+    target), recorded once the receiver's ledger line is written. A failed
+    ledger write raises :class:`~oxtail_core.errors.ObligationNotRecorded`:
+    nothing appended, no outbox, no expectation, no wake.
+    """
     check_body(body)
+    wake = effective_wake(wake, reply_to, action_required)
     peer = resolve_target(ctx, me, target)
     if isinstance(peer, Unresolved):
         return NotSent(peer, unresolved_wake(ctx, wake, reply_to, peer.error))
-    envelope = mint(ctx, body, me.session_id, reply_to=reply_to, source_message_id=source_message_id)
-    if not deliver(ctx, peer, envelope):
+    durable = action_required and bool(peer.session_id) and peer.obligations_capable
+    expect = durable and bool(me.session_id) and wake != "off"
+    envelope = mint(
+        ctx,
+        body,
+        me.session_id,
+        message_id=fresh_id() if expect else None,
+        request_id=fresh_id() if expect else None,
+        reply_to=reply_to,
+        source_message_id=source_message_id,
+        action_required=durable,
+    )
+    recorded = functools.partial(_record_expectation, ctx, me, peer, envelope) if expect else None
+    if not deliver(ctx, peer, envelope, recorded=recorded):
         return NotSent(VANISHED, unresolved_wake(ctx, wake, reply_to, VANISHED.error))
     outcome = yield from resolve_send_wake(ctx, me, peer, wake, reply_to or None)
-    _trace_wake(ctx, "send_message", peer, outcome)
-    return Sent(envelope.id, peer.session_id, peer.server_pid, outcome)
+    trace_wake(ctx, "send_message", peer, outcome)
+    return Sent(
+        envelope.id,
+        peer.session_id,
+        peer.server_pid,
+        outcome,
+        action_required=action_required,
+        obligation_durable=durable,
+        bootstrap=not peer.session_id,
+        note=_send_note(peer, action_required, durable),
+    )
+
+
+def _record_expectation(ctx: Context, me: RegistryEntry, peer: RegistryEntry, envelope: Envelope) -> None:
+    """The delegator's "I am owed a result" note (accounting.md §1.5), keyed like a timed-out ask.
+
+    Written after the receiver's ledger line and before the append (Appendix
+    B.4: a fail-loud send leaves no orphan to re-poke). Best effort.
+    """
+    if not me.session_id or not peer.session_id or not envelope.request_id:
+        return
+    if not record_pending(
+        ctx,
+        me.session_id,
+        envelope.request_id,
+        peer.session_id,
+        ctx.clock.now_ms(),
+        message_id=envelope.id,
+        owner_epoch=me.started_at,
+    ):
+        safe_emit(ctx.tracer, "ask_peer_pending_record_failed", request_id=envelope.request_id)
 
 
 def reply_to_message(
@@ -108,7 +182,7 @@ def reply_to_message(
     if not deliver(ctx, peer, envelope):
         return NotReplied(VANISHED, message_id, origin, unresolved_wake(ctx, wake, reply_to, VANISHED.error))
     outcome = yield from resolve_send_wake(ctx, me, peer, wake, reply_to)
-    _trace_wake(ctx, "reply_to_message", peer, outcome)
+    trace_wake(ctx, "reply_to_message", peer, outcome)
     return Replied(envelope.id, message_id, peer.session_id, peer.server_pid, bool(reply_to), outcome)
 
 
@@ -116,7 +190,9 @@ class _Budget:
     """Selects the longest prefix within the count and byte budgets (the first message always fits).
 
     Prefix, not best-fit: a newer message is never delivered ahead of an
-    older one that was deferred (the reference could, R20).
+    older one that was deferred (the reference could, R20). Later copies of a
+    chosen id (a completion re-delivered by a retry or a concurrent close) are
+    taken with it, free of budget, and returned once (:func:`distinct`).
     """
 
     def __init__(self, max_messages: float, max_bytes: float) -> None:
@@ -132,8 +208,34 @@ class _Budget:
                 break
             chosen.append(index)
             used += message.size
-        self.deferred = len(messages) - len(chosen)
-        return chosen
+        ids = {messages[i].id for i in chosen}
+        copies = [i for i in range(len(chosen), len(messages)) if messages[i].id in ids]
+        self.deferred = len(messages) - len(chosen) - len(copies)
+        return chosen + copies
+
+
+def distinct(envelopes: Sequence[Envelope]) -> tuple[Envelope, ...]:
+    """The first copy of each id, in order: one drain returns an id at most once (A23)."""
+    seen: set[str] = set()
+    out: list[Envelope] = []
+    for env in envelopes:
+        if env.id not in seen:
+            seen.add(env.id)
+            out.append(env)
+    return tuple(out)
+
+
+def open_work_count(ctx: Context, me: RegistryEntry) -> int:
+    """The caller's open obligations (0 if unclaimed); a ledger that cannot be read counts 0 and is
+    traced -- the read it belongs to is never lost over it (A35, ours)."""
+    if not me.session_id:
+        return 0
+    sid = canonical_session_id(me.session_id)
+    try:
+        return len(ctx.store.ledger_open(sid))
+    except Exception as exc:  # noqa: BLE001 - the batch is taken: nothing may lose it now (A35)
+        safe_emit(ctx.tracer, "open_work_count_failed", session_id=sid, error=str(exc))
+        return 0
 
 
 def fold_process_inbox(ctx: Context, me: RegistryEntry) -> bool:
@@ -156,7 +258,8 @@ def read_messages(ctx: Context, me: RegistryEntry) -> Messages:
     """Take the next budgeted batch of our mail, oldest first, into flight.
 
     Batches a dead reader left in flight are restored first, so they are
-    delivered again with the same ids.
+    delivered again with the same ids. The open-obligation count is read from
+    the ledger after the take, so every delegation in the batch is in it.
     """
     skipped = 0 if fold_process_inbox(ctx, me) else 1
     inbox: InboxId = inboxes_of(me)[0]
@@ -165,7 +268,15 @@ def read_messages(ctx: Context, me: RegistryEntry) -> Messages:
         ctx.store.recover(inbox, is_holder_alive(ctx))
         batch = ctx.store.take(inbox, budget, holder_of(me))
     except StoreBusy:
-        return Messages((), skipped=skipped + 1)
+        batch, skipped = None, skipped + 1
+    reader = me.session_id
     if batch is None:
-        return Messages((), skipped=skipped)
-    return Messages(batch.envelopes, deferred=budget.deferred, skipped=skipped, batch=batch)
+        return Messages((), skipped=skipped, open_work=open_work_count(ctx, me), recipient=reader)
+    return Messages(
+        distinct(batch.envelopes),
+        deferred=budget.deferred,
+        skipped=skipped,
+        batch=batch,
+        open_work=open_work_count(ctx, me),
+        recipient=reader,
+    )

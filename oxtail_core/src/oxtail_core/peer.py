@@ -6,10 +6,12 @@ the waits. :class:`AsyncPeer` never blocks the event loop: every step that
 touches the Store, the Waker or the Host runs in a worker thread.
 
 Messages a call returns are settled before it returns (handing them to the
-caller *is* the delivery), unless the caller asks for a hand-off with
-``settle=False``: then the result carries its in-flight ``batch`` and the
-caller settles it once the messages are really handed on (a server: once the
-response is on its pipe), or restores it if that failed.
+caller *is* the delivery, and that is when their receipts are written),
+unless the caller asks for a hand-off with ``settle=False``: then the result
+carries its in-flight ``handoff`` and the caller settles it with
+:func:`oxtail_core.receipts.settle_handoff` once the messages are really
+handed on (a server: once the response is on its pipe), or restores its
+batch if that failed (no receipt then).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from oxtail_core.protocols import Batch
 from oxtail_core.results import (
     Asked,
     Closed,
+    Handoff,
     Messages,
     MessageStatus,
     NotAsked,
@@ -44,8 +47,6 @@ from oxtail_core.results import (
 from oxtail_core.routing import live_entries, publish, retire
 
 T = TypeVar("T")
-BLOCKED_PREFIX = "[blocked] "
-"""What a block_work completion's body starts with (not counted by the reason's size limit)."""
 
 
 class _Keep:
@@ -98,8 +99,9 @@ class _PeerCore:
             tmux_session=tmux_session,
             process_start=process_start,
         )
-        publish(ctx, me)
-        return cls(ctx, me)
+        peer = cls(ctx, me)
+        peer._publish()
+        return peer
 
     @property
     def session_id(self) -> str | None:
@@ -126,14 +128,14 @@ class _PeerCore:
         if not isinstance(tmux, _Keep):
             me = attrs.evolve(me, tmux_pane=tmux[0], tmux_session=tmux[1])
         self.me = me
-        publish(self.ctx, self.me)
+        self._publish()
         return self.me
 
     def describe(self, client: ClientInfo) -> None:
         """Republish with what detection learned about our host (identity rules are the caller's)."""
         if client != self.me.client:
             self.me = attrs.evolve(self.me, client=client)
-            publish(self.ctx, self.me)
+            self._publish()
 
     def set_state(self, purpose: str | None = None, *, keep_purpose: bool | None = None) -> StateCard:
         """Publish what this agent is doing.
@@ -145,12 +147,17 @@ class _PeerCore:
         previous = self.me.state.purpose if self.me.state else None
         card = StateCard(purpose=previous if keep else purpose, updated_at=self.ctx.clock.now_ms() // 1000)
         self.me = attrs.evolve(self.me, state=card)
-        publish(self.ctx, self.me)
+        self._publish()
         return card
 
     def publish(self) -> None:
         """Publish our entry again (it also folds mail owed to this agent into its inbox)."""
+        self._publish()
+
+    def _publish(self) -> None:
+        """Every registry write also ages out old receipts and outbox records (accounting.md §1.8)."""
         publish(self.ctx, self.me)
+        _receipts.collect_old_records(self.ctx)
 
     def peers(self) -> list[RegistryEntry]:
         """Every other live agent, one entry each."""
@@ -160,9 +167,9 @@ class _PeerCore:
         """Unregister without stranding mail."""
         retire(self.ctx, self.me)
 
-    def _settle(self, batch: Batch | None) -> None:
-        if batch is not None:
-            self.ctx.store.settle(batch)
+    def _settle(self, handoff: Handoff | None) -> None:
+        if handoff is not None:
+            _receipts.settle_handoff(self.ctx, handoff)
 
     def _put_back(self, result: object) -> None:
         """An abandoned result (its caller was cancelled) gives back what it holds, same ids."""
@@ -173,7 +180,7 @@ class _PeerCore:
     def _read(self, settle: bool) -> Messages:
         result = _messaging.read_messages(self.ctx, self.me)
         if settle:
-            self._settle(result.batch)
+            self._settle(result.handoff)
         return result
 
     def _send(
@@ -206,8 +213,7 @@ class _PeerCore:
     def _close(
         self, message_id: str, body: str, state: ObligationState, wake: WakeMode | None
     ) -> Flow[Closed | RequesterUnreachable | Refused]:
-        delivered = body if state == "done" else BLOCKED_PREFIX + body
-        return _obligations.close(self.ctx, self.me, message_id, delivered, state=state, wake=wake)
+        return _obligations.close(self.ctx, self.me, message_id, body, state=state, wake=wake)
 
     def _reply(
         self, message_id: str, body: str, wake: WakeMode | None
@@ -215,8 +221,11 @@ class _PeerCore:
         return _messaging.reply_to_message(self.ctx, self.me, message_id, body, wake=wake)
 
     def _asked(self, result: Asked | NotAsked | Refused, settle: bool) -> Asked | NotAsked | Refused:
-        if settle and isinstance(result, Asked):
-            self._settle(result.batch)
+        """The ask's reply is receipted as handed to us (``ask_peer_reply``), when settled."""
+        if isinstance(result, Asked):
+            result = attrs.evolve(result, requester=self.me.session_id)
+            if settle:
+                self._settle(result.handoff)
         return result
 
 
@@ -328,8 +337,8 @@ class AsyncPeer(_PeerCore):
     async def read_messages(self, *, settle: bool = True) -> Messages:
         """Take and return the next budgeted batch of our mail (``settle=False``: a hand-off)."""
         result = await call_async(self._read, False, abandon=self._put_back)
-        if settle and result.batch is not None:
-            await finish_async(self._settle, result.batch)
+        if settle and result.handoff is not None:
+            await finish_async(self._settle, result.handoff)
         return result
 
     async def ask(
@@ -337,9 +346,9 @@ class AsyncPeer(_PeerCore):
     ) -> Asked | NotAsked | Refused:
         """Ask ``target`` and wait for its correlated reply (or time out, leaving a pending ask)."""
         flow = _ask.ask_peer(self.ctx, self.me, target, body, timeout_ms=timeout_ms)
-        result = await self._run(flow)
-        if settle and isinstance(result, Asked) and result.batch is not None:
-            await finish_async(self._settle, result.batch)
+        result = self._asked(await self._run(flow), settle=False)
+        if settle and isinstance(result, Asked) and result.handoff is not None:
+            await finish_async(self._settle, result.handoff)
         return result
 
     async def reply(

@@ -96,8 +96,22 @@ def state_of(record: PendingAsk | None, now_ms: int, ttl_ms: float) -> PendingSt
     return PendingState.LIVE if now_ms - record.at_ms < ttl_ms else PendingState.EXPIRED
 
 
-def record_pending(ctx: Context, requester: str, request_id: str, peer: str, now_ms: int) -> bool:
-    """GC old notes, then write ours; False if the store could not."""
+def record_pending(
+    ctx: Context,
+    requester: str,
+    request_id: str,
+    peer: str,
+    now_ms: int,
+    *,
+    message_id: str | None = None,
+    owner_epoch: int | None = None,
+) -> bool:
+    """GC old notes, then write ours; False if the store could not.
+
+    A delegator's waiter expectation also names the delegation (``message_id``,
+    whose receipt tells the watchdog the peer has it) and the owner's start
+    (``owner_epoch``, provenance only).
+    """
     try:
         ctx.store.pending_gc(now_ms - int(ctx.settings.pending_ttl_ms))
         return ctx.store.pending_put(
@@ -106,6 +120,8 @@ def record_pending(ctx: Context, requester: str, request_id: str, peer: str, now
                 request_id=request_id,
                 at_ms=now_ms,
                 peer=canonical_session_id(peer),
+                message_id=message_id,
+                owner_epoch=owner_epoch,
             )
         )
     except StoreError:

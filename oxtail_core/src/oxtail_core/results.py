@@ -11,7 +11,15 @@ from typing import Literal
 
 import attrs
 
-from oxtail_core.model import Envelope, ObligationState, OutboxRecord, Receipt, WakeOutcome, WakeStatus
+from oxtail_core.model import (
+    Envelope,
+    ObligationState,
+    OutboxRecord,
+    Receipt,
+    ReceiptVia,
+    WakeOutcome,
+    WakeStatus,
+)
 from oxtail_core.protocols import Batch
 from oxtail_core.routing import Unresolved
 
@@ -22,6 +30,20 @@ class Refused:
 
     error: str
     message: str
+
+
+@attrs.frozen
+class Handoff:
+    """Messages taken into flight for one reader, to be settled once they are really handed on.
+
+    ``via`` and ``recipient`` are what the delivery receipts written at settle
+    time say (:func:`oxtail_core.receipts.settle_delivered`): how the messages
+    reached the agent's context, and which session (None: an unclaimed reader).
+    """
+
+    batch: Batch
+    via: ReceiptVia
+    recipient: str | None
 
 
 @attrs.frozen
@@ -80,7 +102,10 @@ class Messages:
 
     ``batch`` is in flight until settled: a server settles it once the
     response has been handed to its transport, so a crash in between
-    re-delivers the same messages instead of losing them.
+    re-delivers the same messages instead of losing them. ``recipient`` is the
+    reader's session id (None: unclaimed), for the receipts written at settle.
+    ``open_work`` is the reader's open-obligation count, read from its ledger
+    after the take (0: none, unclaimed, or the ledger could not be read).
     """
 
     messages: tuple[Envelope, ...]
@@ -88,11 +113,20 @@ class Messages:
     skipped: int = 0
     batch: Batch | None = attrs.field(default=None, eq=False, repr=False)
     open_work: int = 0
+    recipient: str | None = None
+
+    @property
+    def handoff(self) -> Handoff | None:
+        """What to settle once the response is handed on (None: nothing was taken)."""
+        return None if self.batch is None else Handoff(self.batch, "read_my_messages", self.recipient)
 
 
 @attrs.frozen
 class Asked:
-    """A completed ask: the correlated reply, or a timeout that stays durable as a pending ask."""
+    """A completed ask: the correlated reply, or a timeout that stays durable as a pending ask.
+
+    ``requester`` is the asker's session id (set by the Peer), for the receipt of the reply.
+    """
 
     message_id: str
     request_id: str
@@ -102,6 +136,12 @@ class Asked:
     timeout_ms: float
     clamped_from_ms: float | None = None
     batch: Batch | None = attrs.field(default=None, eq=False, repr=False)
+    requester: str | None = None
+
+    @property
+    def handoff(self) -> Handoff | None:
+        """The reply in flight, to settle once handed on (None: timed out); receipted as an ask reply."""
+        return None if self.batch is None else Handoff(self.batch, "ask_peer_reply", self.requester)
 
     @property
     def timed_out(self) -> bool:

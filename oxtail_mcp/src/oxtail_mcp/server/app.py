@@ -31,7 +31,8 @@ from mcp.shared.message import SessionMessage
 
 from oxtail_core.effects import call_async, finish_async
 from oxtail_core.errors import OxtailError
-from oxtail_core.protocols import Batch
+from oxtail_core.receipts import settle_handoff
+from oxtail_core.results import Handoff
 from oxtail_core.settings import positive_number
 from oxtail_core.trace import safe_emit
 from oxtail_core.wire import dumps
@@ -61,6 +62,10 @@ def unsent_restore_s(env: Mapping[str, str]) -> float:
 class Settler:
     """Batches waiting for their response to be written, keyed by JSON-RPC request id.
 
+    Settling a batch is what writes its delivery receipts (its hand-off says
+    ``via`` and the reader), so a receipt exists only for messages whose
+    response was flushed; a batch put back gets none.
+
     A response that never reaches the stdout writer (the call was cancelled
     after the handler returned) would strand its batch until we exit; after
     ``UNSENT_RESTORE_S`` it is put back instead. A response the writer has
@@ -78,7 +83,7 @@ class Settler:
     def __init__(self, agent: Agent, restore_after_s: float = UNSENT_RESTORE_S) -> None:
         self.agent = agent
         self.restore_after_s = restore_after_s
-        self.waiting: dict[Any, Batch] = {}
+        self.waiting: dict[Any, Handoff] = {}
         self.task_group: anyio.abc.TaskGroup | None = None
         self.queued: collections.deque[Any] = collections.deque()
 
@@ -89,26 +94,26 @@ class Settler:
             if request_id is not None:
                 await finish_async(self.settle, request_id)
 
-    def hold(self, request_id: Any, batch: Batch) -> None:
-        self.waiting[request_id] = batch
+    def hold(self, request_id: Any, handoff: Handoff) -> None:
+        self.waiting[request_id] = handoff
         if self.task_group is not None:
-            self.task_group.start_soon(self._expire, request_id, batch)
+            self.task_group.start_soon(self._expire, request_id, handoff)
 
-    async def _expire(self, request_id: Any, batch: Batch) -> None:
+    async def _expire(self, request_id: Any, handoff: Handoff) -> None:
         await anyio.sleep(self.restore_after_s)
-        if self.waiting.get(request_id) is batch and request_id not in self.queued:
+        if self.waiting.get(request_id) is handoff and request_id not in self.queued:
             with contextlib.suppress(OxtailError):
                 await finish_async(self.restore, request_id)
 
     def settle(self, request_id: Any) -> None:
-        batch = self.waiting.pop(request_id, None)
-        if batch is not None:
-            self.agent.ctx.store.settle(batch)
+        handoff = self.waiting.pop(request_id, None)
+        if handoff is not None:
+            settle_handoff(self.agent.ctx, handoff)
 
     def restore(self, request_id: Any) -> None:
-        batch = self.waiting.pop(request_id, None)
-        if batch is not None:
-            self.agent.ctx.store.restore(batch)
+        handoff = self.waiting.pop(request_id, None)
+        if handoff is not None:
+            self.agent.ctx.store.restore(handoff.batch)
 
     def restore_all(self) -> None:
         for request_id in list(self.waiting):
@@ -249,11 +254,11 @@ def build_server(agent: Agent, settler: Settler, task_group: anyio.abc.TaskGroup
             return _text(str(exc), error=True)
         except ValueError as exc:
             return _text(str(exc), error=True)
-        if outcome.batch is not None:
+        if outcome.handoff is not None:
             if ctx.request_id is None:
-                await finish_async(agent.ctx.store.settle, outcome.batch)
+                await finish_async(settle_handoff, agent.ctx, outcome.handoff)
             else:
-                settler.hold(ctx.request_id, outcome.batch)
+                settler.hold(ctx.request_id, outcome.handoff)
         return _text(dumps(outcome.body))
 
     async def on_initialized(ctx: Any, params: Any) -> None:

@@ -2,8 +2,8 @@
 
 No messaging logic lives here (it is all in oxtail_core): a handler picks the
 arguments, makes one call on ``agent.peer`` (or the agent, for identity), and
-returns the response object plus, for reads, the in-flight batch to settle
-once the response is on the wire. Nothing here runs on the event loop but the
+returns the response object plus, for reads, the in-flight hand-off to settle
+(and receipt) once the response is on the wire. Nothing here runs on the event loop but the
 rendering: the peer's calls go off the loop themselves, and the handlers that
 touch the world otherwise (tmux, transcripts, the registry) run in a worker
 thread through :func:`_threaded`.
@@ -19,8 +19,7 @@ import attrs
 
 from oxtail_core.effects import call_async
 from oxtail_core.model import SCHEMA_VERSION
-from oxtail_core.protocols import Batch
-from oxtail_core.results import Asked
+from oxtail_core.results import Asked, Handoff
 from oxtail_core.routing import live_entries
 from oxtail_fs.discovery import project_sessions
 from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
@@ -34,7 +33,7 @@ class Outcome:
     """A handler's result: the response object, and messages to settle after it is written."""
 
     body: dict[str, Any]
-    batch: Batch | None = None
+    handoff: Handoff | None = None
 
 
 Handler = Callable[[Agent, dict[str, Any]], Awaitable[Outcome]]
@@ -165,7 +164,7 @@ async def reply_to_message(agent: Agent, args: dict[str, Any]) -> Outcome:
 
 async def read_my_messages(agent: Agent, args: dict[str, Any]) -> Outcome:
     result = await agent.peer.read_messages(settle=False)
-    return Outcome(render(result), result.batch)
+    return Outcome(render(result), result.handoff)
 
 
 async def ask_peer(agent: Agent, args: dict[str, Any]) -> Outcome:
@@ -176,7 +175,7 @@ async def ask_peer(agent: Agent, args: dict[str, Any]) -> Outcome:
         timeout_ms=int(timeout) if isinstance(timeout, (int, float)) and math.isfinite(timeout) else None,
         settle=False,
     )
-    return Outcome(render(result), result.batch if isinstance(result, Asked) else None)
+    return Outcome(render(result), result.handoff if isinstance(result, Asked) else None)
 
 
 HANDLERS: dict[str, Handler] = {
