@@ -195,3 +195,33 @@ def test_a_bootstrapped_peer_reads_after_claiming_but_cannot_reply_to_the_pre_cl
     assert (got.id, got.from_session_id) == (sent.message_id, A)
     assert render(peer.reply(got.id, "done"))["error"] == "message-not-found"  # A48: no ledger line
     assert isinstance(peer.send(A, "done"), Sent)  # it answers by send_message to from_session_id
+
+
+def test_a_dead_agent_with_mail_or_open_work_keeps_its_entry_until_both_are_gone() -> None:
+    """The dead-breadcrumb keep-gate (accounting.md §1.7, selfheal §4.2): listed as dead, never a
+    target, reaped once its inbox is drained and its obligations are closed."""
+    from oxtail_core import Context, FakeClock, MemoryHost, MemoryStore, Peer, RecordingWaker
+
+    store, host = MemoryStore(), MemoryHost()
+    ctx = Context(store, RecordingWaker(), FakeClock(1_700_000_000_000), host)
+    boss = Peer.join(ctx, 10, session_id=A)
+    Peer.join(ctx, 11, session_id=B)
+    task = boss.send(B, "do it", action_required=True, wake="off")
+    boss.send(B, "fyi", wake="off")
+    host.kill(11)
+    assert [e.session_id for e in live_entries(ctx)] == [A]
+    assert [e.server_pid for e in store.registry_entries()] == [10, 11]  # kept: mail and work wait
+    again = Peer.join(ctx, 12, session_id=B)
+    assert [m.body for m in again.read_messages().messages] == ["do it", "fyi"]
+    host.kill(12)
+    live_entries(ctx)
+    assert {e.server_pid for e in store.registry_entries()} == {
+        10,
+        12,
+    }  # 11 went with a live sibling; the obligation is open
+    revived = Peer.join(ctx, 13, session_id=B)
+    closed = revived.complete_work(task.message_id, "done")  # type: ignore[union-attr]
+    assert closed.state == "done"  # type: ignore[union-attr]
+    host.kill(13)
+    live_entries(ctx)
+    assert [e.server_pid for e in store.registry_entries()] == [10]

@@ -136,9 +136,24 @@ def _reap(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> 
         heir = _heir(entry, live)
         if heir is not None:
             ctx.store.merge(source, heir)
-        ctx.store.registry_remove_if_drained(entry, source)
+        if not _stranded(ctx, entry, live):
+            ctx.store.registry_remove_if_drained(entry, source)
     except StoreError:
         pass  # any doubt keeps the breadcrumb; the next reader retries
+
+
+def _stranded(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> bool:
+    """The dead-breadcrumb keep-gate (accounting.md §1.7): a dead agent whose session still has mail
+    waiting or an open obligation keeps its entry (never a live target) so that status shows the
+    stranded work, until no live server of that session exists to take it over.
+
+    Raises StoreError when it cannot tell: the caller keeps the entry then.
+    """
+    sid = entry.session_id
+    if not sid or any(same_session_id(sid, other.session_id) for other in live):
+        return False
+    canonical = canonical_session_id(sid)
+    return ctx.store.depth(session_inbox(canonical)) > 0 or bool(ctx.store.ledger_open(canonical))
 
 
 def collapse(entries: Sequence[RegistryEntry]) -> list[RegistryEntry]:
