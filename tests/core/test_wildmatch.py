@@ -1,6 +1,7 @@
-"""Reservation patterns: matching agrees with ``pathspec`` (gitignore's own semantics), except the one
-documented difference, and the overlap test is exact: its witness matches both, and any path that
-matches both proves an overlap."""
+"""Reservation patterns: matching agrees with ``pathspec`` (gitignore's own semantics) except for
+the two documented differences (anchored at the root; a wildcard-and-text last segment names
+files), and the overlap test is exact: its witness matches both, and any path that matches both
+proves an overlap."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def gitignore(pattern: str, path: str) -> bool:
     """What our matcher promises, from pathspec: gitignore's answer (the path, or one of its
     directories, written ``dir/``, matches), except that a files-only pattern covers a path only
     by matching the path itself."""
-    regex = pathspec.PathSpec.from_lines("gitignore", [pattern]).patterns[0].regex
+    anchored = pattern if pattern.startswith("/") else "/" + pattern  # ours: always at the root
+    regex = pathspec.PathSpec.from_lines("gitignore", [anchored]).patterns[0].regex
     assert isinstance(regex, re.Pattern)
     if _files_only(pattern):
         return regex.fullmatch(path) is not None
@@ -79,14 +81,18 @@ def test_the_overlap_test_is_exact_with_a_witness_both_patterns_match(a: str, b:
         ("src/*", "src/sub/a.py", True),
         ("*.py", "docs/*.md", False),
         ("*.md", "*.py", False),
+        ("setup.py", "README.md", False),
+        ("*.py", "src/a.py", False),
+        ("**/*.py", "src/a.py", True),
         ("**/test_*.py", "tests/unit/test_a.py", True),
         ("a/**/b", "a/b", True),
         ("a/**", "a", True),
         ("src/**", "/src.py", False),
         ("src/[ab].py", "src/c.py", False),
         ("src/[!a].py", "src/b.py", True),
-        ("README.md", "docs/README.md", True),
-        ("/README.md", "docs/README.md", False),
+        ("README.md", "docs/README.md", False),
+        ("**/README.md", "docs/README.md", True),
+        ("/README.md", "README.md", True),
     ],
 )
 def test_overlap_decisions_people_rely_on(a: str, b: str, overlap: bool) -> None:

@@ -335,10 +335,9 @@ def current(ctx: Context, project: str, *, grace_ms: int = GRACE_DEFAULT_MS) -> 
 
 
 def covering(records: Iterable[Reservation], path_or_pattern: str) -> list[Reservation]:
-    """The reservations whose pattern shares a path with ``path_or_pattern`` (anchored at the root)."""
-    probe = path_or_pattern if path_or_pattern.startswith("/") else "/" + path_or_pattern
-    compile_pattern(probe)
-    return [r for r in records if overlaps(probe, r.pattern)]
+    """The reservations whose pattern shares a path with ``path_or_pattern`` (itself a pattern)."""
+    compile_pattern(path_or_pattern)
+    return [r for r in records if overlaps(path_or_pattern, r.pattern)]
 
 
 def blocking(records: Iterable[Reservation], path: str, committer: str | None) -> list[Reservation]:

@@ -9,26 +9,28 @@ for a common accepted path, so the answer is exact (and comes with a witness
 path, which the tests check against ``pathspec``). One construction serves
 both, so the guard refuses exactly the paths that the conflict test covers.
 
-The syntax, as gitignore reads it (``man gitignore``), with one deliberate
-difference in the last row:
+The syntax is gitignore's (``man gitignore``), read with two deliberate
+differences (the rows marked *ours*):
 
 =====================  =========================================================
 pattern                matches (paths relative to the project root)
 =====================  =========================================================
-``a.py`` (no ``/``)    ``a.py`` at any depth
-``src/a.py``           anchored at the root (a ``/`` at the start or middle)
+``README.md``, ``src`` *ours*: anchored at the root, with or without a ``/`` in
+                       it (gitignore would match a slash-less name at any
+                       depth); write ``**/README.md`` for any depth
 ``*`` ``?`` ``[a-z]``  within one path segment (never a ``/``); ``[!x]`` negates
 ``**/x``, ``a/**/b``   any number of directories (zero included)
 ``src/**``, ``src/``   everything beneath ``src``
 ``src``, ``docs/api``  the file, or the directory and everything beneath it
-``src/*``               every entry of ``src`` and everything beneath them
-``*.py``, ``src/*.md`` files by name only: a last segment mixing wildcards and
-                       other characters does not also cover what lies
-                       *beneath* a directory of that name
+``src/*``              every entry of ``src`` and everything beneath them
+``*.py``, ``src/*.md`` *ours*: files by name only -- a last segment mixing
+                       wildcards and other characters does not also cover what
+                       lies beneath a directory of that name
 =====================  =========================================================
 
-Gitignore would let ``*.md`` cover ``notes.md/x.py`` too; for reservations that
-made ``*.md`` and ``*.py`` collide, so such a last segment names files.
+Both keep reservations of unrelated files apart: with gitignore's reading
+``setup.py`` and ``README.md`` would collide (a directory ``setup.py`` could
+hold a ``README.md``), and so would ``*.md`` and ``*.py``.
 
 Refused with :class:`PatternError` (a clear message naming the fault): empty,
 leading or trailing blanks, control characters, ``!`` negation, ``#`` comments,
@@ -268,8 +270,7 @@ def compile_pattern(text: str) -> Automaton:
     """The automaton of one pattern; raises PatternError for anything the module docstring refuses."""
     _check_text(text)
     body = text
-    anchored = body.startswith("/")
-    if anchored:
+    if body.startswith("/"):  # gitignore's explicit anchor: every pattern is anchored anyway
         body = body[1:]
     directory = body.endswith("/")
     if directory:
@@ -279,11 +280,8 @@ def compile_pattern(text: str) -> Automaton:
         raise PatternError(f"{text!r}: empty path segment (a doubled or lone /)")
     if any(s in (".", "..") for s in segments):
         raise PatternError(f"{text!r}: . and .. segments are not allowed (stay inside the project)")
-    anchored = anchored or len(segments) > 1
     b = _Builder()
     cur = b.state()
-    if not anchored:
-        cur = _dirs(b, cur)
     last = len(segments) - 1
     accept: set[int] = set()
     for index, seg in enumerate(segments):
