@@ -46,6 +46,7 @@ from oxtail_core.wildmatch import MAX_PATTERN_CHARS, compile_pattern, matches, o
 
 if TYPE_CHECKING:  # the context imports the Store protocol, which names Reservation
     from oxtail_core.context import Context
+    from oxtail_core.protocols import Host, Store
 
 TTL_MIN_S = 60
 TTL_MAX_S = 86_400
@@ -68,6 +69,7 @@ __all__ = [
     "release",
     "reserve",
     "standing",
+    "standing_in",
     "sweep",
 ]
 
@@ -254,12 +256,12 @@ def sweep_step(
 # Flows: one registry read, then one atomic step ---------------------------------------
 
 
-def live_sessions(ctx: Context) -> frozenset[str]:
+def live_sessions(store: Store, host: Host) -> frozenset[str]:
     """Session ids with at least one live server (pid and start time), read without reaping."""
     return frozenset(
         e.session_id
-        for e in ctx.store.registry_entries()
-        if e.session_id and ctx.host.is_alive(e.server_pid, e.process_start)
+        for e in store.registry_entries()
+        if e.session_id and host.is_alive(e.server_pid, e.process_start)
     )
 
 
@@ -307,7 +309,7 @@ def reserve(
         )
         for p in check_patterns(patterns)
     ]
-    live = live_sessions(ctx) | {holder}
+    live = live_sessions(ctx.store, ctx.host) | {holder}
     return ctx.store.reservations_update(project, reserve_step(wanted, now, live, grace_ms))
 
 
@@ -324,14 +326,18 @@ def release(
     if not holder:
         return []
     now = ctx.clock.now_ms()
-    step = release_step(holder, patterns, now, live_sessions(ctx) | {holder}, grace_ms)
+    step = release_step(holder, patterns, now, live_sessions(ctx.store, ctx.host) | {holder}, grace_ms)
     return ctx.store.reservations_update(project, step)
 
 
 def current(ctx: Context, project: str, *, grace_ms: int = GRACE_DEFAULT_MS) -> list[Reservation]:
     """Every standing reservation of ``project`` (ended ones are removed on the way)."""
-    step = sweep_step(ctx.clock.now_ms(), live_sessions(ctx), grace_ms)
-    return ctx.store.reservations_update(project, step)
+    return standing_in(ctx.store, ctx.host, ctx.clock.now_ms(), project, grace_ms)
+
+
+def standing_in(store: Store, host: Host, now_ms: int, project: str, grace_ms: int) -> list[Reservation]:
+    """:func:`current` for a caller without a full Context (the git guard)."""
+    return store.reservations_update(project, sweep_step(now_ms, live_sessions(store, host), grace_ms))
 
 
 def covering(records: Iterable[Reservation], path_or_pattern: str) -> list[Reservation]:
