@@ -14,9 +14,10 @@ holder session                              the reservation
 ==========================================  =====================================
 ``now >= expires_at``                       ended (its TTL)
 has a live server                           stands; an orphan clock is cleared
-no live server, not seen so before          stands; the orphan clock starts now
+no live server, not seen so before          the orphan clock starts now, then:
 no live server for ``< grace_ms``           stands (a restarting server keeps it)
-no live server for ``>= grace_ms``          ended (exact liveness, not inactivity)
+no live server for ``>= grace_ms``          ended (exact liveness, not inactivity);
+                                            with a grace of 0, at once
 ==========================================  =====================================
 
 "Live server" is exact: a registry entry of that session whose process runs
@@ -149,11 +150,10 @@ def standing(
         return "expired", r
     if any(r.held_by(s) for s in live):
         return "stands", r if r.orphaned_at is None else attrs.evolve(r, orphaned_at=None)
-    if r.orphaned_at is None:
-        return "stands", attrs.evolve(r, orphaned_at=now_ms)
-    if now_ms - r.orphaned_at >= grace_ms:
+    since = now_ms if r.orphaned_at is None else r.orphaned_at
+    if now_ms - since >= grace_ms:
         return "abandoned", r
-    return "stands", r
+    return "stands", r if r.orphaned_at == since else attrs.evolve(r, orphaned_at=since)
 
 
 def sweep(

@@ -24,7 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check = subs.add_parser("check", help="run the check (called by the installed hooks)")
     check.add_argument("hook", choices=("pre-commit", "pre-push"))
     check.add_argument("--mode", choices=("block", "warn"), default="block")
-    check.add_argument("hook_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -111,13 +111,13 @@ def script(hook: str, mode: str, python: str = sys.executable) -> str:
             "input=$(cat)",
             'if [ -x "$chained" ]; then printf \'%s\\n\' "$input" | "$chained" "$@" || exit $?; fi',
             '[ "$OXTAIL_GUARD" = off ] && exit 0',
-            f'printf \'%s\\n\' "$input" | {check} -- "$@"',
+            f"printf '%s\\n' \"$input\" | {check}",
         ]
     else:
         lines += [
             'if [ -x "$chained" ]; then "$chained" "$@" || exit $?; fi',
             '[ "$OXTAIL_GUARD" = off ] && exit 0',
-            f'exec {check} -- "$@"',
+            f"exec {check}",
         ]
     return "\n".join(lines) + "\n"
 
