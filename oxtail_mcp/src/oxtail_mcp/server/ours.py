@@ -119,7 +119,11 @@ def _list(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
     root = project_of(agent.me.client.cwd)
     records = reservations.current(agent.ctx, root, grace_ms=grace_ms(os.environ))
     if "path" in args:
-        (probe,) = patterns_of("list_reservations", "path", [args["path"]], root)
+        try:
+            probe = to_pattern(args["path"], root)
+        except PatternError as exc:
+            issue = {"code": "custom", "path": ["path"], "message": str(exc)}
+            raise InvalidArguments("list_reservations", [issue]) from exc
         records = reservations.covering(records, probe)
     return {"project_root": root, "reservations": [r.view() for r in records]}
 
