@@ -157,3 +157,30 @@ def test_a_session_without_an_id_is_told_to_claim_one(tmp_path: Path) -> None:
         assert agent.entry()["client"]["session_id"] is None
         body = agent.ok("reserve_paths", {"paths": ["a.py"]})
         assert body["ok"] is False and body["error"] == "no-session-id" and "claim_session" in body["message"]
+
+
+def test_two_agents_in_real_tmux_panes_reserve_collide_and_hand_over(tmp_path: Path) -> None:
+    """The issue's scenario with pane agents: the holder's tmux session is what the peer is told."""
+    with world(tmp_path, tmux=True) as w:
+        proj = git_repo(w)
+        a, b = w.panes([("alpha", proj, GRACE), ("beta", proj, GRACE)])
+        a.claim(sid(1))
+        b.claim(sid(2))
+        assert a.ok("reserve_paths", {"paths": ["src/*.py"]})["granted"] == ["src/*.py"]
+        (conflict,) = b.ok("reserve_paths", {"paths": ["src/a.py"]})["conflicts"]
+        assert (conflict["holder_session_id"], conflict["holder_tmux"]) == (sid(1), "alpha")
+        subprocess.run(
+            [sys.executable, "-m", "oxtail_mcp", "guard", "install"],
+            cwd=proj,
+            env=w.env(),
+            check=True,
+            timeout=60,
+        )
+        refused = commit_as(w, proj, sid(2), "src/a.py")
+        assert refused.returncode != 0 and "(tmux alpha" in refused.stderr
+        holder_pid = a.server_pid()
+        os.kill(holder_pid, signal.SIGKILL)
+        assert wait_until(lambda: gone(holder_pid), 10)
+        granted = wait_until(lambda: b.ok("reserve_paths", {"paths": ["src/a.py"]})["granted"], 10, 0.05)
+        assert granted == ["src/a.py"]
+        assert commit_as(w, proj, sid(2), "src/a.py").returncode == 0
