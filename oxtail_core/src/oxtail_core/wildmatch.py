@@ -349,6 +349,9 @@ def overlap_witness(a: str, b: str) -> str | None:
     and at most ``len(a states) * len(b states)`` pairs.
     """
     left, right = compile_pattern(a), compile_pattern(b)
+    head_a, head_b = literal_head(a), literal_head(b)
+    if not (head_a.startswith(head_b) or head_b.startswith(head_a)):
+        return None  # every path of a starts with head_a, every path of b with head_b
     start = (0, 0)
     parent: dict[tuple[int, int], tuple[tuple[int, int], str] | None] = {start: None}
     queue = deque([start])
@@ -369,6 +372,16 @@ def overlap_witness(a: str, b: str) -> str | None:
                 parent[nxt] = (pair, ch)
                 queue.append(nxt)
     return None
+
+
+def literal_head(pattern: str) -> str:
+    """The text every path the (anchored) pattern covers starts with: its characters up to the
+    first wildcard or escape (a cheap, exact way to tell most unrelated patterns apart)."""
+    body = pattern[1:] if pattern.startswith("/") else pattern
+    for index, ch in enumerate(body):
+        if ch in "*?[\\":
+            return body[:index]
+    return body
 
 
 def _trace(parent: dict[tuple[int, int], tuple[tuple[int, int], str] | None], pair: tuple[int, int]) -> str:
