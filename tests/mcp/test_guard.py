@@ -206,6 +206,8 @@ def test_the_reservation_ends_with_the_holders_last_server(guarded: Repo) -> Non
 def test_the_hooks_serve_every_worktree_and_each_checkout_is_its_own_project(guarded: Repo) -> None:
     wt = guarded.tmp / "wt"
     guarded.git("worktree", "add", "-q", "-b", "side", str(wt))
+    from_worktree = guarded.guard("install", cwd=wt)
+    assert f"installed {guarded.path / '.git' / 'hooks' / 'pre-commit'}" in from_worktree.stdout
     assert guarded.commit("src/a.py", cwd=wt).returncode == 0  # the main checkout's reservation
     guarded.reserve(A, "src/*.py", project=wt)
     done = guarded.commit("src/b.py", cwd=wt)
@@ -248,6 +250,13 @@ def test_a_push_of_commits_touching_a_reserved_path_is_refused(repo: Repo) -> No
     assert new_branch.returncode != 0 and "src/a.py" in new_branch.stderr
     ok = run(repo.path, "git", "push", "-q", "origin", "main", env=repo.env(A), check=False)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_guard_whose_python_is_gone_lets_commits_through_saying_so(guarded: Repo) -> None:
+    hook = guarded.path / ".git" / "hooks" / "pre-commit"
+    hook.write_text(hook.read_text().replace(sys.executable, str(guarded.tmp / "no-such-python")))
+    done = guarded.commit("src/a.py")
+    assert done.returncode == 0 and "is gone (reinstall the guard); allowed" in done.stderr
 
 
 def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:

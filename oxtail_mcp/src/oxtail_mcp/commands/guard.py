@@ -99,6 +99,8 @@ def hooks_dir(cwd: Path) -> Path:
 def script(hook: str, mode: str, python: str = sys.executable) -> str:
     """The hook file's text: chain the previous hook, honor ``OXTAIL_GUARD=off``, run the check."""
     check = f"{shlex.quote(python)} -m oxtail_mcp guard check {hook} --mode {mode}"
+    gone = shlex.quote(f"oxtail guard: {python} is gone (reinstall the guard); allowed")
+    missing = f"[ -x {shlex.quote(python)} ] || {{ echo {gone} >&2; exit 0; }}"
     lines = [
         "#!/bin/sh",
         f"{MARKER} (mode {mode}); `oxtail-mcp guard uninstall` removes it.",
@@ -111,12 +113,14 @@ def script(hook: str, mode: str, python: str = sys.executable) -> str:
             "input=$(cat)",
             'if [ -x "$chained" ]; then printf \'%s\\n\' "$input" | "$chained" "$@" || exit $?; fi',
             '[ "$OXTAIL_GUARD" = off ] && exit 0',
+            missing,
             f"printf '%s\\n' \"$input\" | {check}",
         ]
     else:
         lines += [
             'if [ -x "$chained" ]; then "$chained" "$@" || exit $?; fi',
             '[ "$OXTAIL_GUARD" = off ] && exit 0',
+            missing,
             f"exec {check}",
         ]
     return "\n".join(lines) + "\n"

@@ -52,6 +52,8 @@ def project_of(cwd: str) -> str:
 def to_pattern(item: str, root: str) -> str:
     """The pattern ``item`` stands for, relative to ``root``; PatternError (a clear message) if none."""
     text = item
+    if text.startswith("/") and not is_within(text, root):
+        text = realpath_or_self(text)  # an existing file reached through a symlinked prefix
     if text.startswith("/"):
         if text == root or not is_within(text, root):
             raise PatternError(
