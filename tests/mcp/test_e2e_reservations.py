@@ -184,3 +184,23 @@ def test_two_agents_in_real_tmux_panes_reserve_collide_and_hand_over(tmp_path: P
         granted = wait_until(lambda: b.ok("reserve_paths", {"paths": ["src/a.py"]})["granted"], 10, 0.05)
         assert granted == ["src/a.py"]
         assert commit_as(w, proj, sid(2), "src/a.py").returncode == 0
+
+
+def test_our_three_tools_are_listed_after_the_reference_ones_with_their_limits(tmp_path: Path) -> None:
+    with world(tmp_path) as w:
+        (agent,) = w.directs([("a", w.project("proj"), None)])
+        listed = agent._portal.call(agent.holder.session.list_tools).tools
+        ours = {t.name: t.input_schema for t in listed[-3:]}
+        assert list(ours) == ["reserve_paths", "release_paths", "list_reservations"]
+        paths = dict(ours["reserve_paths"]["properties"]["paths"])
+        assert paths.pop("description")
+        assert paths == {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 512},
+            "minItems": 1,
+            "maxItems": 100,
+        }
+        assert ours["reserve_paths"]["required"] == ["paths"]
+        assert ours["reserve_paths"]["properties"]["ttl_s"]["maximum"] == 86_400
+        assert ours["reserve_paths"]["properties"]["reason"]["maxLength"] == 200
+        assert "required" not in ours["release_paths"] and "required" not in ours["list_reservations"]

@@ -17,6 +17,14 @@ from typing import Any
 import attrs
 
 from oxtail_core.model import BODY_MAX_BYTES, PURPOSE_MAX_CHARS
+from oxtail_core.reservations import (
+    MAX_PATTERN_CHARS,
+    PATHS_MAX,
+    REASON_MAX_CHARS,
+    TTL_DEFAULT_S,
+    TTL_MAX_S,
+    TTL_MIN_S,
+)
 from oxtail_core.wire import utf8len
 
 ASK_TIMEOUT_CEILING_MS = 300_000
@@ -474,20 +482,24 @@ OUR_TOOLS: tuple[Tool, ...] = (
         {
             "paths": ArrayArg(
                 "array",
-                f"1-100 {_PATHS_DESCRIPTION}.",
+                f"1-{PATHS_MAX} {_PATHS_DESCRIPTION}.",
                 min_length=1,
-                max_length=100,
-                item_max_length=512,
+                max_length=PATHS_MAX,
+                item_max_length=MAX_PATTERN_CHARS,
             ),
             "exclusive": Arg("boolean", "Exclusive (default true) or shared (seen, never conflicting)."),
             "ttl_s": Arg(
                 "integer",
-                "Seconds the reservation lasts (60-86400, default 3600); it also ends when your session "
-                "has no live server left.",
-                exclusive_minimum=59,
-                maximum=86_400,
+                f"Seconds the reservation lasts ({TTL_MIN_S}-{TTL_MAX_S}, default {TTL_DEFAULT_S}); it "
+                "also ends when your session has no live server left.",
+                exclusive_minimum=TTL_MIN_S - 1,
+                maximum=TTL_MAX_S,
             ),
-            "reason": Arg("string", "Why, shown to peers (at most 200 characters).", max_utf16=200),
+            "reason": Arg(
+                "string",
+                f"Why, shown to peers (at most {REASON_MAX_CHARS} characters).",
+                max_utf16=REASON_MAX_CHARS,
+            ),
         },
         ("paths",),
     ),
@@ -499,8 +511,8 @@ OUR_TOOLS: tuple[Tool, ...] = (
                 "array",
                 f"Patterns to release, as reserved ({_PATHS_DESCRIPTION}); omit to release all of yours.",
                 min_length=1,
-                max_length=100,
-                item_max_length=512,
+                max_length=PATHS_MAX,
+                item_max_length=MAX_PATTERN_CHARS,
             ),
         },
     ),
@@ -514,7 +526,7 @@ OUR_TOOLS: tuple[Tool, ...] = (
                 "Only reservations that share a path with this one (a path or pattern relative to "
                 "the project root).",
                 min_length=1,
-                max_utf16=512,
+                max_utf16=MAX_PATTERN_CHARS,
             )
         },
     ),
