@@ -285,7 +285,7 @@ class Store(Protocol):
         project each sees the set the previous one left: two overlapping
         exclusive reserves are never both granted. ``project`` is any string
         (a canonical project root); a store never makes a name of it.
-        Unreadable records are dropped by the next update, never fatal.
+        Unreadable records are skipped, never fatal (dropped by the next update that changes the set).
         """
 
     def reservations_list(self, project: str) -> list[Reservation]:

@@ -35,7 +35,7 @@ Your own reservations never conflict with each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -56,6 +56,14 @@ PATHS_MAX = 100
 REASON_MAX_CHARS = 200
 GRACE_DEFAULT_MS = 10_000
 """How long a holder session may have no live server before its reservations end (a restart window)."""
+GRACE_ENV = "OXTAIL_RESERVATION_GRACE_MS"
+
+
+def grace_from_env(env: Mapping[str, str]) -> int:
+    """``OXTAIL_RESERVATION_GRACE_MS`` (digits, milliseconds, 0 allowed); anything else is the default."""
+    raw = (env.get(GRACE_ENV) or "").strip()
+    return int(raw) if raw.isdigit() else GRACE_DEFAULT_MS
+
 
 __all__ = [
     "GRACE_DEFAULT_MS",
@@ -66,6 +74,7 @@ __all__ = [
     "blocking",
     "covering",
     "current",
+    "grace_from_env",
     "live_sessions",
     "release",
     "reserve",

@@ -599,7 +599,10 @@ class FsStore:
         """Read, step and replace (temp + rename) under the project file's flock."""
         path = self._reservations_file(project)
         with self._hold(lock_path(path)):
-            kept, result = step(self._reservations_read(path))
+            before = self._reservations_read(path)
+            kept, result = step(before)
+            if list(kept) == before:
+                return result  # nothing changed: no rewrite (listings and guard runs stay reads)
             if kept:
                 body = dumps([r.to_json() for r in kept])
                 write_atomic(path, utf8(body), fsync=self._fsync)

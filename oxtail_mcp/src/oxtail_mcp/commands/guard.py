@@ -44,13 +44,12 @@ from pathlib import Path
 
 from oxtail_core.errors import StoreError
 from oxtail_core.model import RegistryEntry
-from oxtail_core.reservations import Reservation, blocking, standing_in
+from oxtail_core.reservations import Reservation, blocking, grace_from_env, standing_in
 from oxtail_fs import proctree
 from oxtail_fs.project import LocalHost, realpath_or_self
 from oxtail_fs.store import FsStore
 from oxtail_mcp.home import state_home
 from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
-from oxtail_mcp.server.ours import grace_ms
 
 HOOKS = ("pre-commit", "pre-push")
 MODES = ("block", "warn")
@@ -80,6 +79,7 @@ def git(cwd: Path, *args: str, input_bytes: bytes | None = None) -> bytes:
 
 
 def _repo(cwd: Path) -> Path:
+    """``cwd``, checked to be inside a git repository (GuardError otherwise)."""
     if not cwd.is_dir():
         raise GuardError(f"not a directory: {cwd}")
     try:
@@ -284,20 +284,23 @@ def check(
         return 0, ""
     if hook not in HOOKS or mode not in MODES:
         raise GuardError(f"unknown hook {hook!r} or mode {mode!r}")
-    top = git(_repo(cwd), "rev-parse", "--show-toplevel").decode("utf-8", "surrogateescape").strip()
-    project = realpath_or_self(top)
-    paths = staged_paths(cwd) if hook == "pre-commit" else pushed_paths(cwd, stdin)
-    if not paths:
-        return 0, ""
     home = state_home(env)
     if not (home / "reservations").is_dir():
         return 0, ""  # nobody ever reserved anything here: no state directory is created for that
     try:
+        top = git(cwd, "rev-parse", "--show-toplevel").decode("utf-8", "surrogateescape").strip()
+    except GuardError as exc:
+        raise GuardError(f"not inside a git repository: {cwd}") from exc
+    try:
         store = FsStore(home)
-        records = standing_in(store, LocalHost(), int(time.time() * 1000), project, grace_ms(env))
-        me = committer(env, os.getpid() if pid is None else pid, _live(store)) if records else None
+        now = int(time.time() * 1000)
+        records = standing_in(store, LocalHost(), now, realpath_or_self(top), grace_from_env(env))
+        if not any(r.exclusive for r in records):
+            return 0, ""  # cheapest first: no git diff, no process walk when nothing can refuse
+        me = committer(env, os.getpid() if pid is None else pid, _live(store))
     except StoreError as exc:
         return 0, f"oxtail guard: cannot read reservations ({exc}); allowed"
+    paths = staged_paths(cwd) if hook == "pre-commit" else pushed_paths(cwd, stdin)
     hits = [(path, r) for path in dict.fromkeys(paths) for r in blocking(records, path, me)]
     if not hits:
         return 0, ""

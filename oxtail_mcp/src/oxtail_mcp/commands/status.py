@@ -24,7 +24,7 @@ from oxtail_core.errors import StoreError
 from oxtail_core.ids import canonical_session_id
 from oxtail_core.model import RegistryEntry
 from oxtail_core.protocols import Store
-from oxtail_core.reservations import Reservation, live_sessions, sweep
+from oxtail_core.reservations import Reservation, grace_from_env, live_sessions, sweep
 from oxtail_core.routing import live_entries, process_inbox, session_inbox
 from oxtail_core.settings import Settings
 from oxtail_core.wake import is_fresh_busy
@@ -32,7 +32,7 @@ from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
 from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
-from oxtail_mcp.server.ours import grace_ms, project_of
+from oxtail_mcp.server.ours import project_of
 
 WATCH_INTERVAL_S = 2.0
 TRACE_TAIL_BYTES = 4 << 20
@@ -273,7 +273,7 @@ def reservations_held(ctx: Context, root: str, env: Mapping[str, str]) -> list[R
         live = live_sessions(ctx.store, ctx.host)
     except StoreError:
         return []
-    return sweep(records, ctx.clock.now_ms(), live, grace_ms(env))
+    return sweep(records, ctx.clock.now_ms(), live, grace_from_env(env))
 
 
 def reservations_table(held: Sequence[Reservation]) -> str:

@@ -21,7 +21,7 @@ one issue per bad item, ``path: ["paths", index]``; nothing is reserved.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from oxtail_core import reservations
@@ -29,19 +29,11 @@ from oxtail_core.effects import call_async
 from oxtail_core.errors import ErrorCode
 from oxtail_core.wildmatch import PatternError, compile_pattern
 from oxtail_fs.project import find_project_root, is_within, realpath_or_self
-from oxtail_mcp.server.agent import Agent
 from oxtail_mcp.server.schemas import InvalidArguments
 
 if TYPE_CHECKING:
+    from oxtail_mcp.server.agent import Agent
     from oxtail_mcp.server.tools import Handler, Outcome
-
-GRACE_ENV = "OXTAIL_RESERVATION_GRACE_MS"
-
-
-def grace_ms(env: Mapping[str, str]) -> int:
-    """How long a holder session may have no live server (``OXTAIL_RESERVATION_GRACE_MS``, ms, >= 0)."""
-    raw = (env.get(GRACE_ENV) or "").strip()
-    return int(raw) if raw.isdigit() else reservations.GRACE_DEFAULT_MS
 
 
 def project_of(cwd: str) -> str:
@@ -102,7 +94,7 @@ def _reserve(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
         exclusive=args.get("exclusive", True) is not False,
         ttl_s=int(args.get("ttl_s", reservations.TTL_DEFAULT_S)),
         reason=args.get("reason"),
-        grace_ms=grace_ms(os.environ),
+        grace_ms=reservations.grace_from_env(os.environ),
     )
     return result.view()
 
@@ -113,13 +105,15 @@ def _release(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
     patterns = None if given is None else patterns_of("release_paths", "paths", given, root)
     if not agent.me.session_id:
         return _no_session()
-    released = reservations.release(agent.ctx, agent.me, root, patterns, grace_ms=grace_ms(os.environ))
+    released = reservations.release(
+        agent.ctx, agent.me, root, patterns, grace_ms=reservations.grace_from_env(os.environ)
+    )
     return {"released": released}
 
 
 def _list(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
     root = project_of(agent.me.client.cwd)
-    records = reservations.current(agent.ctx, root, grace_ms=grace_ms(os.environ))
+    records = reservations.current(agent.ctx, root, grace_ms=reservations.grace_from_env(os.environ))
     if "path" in args:
         try:
             probe = to_pattern(args["path"], root)
