@@ -7,13 +7,17 @@ import pytest
 
 from oxtail_core import Context, FakeClock
 from oxtail_core.memory import MemoryHost, MemoryStore, RecordingWaker
+from oxtail_core.peer import Peer
 from oxtail_core.reservations import (
     GRACE_DEFAULT_MS,
+    NOTICE_WINDOW_MS,
     TTL_MAX_S,
     TTL_MIN_S,
+    Notices,
     blocking,
     covering,
     current,
+    notify_holders,
     release,
     reserve,
 )
@@ -158,3 +162,21 @@ def test_the_guard_rule_blocks_only_other_sessions_exclusive_reservations_coveri
     assert blocking(records, "docs/x.md", A_SID) == []  # shared: shown, never refused
     assert [r.pattern for r in covering(records, "src")] == ["src/*.py"]
     assert [r.pattern for r in covering(records, "docs/*.md")] == ["docs/"]
+
+
+def test_a_holder_is_told_once_per_collision_by_the_session_that_was_refused(w: World) -> None:
+    reserve(w.ctx, w.a, PROJECT, ["src/*.py"], reason="refactor")
+    notices = Notices()
+    refused = reserve(w.ctx, w.b, PROJECT, ["src/a.py"])
+    assert notify_holders(w.ctx, w.b, refused, notices) == 1
+    assert notify_holders(w.ctx, w.b, reserve(w.ctx, w.b, PROJECT, ["src/a.py"]), notices) == 0
+    assert notify_holders(w.ctx, w.b, reserve(w.ctx, w.b, PROJECT, ["src/b.py"]), notices) == 1
+    holder = Peer(w.ctx, w.a)
+    (first, second) = holder.read_messages().messages
+    assert first.from_session_id == B_SID
+    assert "reserve src/a.py, which your exclusive reservation src/*.py holds until" in first.body
+    assert "release_paths" in first.body and "src/b.py" in second.body
+    holder.reply(first.id, "done in five minutes")
+    assert [m.body for m in Peer(w.ctx, w.b).read_messages().messages] == ["done in five minutes"]
+    w.clock.advance(NOTICE_WINDOW_MS)
+    assert notify_holders(w.ctx, w.b, reserve(w.ctx, w.b, PROJECT, ["src/a.py"]), notices) == 1

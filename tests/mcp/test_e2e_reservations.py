@@ -88,6 +88,10 @@ def test_a_reservation_is_seen_by_peers_refuses_their_commit_and_ends_with_its_h
                 "expires_at": mine["expires_at"],
             }
         ]
+        (notice,) = a.read()["messages"]  # the holder hears of it, from the one refused
+        assert notice["from_session_id"] == sid(2) and "I asked to reserve src/a.py" in notice["body"]
+        b.ok("reserve_paths", {"paths": ["src/a.py"]})
+        assert a.read()["messages"] == []  # once per collision
         listed = b.ok("list_reservations")
         assert listed["project_root"] == os.path.realpath(proj)
         assert [(r["pattern"], r["holder_session_id"]) for r in listed["reservations"]] == [

@@ -31,21 +31,32 @@ an exact test). Reserving is per pattern: each requested pattern is granted
 unless it conflicts with a standing reservation of another session; a
 granted pattern you already held is renewed (new TTL, exclusivity, reason).
 Your own reservations never conflict with each other.
+
+A holder hears of a collision: :func:`notify_holders` sends it, from the
+session that was refused, one plain message per (holder pattern, requested
+pattern) per :data:`NOTICE_WINDOW_MS` -- mail, so it reaches the holder through
+its hooks mid-turn, and a reply goes straight back to the one who asked.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 from attrs import validators as v
 
+from oxtail_core.delivery import mint, record_received
+from oxtail_core.errors import StoreError
 from oxtail_core.ids import same_session_id
 from oxtail_core.model import RegistryEntry
+from oxtail_core.routing import session_inbox
+from oxtail_core.trace import safe_emit
 from oxtail_core.wildmatch import MAX_PATTERN_CHARS, compile_pattern, matches, overlaps
 
-if TYPE_CHECKING:  # the context imports the Store protocol, which names Reservation
+if TYPE_CHECKING:
     from oxtail_core.context import Context
     from oxtail_core.protocols import Host, Store
 
@@ -57,6 +68,8 @@ REASON_MAX_CHARS = 200
 GRACE_DEFAULT_MS = 10_000
 """How long a holder session may have no live server before its reservations end (a restart window)."""
 GRACE_ENV = "OXTAIL_RESERVATION_GRACE_MS"
+NOTICE_WINDOW_MS = 600_000
+"""A refused session tells a holder about the same collision at most once in this window."""
 
 
 def grace_from_env(env: Mapping[str, str]) -> int:
@@ -76,6 +89,7 @@ __all__ = [
     "current",
     "grace_from_env",
     "live_sessions",
+    "notify_holders",
     "release",
     "reserve",
     "standing",
@@ -362,3 +376,61 @@ def blocking(records: Iterable[Reservation], path: str, committer: str | None) -
         for r in records
         if r.exclusive and (committer is None or not r.held_by(committer)) and matches(r.pattern, path)
     ]
+
+
+# Telling a holder ------------------------------------------------------------------------
+
+
+@attrs.define
+class Notices:
+    """Which collisions this process already told their holders about, and when (in memory, like
+    the wake debounce: it only keeps one session from repeating itself)."""
+
+    window_ms: int = NOTICE_WINDOW_MS
+    sent: dict[tuple[str, str, str], int] = attrs.field(factory=dict)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False, eq=False)
+
+    def claim(self, key: tuple[str, str, str], now_ms: int) -> bool:
+        """True (and stamped) unless ``key`` was claimed within the window."""
+        with self._lock:
+            at = self.sent.get(key)
+            if at is not None and now_ms - at < self.window_ms:
+                return False
+            self.sent = {k: t for k, t in self.sent.items() if now_ms - t < self.window_ms}
+            self.sent[key] = now_ms
+            return True
+
+
+def notice_text(conflict: Conflict) -> str:
+    """What the holder reads (from the session that was refused)."""
+    held = conflict.held
+    kind = "exclusive" if held.exclusive else "shared"
+    until = time.strftime("%H:%M:%S UTC", time.gmtime(held.expires_at / 1000))
+    return (
+        f"oxtail reservations: I asked to reserve {conflict.pattern}, which your {kind} reservation "
+        f"{held.pattern} holds until {until}. Reply when I can have it, or call release_paths when "
+        "you are done."
+    )
+
+
+def notify_holders(ctx: Context, me: RegistryEntry, result: ReserveResult, notices: Notices) -> int:
+    """Send each holder of a conflict one notice from ``me`` (deduplicated); returns how many were sent.
+
+    Best effort: a store failure is traced and the reserve's answer stands.
+    """
+    sender = me.session_id
+    sent = 0
+    now = ctx.clock.now_ms()
+    for conflict in result.conflicts:
+        holder = conflict.held.holder_session_id
+        if not sender or not notices.claim((holder, conflict.held.pattern, conflict.pattern), now):
+            continue
+        envelope = mint(ctx, notice_text(conflict), sender)
+        record_received(ctx, holder, envelope)
+        try:
+            ctx.store.append(session_inbox(holder), [envelope])
+        except StoreError as exc:
+            safe_emit(ctx.tracer, "reservation_notice_failed", holder=holder, error=str(exc))
+            continue
+        sent += 1
+    return sent

@@ -16,6 +16,8 @@ argument item                            becomes
 
 A refusal is the MCP validation error of every tool (``MCP error -32602 ...``),
 one issue per bad item, ``path: ["paths", index]``; nothing is reserved.
+A reserve that collides tells each holder once (a message from this session,
+:func:`oxtail_core.reservations.notify_holders`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ def patterns_of(tool: str, arg: str, items: list[str], root: str) -> list[str]:
     return out
 
 
+NOTICES = reservations.Notices()
+"""This server's memory of the holders it already told about a collision (one agent per process)."""
+
+
 def _no_session() -> dict[str, Any]:
     return {
         "ok": False,
@@ -96,6 +102,7 @@ def _reserve(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
         reason=args.get("reason"),
         grace_ms=reservations.grace_from_env(os.environ),
     )
+    reservations.notify_holders(agent.ctx, agent.me, result, NOTICES)
     return result.view()
 
 
