@@ -22,7 +22,8 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 
-from oxtail_core.reservations import Reservation, ReserveResult, conflicts, release, reserve
+from oxtail_core.reservations import Reservation, ReserveResult, conflicts
+from oxtail_core.reserving import release, reserve
 from oxtail_core.testing import RaceMachine, StoreFactory, budget
 from oxtail_core.testing.races import sid
 from tests.support.stores import store_params

@@ -8,19 +8,8 @@ import pytest
 from oxtail_core import Context, FakeClock
 from oxtail_core.memory import MemoryHost, MemoryStore, RecordingWaker
 from oxtail_core.peer import Peer
-from oxtail_core.reservations import (
-    GRACE_DEFAULT_MS,
-    NOTICE_WINDOW_MS,
-    TTL_MAX_S,
-    TTL_MIN_S,
-    Notices,
-    blocking,
-    covering,
-    current,
-    notify_holders,
-    release,
-    reserve,
-)
+from oxtail_core.reservations import GRACE_DEFAULT_MS, TTL_MAX_S, TTL_MIN_S, blocking, covering
+from oxtail_core.reserving import NOTICE_WINDOW_MS, Notices, current, notify_holders, release, reserve
 from oxtail_core.routing import publish
 from oxtail_core.testing.races import entry
 from oxtail_core.wildmatch import PatternError

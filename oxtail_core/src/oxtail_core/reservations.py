@@ -32,33 +32,20 @@ unless it conflicts with a standing reservation of another session; a
 granted pattern you already held is renewed (new TTL, exclusivity, reason).
 Your own reservations never conflict with each other.
 
-A holder hears of a collision: :func:`notify_holders` sends it, from the
-session that was refused, one plain message per (holder pattern, requested
-pattern) per :data:`NOTICE_WINDOW_MS` -- mail, so it reaches the holder through
-its hooks mid-turn, and a reply goes straight back to the one who asked.
+Everything here is pure (the stores import it for the record); the flows that
+read the registry and call the store are in :mod:`oxtail_core.reserving`.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import validators as v
 
-from oxtail_core.delivery import mint, record_received
-from oxtail_core.errors import StoreError
 from oxtail_core.ids import same_session_id
-from oxtail_core.model import RegistryEntry
-from oxtail_core.routing import session_inbox
-from oxtail_core.trace import safe_emit
 from oxtail_core.wildmatch import MAX_PATTERN_CHARS, compile_pattern, matches, overlaps
-
-if TYPE_CHECKING:
-    from oxtail_core.context import Context
-    from oxtail_core.protocols import Host, Store
 
 TTL_MIN_S = 60
 TTL_MAX_S = 86_400
@@ -68,8 +55,6 @@ REASON_MAX_CHARS = 200
 GRACE_DEFAULT_MS = 10_000
 """How long a holder session may have no live server before its reservations end (a restart window)."""
 GRACE_ENV = "OXTAIL_RESERVATION_GRACE_MS"
-NOTICE_WINDOW_MS = 600_000
-"""A refused session tells a holder about the same collision at most once in this window."""
 
 
 def grace_from_env(env: Mapping[str, str]) -> int:
@@ -85,16 +70,15 @@ __all__ = [
     "Reservation",
     "ReserveResult",
     "blocking",
+    "check_patterns",
+    "conflicts",
     "covering",
-    "current",
     "grace_from_env",
-    "live_sessions",
-    "notify_holders",
-    "release",
-    "reserve",
+    "release_step",
+    "reserve_step",
     "standing",
-    "standing_in",
     "sweep",
+    "sweep_step",
 ]
 
 
@@ -276,18 +260,6 @@ def sweep_step(
     return step
 
 
-# Flows: one registry read, then one atomic step ---------------------------------------
-
-
-def live_sessions(store: Store, host: Host) -> frozenset[str]:
-    """Session ids with at least one live server (pid and start time), read without reaping."""
-    return frozenset(
-        e.session_id
-        for e in store.registry_entries()
-        if e.session_id and host.is_alive(e.server_pid, e.process_start)
-    )
-
-
 def check_patterns(patterns: Sequence[str]) -> list[str]:
     """The patterns, de-duplicated in order; raises PatternError for the first malformed one."""
     out: list[str] = []
@@ -296,71 +268,6 @@ def check_patterns(patterns: Sequence[str]) -> list[str]:
         if p not in out:
             out.append(p)
     return out
-
-
-def reserve(
-    ctx: Context,
-    me: RegistryEntry,
-    project: str,
-    patterns: Sequence[str],
-    *,
-    exclusive: bool = True,
-    ttl_s: int = TTL_DEFAULT_S,
-    reason: str | None = None,
-    grace_ms: int = GRACE_DEFAULT_MS,
-) -> ReserveResult:
-    """Reserve ``patterns`` for ``me``'s session; never blocks on another holder (returns conflicts).
-
-    Raises ValueError when ``me`` has no session id (a reservation belongs to a
-    session) and PatternError (a ValueError) for a malformed pattern.
-    """
-    holder = me.session_id
-    if not holder:
-        raise ValueError("reservations belong to a session: claim_session first")
-    now = ctx.clock.now_ms()
-    expires = now + max(TTL_MIN_S, min(TTL_MAX_S, ttl_s)) * 1000
-    wanted = [
-        Reservation(
-            pattern=p,
-            holder_session_id=holder,
-            exclusive=exclusive,
-            reserved_at=now,
-            expires_at=expires,
-            reason=reason or None,
-            holder_tmux=me.tmux_session,
-            client_type=me.client.type,
-        )
-        for p in check_patterns(patterns)
-    ]
-    live = live_sessions(ctx.store, ctx.host) | {holder}
-    return ctx.store.reservations_update(project, reserve_step(wanted, now, live, grace_ms))
-
-
-def release(
-    ctx: Context,
-    me: RegistryEntry,
-    project: str,
-    patterns: Sequence[str] | None = None,
-    *,
-    grace_ms: int = GRACE_DEFAULT_MS,
-) -> list[str]:
-    """Release ``me``'s session's reservations of ``patterns`` (None: all of them in ``project``)."""
-    holder = me.session_id
-    if not holder:
-        return []
-    now = ctx.clock.now_ms()
-    step = release_step(holder, patterns, now, live_sessions(ctx.store, ctx.host) | {holder}, grace_ms)
-    return ctx.store.reservations_update(project, step)
-
-
-def current(ctx: Context, project: str, *, grace_ms: int = GRACE_DEFAULT_MS) -> list[Reservation]:
-    """Every standing reservation of ``project`` (ended ones are removed on the way)."""
-    return standing_in(ctx.store, ctx.host, ctx.clock.now_ms(), project, grace_ms)
-
-
-def standing_in(store: Store, host: Host, now_ms: int, project: str, grace_ms: int) -> list[Reservation]:
-    """:func:`current` for a caller without a full Context (the git guard)."""
-    return store.reservations_update(project, sweep_step(now_ms, live_sessions(store, host), grace_ms))
 
 
 def covering(records: Iterable[Reservation], path_or_pattern: str) -> list[Reservation]:
@@ -376,61 +283,3 @@ def blocking(records: Iterable[Reservation], path: str, committer: str | None) -
         for r in records
         if r.exclusive and (committer is None or not r.held_by(committer)) and matches(r.pattern, path)
     ]
-
-
-# Telling a holder ------------------------------------------------------------------------
-
-
-@attrs.define
-class Notices:
-    """Which collisions this process already told their holders about, and when (in memory, like
-    the wake debounce: it only keeps one session from repeating itself)."""
-
-    window_ms: int = NOTICE_WINDOW_MS
-    sent: dict[tuple[str, str, str], int] = attrs.field(factory=dict)
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False, eq=False)
-
-    def claim(self, key: tuple[str, str, str], now_ms: int) -> bool:
-        """True (and stamped) unless ``key`` was claimed within the window."""
-        with self._lock:
-            at = self.sent.get(key)
-            if at is not None and now_ms - at < self.window_ms:
-                return False
-            self.sent = {k: t for k, t in self.sent.items() if now_ms - t < self.window_ms}
-            self.sent[key] = now_ms
-            return True
-
-
-def notice_text(conflict: Conflict) -> str:
-    """What the holder reads (from the session that was refused)."""
-    held = conflict.held
-    kind = "exclusive" if held.exclusive else "shared"
-    until = time.strftime("%H:%M:%S UTC", time.gmtime(held.expires_at / 1000))
-    return (
-        f"oxtail reservations: I asked to reserve {conflict.pattern}, which your {kind} reservation "
-        f"{held.pattern} holds until {until}. Reply when I can have it, or call release_paths when "
-        "you are done."
-    )
-
-
-def notify_holders(ctx: Context, me: RegistryEntry, result: ReserveResult, notices: Notices) -> int:
-    """Send each holder of a conflict one notice from ``me`` (deduplicated); returns how many were sent.
-
-    Best effort: a store failure is traced and the reserve's answer stands.
-    """
-    sender = me.session_id
-    sent = 0
-    now = ctx.clock.now_ms()
-    for conflict in result.conflicts:
-        holder = conflict.held.holder_session_id
-        if not sender or not notices.claim((holder, conflict.held.pattern, conflict.pattern), now):
-            continue
-        envelope = mint(ctx, notice_text(conflict), sender)
-        record_received(ctx, holder, envelope)
-        try:
-            ctx.store.append(session_inbox(holder), [envelope])
-        except StoreError as exc:
-            safe_emit(ctx.tracer, "reservation_notice_failed", holder=holder, error=str(exc))
-            continue
-        sent += 1
-    return sent

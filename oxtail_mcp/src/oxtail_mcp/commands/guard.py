@@ -44,7 +44,8 @@ from pathlib import Path
 
 from oxtail_core.errors import StoreError
 from oxtail_core.model import RegistryEntry
-from oxtail_core.reservations import Reservation, blocking, grace_from_env, standing_in
+from oxtail_core.reservations import Reservation, blocking, grace_from_env
+from oxtail_core.reserving import standing_in
 from oxtail_fs import proctree
 from oxtail_fs.project import LocalHost, realpath_or_self
 from oxtail_fs.store import FsStore

@@ -24,7 +24,8 @@ from oxtail_core.errors import StoreError
 from oxtail_core.ids import canonical_session_id
 from oxtail_core.model import RegistryEntry
 from oxtail_core.protocols import Store
-from oxtail_core.reservations import Reservation, grace_from_env, live_sessions, sweep
+from oxtail_core.reservations import Reservation, grace_from_env, sweep
+from oxtail_core.reserving import live_sessions
 from oxtail_core.routing import live_entries, process_inbox, session_inbox
 from oxtail_core.settings import Settings
 from oxtail_core.wake import is_fresh_busy

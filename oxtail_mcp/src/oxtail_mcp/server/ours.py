@@ -17,7 +17,7 @@ argument item                            becomes
 A refusal is the MCP validation error of every tool (``MCP error -32602 ...``),
 one issue per bad item, ``path: ["paths", index]``; nothing is reserved.
 A reserve that collides tells each holder once (a message from this session,
-:func:`oxtail_core.reservations.notify_holders`).
+:func:`oxtail_core.reserving.notify_holders`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from oxtail_core import reservations
+from oxtail_core import reservations, reserving
 from oxtail_core.effects import call_async
 from oxtail_core.errors import ErrorCode
 from oxtail_core.wildmatch import PatternError, compile_pattern
@@ -75,7 +75,7 @@ def patterns_of(tool: str, arg: str, items: list[str], root: str) -> list[str]:
     return out
 
 
-NOTICES = reservations.Notices()
+NOTICES = reserving.Notices()
 """This server's memory of the holders it already told about a collision (one agent per process)."""
 
 
@@ -92,7 +92,7 @@ def _reserve(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
     patterns = patterns_of("reserve_paths", "paths", args["paths"], root)
     if not agent.me.session_id:
         return _no_session()
-    result = reservations.reserve(
+    result = reserving.reserve(
         agent.ctx,
         agent.me,
         root,
@@ -102,7 +102,7 @@ def _reserve(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
         reason=args.get("reason"),
         grace_ms=reservations.grace_from_env(os.environ),
     )
-    reservations.notify_holders(agent.ctx, agent.me, result, NOTICES)
+    reserving.notify_holders(agent.ctx, agent.me, result, NOTICES)
     return result.view()
 
 
@@ -112,7 +112,7 @@ def _release(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
     patterns = None if given is None else patterns_of("release_paths", "paths", given, root)
     if not agent.me.session_id:
         return _no_session()
-    released = reservations.release(
+    released = reserving.release(
         agent.ctx, agent.me, root, patterns, grace_ms=reservations.grace_from_env(os.environ)
     )
     return {"released": released}
@@ -120,7 +120,7 @@ def _release(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
 
 def _list(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
     root = project_of(agent.me.client.cwd)
-    records = reservations.current(agent.ctx, root, grace_ms=reservations.grace_from_env(os.environ))
+    records = reserving.current(agent.ctx, root, grace_ms=reservations.grace_from_env(os.environ))
     if "path" in args:
         try:
             probe = to_pattern(args["path"], root)
