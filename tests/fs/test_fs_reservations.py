@@ -69,3 +69,40 @@ def test_a_linked_reservations_directory_is_refused(tmp_path: Path) -> None:
     (home / "reservations").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(StoreError, match="symlink"):
         FsStore(home)
+
+
+RACER = """
+import sys
+from pathlib import Path
+from oxtail_core.reservations import Reservation, reserve_step
+from oxtail_fs.store import FsStore
+home, who = Path(sys.argv[1]), sys.argv[2]
+sys.stdin.readline()  # start together
+want = [Reservation("src/**", who, True, 1, 10**13)]
+result = FsStore(home).reservations_update("/p", reserve_step(want, 2, frozenset({who}), 10_000))
+print("granted" if result.granted else "refused", flush=True)
+"""
+
+
+def test_concurrent_processes_reserving_one_path_exclusively_grant_exactly_one(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    FsStore(tmp_path / "home")
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path / "home"), f"S{i}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    for racer in racers:  # all of them are up and importing; release them at once
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    outputs = [r.communicate(timeout=60)[0].strip() for r in racers]
+    assert sorted(outputs) == ["granted"] + ["refused"] * 5
+    (held,) = FsStore(tmp_path / "home").reservations_list("/p")
+    assert outputs[int(held.holder_session_id[1:])] == "granted"

@@ -234,6 +234,14 @@ def test_an_existing_hook_is_chained_first_and_put_back_on_uninstall(repo: Repo)
     assert repo.commit("src/a.py").returncode == 0
 
 
+def test_a_configured_core_hookspath_is_where_the_hooks_go(repo: Repo) -> None:
+    repo.git("config", "core.hooksPath", ".githooks")
+    assert f"installed {repo.path / '.githooks' / 'pre-commit'}" in repo.guard("install").stdout
+    repo.live_server(A)
+    repo.reserve(A, "src/*.py")
+    assert repo.commit("src/a.py").returncode != 0
+
+
 def test_a_push_of_commits_touching_a_reserved_path_is_refused(repo: Repo) -> None:
     remote = repo.tmp / "remote.git"
     run(repo.tmp, "git", "init", "-q", "--bare", str(remote))
