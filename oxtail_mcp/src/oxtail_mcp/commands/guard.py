@@ -56,7 +56,6 @@ HOOKS = ("pre-commit", "pre-push")
 MODES = ("block", "warn")
 MARKER = "# oxtail guard: managed by `oxtail-mcp guard`"
 CHAINED = ".oxtail-chained"
-ZERO_SHA = "0" * 40
 
 
 class GuardError(Exception):
@@ -213,10 +212,10 @@ def pushed_paths(cwd: Path, stdin: str) -> list[str]:
         if set(remote) != {"0"}:
             paths += name_status(git(cwd, "diff", "--name-status", "-z", "-M", remote, local))
             continue
-        commits = git(cwd, "rev-list", local, "--not", "--remotes").decode("ascii", "replace").split()
-        for commit in commits:
-            raw = git(cwd, "diff-tree", "--root", "--no-commit-id", "-r", "--name-status", "-z", "-M", commit)
-            paths += name_status(raw)
+        commits = git(cwd, "rev-list", local, "--not", "--remotes")  # a new branch: what no remote has
+        if commits.strip():
+            args = ("diff-tree", "--stdin", "--root", "-r", "--no-commit-id", "--name-status", "-z", "-M")
+            paths += name_status(git(cwd, *args, input_bytes=commits))
     return paths
 
 
