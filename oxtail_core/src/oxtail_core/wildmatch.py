@@ -65,7 +65,6 @@ class CharSet:
         return inside != self.negated
 
 
-ANY = CharSet(True, ())
 NON_SLASH = CharSet(True, ((SLASH, SLASH),))
 
 
