@@ -41,16 +41,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from oxtail_core.errors import StoreError
-from oxtail_core.model import RegistryEntry
-from oxtail_core.reservations import Reservation, blocking, grace_from_env
-from oxtail_core.reserving import standing_in
 from oxtail_fs import proctree
-from oxtail_fs.project import LocalHost, realpath_or_self
-from oxtail_fs.store import FsStore
 from oxtail_mcp.home import state_home
-from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
+
+if TYPE_CHECKING:
+    from oxtail_core.model import RegistryEntry
+    from oxtail_core.reservations import Reservation
+    from oxtail_fs.store import FsStore
 
 HOOKS = ("pre-commit", "pre-push")
 MODES = ("block", "warn")
@@ -230,6 +229,8 @@ def committer(
     The agent of a server is its parent process; the nearest ancestor of
     ``pid`` that is the agent of exactly one session is the committer.
     """
+    from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
+
     from_env = claude_env_session_id(env) or codex_env_session_id(env)
     if from_env:
         return from_env
@@ -287,6 +288,13 @@ def check(
     home = state_home(env)
     if not (home / "reservations").is_dir():
         return 0, ""  # nobody ever reserved anything here: no state directory is created for that
+    # Only now the store and the rules: a commit where nobody reserved anything loads none of them.
+    from oxtail_core.errors import StoreError
+    from oxtail_core.reservations import blocking, grace_from_env
+    from oxtail_core.reserving import standing_in
+    from oxtail_fs.project import LocalHost, realpath_or_self
+    from oxtail_fs.store import FsStore
+
     try:
         top = git(cwd, "rev-parse", "--show-toplevel").decode("utf-8", "surrogateescape").strip()
     except GuardError as exc:
