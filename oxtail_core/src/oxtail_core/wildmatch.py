@@ -328,7 +328,13 @@ def _closure(auto: Automaton, states: set[int]) -> set[int]:
 
 
 def matches(pattern: str, path: str) -> bool:
-    """Whether ``path`` (relative to the project root, ``/``-separated) is covered by ``pattern``."""
+    """Whether ``path`` (relative to the project root, ``/``-separated) is covered by ``pattern``.
+
+    A path that does not start with the pattern's literal head is answered without compiling the
+    pattern (the guard checks every staged path against every reservation in a fresh process).
+    """
+    if not path.startswith(literal_head(pattern)):
+        return False
     auto = compile_pattern(pattern)
     current = _closure(auto, {0})
     for ch in path:
