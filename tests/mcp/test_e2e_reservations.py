@@ -208,3 +208,21 @@ def test_our_three_tools_are_listed_after_the_reference_ones_with_their_limits(t
         assert ours["reserve_paths"]["properties"]["ttl_s"]["maximum"] == 86_400
         assert ours["reserve_paths"]["properties"]["reason"]["maxLength"] == 200
         assert "required" not in ours["release_paths"] and "required" not in ours["list_reservations"]
+
+
+def test_a_reservation_survives_its_holders_server_restart(tmp_path: Path) -> None:
+    """It belongs to the session: the new server of the same session holds it (default grace)."""
+    with world(tmp_path) as w:
+        proj = w.project("proj")
+        a, b = w.directs([("a", proj, None), ("b", proj, None)])
+        a.claim(sid(1))
+        b.claim(sid(2))
+        first = a.ok("reserve_paths", {"paths": ["src/*.py"]})
+        old_pid = a.server_pid()
+        a.restart()
+        assert a.server_pid() != old_pid and wait_until(lambda: gone(old_pid), 10)
+        assert b.ok("reserve_paths", {"paths": ["src/a.py"]})["conflicts"][0]["holder_session_id"] == sid(1)
+        a.claim(sid(1))
+        renewed = a.ok("reserve_paths", {"paths": ["src/*.py"]})
+        assert renewed["granted"] == ["src/*.py"] and renewed["expires_at"] >= first["expires_at"]
+        assert [r["holder_session_id"] for r in b.ok("list_reservations")["reservations"]] == [sid(1)]
