@@ -227,7 +227,10 @@ def committer(
     """The session making this commit (the table of the module docstring), or None if unknown.
 
     The agent of a server is its parent process; the nearest ancestor of
-    ``pid`` that is the agent of exactly one session is the committer.
+    ``pid`` that is the agent of exactly one session is the committer. Only
+    the parent counts: a process further up (a pane's shell, the tmux server)
+    is above sessions it is not, and a person committing from another pane must
+    not pass for the one session that happens to be live.
     """
     from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
 
