@@ -17,10 +17,11 @@ from oxtail_core.testing import (
     StoreFactory,
     memory_factory,
 )
+from oxtail_core.testing.reservations import ReservationContract
 from oxtail_core.testing.stepping import _protocol_methods
 
 
-class TestMemoryStoreContract(StoreContract):
+class TestMemoryStoreContract(StoreContract, ReservationContract):
     @pytest.fixture
     def store_factory(self) -> StoreFactory:
         return memory_factory

@@ -23,12 +23,13 @@ from oxtail_core.model import ActivityMarker, Ancestor, PendingAsk, claim_key
 from oxtail_core.protocols import InboxId
 from oxtail_core.testing import StoreContract, StoreFactory
 from oxtail_core.testing.contract import ALIVE, DEAD, ME, OTHER, PROC, claim, entry, ids, mint, take_all
+from oxtail_core.testing.reservations import ReservationContract
 from oxtail_fs.layout import lock_path
 from oxtail_fs.locks import hold
 from oxtail_fs.store import FsStore
 
 
-class TestFsStoreContract(StoreContract):
+class TestFsStoreContract(StoreContract, ReservationContract):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
         return lambda: (FsStore(tmp_path / "home"), lambda: None)

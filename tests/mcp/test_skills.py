@@ -60,3 +60,11 @@ def test_install_writes_each_client_s_files_once(tmp_path: Path) -> None:
 def test_bad_arguments_print_usage(tmp_path: Path, args: tuple[str, ...]) -> None:
     done = cli(*args, home=tmp_path)
     assert (done.returncode, done.stderr) == (2, skills.USAGE + "\n")
+
+
+@pytest.mark.parametrize("client", ["claude", "codex"])
+def test_the_skills_teach_reserving_before_editing_shared_files_and_releasing_after(
+    tmp_path: Path, client: str
+) -> None:
+    text = cli(client, home=tmp_path).stdout
+    assert "reserve_paths" in text and "release_paths" in text and "conflicts" in text

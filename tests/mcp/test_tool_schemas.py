@@ -31,6 +31,7 @@ TOOL_ORDER = [
     "block_work",
     "ask_peer",
 ]
+OURS = ["reserve_paths", "release_paths", "list_reservations"]  # issue 12: ours, after the reference's
 
 S = {"type": "string"}
 S1 = {"type": "string", "minLength": 1}
@@ -126,8 +127,8 @@ def test_tools_capability_list_changed(agent: DirectAgent) -> None:
 def test_list_tools_names_order_and_schemas(agent: DirectAgent) -> None:
     listed = agent._portal.call(agent.holder.session.list_tools).tools
     assert list(SCHEMAS) == TOOL_ORDER
-    assert [tool.name for tool in listed] == TOOL_ORDER
-    for tool in listed:
+    assert [tool.name for tool in listed] == [*TOOL_ORDER, *OURS]
+    for tool in listed[: len(TOOL_ORDER)]:
         properties, required = SCHEMAS[tool.name]
         schema = tool.input_schema
         assert schema["type"] == "object", tool.name

@@ -26,7 +26,8 @@ from oxtail_core.model import (
     claim_is_stale,
     same_incarnation,
 )
-from oxtail_core.protocols import Batch, Holder, InboxId, Selector
+from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, T
+from oxtail_core.reservations import Reservation
 
 
 class MemoryStore:
@@ -47,6 +48,7 @@ class MemoryStore:
         self._activity: dict[str, ActivityMarker] = {}
         self._registry: dict[int, RegistryEntry] = {}
         self._claims: dict[str, ClaimRecord] = {}
+        self._reservations: dict[str, tuple[Reservation, ...]] = {}
 
     # Inboxes ---------------------------------------------------------------------
     def _bump(self, inbox: InboxId) -> None:
@@ -351,6 +353,17 @@ class MemoryStore:
     def registry_entries(self) -> list[RegistryEntry]:
         with self._lock:
             return list(self._registry.values())
+
+    # Reservations (issue 12) ------------------------------------------------------------
+    def reservations_update(self, project: str, step: ReservationStep[T]) -> T:
+        with self._lock:
+            kept, result = step(self._reservations.get(project, ()))
+            self._reservations[project] = tuple(kept)
+            return result
+
+    def reservations_list(self, project: str) -> list[Reservation]:
+        with self._lock:
+            return list(self._reservations.get(project, ()))
 
 
 class MemoryHost:

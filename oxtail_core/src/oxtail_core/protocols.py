@@ -30,7 +30,7 @@ on, or it restores them if that failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -45,6 +45,13 @@ from oxtail_core.model import (
     Receipt,
     RegistryEntry,
 )
+
+if TYPE_CHECKING:  # reservations (issue 12): the records import nothing of this module at run time
+    from oxtail_core.reservations import Reservation
+
+T = TypeVar("T")
+ReservationStep = Callable[[Sequence["Reservation"]], tuple[Sequence["Reservation"], T]]
+"""Given a project's reservations, the set to keep instead and a result (a pure function)."""
 
 
 @attrs.frozen
@@ -268,6 +275,21 @@ class Store(Protocol):
 
     def registry_entries(self) -> list[RegistryEntry]:
         """Every well-formed entry, live or dead; forged and malformed ones are skipped."""
+
+    # Reservations (issue 12) ----------------------------------------------------
+    def reservations_update(self, project: str, step: ReservationStep[T]) -> T:
+        """Atomically replace ``project``'s reservations with what ``step`` makes of them; its result.
+
+        ``step`` is pure (:mod:`oxtail_core.reservations` holds every rule: the
+        sweep, the conflict test, renewals). Of concurrent updates of one
+        project each sees the set the previous one left: two overlapping
+        exclusive reserves are never both granted. ``project`` is any string
+        (a canonical project root); a store never makes a name of it.
+        Unreadable records are skipped, never fatal (dropped by the next update that changes the set).
+        """
+
+    def reservations_list(self, project: str) -> list[Reservation]:
+        """``project``'s stored reservations, ended or not (read without waiting for writers)."""
 
 
 class Waker(Protocol):

@@ -40,6 +40,7 @@ SESSIONS = "sessions"  # the reference's registry: read, never written (see Layo
 CLAIMS = "claims"
 RECEIPTS = "receipts"
 OUTBOX = "outbox"
+RESERVATIONS = "reservations"
 TOP_DIRS = (
     INBOXES,
     INFLIGHT,
@@ -52,6 +53,7 @@ TOP_DIRS = (
     CLAIMS,
     RECEIPTS,
     OUTBOX,
+    RESERVATIONS,
 )
 
 REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")

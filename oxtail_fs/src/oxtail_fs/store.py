@@ -34,6 +34,7 @@ from oxtail_core.convert import (
 )
 from oxtail_core.errors import StoreError
 from oxtail_core.foreign import is_foreign
+from oxtail_core.ids import hash32
 from oxtail_core.model import (
     ActivityMarker,
     ActivityStatus,
@@ -49,7 +50,8 @@ from oxtail_core.model import (
     claim_is_stale,
     same_incarnation,
 )
-from oxtail_core.protocols import Batch, Holder, InboxId, Selector
+from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, T
+from oxtail_core.reservations import Reservation
 from oxtail_core.wire import WireError, dumps, loads, utf8
 from oxtail_fs import ledger
 from oxtail_fs.atomic import (
@@ -72,6 +74,7 @@ from oxtail_fs.layout import (
     RECEIPTS,
     REGISTRY,
     REGISTRY_NAME,
+    RESERVATIONS,
     SESSIONS,
     TOP_DIRS,
     Layout,
@@ -87,6 +90,7 @@ R = TypeVar("R")
 
 REGISTRY_MAX_BYTES = 1 << 20
 RECORD_MAX_BYTES = 64 << 10
+RESERVATIONS_MAX_BYTES = 16 << 20
 _PENDING_NAME = "p-"
 _WAKE_PREFIXES = ("d-", "r-")
 _RECORD_TEMP = re.compile(r"^[0-9a-f]{16}\.(?:[0-9]+\.[0-9a-f]{12}\.tmp|tmp\..*)\Z", re.DOTALL)
@@ -761,3 +765,49 @@ class FsStore:
             if entry is not None:
                 entries.append(entry)
         return entries
+
+    # Reservations (issue 12) ----------------------------------------------------------------
+    def _reservations_file(self, project: str) -> Path:
+        """``reservations/<hash32(project)>.json``: the name is never the caller's text."""
+        return self._layout.dir(RESERVATIONS) / f"{hash32(project)}.json"
+
+    def _reservations_read(self, path: Path) -> list[Reservation]:
+        """The records of one project file; an unparseable record is skipped, a huge file refused
+        (StoreError: rewriting it as empty would lose every reservation in it)."""
+        raw = read_bounded(path, RESERVATIONS_MAX_BYTES)
+        if raw is None:
+            if os.path.lexists(path):
+                raise StoreError(f"refusing {path}: not a regular file of <= {RESERVATIONS_MAX_BYTES} bytes")
+            return []
+        try:
+            data = loads(raw.decode("utf-8"))
+        except (WireError, UnicodeDecodeError):
+            return []
+        out = []
+        for item in data if isinstance(data, list) else []:
+            try:
+                out.append(Reservation.from_json(item))
+            except (TypeError, ValueError):
+                continue
+        return out
+
+    @_store_op
+    def reservations_update(self, project: str, step: ReservationStep[T]) -> T:
+        """Read, step and replace (temp + rename) under the project file's flock."""
+        path = self._reservations_file(project)
+        with self._hold(lock_path(path)):
+            before = self._reservations_read(path)
+            kept, result = step(before)
+            if list(kept) == before:
+                return result  # nothing changed: no rewrite (listings and guard runs stay reads)
+            if kept:
+                body = dumps([r.to_json() for r in kept])
+                write_atomic(path, utf8(body), fsync=self._fsync)
+            else:
+                unlink_missing_ok(path)
+            return result
+
+    @_store_op
+    def reservations_list(self, project: str) -> list[Reservation]:
+        """Lock-free: the file is only ever replaced whole."""
+        return self._reservations_read(self._reservations_file(project))

@@ -20,6 +20,7 @@ from typing import NoReturn
 from oxtail_mcp import COMPATIBLE_VERSION, __version__
 from oxtail_mcp.cli import (
     diagnose,
+    guard,
     hook,
     install_hook,
     print_config,
@@ -40,6 +41,7 @@ COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
     ("print-config", print_config, "print the MCP config snippets for Claude Code and Codex"),
     ("print-skill", print_skill, "print (or --install) the join skill for a client"),
     ("hook", hook, "run a hook (called by the client, not by people)"),
+    ("guard", guard, "install or remove the git hooks that honor file reservations"),
 )
 
 

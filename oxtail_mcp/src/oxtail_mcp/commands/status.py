@@ -24,6 +24,8 @@ from oxtail_core.errors import StoreError
 from oxtail_core.ids import canonical_session_id
 from oxtail_core.model import RegistryEntry
 from oxtail_core.protocols import Store
+from oxtail_core.reservations import Reservation, grace_from_env, sweep
+from oxtail_core.reserving import live_sessions
 from oxtail_core.routing import live_entries, process_inbox, session_inbox
 from oxtail_core.settings import Settings
 from oxtail_core.wake import is_fresh_busy
@@ -31,6 +33,7 @@ from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
 from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
+from oxtail_mcp.server.ours import project_of
 
 WATCH_INTERVAL_S = 2.0
 TRACE_TAIL_BYTES = 4 << 20
@@ -188,8 +191,11 @@ def table(rows: Sequence[Row], root: str, *, color: bool) -> str:
     return f"oxtail agents in {inert(root)}:\n" + "\n".join(lines)
 
 
-def as_json(rows: Sequence[Row], root: str) -> str:
-    return json.dumps({"project": root, "agents": [asdict(r) for r in rows]}, indent=2, ensure_ascii=False)
+def as_json(rows: Sequence[Row], root: str, held: Sequence[Reservation] = ()) -> str:
+    body: dict[str, object] = {"project": root, "agents": [asdict(r) for r in rows]}
+    if held:
+        body["reservations"] = [r.view() for r in held]
+    return json.dumps(body, indent=2, ensure_ascii=False)
 
 
 def snapshot(ctx: Context, root: str, home: Path, trace: Path | None) -> list[Row]:
@@ -240,7 +246,10 @@ def show(
     try:
         while True:
             rows = snapshot(ctx, root, home, trace)
-            text = as_json(rows, root) if json_output else table(rows, root, color=terminal)
+            held = reservations_held(ctx, root, env)
+            text = as_json(rows, root, held) if json_output else table(rows, root, color=terminal)
+            if held and not json_output:
+                text = f"{text}\n{reservations_table(held)}"
             hint = None if json_output else hooks_hint(rows, env)
             if hint:
                 text = f"{text}\n{hint}"
@@ -253,3 +262,28 @@ def show(
             time.sleep(WATCH_INTERVAL_S)
     except KeyboardInterrupt:
         return 0
+
+
+# Reservations (issue 12) ------------------------------------------------------------------------------
+
+
+def reservations_held(ctx: Context, root: str, env: Mapping[str, str]) -> list[Reservation]:
+    """The project's standing reservations, judged without writing (status stays read-only)."""
+    try:
+        records = ctx.store.reservations_list(project_of(root))
+        live = live_sessions(ctx.store, ctx.host)
+    except StoreError:
+        return []
+    return sweep(records, ctx.clock.now_ms(), live, grace_from_env(env))
+
+
+def reservations_table(held: Sequence[Reservation]) -> str:
+    """One line per reservation: what, who, until when, why."""
+    lines = ["File reservations:"]
+    for r in held:
+        kind = "exclusive" if r.exclusive else "shared"
+        until = time.strftime("%H:%M:%S", time.localtime(r.expires_at / 1000))
+        who = f"{r.holder_session_id} ({r.holder_tmux})" if r.holder_tmux else r.holder_session_id
+        why = f"  {r.reason}" if r.reason else ""
+        lines.append(inert(f"  {r.pattern}  {kind}  {who}  until {until}{why}"))
+    return "\n".join(lines)

@@ -23,6 +23,14 @@ from typing import Any
 import attrs
 
 from oxtail_core.model import BODY_MAX_BYTES, PURPOSE_MAX_CHARS
+from oxtail_core.reservations import (
+    MAX_PATTERN_CHARS,
+    PATHS_MAX,
+    REASON_MAX_CHARS,
+    TTL_DEFAULT_S,
+    TTL_MAX_S,
+    TTL_MIN_S,
+)
 from oxtail_core.wire import utf8len
 
 ASK_TIMEOUT_CEILING_MS = 300_000
@@ -600,3 +608,143 @@ def validate(tool: Tool, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
     if issues:
         raise InvalidArguments(tool.name, issues)
     return clean
+
+
+# Our tools (issue 12): not the reference's, listed after its 14 ------------------------------------
+# Defined here, beside Arg and Tool, so that no module imports this one back (the handlers are in
+# oxtail_mcp.server.ours). Array arguments (of strings) exist only for these tools.
+
+
+@attrs.frozen
+class ArrayArg(Arg):
+    """An array of strings: ``min_length`` / ``max_length`` count items, ``item_max_length`` their
+    characters."""
+
+    item_max_length: int | None = None
+
+    def schema(self) -> dict[str, Any]:
+        items: dict[str, Any] = {"type": "string", "minLength": 1}
+        if self.item_max_length is not None:
+            items["maxLength"] = self.item_max_length
+        out: dict[str, Any] = {"type": "array", "items": items}
+        if self.min_length is not None:
+            out["minItems"] = self.min_length
+        if self.max_length is not None:
+            out["maxItems"] = self.max_length
+        out["description"] = self.description
+        return out
+
+
+def _bad_item(value: list[Any], limit: int | None) -> int | None:
+    """The index of the first item that is not a non-empty string (of at most ``limit`` characters)."""
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item or (limit is not None and len(item) > limit):
+            return index
+    return None
+
+
+_JSON_TYPE["array"] = list
+CONSTRAINTS["array"] = (
+    _WRONG_TYPE,
+    Constraint(
+        lambda a: a.min_length,
+        lambda v, n: len(v) < n,
+        lambda n, v, path: {
+            "origin": "array",
+            "code": "too_small",
+            "minimum": n,
+            "inclusive": True,
+            "path": path,
+            "message": f"Too small: expected array to have >={n} items",
+        },
+    ),
+    Constraint(
+        lambda a: a.max_length,
+        lambda v, n: len(v) > n,
+        lambda n, v, path: {
+            "origin": "array",
+            "code": "too_big",
+            "maximum": n,
+            "inclusive": True,
+            "path": path,
+            "message": f"Too big: expected array to have <={n} items",
+        },
+    ),
+    Constraint(
+        lambda a: getattr(a, "item_max_length", None) or 0,
+        lambda v, n: _bad_item(v, n or None) is not None,
+        lambda n, v, path: {
+            "code": "custom",
+            "path": [*path, _bad_item(v, n or None)],
+            "message": f"each item must be a non-empty string of at most {n} characters",
+        },
+    ),
+)
+
+_PATHS_DESCRIPTION = (
+    "gitignore-style patterns relative to the project root (anchored there: src/*.py, docs/, "
+    "**/test_*.py, README.md)"
+)
+
+OUR_TOOLS: tuple[Tool, ...] = (
+    Tool(
+        "reserve_paths",
+        "Announce the files you are about to edit so parallel sessions do not collide. Never blocks: "
+        "returns the patterns granted and, for the others, who holds them (ask them, or work "
+        "elsewhere). Re-reserving renews. Exclusive reservations also stop other sessions' commits "
+        "(oxtail-mcp guard). Release them when done.",
+        {
+            "paths": ArrayArg(
+                "array",
+                f"1-{PATHS_MAX} {_PATHS_DESCRIPTION}.",
+                min_length=1,
+                max_length=PATHS_MAX,
+                item_max_length=MAX_PATTERN_CHARS,
+            ),
+            "exclusive": Arg("boolean", "Exclusive (default true) or shared (seen, never conflicting)."),
+            "ttl_s": Arg(
+                "integer",
+                f"Seconds the reservation lasts ({TTL_MIN_S}-{TTL_MAX_S}, default {TTL_DEFAULT_S}); it "
+                "also ends when your session has no live server left.",
+                exclusive_minimum=TTL_MIN_S - 1,
+                maximum=TTL_MAX_S,
+            ),
+            "reason": Arg(
+                "string",
+                f"Why, shown to peers (at most {REASON_MAX_CHARS} characters).",
+                max_utf16=REASON_MAX_CHARS,
+            ),
+        },
+        ("paths",),
+    ),
+    Tool(
+        "release_paths",
+        "Release your reservations: the given patterns, or all of yours in this project.",
+        {
+            "paths": ArrayArg(
+                "array",
+                f"Patterns to release, as reserved ({_PATHS_DESCRIPTION}); omit to release all of yours.",
+                min_length=1,
+                max_length=PATHS_MAX,
+                item_max_length=MAX_PATTERN_CHARS,
+            ),
+        },
+    ),
+    Tool(
+        "list_reservations",
+        "Every live reservation in this project (or those covering one path or pattern): holder, "
+        "reason, exclusivity, expiry.",
+        {
+            "path": Arg(
+                "string",
+                "Only reservations that share a path with this one (a path or pattern relative to "
+                "the project root).",
+                min_length=1,
+                max_utf16=MAX_PATTERN_CHARS,
+            )
+        },
+    ),
+)
+
+TOOLS = (*TOOLS, *OUR_TOOLS)
+BY_NAME = {tool.name: tool for tool in TOOLS}

@@ -23,6 +23,7 @@ from oxtail_core.results import Asked, Handoff
 from oxtail_core.routing import live_entries
 from oxtail_fs.discovery import project_sessions
 from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
+from oxtail_mcp.server import ours
 from oxtail_mcp.server.agent import Agent
 from oxtail_mcp.server.responses import render
 from oxtail_mcp.transcripts.read_session import TmuxPaneReader, read_session
@@ -193,4 +194,5 @@ HANDLERS: dict[str, Handler] = {
     "complete_work": complete_work,
     "block_work": block_work,
     "ask_peer": ask_peer,
+    **ours.HANDLERS,
 }
