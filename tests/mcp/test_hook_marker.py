@@ -82,6 +82,8 @@ def test_a_reference_0_32_1_install_is_replaced_in_place_sessionstart_and_helper
     assert run_install(path)[0] == 0
     doc = json.loads(path.read_text())
     assert_ours(doc)
-    assert doc["hooks"]["SessionStart"] == []
+    assert doc["hooks"]["SessionStart"] == [
+        {"hooks": [{"type": "command", "command": hook_command(EXE, "sessionstart")}]}
+    ]
     assert "oxtail/hooks/" not in path.read_text()
     assert run_install(path)[1].startswith("oxtail hooks already installed")

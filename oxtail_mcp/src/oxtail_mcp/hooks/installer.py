@@ -40,13 +40,14 @@ from oxtail_mcp.hooks.jsonc import (
 )
 
 MARKER_KEY = "_oxtailHook"
-MARKER_VERSION = 15
+MARKER_VERSION = 16
 """Bumped whenever what the hooks do changes, so a reinstall rewrites every older entry and marker.
 
 | version | what |
 |---|---|
 | 8 | ours: ``oxtail-mcp hook <name>`` commands replace the reference's scripts |
 | 15 | the envelope v14 of the reference 0.32.1 (which writes 14), delivery receipts |
+| 16 | a fourth hook, ``sessionstart`` (the auto-join drop), in place of the reference's |
 
 Above every version the reference wrote, so a marker of ours never reads as one of its installs."""
 
@@ -54,13 +55,10 @@ MANAGED = (
     ("pretooluse", "PreToolUse", "pretooluse.sh"),
     ("stop", "Stop", "stop.sh"),
     ("userpromptsubmit", "UserPromptSubmit", "userpromptsubmit.sh"),
+    ("sessionstart", "SessionStart", "sessionstart.sh"),
 )
-"""(hook id, Claude Code event, the reference's script name) in install order."""
-
-RETIRED = (("sessionstart", "SessionStart", "sessionstart.sh"),)
-"""Entries of an oxtail install that this version does not install (the reference 0.32.1's
-SessionStart auto-join drop): install and uninstall take them out, so no hook of another version
-keeps running beside ours."""
+"""(hook id, Claude Code event, the reference's script name) in install order. The reference
+0.32.1's ``sessionstart.sh`` entry is found as ours and replaced in place, like the other three."""
 
 
 class InstallError(Exception):
@@ -123,7 +121,7 @@ def _root(text: str) -> Node:
 
 
 def foreign_entries(root: Node) -> int:
-    """Entries on our three events that run some other command (for the coexistence note)."""
+    """Entries on our events that run some other command (for the coexistence note)."""
     count = 0
     for hook_id, event, asset in MANAGED:
         array = _event_array(root, event)
@@ -154,25 +152,7 @@ def up_to_date(root: Node, commands: Mapping[str, str]) -> bool:
             return False
         if array.items[index].plain() != _entry(commands[hook_id]):
             return False
-    return not any(_retired_index(root, entry) is not None for entry in RETIRED)
-
-
-def _retired_index(root: Node, retired: tuple[str, str, str]) -> int | None:
-    hook_id, event, asset = retired
-    array = _event_array(root, event)
-    return None if array is None else find_entry(array, hook_id, asset)
-
-
-def without_retired(text: str) -> tuple[str, bool]:
-    """``text`` without any entry listed in :data:`RETIRED`; and whether one was removed."""
-    removed = False
-    for retired in RETIRED:
-        while (index := _retired_index(_root(text), retired)) is not None:
-            array = _event_array(_root(text), retired[1])
-            assert array is not None
-            text = remove_item(text, array, index)
-            removed = True
-    return text, removed
+    return True
 
 
 def _entry(command: str) -> dict[str, Any]:
@@ -180,7 +160,7 @@ def _entry(command: str) -> dict[str, Any]:
 
 
 def installed_text(text: str, commands: Mapping[str, str], now: str) -> str:
-    """``text`` with our three entries and the marker in place; everything else byte for byte."""
+    """``text`` with our entries and the marker in place; everything else byte for byte."""
     for hook_id, event, asset in MANAGED:
         root = _root(text)
         entry = _entry(commands[hook_id])
@@ -203,7 +183,6 @@ def installed_text(text: str, commands: Mapping[str, str], now: str) -> str:
         "installedAt": now,
         "hashes": {hook_id: command_hash(commands[hook_id]) for hook_id, _, _ in MANAGED},
     }
-    text, _ = without_retired(text)
     root = _root(text)
     existing = root.get(MARKER_KEY)
     return (
@@ -223,8 +202,6 @@ def uninstalled_text(text: str) -> str | None:
         if array is not None and index is not None:
             text = remove_item(text, array, index)
             changed = True
-    text, removed = without_retired(text)
-    changed = changed or removed
     root = _root(text)
     if root.get(MARKER_KEY) is not None:
         text = remove_member(text, root, MARKER_KEY)
@@ -350,7 +327,7 @@ def install(
     now: datetime.datetime,
     rewrite_strict: bool = False,
 ) -> int:
-    """Install or refresh our three hooks in ``path``; returns the exit status.
+    """Install or refresh our four hooks in ``path``; returns the exit status.
 
     A file that is JSONC but not JSON is refused (Claude Code would skip it
     whole), or with ``rewrite_strict`` rewritten as strict JSON first.
@@ -391,7 +368,8 @@ def install(
     except OSError as exc:
         print(f"install-hook failed: {exc}", file=err)
         return 1
-    print(f"Installed oxtail hooks (PreToolUse, Stop, UserPromptSubmit) in {path}.", file=out)
+    events = ", ".join(event for _, event, _ in MANAGED)
+    print(f"Installed oxtail hooks ({events}) in {path}.", file=out)
     print("Reverse with: oxtail-mcp uninstall-hook", file=out)
     return 0
 
