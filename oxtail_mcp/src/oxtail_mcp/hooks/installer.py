@@ -527,12 +527,14 @@ def clean_codex_copies(
 
 
 def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
-    """``install-hook [--dry-run] [--print-config] [--rewrite-strict]``, ``uninstall-hook``, ``print-config``.
+    """``install-hook [--dry-run] [--print-config] [--rewrite-strict] [--codex]``, ``uninstall-hook``,
+    ``print-config``.
 
-    ``uninstall-hook`` takes ``--dry-run`` too.
+    ``uninstall-hook`` takes ``--dry-run`` and ``--codex`` too. ``--codex`` edits Codex's
+    ``hooks.json`` (:mod:`oxtail_mcp.hooks.codex`) instead of Claude Code's settings.
     """
     exe = executable()
-    unknown = [a for a in args if a not in ("--dry-run", "--print-config", "--rewrite-strict")]
+    unknown = [a for a in args if a not in ("--dry-run", "--print-config", "--rewrite-strict", "--codex")]
     if unknown:
         print(f"{command}: unknown argument {unknown[0]!r}", file=sys.stderr)
         return 2
@@ -542,6 +544,10 @@ def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ)
     now = datetime.datetime.now(datetime.UTC)
     path = settings_path(env)
     dry_run = "--dry-run" in args
+    if "--codex" in args:
+        return _codex_main(
+            command, exe, env, dry_run=dry_run, rewrite_strict="--rewrite-strict" in args, now=now
+        )
     if command == "uninstall-hook":
         status = uninstall(path, dry_run=dry_run, out=sys.stdout, err=sys.stderr, now=now)
     else:
@@ -556,3 +562,29 @@ def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ)
         )
     codex = codex_home(env) / "hooks.json"
     return max(status, clean_codex_copies(codex, dry_run=dry_run, out=sys.stdout, err=sys.stderr, now=now))
+
+
+def _codex_main(
+    command: str,
+    exe: str,
+    env: Mapping[str, str],
+    *,
+    dry_run: bool,
+    rewrite_strict: bool,
+    now: datetime.datetime,
+) -> int:
+    from oxtail_mcp.hooks import codex
+
+    path = codex.hooks_path(env)
+    if command == "uninstall-hook":
+        return codex.uninstall(path, dry_run=dry_run, out=sys.stdout, err=sys.stderr, now=now)
+    return codex.install(
+        path,
+        lambda hook_id: hook_command(exe, hook_id),
+        mid_turn=codex.carries_mid_turn_context(codex.codex_version(env)),
+        dry_run=dry_run,
+        out=sys.stdout,
+        err=sys.stderr,
+        now=now,
+        rewrite_strict=rewrite_strict,
+    )
