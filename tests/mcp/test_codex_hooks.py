@@ -295,3 +295,9 @@ def test_status_says_codex_hooks_are_untrusted_until_a_trust_record_exists_and_t
     box.codex("UserPromptSubmit", prompt="hi")
     assert codex.hint(env) is None
     assert codex.last_fired_ms(env) is not None
+
+
+def test_diagnose_tells_the_user_to_trust_the_codex_hooks(box: Box) -> None:
+    done = box.cli("diagnose")
+    assert done.returncode == 0
+    assert "Codex hooks in" in done.stderr and "not trusted yet" in done.stderr and "/hooks" in done.stderr
