@@ -26,20 +26,21 @@ THREAD = "01a23325-23e5-7501-8000-0123456789ab"  # Codex thread ids are UUIDv7
 class Box:
     """A HOME with a ``codex`` of the given version on PATH, and our Codex hooks installed."""
 
-    def __init__(self, tmp_path: Path, version: str = "0.171.0") -> None:
+    def __init__(self, tmp_path: Path, version: str = "0.171.0", *, world: Any = None) -> None:
+        """In ``tmp_path``, or sharing HOME, state dir and project ``proj`` with an e2e ``world``."""
         self.tmp = tmp_path
-        self.home = tmp_path / "home"
+        self.home = world.home if world else tmp_path / "home"
         self.codex_home = self.home / ".codex"
-        self.state = tmp_path / "oxtail"
-        self.project = tmp_path / "proj"
-        self.project.mkdir(parents=True)
+        self.state = world.oxtail_home if world else tmp_path / "oxtail"
+        self.project = world.project("proj") if world else tmp_path / "proj"
+        self.project.mkdir(parents=True, exist_ok=True)
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         fake = bin_dir / "codex"
         fake.write_text(f"#!/bin/sh\necho 'codex-cli {version}'\n")
         fake.chmod(0o755)
         (tmp_path / "tmux").mkdir()
-        self.env = base_env(self.home, self.state, tmp_path / "tmux", {})
+        self.env = world.env() if world else base_env(self.home, self.state, tmp_path / "tmux", {})
         self.env["PATH"] = f"{bin_dir}{os.pathsep}{self.env.get('PATH', '')}"
         self.store = FsStore(self.state)
 
@@ -301,3 +302,25 @@ def test_diagnose_tells_the_user_to_trust_the_codex_hooks(box: Box) -> None:
     done = box.cli("diagnose")
     assert done.returncode == 0
     assert "Codex hooks in" in done.stderr and "not trusted yet" in done.stderr and "/hooks" in done.stderr
+
+
+def test_a_hooked_codex_agent_is_seen_busy_by_its_peers_and_gets_their_mail_at_turn_end(
+    tmp_path: Path,
+) -> None:
+    """End to end with real servers: the Codex hooks' markers are what a sender's wake gate reads."""
+    from tests.support.e2e import world
+
+    with world(tmp_path) as w:
+        b = Box(tmp_path, world=w)
+        codex_agent, sender = w.directs(
+            [("codex", b.project, {"CODEX_THREAD_ID": THREAD}), ("claude", b.project, {"CLAUDECODE": "1"})]
+        )
+        sender.claim("aaaaaaaa-1111-2222-3333-444444444444")
+        assert b.cli("install-hook", "--codex").returncode == 0
+        assert b.codex("UserPromptSubmit", prompt="work on it")["failures"] == []  # the turn starts: busy
+        sent = sender.ok("send_message", {"target": THREAD, "body": "status?", "wake": "auto"})
+        assert sent["ok"] is True and sent["wake_status"] == "skipped_busy"  # not typed into its turn
+        ran = b.codex("Stop", "--stop-loop", stop_hook_active=False)
+        assert ran["stops"] == 2 and "status?" in ran["blocks"][0]
+        assert codex_agent.ok("read_my_messages")["count"] == 0  # the hook delivered it already
+        assert b.marker() == "idle"
