@@ -193,3 +193,13 @@ def test_the_client_start_is_the_kernels_start_time_of_the_client(box: Box) -> N
     drop = json.loads(box.drop(sid(10)).read_text())
     assert drop["ppid"] == os.getpid()
     assert drop["client_start"] == proctree.process_start(os.getpid())
+
+
+def test_a_loose_drop_directory_is_tightened_to_0700(box: Box) -> None:
+    (box.state / "session-starts").mkdir(parents=True, mode=0o755)
+    os.chmod(box.state / "session-starts", 0o755)
+    assert (
+        hook(box.env, json.dumps({"session_id": sid(11), "cwd": str(box.project)}).encode()).returncode == 0
+    )
+    assert stat.S_IMODE((box.state / "session-starts").stat().st_mode) == 0o700
+    assert box.drop(sid(11)).is_file()

@@ -102,15 +102,22 @@ def drop_dir(home: str) -> str:
 def write_drop(home: str, name: str, drop: Mapping[str, Any]) -> None:
     """Write ``drop`` as ``<home>/session-starts/<name>`` (dot-temp + rename); OSError on any failure.
 
-    The directory is created 0700 and must not be a symlink; the temp is
-    created exclusively without following links, 0600.
+    The state dir and the drop directory are created 0700 (a looser drop
+    directory, e.g. the reference's, is tightened) and the latter must not be
+    a symlink; the temp is created exclusively without following links, 0600.
     """
     import json
+    import stat
 
     directory = drop_dir(home)
-    os.makedirs(directory, 0o700, exist_ok=True)
-    if os.path.islink(directory) or not os.path.isdir(directory):
+    os.makedirs(home, 0o700, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(directory, 0o700)
+    st = os.lstat(directory)
+    if not stat.S_ISDIR(st.st_mode):
         raise OSError(f"{directory} is not a plain directory")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(directory, stat.S_IMODE(st.st_mode) & 0o700)
     data = json.dumps(drop, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
     tmp = os.path.join(directory, f".{name}.tmp.{os.getpid()}.{os.urandom(4).hex()}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
