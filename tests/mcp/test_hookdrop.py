@@ -204,3 +204,18 @@ def test_diagnose_runs_hook_drop_between_env_and_birth_time_and_it_wins(tmp_path
     }
     known = d.known_id_diagnosis(ID_A, "hook-drop").winning_dict()
     assert known is not None and known["confidence"] == "medium"
+
+
+def test_only_the_newest_drops_are_read_so_a_crowded_directory_still_finds_a_fresh_one(
+    tmp_path: Path, cwd: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hookdrop, "MAX_DROPS", 3)
+    stale = []
+    for n in range(5):
+        path = put(tmp_path, f"old-{n}", "/elsewhere", OTHER, name=f"old{n}")
+        os.utime(path, (STARTED_AT - 40 * 86_400 + n, STARTED_AT - 40 * 86_400 + n))
+        stale.append(path)
+    fresh = put(tmp_path, ID_A, cwd, name="zzz-fresh")  # sorts last by name, first by mtime
+    os.utime(fresh, (STARTED_AT, STARTED_AT))
+    assert run(tmp_path, cwd).session_id == ID_A
+    assert [p.exists() for p in stale] == [False, False, False, True, True]  # past the cap and a month old

@@ -20,10 +20,10 @@ win by the unconfirmed "sole fresh drop" rule.
 | none confirmed, several drops | structural abstain |
 
 A drop of another host type (a Codex drop seen by a Claude Code server) is not a
-candidate. Reading is bounded (at most :data:`MAX_DROPS` files of at most
-:data:`MAX_DROP_BYTES` each, opened without following links); drops older than
-30 days are deleted as they are read; a drop with ``written_at`` 0 is never
-fresh and never pruned (S29).
+candidate. Reading is bounded (the newest :data:`MAX_DROPS` files, by mtime, of
+at most :data:`MAX_DROP_BYTES` each, opened without following links); drops
+written over 30 days ago are deleted as they are read; a drop with
+``written_at`` 0 is never fresh and never pruned (S29).
 """
 
 from __future__ import annotations
@@ -147,15 +147,31 @@ def _read_bounded(path: Path) -> bytes | None:
     return data if len(data) <= MAX_DROP_BYTES else None
 
 
-def read_drops(state_dir: Path, now_ms: int) -> list[Drop]:
-    """Every valid drop (dot-temps skipped), pruning those written more than 30 days ago."""
-    directory = state_dir / DROP_DIR
+def _newest_files(directory: Path, now_ms: int) -> list[str]:
+    """Names of the regular files in ``directory`` (dot-temps skipped), newest first, at most
+    :data:`MAX_DROPS`; a file past the cap whose mtime is over 30 days old is deleted."""
     try:
-        names = sorted(name for name in os.listdir(directory) if not name.startswith("."))
+        with os.scandir(directory) as scan:
+            found = []
+            for entry in scan:
+                with contextlib.suppress(OSError):
+                    if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
+                        found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
     except OSError:
         return []
+    found.sort(reverse=True)
+    for mtime, name in found[MAX_DROPS:]:
+        if now_ms - mtime * 1000 > PRUNE_AGE_MS:
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
+    return [name for _, name in found[:MAX_DROPS]]
+
+
+def read_drops(state_dir: Path, now_ms: int) -> list[Drop]:
+    """Every valid drop among the newest :data:`MAX_DROPS` files, pruning those written over 30 days ago."""
+    directory = state_dir / DROP_DIR
     drops = []
-    for name in names[:MAX_DROPS]:
+    for name in _newest_files(directory, now_ms):
         data = _read_bounded(directory / name)
         drop = parse_drop(data) if data is not None else None
         if drop is None:
