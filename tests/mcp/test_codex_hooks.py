@@ -324,3 +324,13 @@ def test_a_hooked_codex_agent_is_seen_busy_by_its_peers_and_gets_their_mail_at_t
         assert ran["stops"] == 2 and "status?" in ran["blocks"][0]
         assert codex_agent.ok("read_my_messages")["count"] == 0  # the hook delivered it already
         assert b.marker() == "idle"
+
+
+def test_install_notes_hooks_defined_inline_in_config_toml(tmp_path: Path) -> None:
+    b = Box(tmp_path)
+    b.codex_home.mkdir(parents=True)
+    (b.codex_home / "config.toml").write_text(
+        '[[hooks.Stop]]\n[[hooks.Stop.hooks]]\ntype = "command"\ncommand = "x"\n'
+    )
+    done = b.cli("install-hook", "--codex")
+    assert done.returncode == 0 and "defines hooks inline too" in done.stderr

@@ -265,6 +265,7 @@ def test_uninstall_removes_only_ours_and_is_idempotent(path: Path) -> None:
     assert MARKER_KEY not in doc
     assert commands(doc, "PreToolUse") == ["~/bin/guard.sh"]
     assert doc["hooks"]["Stop"] == [] and doc["hooks"]["UserPromptSubmit"] == []
+    assert doc["hooks"]["SessionStart"] == []
     assert run_uninstall(path) == (0, "oxtail hooks not installed — nothing to do.\n", "")
     assert path.read_text() == text
 

@@ -181,6 +181,12 @@ def install(
         print(
             f"[oxtail] note: Codex rejects {path} whole while it has the top-level key(s) {extra}.", file=err
         )
+    if inline_hook_events(codex_home_of(path)):
+        print(
+            f"[oxtail] note: {codex_home_of(path) / 'config.toml'} defines hooks inline too; Codex loads "
+            "both but warns to keep one representation per layer.",
+            file=err,
+        )
     if not mid_turn:
         print(
             "[oxtail] note: no Codex known to pass hook context mid-turn was found (0.171.0 or newer "
@@ -250,6 +256,19 @@ def _trust_keys(path: Path) -> dict[str, list[str]]:
     return keys
 
 
+def _config(home: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def inline_hook_events(home: Path) -> list[str]:
+    """Hook events defined as ``[[hooks.<Event>]]`` tables in ``<home>/config.toml`` (``state`` is trust)."""
+    hooks = _config(home).get("hooks")
+    return sorted(key for key in hooks if key != "state") if isinstance(hooks, dict) else []
+
+
 def trusted(path: Path, home: Path) -> dict[str, bool]:
     """Which of our installed events have a trust record in ``<home>/config.toml`` (and ``all``).
 
@@ -259,11 +278,7 @@ def trusted(path: Path, home: Path) -> dict[str, bool]:
     apart (the ``codex-fired`` stamp can).
     """
     keys = _trust_keys(path)
-    try:
-        config = tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        config = {}
-    hooks = config.get("hooks")
+    hooks = _config(home).get("hooks")
     state = hooks.get("state") if isinstance(hooks, dict) else None
     state = state if isinstance(state, dict) else {}
 
