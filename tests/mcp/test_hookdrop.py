@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from oxtail_mcp.identity import hookdrop
 from oxtail_mcp.identity import session as d
@@ -219,3 +221,53 @@ def test_only_the_newest_drops_are_read_so_a_crowded_directory_still_finds_a_fre
     os.utime(fresh, (STARTED_AT, STARTED_AT))
     assert run(tmp_path, cwd).session_id == ID_A
     assert [p.exists() for p in stale] == [False, False, False, True, True]  # past the cap and a month old
+
+
+PROCS = [(4242, 1_799_999_000.25), (5151, 1_799_999_500.5), (6060, 1_799_999_900.0)]
+SESSIONS = [f"{n:08x}-1111-2222-3333-444444444444" for n in range(1, 6)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    drops=st.lists(
+        st.tuples(
+            st.sampled_from(SESSIONS),
+            st.booleans(),  # our cwd?
+            st.sampled_from(["claude-code", "codex"]),
+            st.none() | st.sampled_from(PROCS),
+            st.integers(STARTED_AT - 600, STARTED_AT + 600) | st.just(0),
+        ),
+        max_size=6,
+    ),
+    chain=st.lists(st.sampled_from(PROCS), max_size=3),
+    since_start_ms=st.integers(0, 60_000),
+)
+def test_an_adoption_is_always_one_the_rule_allows(
+    tmp_path_factory: pytest.TempPathFactory,
+    drops: list[tuple[str, bool, str, tuple[int, float] | None, int]],
+    chain: list[tuple[int, float]],
+    since_start_ms: int,
+) -> None:
+    """Whatever the drops, ancestors and clock: a high hit is confirmed by an ancestor, a medium hit is
+    the only candidate and neither stale nor too early, and nothing of another cwd or client is taken."""
+    state = tmp_path_factory.mktemp("state")
+    ours, other = str(state / "proj"), str(state / "other")
+    os.mkdir(ours)
+    for n, (session, here, kind, proc, at) in enumerate(drops):
+        put(state, session, ours if here else other, proc, written_at=at, name=f"d{n}", client=kind)
+    got = run(state, ours, ancestors=chain, now_ms=STARTED_AT * 1000 + since_start_ms)
+    if got.session_id is None:
+        return
+    mine = [
+        (proc, at)
+        for s, here, kind, proc, at in drops
+        if s == got.session_id and here and kind == "claude-code"
+    ]
+    assert mine, "adopted a session with no drop for this cwd and client type"
+    if got.confidence == "high":
+        assert any(proc is not None and proc in chain for proc, _ in mine)
+    else:
+        candidates = {s for s, here, kind, _, _ in drops if here and kind == "claude-code"}
+        assert got.confidence == "medium" and candidates == {got.session_id}
+        assert since_start_ms >= 10_000
+        assert any(at * 1000 >= STARTED_AT * 1000 - 120_000 for _, at in mine)
