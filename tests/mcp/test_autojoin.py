@@ -15,7 +15,7 @@ import pytest
 
 from oxtail_fs import proctree
 from oxtail_mcp.hooks.hook import canonical, hash32
-from tests.support.e2e import SERVER_COMMAND, base_env, sid
+from tests.support.e2e import SERVER_COMMAND, base_env, sid, wait_until
 from tests.support.transcripts import claude_dir
 
 FAKE_CLAUDE = Path(__file__).parents[1] / "support" / "fake_claude.py"
@@ -203,3 +203,54 @@ def test_a_loose_drop_directory_is_tightened_to_0700(box: Box) -> None:
     )
     assert stat.S_IMODE((box.state / "session-starts").stat().st_mode) == 0o700
     assert box.drop(sid(11)).is_file()
+
+
+@pytest.mark.tmux
+def test_two_live_claude_sessions_in_one_project_in_tmux_each_join_as_themselves(tmp_path: Path) -> None:
+    """S27 with both sessions alive, each in its own pane of a real tmux server: each server adopts the
+    drop of the Claude process above it (the other's drop is there too, unconfirmed), binds its pane,
+    and a peer addresses both by session id with no claim anywhere."""
+    from tests.support.e2e import world
+
+    with world(tmp_path, tmux=True) as w:
+        proj = w.project("proj")
+        env = w.env({"CLAUDECODE": "1"})
+        installed = subprocess.run(
+            [SERVER_COMMAND, "install-hook"], env=env, capture_output=True, text=True, check=False
+        )
+        assert installed.returncode == 0, installed.stderr
+        hold = tmp_path / "release"
+        panes = {}
+        for n in (1, 2):
+            spec = {
+                "settings": str(w.home / ".claude" / "settings.json"),
+                "cwd": str(proj),
+                "env": env,
+                "server": SERVER_COMMAND,
+                "session_id": sid(n),
+                "transcript_path": None,
+                "calls": ["get_my_session"],
+                "out": str(tmp_path / f"seen-{n}.json"),
+                "hold": str(hold),
+            }
+            (tmp_path / f"spec-{n}.json").write_text(json.dumps(spec))
+            command = (
+                f"exec {sys.executable} {FAKE_CLAUDE} {tmp_path / f'spec-{n}.json'} 2>>{tmp_path}/c{n}.log"
+            )
+            panes[n] = w.tmux.new_session(f"claude-{n}", command, cwd=str(proj))
+        try:
+            assert wait_until(lambda: all((tmp_path / f"seen-{n}.json").exists() for n in (1, 2)), 60)
+            for n in (1, 2):
+                entry = json.loads((tmp_path / f"seen-{n}.json").read_text())["results"][0]["entry"]
+                assert (entry["client"]["session_id"], entry["client"]["session_id_source"]) == (
+                    sid(n),
+                    "hook-drop",
+                )
+                assert entry["tmux_pane"] == panes[n]
+            peer = w.direct("peer", proj)
+            peer.claim(sid(9))
+            for n in (1, 2):
+                sent = peer.ok("send_message", {"target": sid(n), "body": f"hi {n}", "wake": "off"})
+                assert sent["ok"] is True and sent["target_session_id"] == sid(n)
+        finally:
+            hold.write_text("")
