@@ -282,9 +282,11 @@ def trusted(path: Path, home: Path) -> dict[str, bool]:
     state = hooks.get("state") if isinstance(hooks, dict) else None
     state = state if isinstance(state, dict) else {}
 
-    def has_record(key: str) -> bool:
-        record = state.get(key)
-        return isinstance(record, dict) and isinstance(record.get("trusted_hash"), str)
+    real = os.path.realpath(path)
+
+    def has_record(key: str) -> bool:  # under the path as we name it, or as Codex may resolve it
+        records = (state.get(key), state.get(key.replace(str(path), real, 1)))
+        return any(isinstance(r, dict) and isinstance(r.get("trusted_hash"), str) for r in records)
 
     out = {event: bool(ks) and all(has_record(k) for k in ks) for event, ks in keys.items()}
     out["all"] = bool(keys) and all(out.values())
