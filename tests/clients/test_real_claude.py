@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -103,3 +104,28 @@ def test_read_session_finds_a_real_claude_transcript_in_a_directory_named_like_m
     )
     assert (got["mode"], got["client_type"], got["error"]) == ("transcript", "claude-code", None)
     assert {"role": "user", "text": "hello from a dotted dir", "timestamp": None} in got["messages"]
+
+
+def test_claude_p_runs_our_sessionstart_hook_and_leaves_the_auto_join_drop(box: Box, claude: Path) -> None:
+    register_as_documented(box)
+    installed = box.run(SERVER, "install-hook")
+    assert "SessionStart" in installed.stdout, installed.stderr
+    session_id = str(uuid.uuid4())
+    proc = subprocess.Popen(
+        [str(claude), "-p", "hello", "--session-id", session_id],
+        cwd=box.project,
+        env=box.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    proc.wait(timeout=90)
+    drop_path = box.state / "session-starts" / hash32(session_id)
+    assert drop_path.is_file(), f"no drop; session-starts/: {list((box.state / 'session-starts').glob('*'))}"
+    drop = json.loads(drop_path.read_text())
+    assert drop["client"] == "claude-code"
+    assert (drop["payload"]["session_id"], drop["payload"]["cwd"]) == (session_id, str(box.project))
+    assert drop["payload"]["source"] == "startup"
+    assert isinstance(drop["client_start"], float)
+    # Claude Code runs the hook under a `/bin/sh -c` that does not exec it: the drop names Claude itself.
+    assert drop["ppid"] == proc.pid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -263,6 +264,8 @@ def test_diagnosis_unresolved_claude_matches_spec_text(tmp_path: Path) -> None:
         '"reason":"CLAUDE_CODE_SESSION_ID not in MCP env. Claude Code '
         "strips it from MCP children (verified across the full process tree); this is structural, not a bug. "
         'The var IS available inside Bash tool subshells."},'
+        '"hook-drop":{"abstain":true,"reason":"no SessionStart drop for this cwd — sessionstart.sh hook not '
+        "installed, or it hasn't fired yet (retries scheduled).\"},"
         '"birth-time":{"abstain":true,"reason":"no transcript files in ~/.claude/projects/<encoded-cwd> for '
         'this cwd; agent may not have started a transcript yet."}},'
         '"winning":null,'
@@ -292,7 +295,7 @@ def test_diagnosis_env_wins_first_and_both_run(tmp_path: Path) -> None:
     )
     out = diagnosis.as_dict()
     assert list(out) == ["per_strategy", "winning", "next_step"]
-    assert list(out["per_strategy"]) == ["env", "birth-time"]
+    assert list(out["per_strategy"]) == ["env", "hook-drop", "birth-time"]
     assert out["per_strategy"]["birth-time"] == {
         "session_id": ID_B,
         "source": "birth-time",
@@ -324,6 +327,14 @@ def test_birth_time_winner_and_trace_fields(tmp_path: Path) -> None:
 def test_all_structural_only_when_every_strategy_is(tmp_path: Path) -> None:
     for sid in (ID_A, ID_B):
         claude_file(tmp_path, sid, STARTED_AT * 1000 + 1000)
+    waiting = d.diagnose("claude-code", CWD, started_at=STARTED_AT, env={}, home=tmp_path, now_ms=NOW_MS)
+    assert not waiting.all_structural()  # no SessionStart drop yet: the hook-drop retries may still help
+    drops = tmp_path / ".oxtail" / "session-starts"
+    drops.mkdir(parents=True)
+    for sid in (ID_A, ID_B):  # two unconfirmed drops for this cwd: hook-drop cannot decide either
+        payload = {"session_id": sid, "cwd": CWD}
+        drop = {"schema_version": 1, "ppid": 1, "written_at": STARTED_AT, "payload": payload}
+        (drops / sid).write_text(json.dumps(drop))
     ambiguous = d.diagnose("claude-code", CWD, started_at=STARTED_AT, env={}, home=tmp_path, now_ms=NOW_MS)
     assert ambiguous.all_structural()
     codex = d.diagnose("codex", CWD, started_at=STARTED_AT, env={}, home=tmp_path, now_ms=NOW_MS)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from oxtail_mcp.identity import hookdrop
 from tests.support.e2e import World, sid, wait_until, world
 from tests.support.transcripts import claude_dir
 
@@ -95,6 +96,7 @@ def test_identity_tools(tmp_path: Path) -> None:
         assert got["detect_diagnosis"] == {
             "per_strategy": {
                 "env": {"abstain": True, "structural": True, "reason": ENV_ABSTAIN},
+                "hook-drop": {"abstain": True, "reason": hookdrop.REASON_NO_DROP},
                 "birth-time": {"abstain": True, "reason": NO_TRANSCRIPT},
             },
             "winning": None,

@@ -36,3 +36,24 @@ def test_delivering_hook_imports_nothing_heavy(tmp_path: Path) -> None:
     imported = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
     loaded = sorted(name for name in imported if name.split(".")[0] in HEAVY or name in HEAVY)
     assert loaded == [], f"the delivering hook imported {loaded}"
+
+
+def test_the_sessionstart_hook_imports_nothing_heavy_and_not_the_store(tmp_path: Path) -> None:
+    payload = json.dumps({"session_id": SESSION, "cwd": str(tmp_path), "hook_event_name": "SessionStart"})
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "oxtail_mcp", "hook", "sessionstart"],
+        input=payload.encode(),
+        env=dict(os.environ, OXTAIL_HOME=str(tmp_path)),
+        capture_output=True,
+        check=True,
+    )
+    assert done.stdout == b"" and len(list((tmp_path / "session-starts").iterdir())) == 1  # it wrote its drop
+    imported = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
+    loaded = sorted(
+        name
+        for name in imported
+        if name.split(".")[0] in HEAVY
+        or name in HEAVY
+        or name.startswith(("oxtail_fs.store", "oxtail_core", "attrs"))
+    )
+    assert loaded == [], f"the SessionStart hook imported {loaded}"

@@ -82,6 +82,36 @@ def test_a_reference_0_32_1_install_is_replaced_in_place_sessionstart_and_helper
     assert run_install(path)[0] == 0
     doc = json.loads(path.read_text())
     assert_ours(doc)
-    assert doc["hooks"]["SessionStart"] == []
+    assert doc["hooks"]["SessionStart"] == [
+        {"hooks": [{"type": "command", "command": hook_command(EXE, "sessionstart")}]}
+    ]
     assert "oxtail/hooks/" not in path.read_text()
     assert run_install(path)[1].startswith("oxtail hooks already installed")
+
+
+def test_an_install_of_ours_at_v15_reads_stale_for_sessionstart_and_a_reinstall_adds_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / ".claude" / "settings.json"
+    path.parent.mkdir()
+    exe = installer.executable()  # what the freshness check compares with
+    v15 = {
+        "hooks": {
+            event: [{"hooks": [{"type": "command", "command": hook_command(exe, hook_id)}]}]
+            for hook_id, event, _ in installer.MANAGED
+            if hook_id != "sessionstart"
+        },
+        MARKER_KEY: {
+            "version": 15,
+            "installedAt": "2026-11-01T00:00:00.000Z",
+            "hashes": {
+                h: command_hash(hook_command(exe, h)) for h, _, _ in installer.MANAGED if h != "sessionstart"
+            },
+        },
+    }
+    path.write_text(json.dumps(v15, indent=2) + "\n")
+    hint = installer.freshness_hint({"HOME": str(tmp_path)})
+    assert hint is not None and "(sessionstart drifted" in hint  # only the hook v15 did not have
+    code, out = run_install(path)
+    assert code == 0 and "already installed" not in out
+    assert_ours(json.loads(path.read_text()))

@@ -99,13 +99,13 @@ def test_the_command_runs_our_console_script_by_absolute_path() -> None:
     assert hook_command('/weird/$x"/oxtail-mcp', "stop") == "'/weird/$x\"/oxtail-mcp' hook stop"
 
 
-def test_missing_file_is_created_with_the_three_hooks(path: Path) -> None:
+def test_missing_file_is_created_with_the_four_hooks(path: Path) -> None:
     code, out, _ = run_install(path)
     assert code == 0
     assert_installed(settings(path))
     assert json.loads(path.read_text())  # plain JSON when we wrote all of it
     assert backups(path) == []
-    assert f"Installed oxtail hooks (PreToolUse, Stop, UserPromptSubmit) in {path}." in out
+    assert f"Installed oxtail hooks (PreToolUse, Stop, UserPromptSubmit, SessionStart) in {path}." in out
 
 
 def test_empty_file_counts_as_an_empty_object(path: Path) -> None:
@@ -265,6 +265,7 @@ def test_uninstall_removes_only_ours_and_is_idempotent(path: Path) -> None:
     assert MARKER_KEY not in doc
     assert commands(doc, "PreToolUse") == ["~/bin/guard.sh"]
     assert doc["hooks"]["Stop"] == [] and doc["hooks"]["UserPromptSubmit"] == []
+    assert doc["hooks"]["SessionStart"] == []
     assert run_uninstall(path) == (0, "oxtail hooks not installed — nothing to do.\n", "")
     assert path.read_text() == text
 
@@ -317,7 +318,7 @@ def test_freshness_hint_absent_stale_and_ok(tmp_path: Path) -> None:
     reference_marker = {"_oxtailHook": {"version": 7, "hashes": {"pretooluse": "0" * 16}}}
     settings.write_text(json.dumps(reference_marker))
     stale = freshness_hint(env)
-    assert stale is not None and "pretooluse, stop, userpromptsubmit drifted" in stale
+    assert stale is not None and "pretooluse, stop, userpromptsubmit, sessionstart drifted" in stale
     assert installer.main("install-hook", [], env) == 0
     assert freshness_hint(env) is None
 
@@ -383,12 +384,13 @@ REFERENCE_V14_SESSIONSTART = """{
 """
 
 
-def test_install_over_the_reference_0_32_1_takes_out_its_sessionstart_hook(path: Path) -> None:
+def test_install_over_the_reference_0_32_1_replaces_its_sessionstart_hook_in_place(path: Path) -> None:
     path.parent.mkdir()
     path.write_text(REFERENCE_V14_SESSIONSTART)
     assert run_install(path)[0] == 0
     doc = json.loads(path.read_text())
-    assert commands(doc, "SessionStart") == ["~/bin/mine.sh"]
+    assert commands(doc, "SessionStart") == [command_of("sessionstart"), "~/bin/mine.sh"]
+    assert "oxtail/hooks/sessionstart.sh" not in path.read_text()
     assert_installed(doc)
     assert run_install(path)[1].startswith("oxtail hooks already installed")
 

@@ -28,8 +28,14 @@ WAKE_TEXT = (  # accounting.md §0.3 (0.25): typed by every keystroke wake
 
 ClientType = Literal["claude-code", "codex", "unknown"]
 CLIENT_TYPES: tuple[ClientType, ...] = ("claude-code", "codex", "unknown")
-SessionIdSource = Literal["env", "birth-time", "self-register", "sticky-claim"]
-SESSION_ID_SOURCES: tuple[SessionIdSource, ...] = ("env", "birth-time", "self-register", "sticky-claim")
+SessionIdSource = Literal["env", "hook-drop", "birth-time", "self-register", "sticky-claim"]
+SESSION_ID_SOURCES: tuple[SessionIdSource, ...] = (
+    "env",
+    "hook-drop",
+    "birth-time",
+    "self-register",
+    "sticky-claim",
+)
 ActivityStatus = Literal["busy", "idle"]
 ACTIVITY_STATUSES: tuple[ActivityStatus, ...] = ("busy", "idle")
 WakeMode = Literal["off", "auto"]

@@ -11,8 +11,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rewrite-strict",
         action="store_true",
-        help="rewrite a settings.json with comments or trailing commas as strict JSON (Claude Code "
-        "ignores such a file whole); a backup is kept",
+        help="rewrite a settings.json (hooks.json with --codex) with comments or trailing commas as strict "
+        "JSON (both clients ignore such a file whole); a backup is kept",
+    )
+    parser.add_argument(
+        "--codex",
+        action="store_true",
+        help="install into Codex CLI's $CODEX_HOME/hooks.json instead of Claude Code's settings.json",
     )
 
 
@@ -23,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
         ("--dry-run", args.dry_run),
         ("--print-config", args.print_config),
         ("--rewrite-strict", args.rewrite_strict),
+        ("--codex", args.codex),
     )
     flags = [flag for flag, on in chosen if on]
     return installer.main("install-hook", flags)

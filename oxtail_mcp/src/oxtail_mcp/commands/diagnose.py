@@ -70,13 +70,12 @@ def summarize(text: str) -> str:
 
 
 def setup_notes(env: Mapping[str, str]) -> list[str]:
-    """Lines about the setup for a person: hooks not (or no longer) installed, a stripped env."""
+    """Lines about the setup for a person: hooks not (or no longer) installed, Codex hooks that do not
+    run (untrusted), a stripped env."""
+    from oxtail_mcp.hooks import codex
     from oxtail_mcp.hooks.installer import freshness_hint
 
-    notes = []
-    hint = freshness_hint(env)
-    if hint:
-        notes.append(hint)
+    notes = [hint for hint in (freshness_hint(env), codex.hint(env)) if hint]
     if forwarded_nothing(env):
         notes.append(f"oxtail diagnose: {FORWARDED_NOTHING}")
     return notes

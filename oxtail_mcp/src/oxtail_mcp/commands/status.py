@@ -203,16 +203,21 @@ def snapshot(ctx: Context, root: str, home: Path, trace: Path | None) -> list[Ro
 
 
 def hooks_hint(rows: list[Row], env: Mapping[str, str]) -> str | None:
-    """The installer's "hooks missing or stale" hint, when a Claude Code agent is listed.
+    """The installer's "hooks missing or stale" hint when a Claude Code agent is listed, and the
+    "Codex hooks not trusted / never ran" hint when a Codex agent is.
 
     The server's own hint goes to its stderr, which Claude Code shows only in its
     debug log; the person reading ``status`` is the one who can act on it.
     """
-    if not any(row.client == "claude-code" for row in rows):
-        return None
+    from oxtail_mcp.hooks import codex
     from oxtail_mcp.hooks.installer import freshness_hint
 
-    return freshness_hint(env)
+    clients = {row.client for row in rows}
+    hints = [
+        freshness_hint(env) if "claude-code" in clients else None,
+        codex.hint(env) if "codex" in clients else None,
+    ]
+    return "\n".join(hint for hint in hints if hint) or None
 
 
 def show(

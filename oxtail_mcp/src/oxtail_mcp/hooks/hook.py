@@ -1,4 +1,19 @@
-"""``oxtail-mcp hook pretooluse|stop|userpromptsubmit``: the Claude Code command hooks.
+"""``oxtail-mcp hook <id>``: the command hooks of Claude Code and Codex.
+
+| hook id | host event | does |
+|---|---|---|
+| ``pretooluse``, ``codex-pretooluse`` | PreToolUse | stamp busy; deliver mail (not in a subagent) |
+| ``userpromptsubmit`` | UserPromptSubmit | stamp busy; print nothing (it would reach the model) |
+| ``codex-userpromptsubmit`` | UserPromptSubmit | stamp busy; deliver mail as ``additionalContext`` |
+| ``codex-busy`` | PreToolUse, UserPromptSubmit | stamp busy only (a Codex not known to take context) |
+| ``stop``, ``codex-stop`` | Stop | deliver by blocking the stop, else stamp idle; never twice |
+| ``sessionstart``, ``codex-sessionstart`` | SessionStart | write the auto-join drop (``sessionstart.py``) |
+
+"Never twice": a Stop with ``stop_hook_active`` true is a real stop (no loop).
+
+A Codex hook other than PreToolUse also touches ``<state>/hooks/codex-fired``,
+so ``status`` and ``diagnose`` can tell hooks Codex never ran (untrusted) from
+hooks that run.
 
 Claude Code runs PreToolUse before *every* tool call, so the common case --
 stamp the activity marker, see an empty inbox, exit -- uses the standard
@@ -34,7 +49,19 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
     from oxtail_mcp.hooks import render
-EVENTS = ("pretooluse", "stop", "userpromptsubmit")
+EVENTS = (
+    "pretooluse",
+    "stop",
+    "userpromptsubmit",
+    "sessionstart",
+    "codex-pretooluse",
+    "codex-stop",
+    "codex-userpromptsubmit",
+    "codex-busy",
+    "codex-sessionstart",
+)
+CODEX_FIRED = ("hooks", "codex-fired")
+"""Under the state dir: touched by every Codex hook run but PreToolUse's (the hot path)."""
 LOCK_TIMEOUT_S = 0.5
 """How long delivery waits for the inbox lock before leaving the mail for the next run."""
 
@@ -191,8 +218,21 @@ def may_have_mail(home: str, session_id: str) -> bool:
 
 
 # Delivery ---------------------------------------------------------------------------------------------
-def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, str], out_fd: int) -> bool:
+def deliver(
+    home: str,
+    session_id: str,
+    event: render.Event,
+    env: Mapping[str, str],
+    out_fd: int,
+    *,
+    hook_event_name: str | None = None,
+    codex: bool = False,
+) -> bool:
     """Take the next prefix of the session's inbox, print it, receipt it, then settle; True if printed.
+
+    ``hook_event_name`` is the host event the output answers (``Stop`` for the
+    stop event, else ``PreToolUse`` unless given); ``codex`` picks Codex's
+    smaller default budget.
 
     Store failures (a lock held past the timeout, an unwritable directory) mean
     "nothing delivered this time": the mail stays for the next run. The order is
@@ -214,7 +254,8 @@ def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, s
     from oxtail_fs.store import FsStore
     from oxtail_mcp.hooks import render
 
-    limit = render.max_body_chars(env.get("OXTAIL_HOOK_MAX_BODY_CHARS"))
+    default = render.CODEX_MAX_BODY_CHARS if codex else render.DEFAULT_MAX_BODY_CHARS
+    limit = render.max_body_chars(env.get("OXTAIL_HOOK_MAX_BODY_CHARS"), default)
     select = render.PrefixSelector(limit)
     try:
         store = FsStore(Path(home), lock_timeout_s=LOCK_TIMEOUT_S)
@@ -229,11 +270,8 @@ def deliver(home: str, session_id: str, event: render.Event, env: Mapping[str, s
         return False
     try:
         text = render.render(event, shown, limit, waiting=select.waiting, kept_first=batch is None)
-        if event == "stop":
-            output: dict[str, Any] = {"decision": "block", "reason": text}
-        else:
-            output = {"hookSpecificOutput": {"hookEventName": "PreToolUse", "additionalContext": text}}
-        _write_all(out_fd, dumps(output).encode("utf-8"))
+        name = "Stop" if event == "stop" else hook_event_name or "PreToolUse"
+        _write_all(out_fd, dumps(render.hook_output(name, text)).encode("utf-8"))
     except BaseException:
         if batch is not None:
             _quietly(store.restore, batch)
@@ -274,7 +312,7 @@ def _quietly(action: Any, *args: Any) -> None:
         action(*args)
 
 
-# The three hooks --------------------------------------------------------------------------------------
+# The hooks --------------------------------------------------------------------------------------------
 def run(event: str, stdin: IO[bytes] | None, env: Mapping[str, str], out_fd: int, now_ms: int) -> None:
     """One hook invocation (exceptions are the caller's to swallow)."""
     payload = read_payload(stdin)
@@ -284,19 +322,41 @@ def run(event: str, stdin: IO[bytes] | None, env: Mapping[str, str], out_fd: int
     if sid is None:
         return
     home = state_dir(env)
+    codex = event.startswith("codex-")
+    action = event.removeprefix("codex-")
+    if codex and action != "pretooluse":
+        note_fired(home, now_ms)
+    if action == "sessionstart":
+        from oxtail_mcp.hooks import sessionstart
+
+        sessionstart.run(event, payload, home, lambda s: hash32(canonical(s)), now_ms // 1000)
+        return
     subagent = isinstance(payload.get("agent_id"), str) and bool(payload["agent_id"])
-    if event == "userpromptsubmit":
+    if action == "busy" or (action == "userpromptsubmit" and not codex):
         stamp(home, sid, "busy", now_ms)
-    elif event == "pretooluse":
+    elif action in ("pretooluse", "userpromptsubmit"):
         stamp(home, sid, "busy", now_ms)  # first, on every tool call: a long turn never looks stale-busy
         if not subagent and may_have_mail(home, sid):
-            deliver(home, sid, "pretooluse", env, out_fd)
+            name = "PreToolUse" if action == "pretooluse" else "UserPromptSubmit"
+            deliver(home, sid, "pretooluse", env, out_fd, hook_event_name=name, codex=codex)
     elif subagent:
         return  # a subagent's stop is not the agent's: its turn goes on
     elif payload.get("stop_hook_active") is True:
         stamp(home, sid, "idle", now_ms)  # the loop guard: a continuation's stop is a real stop
-    elif not (may_have_mail(home, sid) and deliver(home, sid, "stop", env, out_fd)):
+    elif not (may_have_mail(home, sid) and deliver(home, sid, "stop", env, out_fd, codex=codex)):
         stamp(home, sid, "idle", now_ms)
+
+
+def note_fired(home: str, now_ms: int) -> None:
+    """Touch ``<state>/hooks/codex-fired`` (mtime = ``now_ms``): Codex ran one of our hooks."""
+    path = os.path.join(home, *CODEX_FIRED)
+    try:
+        _ensure_private_dir(os.path.dirname(path))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        os.utime(path, ns=(now_ms * 1_000_000, now_ms * 1_000_000))
+    except OSError:
+        pass  # a hint for status, never a reason to fail the hook
 
 
 def main(args: Sequence[str]) -> int:

@@ -40,13 +40,14 @@ from oxtail_mcp.hooks.jsonc import (
 )
 
 MARKER_KEY = "_oxtailHook"
-MARKER_VERSION = 15
+MARKER_VERSION = 16
 """Bumped whenever what the hooks do changes, so a reinstall rewrites every older entry and marker.
 
 | version | what |
 |---|---|
 | 8 | ours: ``oxtail-mcp hook <name>`` commands replace the reference's scripts |
 | 15 | the envelope v14 of the reference 0.32.1 (which writes 14), delivery receipts |
+| 16 | a fourth hook, ``sessionstart`` (the auto-join drop), in place of the reference's |
 
 Above every version the reference wrote, so a marker of ours never reads as one of its installs."""
 
@@ -54,13 +55,10 @@ MANAGED = (
     ("pretooluse", "PreToolUse", "pretooluse.sh"),
     ("stop", "Stop", "stop.sh"),
     ("userpromptsubmit", "UserPromptSubmit", "userpromptsubmit.sh"),
+    ("sessionstart", "SessionStart", "sessionstart.sh"),
 )
-"""(hook id, Claude Code event, the reference's script name) in install order."""
-
-RETIRED = (("sessionstart", "SessionStart", "sessionstart.sh"),)
-"""Entries of an oxtail install that this version does not install (the reference 0.32.1's
-SessionStart auto-join drop): install and uninstall take them out, so no hook of another version
-keeps running beside ours."""
+"""(hook id, Claude Code event, the reference's script name) in install order. The reference
+0.32.1's ``sessionstart.sh`` entry is found as ours and replaced in place, like the other three."""
 
 
 class InstallError(Exception):
@@ -123,7 +121,7 @@ def _root(text: str) -> Node:
 
 
 def foreign_entries(root: Node) -> int:
-    """Entries on our three events that run some other command (for the coexistence note)."""
+    """Entries on our events that run some other command (for the coexistence note)."""
     count = 0
     for hook_id, event, asset in MANAGED:
         array = _event_array(root, event)
@@ -154,25 +152,7 @@ def up_to_date(root: Node, commands: Mapping[str, str]) -> bool:
             return False
         if array.items[index].plain() != _entry(commands[hook_id]):
             return False
-    return not any(_retired_index(root, entry) is not None for entry in RETIRED)
-
-
-def _retired_index(root: Node, retired: tuple[str, str, str]) -> int | None:
-    hook_id, event, asset = retired
-    array = _event_array(root, event)
-    return None if array is None else find_entry(array, hook_id, asset)
-
-
-def without_retired(text: str) -> tuple[str, bool]:
-    """``text`` without any entry listed in :data:`RETIRED`; and whether one was removed."""
-    removed = False
-    for retired in RETIRED:
-        while (index := _retired_index(_root(text), retired)) is not None:
-            array = _event_array(_root(text), retired[1])
-            assert array is not None
-            text = remove_item(text, array, index)
-            removed = True
-    return text, removed
+    return True
 
 
 def _entry(command: str) -> dict[str, Any]:
@@ -180,7 +160,7 @@ def _entry(command: str) -> dict[str, Any]:
 
 
 def installed_text(text: str, commands: Mapping[str, str], now: str) -> str:
-    """``text`` with our three entries and the marker in place; everything else byte for byte."""
+    """``text`` with our entries and the marker in place; everything else byte for byte."""
     for hook_id, event, asset in MANAGED:
         root = _root(text)
         entry = _entry(commands[hook_id])
@@ -203,7 +183,6 @@ def installed_text(text: str, commands: Mapping[str, str], now: str) -> str:
         "installedAt": now,
         "hashes": {hook_id: command_hash(commands[hook_id]) for hook_id, _, _ in MANAGED},
     }
-    text, _ = without_retired(text)
     root = _root(text)
     existing = root.get(MARKER_KEY)
     return (
@@ -223,8 +202,6 @@ def uninstalled_text(text: str) -> str | None:
         if array is not None and index is not None:
             text = remove_item(text, array, index)
             changed = True
-    text, removed = without_retired(text)
-    changed = changed or removed
     root = _root(text)
     if root.get(MARKER_KEY) is not None:
         text = remove_member(text, root, MARKER_KEY)
@@ -350,7 +327,7 @@ def install(
     now: datetime.datetime,
     rewrite_strict: bool = False,
 ) -> int:
-    """Install or refresh our three hooks in ``path``; returns the exit status.
+    """Install or refresh our four hooks in ``path``; returns the exit status.
 
     A file that is JSONC but not JSON is refused (Claude Code would skip it
     whole), or with ``rewrite_strict`` rewritten as strict JSON first.
@@ -391,7 +368,8 @@ def install(
     except OSError as exc:
         print(f"install-hook failed: {exc}", file=err)
         return 1
-    print(f"Installed oxtail hooks (PreToolUse, Stop, UserPromptSubmit) in {path}.", file=out)
+    events = ", ".join(event for _, event, _ in MANAGED)
+    print(f"Installed oxtail hooks ({events}) in {path}.", file=out)
     print("Reverse with: oxtail-mcp uninstall-hook", file=out)
     return 0
 
@@ -551,12 +529,14 @@ def clean_codex_copies(
 
 
 def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
-    """``install-hook [--dry-run] [--print-config] [--rewrite-strict]``, ``uninstall-hook``, ``print-config``.
+    """``install-hook [--dry-run] [--print-config] [--rewrite-strict] [--codex]``, ``uninstall-hook``,
+    ``print-config``.
 
-    ``uninstall-hook`` takes ``--dry-run`` too.
+    ``uninstall-hook`` takes ``--dry-run`` and ``--codex`` too. ``--codex`` edits Codex's
+    ``hooks.json`` (:mod:`oxtail_mcp.hooks.codex`) instead of Claude Code's settings.
     """
     exe = executable()
-    unknown = [a for a in args if a not in ("--dry-run", "--print-config", "--rewrite-strict")]
+    unknown = [a for a in args if a not in ("--dry-run", "--print-config", "--rewrite-strict", "--codex")]
     if unknown:
         print(f"{command}: unknown argument {unknown[0]!r}", file=sys.stderr)
         return 2
@@ -566,6 +546,10 @@ def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ)
     now = datetime.datetime.now(datetime.UTC)
     path = settings_path(env)
     dry_run = "--dry-run" in args
+    if "--codex" in args:
+        return _codex_main(
+            command, exe, env, dry_run=dry_run, rewrite_strict="--rewrite-strict" in args, now=now
+        )
     if command == "uninstall-hook":
         status = uninstall(path, dry_run=dry_run, out=sys.stdout, err=sys.stderr, now=now)
     else:
@@ -580,3 +564,29 @@ def main(command: str, args: Sequence[str], env: Mapping[str, str] = os.environ)
         )
     codex = codex_home(env) / "hooks.json"
     return max(status, clean_codex_copies(codex, dry_run=dry_run, out=sys.stdout, err=sys.stderr, now=now))
+
+
+def _codex_main(
+    command: str,
+    exe: str,
+    env: Mapping[str, str],
+    *,
+    dry_run: bool,
+    rewrite_strict: bool,
+    now: datetime.datetime,
+) -> int:
+    from oxtail_mcp.hooks import codex
+
+    path = codex.hooks_path(env)
+    if command == "uninstall-hook":
+        return codex.uninstall(path, dry_run=dry_run, out=sys.stdout, err=sys.stderr, now=now)
+    return codex.install(
+        path,
+        lambda hook_id: hook_command(exe, hook_id),
+        mid_turn=codex.carries_mid_turn_context(codex.codex_version(env)),
+        dry_run=dry_run,
+        out=sys.stdout,
+        err=sys.stderr,
+        now=now,
+        rewrite_strict=rewrite_strict,
+    )

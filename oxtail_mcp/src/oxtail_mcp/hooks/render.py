@@ -20,6 +20,10 @@ from typing import Literal, Protocol
 Event = Literal["pretooluse", "stop"]
 
 DEFAULT_MAX_BODY_CHARS = 24000
+CODEX_MAX_BODY_CHARS = 6000
+"""The Codex hooks' default body budget: Codex 0.171.0 keeps 2,500 tokens (``additionalContextLimit``)
+of a hook's context and spills the rest to a file, so a 24,000-character batch would reach the model
+cut in the middle. ``OXTAIL_HOOK_MAX_BODY_CHARS`` overrides it as it does the Claude Code default."""
 HEADER_FIELD_MAX_CHARS = 256
 """Mirrors ``oxtail_core.limits.ID_MAX_CHARS`` (not imported: the core pulls in attrs); a forged
 inbox line may still carry a longer id, which the header shows cut."""
@@ -91,16 +95,16 @@ def operator_source(message: Message) -> str | None:
     return source if isinstance(source, str) and source else None
 
 
-def max_body_chars(raw: str | None) -> float:
+def max_body_chars(raw: str | None, default: float = DEFAULT_MAX_BODY_CHARS) -> float:
     """``OXTAIL_HOOK_MAX_BODY_CHARS`` under awk's numeric coercion (hooks.md §7.3).
 
     The leading numeric prefix counts (``"12abc"`` is 12); anything without one
     is 0; a value ≤ 0 (unset, empty, zero, negative, non-numeric) means the
-    default of 24000.
+    default (24000; :data:`CODEX_MAX_BODY_CHARS` for the Codex hooks).
     """
     match = _AWK_NUMBER.match(raw or "")
     value = float(match.group(1)) if match else 0.0
-    return value if value > 0 and not math.isnan(value) else DEFAULT_MAX_BODY_CHARS
+    return value if value > 0 and not math.isnan(value) else default
 
 
 def cut(body: str, limit: float) -> str:
@@ -244,3 +248,19 @@ def render(
     if event == "pretooluse":
         return f"<system-reminder>\n{text}\n</system-reminder>"
     return text
+
+
+def hook_output(hook_event_name: str, text: str) -> dict[str, object]:
+    """The stdout object that hands ``text`` to the agent, in the host's output contract.
+
+    Claude Code and Codex 0.171.0 accept the same shapes (Codex's per-event
+    output schemas are closed: nothing else may be added):
+
+    | event | object |
+    |---|---|
+    | ``Stop`` | ``{"decision":"block","reason":text}``: the turn goes on with ``text`` as its prompt |
+    | other | ``{"hookSpecificOutput":{"hookEventName":…,"additionalContext":text}}`` |
+    """
+    if hook_event_name == "Stop":
+        return {"decision": "block", "reason": text}
+    return {"hookSpecificOutput": {"hookEventName": hook_event_name, "additionalContext": text}}

@@ -1,9 +1,11 @@
 """Working out which agent session this server belongs to, without the agent's help.
 
 Hosts do not reliably hand their MCP children the session id (Claude Code
-strips it structurally), so two strategies run in order: ``env`` reads the id
-when the host did pass it, ``birth-time`` picks the one transcript that
-appeared within five minutes after this server started. The diagnosis records
+strips it structurally, Codex 0.171.0 always does), so three strategies run in
+order: ``env`` reads the id when the host did pass it, ``hook-drop`` adopts the
+drop the SessionStart hook left for the client above us
+(:mod:`oxtail_mcp.identity.hookdrop`), ``birth-time`` picks the one transcript
+that appeared within five minutes after this server started. The diagnosis records
 why each strategy abstained so ``get_my_session`` can tell the agent what to do
 next. Identity is monotonic: once an id is held, nothing automatic replaces it.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +28,8 @@ import attrs
 
 from oxtail_core.ids import same_session_id
 from oxtail_core.model import ClientInfo, SessionIdSource
+from oxtail_mcp.home import state_home
+from oxtail_mcp.identity import hookdrop
 from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
 from oxtail_mcp.transcripts.files import (
     CODEX_FIRST_LINE_MAX,
@@ -62,7 +66,7 @@ NEXT_STEP_INSTRUCTION = (
 )
 
 Confidence = Literal["high", "medium"]
-STRATEGIES = ("env", "birth-time")
+STRATEGIES = ("env", "hook-drop", "birth-time")
 
 
 def reason_none_in_window(count: int) -> str:
@@ -165,9 +169,13 @@ class Diagnosis:
 
 
 def known_id_diagnosis(session_id: str, source: SessionIdSource | None) -> Diagnosis:
-    """The diagnosis get_my_session reports when an id is already held: no strategy re-run."""
+    """The diagnosis get_my_session reports when an id is already held: no strategy re-run.
+
+    A ``hook-drop`` id reads ``medium`` here even when its adoption was confirmed (selfheal §3.2).
+    """
     effective: SessionIdSource = source or "self-register"
-    return Diagnosis(winning=Hit(session_id, effective, "high"), winning_strategy=effective)
+    confidence: Confidence = "medium" if effective == "hook-drop" else "high"
+    return Diagnosis(winning=Hit(session_id, effective, confidence), winning_strategy=effective)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -186,6 +194,25 @@ def env_strategy(client_type: str, env: Mapping[str, str]) -> Outcome:
             return Hit(session_id, "env", "high")
         return Abstain(REASON_CODEX_ENV)
     return Abstain(REASON_UNKNOWN_ENV)
+
+
+def hook_drop_strategy(
+    client_type: str,
+    cwd: str,
+    started_at: int,
+    state_dir: Path,
+    now_ms: int,
+    *,
+    ancestors: Callable[[], Sequence[hookdrop.Ancestor]] = hookdrop.live_ancestors,
+) -> Outcome:
+    """The session whose SessionStart drop names our cwd and our client process (selfheal §3.2)."""
+    adoption = hookdrop.adopt(
+        client_type, cwd, started_at=started_at, state_dir=state_dir, now_ms=now_ms, ancestors=ancestors
+    )
+    if adoption.session_id is not None and adoption.confidence in ("high", "medium"):
+        confidence: Confidence = "high" if adoption.confidence == "high" else "medium"
+        return Hit(adoption.session_id, "hook-drop", confidence)
+    return Abstain(adoption.reason or hookdrop.REASON_NO_DROP, adoption.structural)
 
 
 def birth_ms(path: Path) -> int:
@@ -320,11 +347,25 @@ def birth_time_strategy(
 
 
 def diagnose(
-    client_type: str, cwd: str, *, started_at: int, env: Mapping[str, str], home: Path, now_ms: int
+    client_type: str,
+    cwd: str,
+    *,
+    started_at: int,
+    env: Mapping[str, str],
+    home: Path,
+    now_ms: int,
+    state_dir: Path | None = None,
+    ancestors: Callable[[], Sequence[hookdrop.Ancestor]] = hookdrop.live_ancestors,
 ) -> Diagnosis:
-    """Run both strategies (always both, for the diagnosis) and pick the first hit."""
+    """Run every strategy (always all, for the diagnosis) and pick the first hit in :data:`STRATEGIES` order.
+
+    ``state_dir`` (default: ``OXTAIL_HOME`` of ``env``, else ``<home>/.oxtail``) holds the SessionStart drops;
+    ``ancestors`` is our parent chain, read only when a drop names our cwd.
+    """
+    drops = state_dir if state_dir is not None else state_home({**env, "HOME": str(home)})
     outcomes: dict[str, Outcome] = {
         "env": env_strategy(client_type, env),
+        "hook-drop": hook_drop_strategy(client_type, cwd, started_at, drops, now_ms, ancestors=ancestors),
         "birth-time": birth_time_strategy(client_type, cwd, started_at, home, now_ms, env=env),
     }
     for name in STRATEGIES:
