@@ -693,7 +693,8 @@ def test_restart_recovers_identity_through_sticky_claim(tmp_path: Path) -> None:
         )
         # While it is down the session has no live server: the spec's answer is target-not-found.
         assert sender.call("send_message", {"target": me, "body": "while down"}).text == NOT_FOUND
-        assert not w.registry_file(first_pid).exists()  # reaped: its mail lives in the session inbox
+        # Kept as a dead breadcrumb while its mail waits (accounting §1.7): shown, never a target.
+        assert w.registry_file(first_pid).exists()
         # Birth-time must not be what restores the id: start the new server in a later second.
         assert wait_until(lambda: int(time.time()) > born, 2)
         agent.restart()
@@ -703,6 +704,8 @@ def test_restart_recovers_identity_through_sticky_claim(tmp_path: Path) -> None:
         assert entry["client"]["session_id_source"] == "sticky-claim"
         assert (entry["tmux_pane"], entry["tmux_session"]) == (agent.pane, "claude")
         assert [m["body"] for m in agent.read()["messages"]] == ["before the crash"]
+        sender.ok("list_project_sessions")  # a reader reaps it now: a live server of its session exists
+        assert wait_until(lambda: not w.registry_file(first_pid).exists(), 5)
         assert wait_until(lambda: time.monotonic() - first_wake[-1][0] > 1.05, 3)  # past the debounce
         got = sender.ok("send_message", {"target": me, "body": "after", "wake": "auto"})
         assert (got["target_server_pid"], got["wake_status"]) == (entry["server_pid"], "fired_unconfirmed")
