@@ -182,6 +182,14 @@ class MemoryStore:
                     return record.envelope
             return None
 
+    def ledger_entry(self, session_id: str, message_id: str) -> LedgerRecord | None:
+        with self._lock:
+            same = [r for r in self._ledgers.get(session_id, []) if r.envelope.id == message_id]
+            if not same:
+                return None
+            outcome = next((r.obligation for r in same if r.obligation is not None), None)
+            return LedgerRecord(same[-1].envelope, outcome)
+
     def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
         with self._lock:
             lines = self._ledgers.get(session_id, [])

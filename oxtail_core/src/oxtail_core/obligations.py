@@ -128,18 +128,15 @@ def close(
     if not me.session_id:  # 1
         return CLOSE_NO_SESSION_ID
     sid = canonical_session_id(me.session_id)
-    inbound = ctx.store.ledger_lookup(sid, message_id)  # 2 (a lock failure propagates)
-    if inbound is None:
+    record = ctx.store.ledger_entry(sid, message_id)  # 2 (a read failure propagates)
+    if record is None:
         return obligation_not_found(message_id)
+    inbound = record.envelope
     if not inbound.action_required:  # 3
         return not_an_obligation(message_id)
+    if record.obligation is not None:  # 4: closed is terminal; the stored state, whoever asks
+        return Closed(message_id, record.obligation.state, already_closed=True, note=texts.ALREADY_CLOSED)
     outcome = Obligation(state=state, at=ctx.clock.now_ms() // 1000, note=body[:NOTE_MAX_CHARS])
-    if all(e.id != message_id for e in ctx.store.ledger_open(sid)):  # 4: closed is terminal
-        stored = ctx.store.ledger_close(sid, message_id, outcome)  # changes nothing: reads the state
-        done = stored.record.obligation if stored.record is not None else None
-        return Closed(
-            message_id, done.state if done else state, already_closed=True, note=texts.ALREADY_CLOSED
-        )
     requester = inbound.from_session_id
     if not requester:  # 5
         lost = ctx.store.ledger_close(sid, message_id, outcome).kind == "already-closed"

@@ -39,6 +39,7 @@ from oxtail_core.model import (
     ClaimRecord,
     CloseOutcome,
     Envelope,
+    LedgerRecord,
     Obligation,
     OutboxRecord,
     PendingAsk,
@@ -170,6 +171,10 @@ class Store(Protocol):
 
     def ledger_lookup(self, session_id: str, message_id: str) -> Envelope | None:
         """The newest message with that id delivered to ``session_id``."""
+
+    def ledger_entry(self, session_id: str, message_id: str) -> LedgerRecord | None:
+        """:meth:`ledger_lookup` with the obligation's outcome, if closed (read without waiting for
+        writers): one read for complete_work's checks, the compare-and-set stays with ledger_close."""
 
     def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
         """Compare-and-set: close the obligation ``message_id`` (the oldest line with that id) with

@@ -352,6 +352,15 @@ class FsStore:
         return None
 
     @_store_op
+    def ledger_entry(self, session_id: str, message_id: str) -> LedgerRecord | None:
+        """Lock-free like :meth:`ledger_lookup`; the newest line, with the outcome of any of its lines."""
+        data = read_all(self._layout.ledger(session_id))
+        same = ledger.matching(data, ledger.split(data), message_id)
+        if not same:
+            return None
+        return LedgerRecord(same[-1][1].envelope, ledger.outcome_of(same))
+
+    @_store_op
     def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
         """Compare-and-set under the ledger lock: exactly one of racing closers rewrites the line."""
         path = self._layout.ledger(session_id)

@@ -271,6 +271,18 @@ class StoreContract:
         store.ledger_record("me", duty(4), 10)
         assert store.ledger_open("me") == [duty(4)]  # an open one re-recorded is open once
 
+    def test_a_ledger_entry_is_the_newest_line_with_its_outcome(self, store: Any) -> None:
+        assert store.ledger_entry("me", duty(1).id) is None
+        store.ledger_record("me", duty(1), 10)
+        store.ledger_record("me", mint(2), 10)
+        assert store.ledger_entry("me", duty(1).id) == LedgerRecord(duty(1))
+        assert store.ledger_entry("me", mint(2).id) == LedgerRecord(mint(2))
+        assert store.ledger_close("me", duty(1).id, DONE).kind == "claimed"
+        assert store.ledger_entry("me", duty(1).id) == LedgerRecord(duty(1), DONE)
+        store.ledger_record("me", duty(1, "again"), 10)
+        assert store.ledger_entry("me", duty(1).id) == LedgerRecord(duty(1, "again"), DONE)
+        assert store.ledger_entry("someone-else", duty(1).id) is None
+
     def test_open_obligations_are_never_pruned_and_closing_makes_them_prunable_a31(self, store: Any) -> None:
         for n in range(1, 6):
             assert store.ledger_record("me", duty(n), 3) == 0
