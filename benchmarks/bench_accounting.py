@@ -7,6 +7,7 @@ real ``oxtail-mcp`` children of the official MCP client, each with a throwaway H
 
 Measured:
 
+* the floor: ``get_my_session``, a call that touches nothing (stdio + JSON-RPC + the SDK);
 * ``message_status`` for a delivered, a pending and an unknown id (target: ≤ 2 ms);
 * ``my_open_work`` with 10 open obligations (target: ≤ 2 ms);
 * ``complete_work``: the call, which delivers the completion into the requester's inbox before it
@@ -55,6 +56,7 @@ async def bench_accounting(env: Env, n: int, errlog: Any) -> dict[str, Any]:
             "message_id"
         ]
         out: dict[str, Any] = {
+            "floor_get_my_session": await _timed(a, "get_my_session", {}, n),
             "status_delivered": await _timed(a, "message_status", {"message_id": delivered}, n),
             "status_pending": await _timed(a, "message_status", {"message_id": pending}, n),
             "status_unknown": await _timed(a, "message_status", {"message_id": "0" * 16}, n),
