@@ -1,0 +1,88 @@
+"""Ours beside the reference oxtail 0.32.1 (Node) over real stdio, alternating in one run.
+
+Run: ``.venv/bin/python benchmarks/bench_vs_reference.py [--quick] [--reference DIR]`` with the
+reference built in ``DIR`` (default ``/tmp/ref/v0.32.1``: ``npm ci --ignore-scripts && npx tsc``
+there, never in this tree). Both servers are driven by the same official MCP client with the same
+inputs, each side with its own throwaway HOME (the reference has no ``OXTAIL_HOME``) and no tmux.
+Rounds alternate which side goes first, so both see the same machine load; the numbers in
+docs/benchmarks.md ("Beside the reference") are medians of the rounds' medians and their ratio.
+
+Measured per side: spawn to initialized; one trivial call (``get_my_session``);
+``send_message`` + ``read_my_messages`` between two claimed servers; 4 senders x 50 messages to one
+reading receiver (messages/s, exactly once by id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_mcp import OURS, Env, bench_throughput, call, session, sid
+
+
+async def _side(env: Env, command: list[str], n: int, errlog: Any) -> dict[str, float]:
+    params = env.params(command[0], command[1:])
+    starts = []
+    for _ in range(3):
+        t = time.perf_counter()
+        async with session(params, errlog):
+            starts.append(time.perf_counter() - t)
+    async with AsyncExitStack() as stack:
+        servers = [await stack.enter_async_context(session(params, errlog)) for _ in range(6)]
+        a, b, receiver, *senders = servers
+        for k, s in enumerate(servers[:3]):
+            await call(s, "claim_session", {"session_id": sid(k + 1)})
+        trivial, round_trip = [], []
+        for _ in range(n):
+            t = time.perf_counter()
+            await call(a, "get_my_session")
+            trivial.append(time.perf_counter() - t)
+        for i in range(n):
+            t = time.perf_counter()
+            sent = await call(a, "send_message", {"target": sid(2), "body": f"m{i}", "wake": "off"})
+            got = await call(b, "read_my_messages")
+            round_trip.append(time.perf_counter() - t)
+            assert [m["id"] for m in got["messages"]] == [sent["message_id"]], got
+        rate = (await bench_throughput(senders, receiver, 50, sid(3)))["rate"]
+    return {
+        "start_ms": statistics.median(starts) * 1000,
+        "get_my_session_ms": statistics.median(trivial) * 1000,
+        "send_read_ms": statistics.median(round_trip) * 1000,
+        "throughput_msg_s": rate,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reference", type=Path, default=Path("/tmp/ref/v0.32.1"))
+    opts = parser.parse_args()
+    server = opts.reference / "dist" / "server.js"
+    if not server.is_file():
+        sys.exit(f"{server} is missing: build the reference there (npm ci --ignore-scripts && npx tsc)")
+    commands = {"ours": [OURS], "reference": ["node", str(server)]}
+    rounds = 2 if opts.quick else 5
+    n = 40 if opts.quick else 150
+    results: dict[str, list[dict[str, float]]] = {"ours": [], "reference": []}
+    with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp, open(Path(tmp) / "log", "w") as errlog:
+        for r in range(rounds):
+            for side in ("ours", "reference") if r % 2 == 0 else ("reference", "ours"):
+                env = Env(Path(tmp) / f"{side}-{r}")
+                results[side].append(await _side(env, commands[side], n, errlog))
+    for metric in results["ours"][0]:
+        ours = statistics.median(x[metric] for x in results["ours"])
+        ref = statistics.median(x[metric] for x in results["reference"])
+        print(f"{metric:20} ours {ours:9.2f}   reference {ref:9.2f}   ours/reference {ours / ref:6.2f}")
+
+
+if __name__ == "__main__":
+    anyio.run(main)
