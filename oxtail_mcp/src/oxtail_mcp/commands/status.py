@@ -29,15 +29,15 @@ import attrs
 from oxtail_core import Context, RecordingWaker, SystemClock
 from oxtail_core.errors import StoreError
 from oxtail_core.foreign import is_foreign
+from oxtail_core.gates import is_fresh_busy
 from oxtail_core.ids import canonical_session_id
-from oxtail_core.model import PendingAsk, RegistryEntry
+from oxtail_core.model import ActivityMarker, PendingAsk, RegistryEntry
 from oxtail_core.protocols import Store
 from oxtail_core.reservations import Reservation, grace_from_env, sweep
 from oxtail_core.reserving import live_sessions
 from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox
 from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
-from oxtail_core.wake import is_fresh_busy
 from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
 from oxtail_mcp.commands.terminal import inert
@@ -223,7 +223,7 @@ def _row(
     alive: bool,
     pending: Sequence[PendingAsk],
 ) -> Row:
-    marker = ctx.store.activity_get(sid) if sid else None
+    marker = _marker(ctx.store, sid) if sid else None
     age = None if marker is None else now - marker.at_ms
     try:
         depth: int | None = ctx.store.depth(session_inbox(sid) if sid else process_inbox(entry))
@@ -242,7 +242,9 @@ def _row(
         purpose=entry.state.purpose if entry.state else None,
         activity=None if marker is None else marker.status,
         activity_age_ms=age,
-        activity_stale=marker is not None and marker.status == "busy" and not is_fresh_busy(ctx, entry, now),
+        activity_stale=marker is not None
+        and marker.status == "busy"
+        and not is_fresh_busy(marker, now, ctx.settings),
         inbox=depth,
         open_asks=None if asks is None else (asks.get(sid, 0) if sid else 0),
         last_wake=wake[0] if wake else None,
@@ -261,6 +263,14 @@ def _row(
             for a in sorted(pending, key=lambda a: (a.at_ms, a.request_id))
         ),
     )
+
+
+def _marker(store: Store, sid: str) -> ActivityMarker | None:
+    """The agent's busy/idle marker, read once per row (None: no hooks, or unreadable)."""
+    try:
+        return store.activity_get(sid)
+    except StoreError:
+        return None
 
 
 def age(ms: int | None) -> str:
