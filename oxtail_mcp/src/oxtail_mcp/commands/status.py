@@ -34,7 +34,6 @@ from oxtail_core.ids import canonical_session_id
 from oxtail_core.model import ActivityMarker, PendingAsk, RegistryEntry
 from oxtail_core.protocols import Store
 from oxtail_core.reservations import Reservation, grace_from_env, sweep
-from oxtail_core.reserving import live_sessions
 from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox
 from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
@@ -473,6 +472,10 @@ def reservations_held(ctx: Context, root: str, env: Mapping[str, str]) -> list[R
     """The project's standing reservations, judged without writing (status stays read-only)."""
     try:
         records = ctx.store.reservations_list(project_of(root))
+        if not records:
+            return []  # the common case: no second registry read, no import of the reserving flows
+        from oxtail_core.reserving import live_sessions
+
         live = live_sessions(ctx.store, ctx.host)
     except StoreError:
         return []
