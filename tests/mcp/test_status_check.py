@@ -106,6 +106,18 @@ def test_an_empty_state_dir_lists_no_agents_and_check_passes(fleet: Fleet) -> No
     assert isinstance(doc["generated_at"], int) and doc["generated_at"] > 1_700_000_000
 
 
+def test_no_state_dir_at_all_is_an_empty_document_and_check_passes(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OXTAIL")}
+    env.update(HOME=str(tmp_path), OXTAIL_HOME=str(tmp_path / "never"))
+    run = [CLI, "status", str(tmp_path), "--check"]
+    done = subprocess.run([*run, "--json"], check=False, env=env, capture_output=True, text=True, timeout=60)
+    doc = json.loads(done.stdout)
+    assert (doc["schema_version"], doc["agents"], doc["problems"], done.returncode) == (1, [], [], 0)
+    done = subprocess.run(run, check=False, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "No oxtail state" in done.stdout
+    assert not (tmp_path / "never").exists()  # read-only: nothing was created
+
+
 def test_two_live_agents_asking_each_other_are_a_deadlock_and_check_exits_2(fleet: Fleet) -> None:
     a, b = fleet.join(A), fleet.join(B)
     for asker, asked in ((a, B), (b, A)):

@@ -427,9 +427,14 @@ def show(
     home = state_home(env)
     trace = Path(env["MCP_TRACE_FILE"]) if env.get("MCP_TRACE_FILE") else None
     if not home.is_dir():
-        print(
-            f"No oxtail state in {inert(str(home))} yet: no agent has run with this OXTAIL_HOME.", file=stream
-        )
+        if json_output:  # a script still gets a document: no agents, no problems
+            nothing = Snapshot((), WaitGraph((), ()), (), SystemClock().now_ms())
+            print(as_json(nothing, root), file=stream)
+        else:
+            print(
+                f"No oxtail state in {inert(str(home))} yet: no agent has run with this OXTAIL_HOME.",
+                file=stream,
+            )
         return 0
     try:
         store = FsStore(home)
