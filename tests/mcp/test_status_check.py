@@ -11,13 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
 
-from oxtail_core import Context, Peer, RecordingWaker, SystemClock
+from oxtail_core import Context, Peer, PendingAsk, RecordingWaker, SystemClock
 from oxtail_core.results import Asked, Sent
 from oxtail_fs import proctree
 from oxtail_fs.project import LocalHost
@@ -26,6 +27,10 @@ from tests.support.e2e import sid
 
 CLI = str(Path(sys.executable).with_name("oxtail-mcp"))
 A, B, C = sid(0xA1), sid(0xB2), sid(0xC3)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 @attrs.define
@@ -217,3 +222,15 @@ def test_control_characters_in_peer_text_stay_inert_in_the_table_and_escaped_in_
     assert agents(json.loads(done.stdout))[A]["purpose"] == "fix \x1b]52;c;ZXZpbA==\x07 now\x9b2J"
     table = fleet.status().stdout
     assert "\x1b" not in table and "\x9b" not in table and "\\x9b2J" in table
+
+
+def test_a_hostile_pending_record_names_its_target_inertly_in_the_problem_line(fleet: Fleet) -> None:
+    fleet.join(A)
+    evil = "x\x1b]52;c;ZXZpbA==\x07\x9b2J"
+    fleet.ctx.store.pending_put(PendingAsk(requester=A, request_id="r\x1b[2J", at_ms=now_ms(), peer=evil))
+    human = fleet.status("--check")
+    assert human.returncode == 2
+    assert "\x1b" not in human.stdout and "\x07" not in human.stdout and "\x9b" not in human.stdout
+    assert f"orphaned wait: {A} awaits a reply from x\\x1b]52;c;ZXZpbA==\\x07\\x9b2J (gone)" in human.stdout
+    doc, code = fleet.doc("--check")
+    assert (kinds(doc), code) == ([("orphaned-wait", [A, evil])], 2)
