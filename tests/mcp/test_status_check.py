@@ -184,7 +184,7 @@ def test_a_delegation_to_an_agent_that_died_with_it_open_is_an_orphaned_wait_and
     dead_row = next(
         line for line in human.stdout.splitlines() if line.startswith("claude-code") and B in line
     )
-    assert " dead " in dead_row
+    assert " dead " in dead_row and " 0 ⚑1 " in dead_row  # no mail, one open obligation
 
 
 def test_mail_on_a_dead_agent_is_stranded_until_a_live_server_of_its_session_takes_it(fleet: Fleet) -> None:

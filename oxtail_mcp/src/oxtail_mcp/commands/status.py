@@ -296,7 +296,7 @@ def _cells(row: Row) -> list[str]:
         row.tmux_session or "-",
         purpose if len(purpose) <= 40 else purpose[:39] + "…",
         activity,
-        "?" if row.inbox is None else str(row.inbox),
+        ("?" if row.inbox is None else str(row.inbox)) + (f" ⚑{row.open_work}" if row.open_work else ""),
         "-" if row.open_asks is None else str(row.open_asks),
         row.last_wake or "-",
     ]
