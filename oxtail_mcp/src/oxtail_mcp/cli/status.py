@@ -1,4 +1,5 @@
-"""``oxtail-mcp status``: the agents of a project, once, as JSON, or redrawn with ``--watch``."""
+"""``oxtail-mcp status``: the agents of a project, once, as JSON, or redrawn with ``--watch``;
+``--check`` exits 2 when something is stuck (docs/status.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", nargs="?", default=None, help="project root (default: cwd)")
     parser.add_argument("--watch", action="store_true", help="redraw every two seconds until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 2 on a live deadlock, an orphaned wait, or mail or work stranded on a dead agent",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
 
     root = os.path.abspath(args.project or os.getcwd())
     with quiet_broken_pipe():
-        return status.show(root, watch=args.watch, json_output=args.json)
+        return status.show(root, watch=args.watch, json_output=args.json, check=args.check)
     return 0  # the reader went away (``status --watch | head``): that is a normal end

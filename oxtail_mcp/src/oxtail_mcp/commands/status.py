@@ -1,34 +1,42 @@
-"""``oxtail-mcp status [PROJECT_ROOT] [--watch] [--json]``: who is in this project, and are they reachable?
+"""``oxtail-mcp status [PROJECT_ROOT] [--watch] [--json] [--check]``: who is in this project, are they
+reachable, and is anything stuck?
 
 A person's view of what ``list_project_sessions`` shows an agent, plus what
 only the state directory knows: each agent's busy/idle marker and its age,
-how much mail waits in its inbox, how many of its asks are still open, and
-how the last wake aimed at it went (from ``MCP_TRACE_FILE``, when tracing).
-Reading the registry reaps dead servers, exactly as the server itself does.
+how much mail waits in its inbox, its open obligations, its open asks (whom,
+since when), and how the last wake aimed at it went (from ``MCP_TRACE_FILE``,
+when tracing). Reading the registry reaps dead servers exactly as the server
+itself does, which keeps a dead agent's entry while it holds mail or open work
+(accounting.md §1.7): such an agent is listed as dead, never hidden, and a live
+server of the same session always wins over it. The wait-graph and the problems
+``--check`` fails on are :mod:`oxtail_core.waitgraph`'s.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+import attrs
+
 from oxtail_core import Context, RecordingWaker, SystemClock
 from oxtail_core.errors import StoreError
+from oxtail_core.foreign import is_foreign
+from oxtail_core.gates import is_fresh_busy
 from oxtail_core.ids import canonical_session_id
-from oxtail_core.model import RegistryEntry
+from oxtail_core.model import ActivityMarker, PendingAsk, RegistryEntry
 from oxtail_core.protocols import Store
 from oxtail_core.reservations import Reservation, grace_from_env, sweep
-from oxtail_core.reserving import live_sessions
-from oxtail_core.routing import live_entries, process_inbox, session_inbox
+from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox
 from oxtail_core.settings import Settings
-from oxtail_core.wake import is_fresh_busy
+from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
 from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
 from oxtail_mcp.commands.terminal import inert
@@ -38,11 +46,27 @@ from oxtail_mcp.server.ours import project_of
 WATCH_INTERVAL_S = 2.0
 TRACE_TAIL_BYTES = 4 << 20
 """Only the end of a trace file is read: the last wake per agent is near the end, and traces grow forever."""
+SCHEMA_VERSION = 1
+"""Of ``status --json`` (ours, not the reference's shape); bumped when a field changes meaning or goes."""
+EXIT_PROBLEMS = 2
+"""``--check``: a live deadlock, an orphaned wait, or mail or work stranded on a dead owner."""
 
 COLUMNS = ("CLIENT", "SESSION", "TMUX", "PURPOSE", "ACTIVITY", "INBOX", "ASKS", "LAST WAKE")
 
 
-@dataclass(frozen=True)
+@attrs.frozen
+class AskView:
+    """One open ask of an agent: whom it asked, since when, and whether it still forms a wait (TTL)."""
+
+    peer: str | None
+    request_id: str
+    since_ms: int
+    age_ms: int
+    attempts: int
+    live: bool
+
+
+@attrs.frozen
 class Row:
     """One agent (its freshest server) as the status view shows it."""
 
@@ -58,12 +82,35 @@ class Row:
     open_asks: int | None  # None when not countable
     last_wake: str | None  # "<wake_status> via <tool>"
     last_wake_at: str | None
+    alive: bool = True
+    open_work: int | None = 0  # open obligations it owes; None when its ledger could not be read
+    asks: tuple[AskView, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """How problem lines and the wait-graph name it: its session id, else ``pid:<n>``."""
+        return self.session_id or f"pid:{self.server_pid}"
+
+
+@attrs.frozen
+class Snapshot:
+    """Everything one ``status`` shows, read once."""
+
+    rows: tuple[Row, ...]
+    graph: WaitGraph
+    problems: tuple[Problem, ...]
+    generated_at_ms: int
 
 
 def open_asks_by_requester(store: Store) -> Counter[str] | None:
     """Pending asks per asking session, from the Store (None when they cannot be listed)."""
+    asks = pending_asks(store)
+    return None if asks is None else Counter(canonical_session_id(ask.requester) for ask in asks)
+
+
+def pending_asks(store: Store) -> list[PendingAsk] | None:
     try:
-        return Counter(canonical_session_id(ask.requester) for ask in store.pending_list())
+        return store.pending_list()
     except StoreError:
         return None
 
@@ -95,22 +142,73 @@ def last_wakes(trace: Path | None) -> dict[str, tuple[str, str]]:
     return found
 
 
+def dead_entries(ctx: Context, live: Sequence[RegistryEntry]) -> list[RegistryEntry]:
+    """The entries reaping kept although their server is dead (they hold mail or open work, or a
+    store error left them), one per session, minus every session a live server has.
+
+    Re-read after :func:`live_entries` reaped, so what is listed is what stays. The reference's
+    entries are its own to account for and are left out.
+    """
+    live_sids = {canonical_session_id(e.session_id) for e in live if e.session_id}
+    dead = [
+        e
+        for e in ctx.store.registry_entries()
+        if not is_foreign(e)
+        and not (e.session_id and canonical_session_id(e.session_id) in live_sids)
+        and not ctx.host.is_alive(e.server_pid, e.process_start)
+    ]
+    return collapse(dead)
+
+
 def collect(
     ctx: Context,
     root: str,
     *,
     asks: Mapping[str, int] | None = None,
     wakes: Mapping[str, tuple[str, str]] | None = None,
+    pending: Sequence[PendingAsk] = (),
 ) -> list[Row]:
-    """The live agents whose working directory is in ``root``'s project, claimed ones first."""
+    """The agents whose working directory is in ``root``'s project: live ones (claimed first), then
+    the dead ones the registry keeps. ``pending`` gives each its open asks."""
+    return _collect(ctx, root, live_entries(ctx), asks=asks, wakes=wakes, pending=pending)[0]
+
+
+def _collect(
+    ctx: Context,
+    root: str,
+    live: Sequence[RegistryEntry],
+    *,
+    asks: Mapping[str, int] | None,
+    wakes: Mapping[str, tuple[str, str]] | None,
+    pending: Sequence[PendingAsk],
+) -> tuple[list[Row], dict[str, bool]]:
+    """The rows, and every registered session (any project) mapped to whether it has a live server."""
     now = ctx.clock.now_ms()
+    dead = dead_entries(ctx, live)
+    known = {canonical_session_id(e.session_id): False for e in dead if e.session_id}
+    known.update({canonical_session_id(e.session_id): True for e in live if e.session_id})
+    by_owner: dict[str, list[PendingAsk]] = {}
+    for ask in pending:
+        by_owner.setdefault(canonical_session_id(ask.requester), []).append(ask)
     rows = []
-    for entry in live_entries(ctx):
-        if not ctx.host.same_project(root, entry.client.cwd):
-            continue
-        sid = canonical_session_id(entry.session_id) if entry.session_id else None
-        rows.append(_row(ctx, entry, sid, now, asks=asks, wake=(wakes or {}).get(sid or "")))
-    return rows
+    for alive, entries in ((True, live), (False, dead)):
+        for entry in entries:
+            if not ctx.host.same_project(root, entry.client.cwd):
+                continue
+            sid = canonical_session_id(entry.session_id) if entry.session_id else None
+            rows.append(
+                _row(
+                    ctx,
+                    entry,
+                    sid,
+                    now,
+                    asks=asks,
+                    wake=(wakes or {}).get(sid or ""),
+                    alive=alive,
+                    pending=by_owner.get(sid, []) if sid else [],
+                )
+            )
+    return rows, known
 
 
 def _row(
@@ -121,13 +219,20 @@ def _row(
     *,
     asks: Mapping[str, int] | None,
     wake: tuple[str, str] | None,
+    alive: bool,
+    pending: Sequence[PendingAsk],
 ) -> Row:
-    marker = ctx.store.activity_get(sid) if sid else None
+    marker = _marker(ctx.store, sid) if sid else None
     age = None if marker is None else now - marker.at_ms
     try:
         depth: int | None = ctx.store.depth(session_inbox(sid) if sid else process_inbox(entry))
     except StoreError:
         depth = None
+    try:
+        work: int | None = len(ctx.store.ledger_open(sid)) if sid else 0
+    except StoreError:
+        work = None
+    ttl = ctx.settings.pending_ttl_ms
     return Row(
         client=entry.client.type,
         session_id=sid,
@@ -136,12 +241,35 @@ def _row(
         purpose=entry.state.purpose if entry.state else None,
         activity=None if marker is None else marker.status,
         activity_age_ms=age,
-        activity_stale=marker is not None and marker.status == "busy" and not is_fresh_busy(ctx, entry, now),
+        activity_stale=marker is not None
+        and marker.status == "busy"
+        and not is_fresh_busy(marker, now, ctx.settings),
         inbox=depth,
         open_asks=None if asks is None else (asks.get(sid, 0) if sid else 0),
         last_wake=wake[0] if wake else None,
         last_wake_at=wake[1] if wake else None,
+        alive=alive,
+        open_work=work,
+        asks=tuple(
+            AskView(
+                peer=canonical_session_id(a.peer) if a.peer else None,
+                request_id=a.request_id,
+                since_ms=a.at_ms,
+                age_ms=now - a.at_ms,
+                attempts=a.attempts,
+                live=now - a.at_ms < ttl,
+            )
+            for a in sorted(pending, key=lambda a: (a.at_ms, a.request_id))
+        ),
     )
+
+
+def _marker(store: Store, sid: str) -> ActivityMarker | None:
+    """The agent's busy/idle marker, read once per row (None: no hooks, or unreadable)."""
+    try:
+        return store.activity_get(sid)
+    except StoreError:
+        return None
 
 
 def age(ms: int | None) -> str:
@@ -159,6 +287,8 @@ def _cells(row: Row) -> list[str]:
     activity = "unknown"
     if row.activity is not None:
         activity = f"{row.activity} {age(row.activity_age_ms)}" + (" (stale)" if row.activity_stale else "")
+    if not row.alive:
+        activity = "dead"
     purpose = row.purpose or "-"
     return [
         row.client,
@@ -166,13 +296,13 @@ def _cells(row: Row) -> list[str]:
         row.tmux_session or "-",
         purpose if len(purpose) <= 40 else purpose[:39] + "…",
         activity,
-        "?" if row.inbox is None else str(row.inbox),
+        ("?" if row.inbox is None else str(row.inbox)) + (f" ⚑{row.open_work}" if row.open_work else ""),
         "-" if row.open_asks is None else str(row.open_asks),
         row.last_wake or "-",
     ]
 
 
-_COLORS = {"busy": "\x1b[33m", "idle": "\x1b[32m", "unknown": "\x1b[2m"}
+_COLORS = {"busy": "\x1b[33m", "idle": "\x1b[32m", "unknown": "\x1b[2m", "dead": "\x1b[31m"}
 
 
 def table(rows: Sequence[Row], root: str, *, color: bool) -> str:
@@ -191,15 +321,73 @@ def table(rows: Sequence[Row], root: str, *, color: bool) -> str:
     return f"oxtail agents in {inert(root)}:\n" + "\n".join(lines)
 
 
-def as_json(rows: Sequence[Row], root: str, held: Sequence[Reservation] = ()) -> str:
-    body: dict[str, object] = {"project": root, "agents": [asdict(r) for r in rows]}
+def wait_lines(graph: WaitGraph, now_ms: int) -> list[str]:
+    """The wait-graph block: one line per wait, marked when it is part of a cycle or orphaned."""
+    lines = []
+    for w in graph.waits:
+        target = w.target or "(unnamed peer)"
+        mark = ""
+        if w.in_cycle:
+            mark = "  [DEADLOCK]" if w.cycle_all_live else "  [stale cycle]"
+        if w.orphaned:
+            mark += f"  [target {w.target_state}]"
+        retries = f", re-poked {w.attempts}x" if w.attempts else ""
+        lines.append(inert(f"  {w.waiter} awaits {target} ({age(now_ms - w.since_ms)}{retries}){mark}"))
+    return ["Waiting:", *lines] if lines else []
+
+
+def problem_lines(found: Sequence[Problem]) -> list[str]:
+    """``Problems:`` then one line per problem, each naming its agents."""
+    return ["Problems:", *(inert(f"  {p.line}") for p in found)] if found else []
+
+
+_C1 = re.compile("[\x80-\x9f]")
+
+
+def _escape_c1(text: str) -> str:
+    """``json.dumps`` escapes C0 but passes C1 raw; escape those too (``\\u0080``..), so a script that
+    prints a field cannot emit a terminal's 8-bit CSI/OSC. Outside strings JSON text is ASCII, so this
+    touches string contents only and the document decodes to the same value."""
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _wait_view(w: Wait, now_ms: int) -> dict[str, object]:
+    return {**attrs.asdict(w), "orphaned": w.orphaned, "age_ms": now_ms - w.since_ms}
+
+
+def as_json(snap: Snapshot, root: str, held: Sequence[Reservation] = ()) -> str:
+    """The document of docs/status.md (``schema_version`` 1)."""
+    now = snap.generated_at_ms
+    agents = []
+    for row in snap.rows:
+        wait = snap.graph.wait_of(row.session_id) if row.session_id else None
+        agents.append({**attrs.asdict(row), "waiting": None if wait is None else _wait_view(wait, now)})
+    body: dict[str, object] = {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": now // 1000,
+        "generated_at_ms": now,
+        "project": root,
+        "agents": agents,
+        "cycles": [attrs.asdict(c) for c in snap.graph.cycles],
+        "problems": [attrs.asdict(p) for p in snap.problems],
+    }
     if held:
         body["reservations"] = [r.view() for r in held]
-    return json.dumps(body, indent=2, ensure_ascii=False)
+    return _escape_c1(json.dumps(body, indent=2, ensure_ascii=False))
 
 
-def snapshot(ctx: Context, root: str, home: Path, trace: Path | None) -> list[Row]:
-    return collect(ctx, root, asks=open_asks_by_requester(ctx.store), wakes=last_wakes(trace))
+def snapshot(ctx: Context, root: str, home: Path, trace: Path | None) -> Snapshot:
+    """One read of the state: rows, the wait-graph among them, and the problems ``--check`` counts."""
+    pending = pending_asks(ctx.store)
+    asks = None if pending is None else Counter(canonical_session_id(a.requester) for a in pending)
+    rows, known = _collect(
+        ctx, root, live_entries(ctx), asks=asks, wakes=last_wakes(trace), pending=pending or ()
+    )
+    now = ctx.clock.now_ms()
+    waiters = [r.session_id for r in rows if r.session_id]
+    graph = wait_graph(waiters, known, pending or (), now, ctx.settings.pending_ttl_ms)
+    holders = [Agent(r.name, r.alive, r.inbox or 0, r.open_work or 0) for r in rows]
+    return Snapshot(tuple(rows), graph, tuple(problems(graph, holders)), now)
 
 
 def hooks_hint(rows: list[Row], env: Mapping[str, str]) -> str | None:
@@ -225,21 +413,28 @@ def show(
     *,
     watch: bool,
     json_output: bool,
+    check: bool = False,
     env: Mapping[str, str] = os.environ,
     out: IO[str] | None = None,
 ) -> int:
     """Print the table (or JSON) once, or every two seconds with ``watch`` until Ctrl-C.
 
     Read-only: with no state directory yet (or a read-only HOME where none can be made) it says
-    there are no agents rather than creating one.
+    there are no agents rather than creating one. With ``check`` a single view returns
+    :data:`EXIT_PROBLEMS` when it lists a problem (0 otherwise); the output is the same.
     """
     stream = out or sys.stdout
     home = state_home(env)
     trace = Path(env["MCP_TRACE_FILE"]) if env.get("MCP_TRACE_FILE") else None
     if not home.is_dir():
-        print(
-            f"No oxtail state in {inert(str(home))} yet: no agent has run with this OXTAIL_HOME.", file=stream
-        )
+        if json_output:  # a script still gets a document: no agents, no problems
+            nothing = Snapshot((), WaitGraph((), ()), (), SystemClock().now_ms())
+            print(as_json(nothing, root), file=stream)
+        else:
+            print(
+                f"No oxtail state in {inert(str(home))} yet: no agent has run with this OXTAIL_HOME.",
+                file=stream,
+            )
         return 0
     try:
         store = FsStore(home)
@@ -250,23 +445,29 @@ def show(
     terminal = stream.isatty()
     try:
         while True:
-            rows = snapshot(ctx, root, home, trace)
+            snap = snapshot(ctx, root, home, trace)
             held = reservations_held(ctx, root, env)
-            text = as_json(rows, root, held) if json_output else table(rows, root, color=terminal)
+            text = as_json(snap, root, held) if json_output else human(snap, root, color=terminal)
             if held and not json_output:
                 text = f"{text}\n{reservations_table(held)}"
-            hint = None if json_output else hooks_hint(rows, env)
+            hint = None if json_output else hooks_hint(list(snap.rows), env)
             if hint:
                 text = f"{text}\n{hint}"
             if not watch:
                 print(text, file=stream)
-                return 0
+                return EXIT_PROBLEMS if check and snap.problems else 0
             if terminal:
                 stream.write("\x1b[H\x1b[2J")  # home + clear: redraw in place
             print(f"{text}\n", file=stream, flush=True)
             time.sleep(WATCH_INTERVAL_S)
     except KeyboardInterrupt:
         return 0
+
+
+def human(snap: Snapshot, root: str, *, color: bool) -> str:
+    """The table, then the wait-graph and the problems when there are any."""
+    extra = [*wait_lines(snap.graph, snap.generated_at_ms), *problem_lines(snap.problems)]
+    return "\n".join([table(snap.rows, root, color=color), *extra])
 
 
 # Reservations (issue 12) ------------------------------------------------------------------------------
@@ -276,6 +477,10 @@ def reservations_held(ctx: Context, root: str, env: Mapping[str, str]) -> list[R
     """The project's standing reservations, judged without writing (status stays read-only)."""
     try:
         records = ctx.store.reservations_list(project_of(root))
+        if not records:
+            return []  # the common case: no second registry read, no import of the reserving flows
+        from oxtail_core.reserving import live_sessions
+
         live = live_sessions(ctx.store, ctx.host)
     except StoreError:
         return []
