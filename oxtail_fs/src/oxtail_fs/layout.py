@@ -41,6 +41,7 @@ CLAIMS = "claims"
 RECEIPTS = "receipts"
 OUTBOX = "outbox"
 RESERVATIONS = "reservations"
+PENDING_WAKE = "pending-wake"
 TOP_DIRS = (
     INBOXES,
     INFLIGHT,
@@ -54,6 +55,7 @@ TOP_DIRS = (
     RECEIPTS,
     OUTBOX,
     RESERVATIONS,
+    PENDING_WAKE,
 )
 
 REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")
@@ -169,6 +171,18 @@ class Layout:
 
     def rate(self, target: str) -> Path:
         return self.dir(AUTOWAKE) / f"r-{hash32(target)}"
+
+    def wake_intent(self, recipient: str, message_id: str) -> Path:
+        """``pending-wake/w-<pair_key(recipient, message_id)>`` (the reference's name, selfheal §1.1)."""
+        return self.dir(PENDING_WAKE) / f"w-{pair_key(recipient, message_id)}"
+
+    def self_wake(self, session_id: str) -> Path:
+        """The self-heal throttle stamp of one session (``autowake/s-<hash32>``)."""
+        return self.dir(AUTOWAKE) / f"s-{hash32(session_id)}"
+
+    def waiter_claim(self, target: str) -> Path:
+        """The waiter-heal claim on one target, shared by all its waiters (``autowake/c-<hash32>``)."""
+        return self.dir(AUTOWAKE) / f"c-{hash32(target)}"
 
     def activity(self, session_id: str) -> Path:
         return self.dir(ACTIVITY) / hash32(session_id)
