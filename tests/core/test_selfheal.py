@@ -19,7 +19,7 @@ from oxtail_core.errors import StoreError
 from oxtail_core.model import WAKE_TEXT, PendingWake, Receipt, WakeOutcome
 from oxtail_core.peer import Peer
 from oxtail_core.pending import record_pending
-from oxtail_core.results import Sent
+from oxtail_core.results import Asked, Sent
 from oxtail_core.selfheal import (
     WAKE_INTENT_STATUSES,
     SelfHealResult,
@@ -459,3 +459,57 @@ def test_a_timed_out_ask_expectation_is_healed_like_a_delegation() -> None:
     assert waiter(w, a).fired == 1
     assert sorted(p.attempts for p in w.store.pending_list()) == [0, 1]
     assert attrs.has(WaiterHealResult)
+
+
+def test_a_timed_out_ask_names_its_message_so_a_silent_peer_is_re_poked_after_the_grace() -> None:
+    """selfheal §2.1 (2): the ask_peer timeout's record carries target and messageId."""
+    w = make_world()
+    a = w.join(1, A, pane="%1")
+    w.join(2, B, pane="%2")
+    asked = a.ask(B, "are you there?", timeout_ms=1_000)
+    assert isinstance(asked, Asked) and asked.reply is None
+    (record,) = w.store.pending_list()
+    assert (record.peer, record.message_id, record.owner_epoch) == (B, asked.message_id, a.me.started_at)
+    w.waker.keys.clear()
+    w.clock.advance(GRACE)
+    assert waiter(w, a).fired == 1 and lines(w, "%2") == 1
+
+
+HEAL_DEFAULTS = {
+    "OXTAIL_SELF_WAKE_INTERVAL_MS": ("self_wake_interval_ms", 30_000),
+    "OXTAIL_SELF_WAKE_GRACE_MS": ("self_wake_grace_ms", 15_000),
+    "OXTAIL_SELF_WAKE_THROTTLE_MS": ("self_wake_throttle_ms", 60_000),
+    "OXTAIL_SELF_WAKE_CAP": ("self_wake_cap", 3),
+    "OXTAIL_PENDING_WAKE_TTL_MS": ("pending_wake_ttl_ms", 3_600_000),
+    "OXTAIL_WAITER_HEAL_INTERVAL_MS": ("waiter_heal_interval_ms", 60_000),
+    "OXTAIL_WAITER_HEAL_GRACE_MS": ("waiter_heal_grace_ms", 240_000),
+    "OXTAIL_WAITER_HEAL_THROTTLE_MS": ("waiter_heal_throttle_ms", 90_000),
+    "OXTAIL_WAITER_HEAL_CAP": ("waiter_heal_cap", 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEAL_DEFAULTS))
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [(None, None), ("", None), ("0", None), ("-5", None), ("10ms", None), ("Infinity", None), ("2.5", 2.5)],
+)
+def test_every_heal_variable_takes_a_finite_positive_number_else_its_default(
+    name: str, raw: str | None, parsed: float | None
+) -> None:
+    """selfheal §10: unset or empty → default; finite and > 0 (fractions kept), else default."""
+    field, default = HEAL_DEFAULTS[name]
+    env = {} if raw is None else {name: raw}
+    assert getattr(Settings.from_env(env), field) == (default if parsed is None else parsed)
+    assert getattr(Settings(), field) == default
+
+
+def test_a_fractional_cap_behaves_like_the_next_integer() -> None:
+    w = make_world(Settings(self_wake_cap=2.5))
+    b = recipient(w)
+    intent(w)
+    fired = 0
+    for _ in range(10):
+        w.clock.advance(60_000)
+        w.mark(B, "idle", age_ms=1_000)
+        fired += heal(w, b).fired
+    assert fired == 3
