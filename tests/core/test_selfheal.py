@@ -513,3 +513,15 @@ def test_a_fractional_cap_behaves_like_the_next_integer() -> None:
         w.mark(B, "idle", age_ms=1_000)
         fired += heal(w, b).fired
     assert fired == 3
+
+
+def test_two_sibling_servers_of_one_session_give_one_nudge_per_throttle_window() -> None:
+    """S5 (sequential ticks; a concurrent check-then-stamp may add one, bounded by the cap)."""
+    w = make_world()
+    b = recipient(w)
+    sibling = w.join(8, B, pane="%2")
+    intent(w)
+    w.clock.advance(20_000)
+    w.mark(B, "idle", age_ms=1_000)
+    assert [heal(w, b).reason, heal(w, sibling).reason] == ["fired", "throttled"]
+    assert lines(w, "%2") == 1 and attempts(w) == {MID: 1}

@@ -463,6 +463,17 @@ class StoreContract:
         for t in threads:
             t.join()
         assert wins.count(True) == 1
+        takeover: list[bool] = []
+        threads = [
+            threading.Thread(target=lambda: takeover.append(store.waiter_claim("dan", 2_000, 1_000)))
+            for _ in range(8)
+        ]
+        store.waiter_claim("dan", 1_000, 0)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert takeover.count(True) == 1  # a stale claim taken over by racers: still one winner
         assert store.waiter_claim("bob", 1_500, 999) is False  # the claim at 1000 is newer
         assert store.waiter_claim("cat", 1_500, 999) is True  # per target
         assert store.waiter_claim("bob", 2_000, 1_000) is True  # stale: taken over
