@@ -42,6 +42,8 @@ RECEIPTS = "receipts"
 OUTBOX = "outbox"
 RESERVATIONS = "reservations"
 PENDING_WAKE = "pending-wake"
+SELF_WAKE = "self-wake"
+WAITER_WAKE = "waiter-wake"
 TOP_DIRS = (
     INBOXES,
     INFLIGHT,
@@ -56,6 +58,8 @@ TOP_DIRS = (
     OUTBOX,
     RESERVATIONS,
     PENDING_WAKE,
+    SELF_WAKE,
+    WAITER_WAKE,
 )
 
 REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")
@@ -177,12 +181,12 @@ class Layout:
         return self.dir(PENDING_WAKE) / f"w-{pair_key(recipient, message_id)}"
 
     def self_wake(self, session_id: str) -> Path:
-        """The self-heal throttle stamp of one session (``autowake/s-<hash32>``)."""
-        return self.dir(AUTOWAKE) / f"s-{hash32(session_id)}"
+        """The self-heal throttle stamp of one session (``self-wake/<hash32>``, the reference's name)."""
+        return self.dir(SELF_WAKE) / hash32(session_id)
 
     def waiter_claim(self, target: str) -> Path:
-        """The waiter-heal claim on one target, shared by all its waiters (``autowake/c-<hash32>``)."""
-        return self.dir(AUTOWAKE) / f"c-{hash32(target)}"
+        """The waiter-heal claim on one target, shared by all its waiters (``waiter-wake/<hash32>``)."""
+        return self.dir(WAITER_WAKE) / hash32(target)
 
     def activity(self, session_id: str) -> Path:
         return self.dir(ACTIVITY) / hash32(session_id)

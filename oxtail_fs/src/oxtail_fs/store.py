@@ -77,8 +77,10 @@ from oxtail_fs.layout import (
     REGISTRY,
     REGISTRY_NAME,
     RESERVATIONS,
+    SELF_WAKE,
     SESSIONS,
     TOP_DIRS,
+    WAITER_WAKE,
     Layout,
     dir_lock,
     is_message_id,
@@ -94,7 +96,8 @@ REGISTRY_MAX_BYTES = 1 << 20
 RECORD_MAX_BYTES = 64 << 10
 RESERVATIONS_MAX_BYTES = 16 << 20
 _PENDING_NAME = "p-"
-_WAKE_PREFIXES = ("d-", "r-", "s-", "c-")
+_WAKE_PREFIXES = ("d-", "r-")
+_STAMP_NAME = re.compile(r"^[0-9a-f]{32}\Z")
 _WAKE_INTENT = re.compile(r"^w-[0-9a-f]{32}\Z")
 _RECORD_TEMP = re.compile(r"^[0-9a-f]{16}\.(?:[0-9]+\.[0-9a-f]{12}\.tmp|tmp\..*)\Z", re.DOTALL)
 """A receipt's or outbox record's temp file: ours (``publish_new``) or the reference's ``<id>.tmp.*``."""
@@ -588,7 +591,7 @@ class FsStore:
 
     @_store_op
     def waiter_claim(self, target: str, at_ms: int, stale_before_ms: int) -> bool:
-        """Read-compare-write under the autowake lock: one winner (a corrupt stamp counts as stale)."""
+        """Read-compare-write under the directory lock: one winner (a corrupt stamp counts as stale)."""
         path = self._layout.waiter_claim(target)
         with self._hold(dir_lock(path.parent)):
             existing = _stamp(read_bounded(path, RECORD_MAX_BYTES))
@@ -646,15 +649,21 @@ class FsStore:
 
     @_store_op
     def wake_gc(self, cutoff_ms: int) -> int:
-        directory = self._layout.dir(AUTOWAKE)
+        """Dedupe and rate records in ``autowake/``, self-wake stamps and waiter claims in theirs."""
         removed = 0
-        with self._hold(dir_lock(directory)):
-            for name in os.listdir(directory):
-                if not name.startswith(_WAKE_PREFIXES) or name.endswith(".tmp"):
-                    continue
-                at = _stamp(read_bounded(directory / name, RECORD_MAX_BYTES))
-                if at is not None and at <= cutoff_ms:
-                    removed += unlink_missing_ok(directory / name)
+        for name, is_stamp in (
+            (AUTOWAKE, lambda n: n.startswith(_WAKE_PREFIXES) and not n.endswith(".tmp")),
+            (SELF_WAKE, _STAMP_NAME.match),
+            (WAITER_WAKE, _STAMP_NAME.match),
+        ):
+            directory = self._layout.dir(name)
+            with self._hold(dir_lock(directory)):
+                for entry in os.listdir(directory):
+                    if not is_stamp(entry):
+                        continue
+                    at = _stamp(read_bounded(directory / entry, RECORD_MAX_BYTES))
+                    if at is not None and at <= cutoff_ms:
+                        removed += unlink_missing_ok(directory / entry)
         return removed
 
     # Activity --------------------------------------------------------------------------------------
