@@ -122,16 +122,28 @@ def _first_wake(
 
 
 def _after_deadline(
-    ctx: Context, me: RegistryEntry, peer: RegistryEntry, matches: Matcher, request_id: str
+    ctx: Context,
+    me: RegistryEntry,
+    peer: RegistryEntry,
+    matches: Matcher,
+    request_id: str,
+    *,
+    message_id: str,
 ) -> Flow[Batch | None]:
-    """Step 4: record the pending ask, then one last look; a caught reply takes the note back (R38)."""
+    """Step 4: record the pending ask, then one last look; a caught reply takes the note back (R38).
+
+    The note names the ask's message, so the waiter-heal watchdog can tell whether the peer ever got
+    it (selfheal §2.1 (2))."""
     my_sid, peer_sid = me.session_id, peer.session_id
     if not peer.reply_to_capable or not peer_sid:
         return None
     if not my_sid:
         safe_emit(ctx.tracer, "ask_peer_pending_skipped_unclaimed", request_id=request_id)
         return None
-    if not record_pending(ctx, my_sid, request_id, peer_sid, ctx.clock.now_ms()):
+    now = ctx.clock.now_ms()
+    if not record_pending(
+        ctx, my_sid, request_id, peer_sid, now, message_id=message_id, owner_epoch=me.started_at
+    ):
         safe_emit(ctx.tracer, "ask_peer_pending_record_failed", request_id=request_id)
     batch = yield from _final_look(ctx, me, matches, request_id)
     if batch is not None:
@@ -173,7 +185,7 @@ def ask_peer(
         if batch is None:  # 3. wait until the deadline
             batch = yield from await_reply(ctx, me, matches, started + math.ceil(effective))
         if batch is None:  # 4.
-            batch = yield from _after_deadline(ctx, me, peer, matches, request_id)
+            batch = yield from _after_deadline(ctx, me, peer, matches, request_id, message_id=question.id)
     except Cancelled:  # 5. never lose a reply in hand (R45)
         if batch is not None:
             ctx.store.restore(batch)

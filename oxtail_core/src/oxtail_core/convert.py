@@ -33,6 +33,7 @@ from oxtail_core.model import (
     Obligation,
     OutboxRecord,
     PendingAsk,
+    PendingWake,
     Receipt,
     RegistryEntry,
     SessionIdSource,
@@ -252,6 +253,36 @@ def _structure_pending(data: Any, _: type) -> PendingAsk:
         raise ShapeError(f"bad pending ask: {exc}") from exc
 
 
+def _unstructure_wake(w: PendingWake) -> dict[str, Any]:
+    """0.31's body, in its key order."""
+    return {
+        "recipientSessionId": w.recipient,
+        "messageId": w.message_id,
+        "senderSessionId": w.sender,
+        "sentAt": w.sent_at_ms,
+        "attempts": w.attempts,
+        "lastAttemptAt": w.last_attempt_at,
+    }
+
+
+def _structure_wake(data: Any, _: type) -> PendingWake:
+    """Both ids are required; ``attempts`` that is not a non-negative integer reads as 0 (selfheal §1.1)."""
+    if not isinstance(data, dict):
+        raise ShapeError("a pending wake must be an object")
+    attempts, last, sent = data.get("attempts"), data.get("lastAttemptAt"), data.get("sentAt")
+    try:
+        return PendingWake(
+            recipient=data["recipientSessionId"],
+            message_id=data["messageId"],
+            sender=_opt_str(data, "senderSessionId"),
+            sent_at_ms=sent if _is_int(sent) else 0,
+            attempts=attempts if _is_int(attempts) and attempts >= 0 else 0,
+            last_attempt_at=last if _is_int(last) else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ShapeError(f"bad pending wake: {exc}") from exc
+
+
 def _unstructure_obligation(o: Obligation) -> dict[str, Any]:
     return {"state": o.state, "at": o.at, "note": o.note}
 
@@ -413,6 +444,7 @@ _UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
     RegistryEntry: _unstructure_entry,
     ForeignEntry: _unstructure_entry,  # listed like any peer; never written by us
     PendingAsk: _unstructure_pending,
+    PendingWake: _unstructure_wake,
     ActivityMarker: _unstructure_activity,
     ClaimRecord: _unstructure_claim,
     StateCard: _unstructure_state,
@@ -426,6 +458,7 @@ _STRUCTURE: dict[type[Any], Callable[[Any, type[Any]], Any]] = {
     ClientInfo: _structure_client,
     RegistryEntry: _structure_entry,
     PendingAsk: _structure_pending,
+    PendingWake: _structure_wake,
     ActivityMarker: _structure_activity,
     ClaimRecord: _structure_claim,
     StateCard: _structure_state_card,

@@ -21,6 +21,7 @@ from oxtail_core.model import (
     Obligation,
     OutboxRecord,
     PendingAsk,
+    PendingWake,
     Receipt,
     RegistryEntry,
     claim_is_stale,
@@ -45,6 +46,9 @@ class MemoryStore:
         self._pending: dict[tuple[str, str], PendingAsk] = {}
         self._dedupe: dict[tuple[str, str], int] = {}
         self._rate: dict[str, int] = {}
+        self._wakes: dict[tuple[str, str], PendingWake] = {}
+        self._self_wake: dict[str, int] = {}
+        self._waiter_claims: dict[str, int] = {}
         self._activity: dict[str, ActivityMarker] = {}
         self._registry: dict[int, RegistryEntry] = {}
         self._claims: dict[str, ClaimRecord] = {}
@@ -276,6 +280,59 @@ class MemoryStore:
             return True
 
     # Wake bookkeeping -----------------------------------------------------------------
+    def wake_intent_put(self, record: PendingWake) -> bool:
+        with self._lock:
+            key = (record.recipient, record.message_id)
+            if key in self._wakes:
+                return False
+            self._wakes[key] = record
+            return True
+
+    def wake_intent_list(self, recipient: str) -> list[PendingWake]:
+        with self._lock:
+            return [w for (r, _), w in self._wakes.items() if r == recipient]
+
+    def wake_intent_bump(self, recipient: str, message_id: str, at_ms: int) -> bool:
+        with self._lock:
+            record = self._wakes.get((recipient, message_id))
+            if record is None:
+                return False
+            self._wakes[(recipient, message_id)] = attrs.evolve(
+                record, attempts=record.attempts + 1, last_attempt_at=at_ms
+            )
+            return True
+
+    def wake_intent_take(self, recipient: str, message_id: str) -> bool:
+        with self._lock:
+            return self._wakes.pop((recipient, message_id), None) is not None
+
+    def wake_intent_gc(self, cutoff_ms: int) -> int:
+        with self._lock:
+            old = [k for k, w in self._wakes.items() if w.sent_at_ms <= cutoff_ms]
+            for k in old:
+                del self._wakes[k]
+            return len(old)
+
+    def self_wake_get(self, session_id: str) -> int | None:
+        with self._lock:
+            return self._self_wake.get(session_id)
+
+    def self_wake_put(self, session_id: str, at_ms: int) -> None:
+        with self._lock:
+            self._self_wake[session_id] = at_ms
+
+    def waiter_claim(self, target: str, at_ms: int, stale_before_ms: int) -> bool:
+        with self._lock:
+            existing = self._waiter_claims.get(target)
+            if existing is not None and existing > stale_before_ms:
+                return False
+            self._waiter_claims[target] = at_ms
+            return True
+
+    def ledger_reply_tos(self, session_id: str) -> set[str]:
+        with self._lock:
+            return {r.envelope.reply_to for r in self._ledgers.get(session_id, []) if r.envelope.reply_to}
+
     def dedupe_get(self, target: str, reply_to: str) -> int | None:
         with self._lock:
             return self._dedupe.get((target, reply_to))
@@ -304,12 +361,15 @@ class MemoryStore:
     def wake_gc(self, cutoff_ms: int) -> int:
         with self._lock:
             old_d = [k for k, at in self._dedupe.items() if at <= cutoff_ms]
-            old_r = [k for k, at in self._rate.items() if at <= cutoff_ms]
+            removed = len(old_d)
             for k in old_d:
                 del self._dedupe[k]
-            for t in old_r:
-                del self._rate[t]
-            return len(old_d) + len(old_r)
+            for stamps in (self._rate, self._self_wake, self._waiter_claims):
+                old = [t for t, at in stamps.items() if at <= cutoff_ms]
+                for t in old:
+                    del stamps[t]
+                removed += len(old)
+            return removed
 
     # Activity ---------------------------------------------------------------------------
     def activity_get(self, session_id: str) -> ActivityMarker | None:

@@ -46,6 +46,7 @@ from oxtail_core.routing import (
     process_inbox,
     resolve_target,
 )
+from oxtail_core.selfheal import note_wake_intent
 from oxtail_core.trace import safe_emit
 from oxtail_core.wake import resolve_send_wake, unresolved_wake
 
@@ -124,6 +125,7 @@ def send_message(
         return NotSent(VANISHED, unresolved_wake(ctx, wake, reply_to, VANISHED.error))
     outcome = yield from resolve_send_wake(ctx, me, peer, wake, reply_to or None)
     trace_wake(ctx, "send_message", peer, outcome)
+    note_wake_intent(ctx, me, peer, envelope.id, outcome)
     return Sent(
         envelope.id,
         peer.session_id,
@@ -183,6 +185,7 @@ def reply_to_message(
         return NotReplied(VANISHED, message_id, origin, unresolved_wake(ctx, wake, reply_to, VANISHED.error))
     outcome = yield from resolve_send_wake(ctx, me, peer, wake, reply_to)
     trace_wake(ctx, "reply_to_message", peer, outcome)
+    note_wake_intent(ctx, me, peer, envelope.id, outcome)
     return Replied(envelope.id, message_id, peer.session_id, peer.server_pid, bool(reply_to), outcome)
 
 

@@ -199,6 +199,24 @@ class PendingAsk:
 
 
 @attrs.frozen
+class PendingWake:
+    """A wake-intent record (accounting.md §1.6): ``recipient`` should have been woken for
+    ``message_id`` but the sender's wake was no confident delivery.
+
+    The recipient's own server re-nudges its pane while the record lives and the
+    message has no receipt (selfheal.md §1). ``sent_at_ms`` is the TTL clock and
+    never moves: a bump counts an attempt, it does not extend the record's life.
+    """
+
+    recipient: str = attrs.field(validator=[v.instance_of(str), _non_empty])
+    message_id: str = attrs.field(validator=[v.instance_of(str), _non_empty])
+    sender: str | None = attrs.field(default=None, validator=_optional_str)
+    sent_at_ms: int = attrs.field(default=0, validator=_non_bool_int)
+    attempts: int = attrs.field(default=0, validator=_non_bool_int)
+    last_attempt_at: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
+
+
+@attrs.frozen
 class ActivityMarker:
     """A busy/idle marker written by an agent's hooks; ``at_ms`` is when it was written.
 

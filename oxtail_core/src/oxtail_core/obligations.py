@@ -64,6 +64,7 @@ from oxtail_core.results import (
     obligation_not_found,
 )
 from oxtail_core.routing import VANISHED, Unresolved, resolve_target
+from oxtail_core.selfheal import note_wake_intent
 from oxtail_core.wake import resolve_send_wake
 from oxtail_core.wire import utf8len
 
@@ -176,6 +177,7 @@ def close(
         ctx, me, peer, "auto" if wake is None else wake, inbound.request_id
     )
     trace_wake(ctx, "complete_work", peer, wake_outcome)
+    note_wake_intent(ctx, me, peer, cid, wake_outcome)
     return Closed(
         message_id,
         state,

@@ -43,6 +43,7 @@ from oxtail_core.model import (
     Obligation,
     OutboxRecord,
     PendingAsk,
+    PendingWake,
     Receipt,
     RegistryEntry,
 )
@@ -223,6 +224,43 @@ class Store(Protocol):
         """Count one re-poke (``attempts`` + 1, ``last_repoke_at`` = ``at_ms``) without extending the
         record's TTL; False if the record is gone."""
 
+    # Self-heal (selfheal.md §1, §2) -----------------------------------------------
+    def wake_intent_put(self, record: PendingWake) -> bool:
+        """Create the record for (recipient, message_id) unless one exists; True iff this call created it.
+
+        An existing record is left untouched: its age and attempts keep counting from the first send.
+        """
+
+    def wake_intent_list(self, recipient: str) -> list[PendingWake]:
+        """Every well-formed record addressed to ``recipient`` (exact match), in no particular order."""
+
+    def wake_intent_bump(self, recipient: str, message_id: str, at_ms: int) -> bool:
+        """Count one re-nudge (``attempts`` + 1, ``last_attempt_at`` = ``at_ms``) without moving
+        ``sent_at_ms``; False if the record is gone."""
+
+    def wake_intent_take(self, recipient: str, message_id: str) -> bool:
+        """Remove the record; True only for the one caller that removed it."""
+
+    def wake_intent_gc(self, cutoff_ms: int) -> int:
+        """Remove every record (any recipient) with ``sent_at_ms <= cutoff_ms``; returns how many went."""
+
+    def self_wake_get(self, session_id: str) -> int | None:
+        """When ``session_id``'s server last re-nudged its own pane (the persistent throttle), if ever."""
+
+    def self_wake_put(self, session_id: str, at_ms: int) -> None:
+        """Stamp a self-wake of ``session_id`` (written before the keystrokes)."""
+
+    def waiter_claim(self, target: str, at_ms: int, stale_before_ms: int) -> bool:
+        """Single-winner claim of the right to re-poke ``target`` now: True iff no claim newer than
+        ``stale_before_ms`` exists and this call's claim (stamped ``at_ms``) won; of concurrent callers
+        at most one gets True. Shared by every waiter of ``target``."""
+
+    def ledger_reply_tos(self, session_id: str) -> set[str]:
+        """Every ``reply_to`` value of the messages in ``session_id``'s ledger (answers it received).
+
+        Read without waiting for writers; a missing ledger is empty, an unreadable one raises StoreError.
+        """
+
     # Wake bookkeeping ---------------------------------------------------------
     def dedupe_get(self, target: str, reply_to: str) -> int | None:
         """When a reply wake for (target, reply_to) was claimed, if it was."""
@@ -241,7 +279,7 @@ class Store(Protocol):
         """Stamp a reply wake to ``target``."""
 
     def wake_gc(self, cutoff_ms: int) -> int:
-        """Remove dedupe and rate records stamped at or before ``cutoff_ms``."""
+        """Remove dedupe, rate, self-wake and waiter-claim stamps made at or before ``cutoff_ms``."""
 
     # Activity -----------------------------------------------------------------
     def activity_get(self, session_id: str) -> ActivityMarker | None:

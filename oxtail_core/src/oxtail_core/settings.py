@@ -54,6 +54,12 @@ def kill_switch_off(env: Mapping[str, str]) -> bool:
     return env.get("OXTAIL_AUTOWAKE", "").strip().lower() == "off"
 
 
+def heals_off(env: Mapping[str, str]) -> bool:
+    """Both watchdogs stop when ``OXTAIL_SELF_WAKE`` or ``OXTAIL_AUTOWAKE`` is off (the kill-switch
+    rule); re-read at every tick, so a driver passes the live environment."""
+    return env.get("OXTAIL_SELF_WAKE", "").strip().lower() == "off" or kill_switch_off(env)
+
+
 def wake_strategy(env: Mapping[str, str]) -> WakeStrategy:
     """``OXTAIL_ASK_PEER_WAKE_STRATEGY``; we trim it too (the reference read ``" off"`` as ``auto``)."""
     value = env.get("OXTAIL_ASK_PEER_WAKE_STRATEGY", "auto").strip().lower()
@@ -84,6 +90,15 @@ class Settings:
     received_max: int = 1_000
     read_max_messages: float = 50
     read_max_body_bytes: float = 65_536
+    self_wake_interval_ms: float = 30_000
+    self_wake_grace_ms: float = 15_000
+    self_wake_throttle_ms: float = 60_000
+    self_wake_cap: float = 3
+    pending_wake_ttl_ms: float = 3_600_000
+    waiter_heal_interval_ms: float = 60_000
+    waiter_heal_grace_ms: float = 240_000
+    waiter_heal_throttle_ms: float = 90_000
+    waiter_heal_cap: float = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -102,4 +117,13 @@ class Settings:
             received_max=floored_number(env, "OXTAIL_RECEIVED_MAX", 1_000),
             read_max_messages=positive_number(env, "OXTAIL_READ_MAX_MESSAGES", 50),
             read_max_body_bytes=positive_number(env, "OXTAIL_READ_MAX_BODY_BYTES", 65_536),
+            self_wake_interval_ms=positive_number(env, "OXTAIL_SELF_WAKE_INTERVAL_MS", 30_000),
+            self_wake_grace_ms=positive_number(env, "OXTAIL_SELF_WAKE_GRACE_MS", 15_000),
+            self_wake_throttle_ms=positive_number(env, "OXTAIL_SELF_WAKE_THROTTLE_MS", 60_000),
+            self_wake_cap=positive_number(env, "OXTAIL_SELF_WAKE_CAP", 3),
+            pending_wake_ttl_ms=positive_number(env, "OXTAIL_PENDING_WAKE_TTL_MS", 3_600_000),
+            waiter_heal_interval_ms=positive_number(env, "OXTAIL_WAITER_HEAL_INTERVAL_MS", 60_000),
+            waiter_heal_grace_ms=positive_number(env, "OXTAIL_WAITER_HEAL_GRACE_MS", 240_000),
+            waiter_heal_throttle_ms=positive_number(env, "OXTAIL_WAITER_HEAL_THROTTLE_MS", 90_000),
+            waiter_heal_cap=positive_number(env, "OXTAIL_WAITER_HEAL_CAP", 3),
         )

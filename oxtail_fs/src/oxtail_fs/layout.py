@@ -41,6 +41,9 @@ CLAIMS = "claims"
 RECEIPTS = "receipts"
 OUTBOX = "outbox"
 RESERVATIONS = "reservations"
+PENDING_WAKE = "pending-wake"
+SELF_WAKE = "self-wake"
+WAITER_WAKE = "waiter-wake"
 TOP_DIRS = (
     INBOXES,
     INFLIGHT,
@@ -54,6 +57,9 @@ TOP_DIRS = (
     RECEIPTS,
     OUTBOX,
     RESERVATIONS,
+    PENDING_WAKE,
+    SELF_WAKE,
+    WAITER_WAKE,
 )
 
 REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")
@@ -169,6 +175,18 @@ class Layout:
 
     def rate(self, target: str) -> Path:
         return self.dir(AUTOWAKE) / f"r-{hash32(target)}"
+
+    def wake_intent(self, recipient: str, message_id: str) -> Path:
+        """``pending-wake/w-<pair_key(recipient, message_id)>`` (the reference's name, selfheal §1.1)."""
+        return self.dir(PENDING_WAKE) / f"w-{pair_key(recipient, message_id)}"
+
+    def self_wake(self, session_id: str) -> Path:
+        """The self-heal throttle stamp of one session (``self-wake/<hash32>``, the reference's name)."""
+        return self.dir(SELF_WAKE) / hash32(session_id)
+
+    def waiter_claim(self, target: str) -> Path:
+        """The waiter-heal claim on one target, shared by all its waiters (``waiter-wake/<hash32>``)."""
+        return self.dir(WAITER_WAKE) / hash32(target)
 
     def activity(self, session_id: str) -> Path:
         return self.dir(ACTIVITY) / hash32(session_id)

@@ -45,6 +45,7 @@ from oxtail_core.model import (
     Obligation,
     OutboxRecord,
     PendingAsk,
+    PendingWake,
     Receipt,
     RegistryEntry,
     claim_is_stale,
@@ -71,12 +72,15 @@ from oxtail_fs.layout import (
     CLAIMS,
     OUTBOX,
     PENDING,
+    PENDING_WAKE,
     RECEIPTS,
     REGISTRY,
     REGISTRY_NAME,
     RESERVATIONS,
+    SELF_WAKE,
     SESSIONS,
     TOP_DIRS,
+    WAITER_WAKE,
     Layout,
     dir_lock,
     is_message_id,
@@ -93,6 +97,8 @@ RECORD_MAX_BYTES = 64 << 10
 RESERVATIONS_MAX_BYTES = 16 << 20
 _PENDING_NAME = "p-"
 _WAKE_PREFIXES = ("d-", "r-")
+_STAMP_NAME = re.compile(r"^[0-9a-f]{32}\Z")
+_WAKE_INTENT = re.compile(r"^w-[0-9a-f]{32}\Z")
 _RECORD_TEMP = re.compile(r"^[0-9a-f]{16}\.(?:[0-9]+\.[0-9a-f]{12}\.tmp|tmp\..*)\Z", re.DOTALL)
 """A receipt's or outbox record's temp file: ours (``publish_new``) or the reference's ``<id>.tmp.*``."""
 
@@ -518,6 +524,106 @@ class FsStore:
             write_atomic(path, body, fsync=self._fsync, times_ns=(st.st_atime_ns, st.st_mtime_ns))
             return True
 
+    # Self-heal --------------------------------------------------------------------------------------
+    @_store_op
+    def wake_intent_put(self, record: PendingWake) -> bool:
+        """Exclusive create (temp + link): an existing record keeps its age and attempts."""
+        path = self._layout.wake_intent(record.recipient, record.message_id)
+        return publish_new(path, utf8(dumps(to_wire(record))), fsync=self._fsync)
+
+    @_store_op
+    def wake_intent_list(self, recipient: str) -> list[PendingWake]:
+        """Lock-free (records are published whole); only exact ``w-<32 hex>`` names are records."""
+        directory = self._layout.dir(PENDING_WAKE)
+        if not self._layout.existing_dir(directory):
+            return []
+        out = []
+        for name in os.listdir(directory):
+            if not _WAKE_INTENT.match(name):
+                continue
+            record = _parse_record(read_bounded(directory / name, RECORD_MAX_BYTES), PendingWake)
+            if record is not None and record.recipient == recipient:
+                out.append(record)
+        return out
+
+    @_store_op
+    def wake_intent_bump(self, recipient: str, message_id: str, at_ms: int) -> bool:
+        """Under the directory lock; the body's ``sentAt`` and the file's mtime are both kept."""
+        path = self._layout.wake_intent(recipient, message_id)
+        with self._hold(dir_lock(path.parent)):
+            record = _parse_record(read_bounded(path, RECORD_MAX_BYTES), PendingWake)
+            if record is None:
+                return False
+            st = os.lstat(path)
+            bumped = attrs.evolve(record, attempts=record.attempts + 1, last_attempt_at=at_ms)
+            times = (st.st_atime_ns, st.st_mtime_ns)
+            write_atomic(path, utf8(dumps(to_wire(bumped))), fsync=self._fsync, times_ns=times)
+            return True
+
+    @_store_op
+    def wake_intent_take(self, recipient: str, message_id: str) -> bool:
+        """A plain unlink: of racing takers exactly one removes the file."""
+        return unlink_missing_ok(self._layout.wake_intent(recipient, message_id))
+
+    @_store_op
+    def wake_intent_gc(self, cutoff_ms: int) -> int:
+        """Records by their ``sentAt``; anything else named ``w*`` (a crash's temp file, a body we
+        cannot parse) by its mtime. Counts the records removed."""
+        directory = self._layout.dir(PENDING_WAKE)
+        if not self._layout.existing_dir(directory):
+            return 0
+        removed = 0
+        with self._hold(dir_lock(directory)):
+            for name in os.listdir(directory):
+                if not name.startswith("w"):
+                    continue
+                path = directory / name
+                record = _parse_record(read_bounded(path, RECORD_MAX_BYTES), PendingWake)
+                if record is not None and _WAKE_INTENT.match(name):
+                    removed += record.sent_at_ms <= cutoff_ms and unlink_missing_ok(path)
+                    continue
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and st.st_mtime_ns // 1_000_000 <= cutoff_ms:
+                    unlink_missing_ok(path)
+        return removed
+
+    @_store_op
+    def self_wake_get(self, session_id: str) -> int | None:
+        return _stamp(read_bounded(self._layout.self_wake(session_id), RECORD_MAX_BYTES))
+
+    @_store_op
+    def self_wake_put(self, session_id: str, at_ms: int) -> None:
+        write_atomic(self._layout.self_wake(session_id), str(at_ms).encode("ascii"), fsync=self._fsync)
+
+    @_store_op
+    def waiter_claim(self, target: str, at_ms: int, stale_before_ms: int) -> bool:
+        """Read-compare-write under the directory lock: one winner (a corrupt stamp counts as stale)."""
+        path = self._layout.waiter_claim(target)
+        with self._hold(dir_lock(path.parent)):
+            existing = _stamp(read_bounded(path, RECORD_MAX_BYTES))
+            if existing is not None and existing > stale_before_ms:
+                return False
+            write_atomic(path, str(at_ms).encode("ascii"), fsync=self._fsync)
+            return True
+
+    @_store_op
+    def ledger_reply_tos(self, session_id: str) -> set[str]:
+        """Lock-free, like :meth:`ledger_open`; torn lines are skipped."""
+        out: set[str] = set()
+        for line in read_all(self._layout.ledger(session_id)).split(b"\n"):
+            if b'"reply_to"' not in line:
+                continue
+            try:
+                env = envelope_from_line(line.decode("utf-8"))
+            except (ValueError, TypeError):
+                continue
+            if env.reply_to:
+                out.add(env.reply_to)
+        return out
+
     # Wake bookkeeping ----------------------------------------------------------------------------
     @_store_op
     def dedupe_get(self, target: str, reply_to: str) -> int | None:
@@ -552,15 +658,21 @@ class FsStore:
 
     @_store_op
     def wake_gc(self, cutoff_ms: int) -> int:
-        directory = self._layout.dir(AUTOWAKE)
+        """Dedupe and rate records in ``autowake/``, self-wake stamps and waiter claims in theirs."""
         removed = 0
-        with self._hold(dir_lock(directory)):
-            for name in os.listdir(directory):
-                if not name.startswith(_WAKE_PREFIXES) or name.endswith(".tmp"):
-                    continue
-                at = _stamp(read_bounded(directory / name, RECORD_MAX_BYTES))
-                if at is not None and at <= cutoff_ms:
-                    removed += unlink_missing_ok(directory / name)
+        for name, is_stamp in (
+            (AUTOWAKE, lambda n: n.startswith(_WAKE_PREFIXES) and not n.endswith(".tmp")),
+            (SELF_WAKE, _STAMP_NAME.match),
+            (WAITER_WAKE, _STAMP_NAME.match),
+        ):
+            directory = self._layout.dir(name)
+            with self._hold(dir_lock(directory)):
+                for entry in os.listdir(directory):
+                    if not is_stamp(entry):
+                        continue
+                    at = _stamp(read_bounded(directory / entry, RECORD_MAX_BYTES))
+                    if at is not None and at <= cutoff_ms:
+                        removed += unlink_missing_ok(directory / entry)
         return removed
 
     # Activity --------------------------------------------------------------------------------------

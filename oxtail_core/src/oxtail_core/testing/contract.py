@@ -37,6 +37,7 @@ from oxtail_core.model import (
     Obligation,
     OutboxRecord,
     PendingAsk,
+    PendingWake,
     Receipt,
     RegistryEntry,
     StateCard,
@@ -415,6 +416,88 @@ class StoreContract:
         assert store.pending_gc(100) == 1  # the age still counts from the ask, not from the bump
         assert store.pending_bump("req", "r1", 700) is False
         assert store.pending_bump("req", "never", 700) is False
+
+    def test_a_wake_intent_is_created_once_and_a_second_put_keeps_its_age_and_attempts(
+        self, store: Any
+    ) -> None:
+        """selfheal S2: the TTL and the attempt count keep counting from the first send."""
+        first = PendingWake(recipient="bob", message_id=mint(1).id, sender="amy", sent_at_ms=100)
+        assert store.wake_intent_put(first) is True
+        assert store.wake_intent_bump("bob", mint(1).id, 400) is True
+        assert store.wake_intent_put(attrs.evolve(first, sent_at_ms=900, sender=None)) is False
+        assert store.wake_intent_list("bob") == [attrs.evolve(first, attempts=1, last_attempt_at=400)]
+        assert store.wake_intent_list("Bob") == [] and store.wake_intent_list("amy") == []
+
+    def test_wake_intents_list_per_recipient_gc_by_send_time_and_have_one_taker(self, store: Any) -> None:
+        store.wake_intent_put(PendingWake(recipient="bob", message_id=mint(1).id, sent_at_ms=100))
+        store.wake_intent_put(PendingWake(recipient="bob", message_id=mint(2).id, sent_at_ms=200))
+        store.wake_intent_put(PendingWake(recipient="cat", message_id=mint(1).id, sent_at_ms=300))
+        assert sorted(w.message_id for w in store.wake_intent_list("bob")) == [mint(1).id, mint(2).id]
+        assert store.wake_intent_bump("bob", mint(1).id, 5_000) is True
+        assert store.wake_intent_gc(99) == 0
+        assert store.wake_intent_gc(100) == 1  # a bump never extends the life of a record
+        assert [w.message_id for w in store.wake_intent_list("bob")] == [mint(2).id]
+        assert store.wake_intent_take("bob", mint(2).id) is True
+        assert store.wake_intent_take("bob", mint(2).id) is False
+        assert store.wake_intent_bump("bob", mint(2).id, 6_000) is False
+        assert [w.recipient for w in store.wake_intent_list("cat")] == ["cat"]
+
+    def test_racing_takers_of_one_wake_intent_have_exactly_one_winner(self, store: Any) -> None:
+        store.wake_intent_put(PendingWake(recipient="bob", message_id=mint(1).id, sent_at_ms=1))
+        wins: list[bool] = []
+        threads = [
+            threading.Thread(target=lambda: wins.append(store.wake_intent_take("bob", mint(1).id)))
+            for _ in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert wins.count(True) == 1
+
+    def test_the_self_wake_stamp_is_per_session_and_the_latest_wins(self, store: Any) -> None:
+        assert store.self_wake_get("bob") is None
+        store.self_wake_put("bob", 1_000)
+        store.self_wake_put("bob", 2_000)
+        assert store.self_wake_get("bob") == 2_000 and store.self_wake_get("cat") is None
+        assert store.wake_gc(1_999) == 0 and store.wake_gc(2_000) == 1
+        assert store.self_wake_get("bob") is None
+
+    def test_a_waiter_claim_has_one_winner_until_it_is_stale(self, store: Any) -> None:
+        """selfheal S16: one claim per target per throttle window, whoever the waiter is."""
+        wins: list[bool] = []
+        threads = [
+            threading.Thread(target=lambda: wins.append(store.waiter_claim("bob", 1_000, 0)))
+            for _ in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert wins.count(True) == 1
+        takeover: list[bool] = []
+        threads = [
+            threading.Thread(target=lambda: takeover.append(store.waiter_claim("dan", 2_000, 1_000)))
+            for _ in range(8)
+        ]
+        store.waiter_claim("dan", 1_000, 0)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert takeover.count(True) == 1  # a stale claim taken over by racers: still one winner
+        assert store.waiter_claim("bob", 1_500, 999) is False  # the claim at 1000 is newer
+        assert store.waiter_claim("cat", 1_500, 999) is True  # per target
+        assert store.waiter_claim("bob", 2_000, 1_000) is True  # stale: taken over
+        assert store.waiter_claim("bob", 2_001, 1_000) is False
+
+    def test_ledger_reply_tos_are_the_answers_received(self, store: Any) -> None:
+        assert store.ledger_reply_tos("me") == set()
+        store.ledger_record("me", mint(1, reply_to="r1"), 1000)
+        store.ledger_record("me", mint(2), 1000)
+        store.ledger_record("me", mint(3, reply_to="r3"), 1000)
+        store.ledger_record("other", mint(4, reply_to="r4"), 1000)
+        assert store.ledger_reply_tos("me") == {"r1", "r3"}
 
     def test_peek_sees_waiting_and_in_flight_messages_and_nothing_settled(self, store: Any) -> None:
         assert store.peek(ME, mint(1).id) is False

@@ -41,6 +41,7 @@ from oxtail_mcp.identity.client import FORWARDED_NOTHING, forwarded_nothing
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
 from oxtail_mcp.server.screen import ScreenedStdin
+from oxtail_mcp.server.watchdogs import start_watchdogs
 
 SERVER_NAME = "oxtail"
 SERVER_VERSION = COMPATIBLE_VERSION  # see oxtail_mcp.__init__
@@ -348,6 +349,7 @@ async def serve(agent: Agent, parent: int) -> None:
             settler.task_group = tg
             tg.start_soon(_watch_parent, agent, settler, parent)
             tg.start_soon(_watch_signals, agent, settler)
+            start_watchdogs(agent, tg)  # before the transport connects (selfheal §1.3)
             server = build_server(agent, settler, tg)
             stdout = SettlingStdout(claim_stdout(), settler)
             stdin = ScreenedStdin(
