@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from oxtail_core.claims import SessionHeld
 from oxtail_core.effects import call_async
 from oxtail_core.model import SCHEMA_VERSION
 from oxtail_core.results import Asked, Handoff
@@ -25,7 +26,7 @@ from oxtail_fs.discovery import project_sessions
 from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
 from oxtail_mcp.server import ours
 from oxtail_mcp.server.agent import Agent
-from oxtail_mcp.server.responses import render
+from oxtail_mcp.server.responses import render, session_held
 from oxtail_mcp.transcripts.read_session import TmuxPaneReader, read_session
 
 
@@ -94,7 +95,10 @@ def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
 
 @_threaded
 def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
-    me = agent.claim(args["session_id"])
+    try:
+        me = agent.claim(args["session_id"])
+    except SessionHeld as held:
+        return Outcome(session_held(held))
     return Outcome(
         {
             "schema_version": SCHEMA_VERSION,
@@ -107,7 +111,10 @@ def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
 
 @_threaded
 def register_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
-    agent.claim(args["session_id"])
+    try:
+        agent.claim(args["session_id"])
+    except SessionHeld as held:
+        return Outcome(session_held(held))
     entry = agent.entry_wire()
     shown = {key: entry[key] for key in ("server_pid", "started_at", "tmux_session", "client")}
     return Outcome({"schema_version": SCHEMA_VERSION, "ok": True, "entry": shown})
