@@ -73,7 +73,7 @@ class SessionHeld(OxtailError):
         self.holder = holder
 
 
-def _clip(text: str, limit: int = 80) -> str:
+def _clip(text: str, limit: int = 64) -> str:
     """A refusal never echoes a long id back whole."""
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
 
