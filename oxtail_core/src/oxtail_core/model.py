@@ -141,8 +141,9 @@ class RegistryEntry:
 
     ``process_start`` (seconds since the epoch, as the OS reports the process's
     creation) is ours: with it a recycled pid never passes for the registered
-    process. ``tmux_pane`` and ``tmux_session`` are self-reported and therefore
-    never used as a keystroke target. ``client_pid`` / ``client_start`` (ours)
+    process. ``tmux_pane``, ``tmux_session`` and the client's ``cwd`` are
+    self-reported and therefore never used as a keystroke target, nor to decide
+    scope (the Host's and the process tree's word is used instead). ``client_pid`` / ``client_start`` (ours)
     name the client process that launched the server (its parent at join): two
     servers with the same client process are siblings of one agent, the claim
     rule (:mod:`oxtail_core.claims`) tells them from an impostor by it.
