@@ -215,11 +215,15 @@ def test_list_and_read_sessions_in_tmux(tmp_path: Path) -> None:
         w.tmux.new_session("delta", "exec cat", cwd=str(other))
         w.tmux.new_session("nest", "exec cat", cwd=str(nested))
         w.tmux.new_session("mover", f"cd {proj} && exec cat", cwd=str(elsewhere))
+        # Two pane processes stand for one agent's two MCP children: unlike a real host's children
+        # they have different client processes, so the host's env names the id to both (the claim
+        # rule's evidence, docs/protocol.md).
+        same_agent = {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": sid(1)}
         alpha, _beta, alpha_2 = w.panes(
             [
-                ("alpha", proj, {"CLAUDECODE": "1"}),
+                ("alpha", proj, same_agent),
                 ("beta", sub, {"CODEX_HOME": str(w.home / ".codex")}),
-                ("alpha-2", proj, {"CLAUDECODE": "1"}),  # a second MCP child of the same agent
+                ("alpha-2", proj, same_agent),  # a second MCP child of the same agent
             ],
             window_of={"alpha-2": "alpha"},
         )

@@ -89,9 +89,15 @@ def _reference_entry(pid: int, session_id: str, cwd: Path, *, v0321: bool) -> di
 
 
 @pytest.fixture
-def live_pid() -> Iterator[int]:
-    """A live process to stand for a reference server (its registry file is written by hand)."""
-    proc = subprocess.Popen(["sleep", "600"])
+def live_pid(tmp_path: Path) -> Iterator[int]:
+    """A live process to stand for a reference server (its registry file is written by hand).
+
+    It runs in the project ``proj`` its entry names: scope is decided by where a process
+    really works, not by what its entry says (issue 15 item 11).
+    """
+    proj = tmp_path / "proj"
+    proj.mkdir(exist_ok=True)
+    proc = subprocess.Popen(["sleep", "600"], cwd=proj)
     try:
         yield proc.pid
     finally:

@@ -161,6 +161,10 @@ def _unstructure_entry(e: RegistryEntry) -> dict[str, Any]:
         out["capabilities"] = {"mailbox": attrs.asdict(e.capabilities)}
     if e.process_start is not None:
         out["process_start"] = e.process_start
+    if e.client_pid is not None:
+        out["client_pid"] = e.client_pid
+        if e.client_start is not None:
+            out["client_start"] = e.client_start
     return out
 
 
@@ -181,6 +185,7 @@ def _structure_entry(data: Any, _: type) -> RegistryEntry:
         mailbox = caps["mailbox"]
         capabilities = Capabilities(**{name: mailbox.get(name) is True for name in _CAPABILITIES})
     proc = data.get("process_start")
+    client_pid, client_start = data.get("client_pid"), data.get("client_start")
     return RegistryEntry(
         server_pid=pid,
         started_at=started,
@@ -189,8 +194,15 @@ def _structure_entry(data: Any, _: type) -> RegistryEntry:
         tmux_session=_opt_str(data, "tmux_session"),
         state=_structure_state(data.get("state")),
         capabilities=capabilities,
-        process_start=float(proc) if isinstance(proc, (int, float)) and not isinstance(proc, bool) else None,
+        process_start=_opt_float(proc),
+        client_pid=client_pid if _is_int(client_pid) and client_pid > 0 else None,
+        client_start=_opt_float(client_start),
     )
+
+
+def _opt_float(value: Any) -> float | None:
+    """A JSON number as a float; anything else (a bool included) reads as absent."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 _REFERENCE_KEYS = ("proc_sig", "mailbox_key")

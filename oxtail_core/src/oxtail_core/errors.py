@@ -20,6 +20,7 @@ class ErrorCode(enum.StrEnum):
     NOT_AN_OBLIGATION = "not-an-obligation"
     REQUESTER_UNREACHABLE = "requester-unreachable"
     DELIVERY_FAILED = "delivery-failed"
+    SESSION_HELD = "session-held"  # ours: a claim of a live agent's id from another client process
 
 
 class OxtailError(Exception):

@@ -444,6 +444,8 @@ class MemoryHost:
     def __init__(self, projects: dict[str, str] | None = None) -> None:
         self.dead: set[int] = set()
         self.projects = projects or {}
+        self.parents: dict[int, int] = {}
+        self.cwds: dict[int, str] = {}
 
     def kill(self, pid: int) -> None:
         """From now on ``pid`` counts as a dead process."""
@@ -454,6 +456,15 @@ class MemoryHost:
 
     def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:
         return self.projects.get(caller_cwd, "") == self.projects.get(peer_cwd, "")
+
+    def parent_of(self, pid: int) -> tuple[int, float | None] | None:
+        """The parent set in ``parents`` (None: unknown, the entry's ``client_pid`` is used)."""
+        parent = self.parents.get(pid)
+        return None if parent is None else (parent, None)
+
+    def working_dir(self, pid: int) -> str | None:
+        """The cwd set in ``cwds`` (None: unknown, the entry's ``cwd`` is used)."""
+        return self.cwds.get(pid)
 
 
 class RecordingWaker:

@@ -141,8 +141,12 @@ class RegistryEntry:
 
     ``process_start`` (seconds since the epoch, as the OS reports the process's
     creation) is ours: with it a recycled pid never passes for the registered
-    process. ``tmux_pane`` and ``tmux_session`` are self-reported and therefore
-    never used as a keystroke target.
+    process. ``tmux_pane``, ``tmux_session`` and the client's ``cwd`` are
+    self-reported and therefore never used as a keystroke target, nor to decide
+    scope (the Host's and the process tree's word is used instead). ``client_pid`` / ``client_start`` (ours)
+    name the client process that launched the server (its parent at join): two
+    servers with the same client process are siblings of one agent, the claim
+    rule (:mod:`oxtail_core.claims`) tells them from an impostor by it.
     """
 
     server_pid: int = attrs.field(validator=_non_bool_int)
@@ -153,6 +157,8 @@ class RegistryEntry:
     state: StateCard | None = attrs.field(default=None, validator=v.optional(v.instance_of(StateCard)))
     capabilities: Capabilities | None = attrs.field(default=Capabilities(), validator=_optional_capabilities)
     process_start: float | None = attrs.field(default=None)
+    client_pid: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
+    client_start: float | None = attrs.field(default=None)
 
     @server_pid.validator
     def _positive_pid(self, attribute: attrs.Attribute[int], value: int) -> None:

@@ -24,8 +24,10 @@ from oxtail_core import ask as _ask
 from oxtail_core import messaging as _messaging
 from oxtail_core import obligations as _obligations
 from oxtail_core import receipts as _receipts
+from oxtail_core.claims import check_claim
 from oxtail_core.context import Context
 from oxtail_core.effects import Flow, call_async, finish_async, run, run_async
+from oxtail_core.ids import same_session_id
 from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
 from oxtail_core.model import ClientInfo, ClientType, ObligationState, RegistryEntry, StateCard, WakeMode
 from oxtail_core.protocols import Batch
@@ -77,12 +79,15 @@ class _PeerCore:
         process_start: float | None = None,
         client: ClientInfo | None = None,
         started_at: int | None = None,
+        client_process: tuple[int, float | None] | None = None,
     ) -> _P:
         """Register a new peer (one server process) and return it.
 
         ``client`` (what a server detected about its host) replaces
         ``session_id`` / ``client_type`` / ``cwd``; ``started_at`` (seconds)
-        defaults to now.
+        defaults to now; ``client_process`` is the (pid, start) of the process
+        that launched the server (its parent), published for the claim rule.
+        An id in ``client`` is published as given: its caller applied the rule.
         """
         if client is None:
             client = ClientInfo(
@@ -98,6 +103,8 @@ class _PeerCore:
             tmux_pane=tmux_pane,
             tmux_session=tmux_session,
             process_start=process_start,
+            client_pid=None if client_process is None else client_process[0],
+            client_start=None if client_process is None else client_process[1],
         )
         peer = cls(ctx, me)
         peer._publish()
@@ -113,14 +120,19 @@ class _PeerCore:
         *,
         transcript_path: str | _Keep | None = KEEP,
         tmux: tuple[str | None, str | None] | _Keep = KEEP,
+        proven: bool = False,
     ) -> RegistryEntry:
         """Take on an agent identity; mail sent to our process so far moves to the agent's inbox.
 
         A server also passes the agent's ``transcript_path`` and its freshly
         verified ``tmux`` (pane, session); left out, they are kept. ValueError
-        for an id over ``SESSION_ID_MAX_CHARS`` or with a lone surrogate (limits.py).
+        for an id over ``SESSION_ID_MAX_CHARS`` or with a lone surrogate (limits.py);
+        :class:`oxtail_core.claims.SessionHeld` when a live server of another
+        client process holds the id and ``proven`` (evidence that we are that
+        session) is not given: nothing changed then.
         """
         check_id("session_id", session_id, SESSION_ID_MAX_CHARS)
+        check_claim(self.ctx, self.me, session_id, proven=proven)
         client = attrs.evolve(self.me.client, session_id=session_id, session_id_source="self-register")
         if not isinstance(transcript_path, _Keep):
             client = attrs.evolve(client, transcript_path=transcript_path)
@@ -131,8 +143,15 @@ class _PeerCore:
         self._publish()
         return self.me
 
-    def describe(self, client: ClientInfo) -> None:
-        """Republish with what detection learned about our host (identity rules are the caller's)."""
+    def describe(self, client: ClientInfo, *, proven: bool = False) -> None:
+        """Republish with what detection learned about our host.
+
+        A new session id goes through the claim rule like :meth:`claim` (a
+        sticky or SessionStart adoption is a claim too): SessionHeld, nothing
+        changed, when it is held elsewhere and not ``proven``.
+        """
+        if client.session_id and not same_session_id(client.session_id, self.me.session_id):
+            check_claim(self.ctx, self.me, client.session_id, proven=proven)
         if client != self.me.client:
             self.me = attrs.evolve(self.me, client=client)
             self._publish()

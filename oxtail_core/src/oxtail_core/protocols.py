@@ -383,3 +383,14 @@ class Host(Protocol):
 
     def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:
         """Whether two working directories belong to the same project (messaging scope)."""
+
+    def parent_of(self, pid: int) -> tuple[int, float | None] | None:
+        """``pid``'s parent process and its start time, or None when the OS cannot tell.
+
+        The parent of a server is its client process: the claim rule
+        (:mod:`oxtail_core.claims`) compares them."""
+
+    def working_dir(self, pid: int) -> str | None:
+        """Where ``pid`` really works, or None when the OS cannot tell (then an entry's ``cwd`` is used).
+
+        Scope checks ask this instead of trusting the entry (issue 15 item 11)."""

@@ -229,11 +229,17 @@ def resolve_target(
             AMBIGUOUS_TARGET, candidates=tuple(e.session_id for e in others if e.session_id), note=note
         )
     peer = others[0]
-    if not ctx.host.same_project(me.client.cwd, peer.client.cwd):
+    if not ctx.host.same_project(me.client.cwd, working_dir(ctx, peer)):
         return Unresolved(CROSS_PROJECT)
     if is_foreign(peer):
         return Unresolved(FOREIGN_PEER, message=foreign_refusal_message(peer))
     return peer
+
+
+def working_dir(ctx: Context, entry: RegistryEntry) -> str:
+    """Where a live peer really works (the Host's word), its self-reported ``cwd`` only when the Host
+    cannot tell: a forged entry does not bring a peer into our project (issue 15 item 11)."""
+    return ctx.host.working_dir(entry.server_pid) or entry.client.cwd
 
 
 def _is_self(me: RegistryEntry, entry: RegistryEntry) -> bool:

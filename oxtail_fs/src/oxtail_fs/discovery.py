@@ -9,12 +9,13 @@ are plain dicts in the emitted key order, ready for a JSON dump.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from oxtail_core.model import RegistryEntry
+from oxtail_fs import proctree
 from oxtail_fs.project import in_scope
 from oxtail_fs.tmux import Tmux, TmuxSession
 
@@ -47,6 +48,43 @@ class SessionListing:
             if any(value is not None for value in agent.values()):
                 group["agents"].append(agent)
         return list(groups.values())
+
+
+def verified(
+    tmux: Tmux,
+    entries: Sequence[RegistryEntry],
+    *,
+    working_dir: Callable[[int], str | None] = proctree.working_dir,
+    parent_of: Callable[[int], int | None] = proctree.ppid_of,
+    is_alive: Callable[[int, float | None], bool] = proctree.is_alive,
+) -> list[RegistryEntry]:
+    """``entries`` as the OS sees them: ``cwd``, ``tmux_pane`` and ``tmux_session`` recomputed.
+
+    A registry entry is its peer's own word (issue 15 item 11), so before it
+    decides scope: the cwd is where the process really works (the entry's
+    only when the OS cannot tell), the pane is the nearest pane above the
+    process on our tmux server (none if it is in no pane of ours) and the
+    session is that pane's. The process is checked alive (with its start
+    time) before and after the walk, as the waker does, so a recycled pid
+    lends no pane.
+    """
+    panes = tmux.pane_pids() if entries else {}
+    sessions: dict[str, str | None] = {}
+    out: list[RegistryEntry] = []
+    for entry in entries:
+        pid, start = entry.server_pid, entry.process_start
+        pane = None
+        if panes and is_alive(pid, start):
+            pane = proctree.nearest_ancestor_in(pid, panes, parent_of)
+            if pane is not None and not is_alive(pid, start):
+                pane = None
+        if pane is not None and pane not in sessions:
+            sessions[pane] = tmux.session_of(pane)
+        session = None if pane is None else sessions[pane]
+        cwd = working_dir(pid) or entry.client.cwd
+        client = attrs.evolve(entry.client, cwd=cwd)
+        out.append(attrs.evolve(entry, client=client, tmux_pane=pane, tmux_session=session))
+    return out
 
 
 def _agent_fields(entry: RegistryEntry | None) -> Row:

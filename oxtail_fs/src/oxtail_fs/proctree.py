@@ -215,3 +215,29 @@ def is_oxtail_server(pid: int) -> bool:
         if not arg.startswith("-"):
             return os.path.basename(arg) == SERVER_SCRIPT
     return False
+
+
+def parent_of(pid: int) -> tuple[int, float | None] | None:
+    """``pid``'s parent and that parent's start time, or None when the process is gone or unreadable.
+
+    A server's parent is its client process (the claim rule's "who launched
+    you"); a parent read here is the kernel's word, never an entry's.
+    """
+    parent = ppid_of(pid)
+    if parent is None or parent <= 0:
+        return None
+    return parent, process_start(parent)
+
+
+def working_dir(pid: int) -> str | None:
+    """Where ``pid`` really works (``/proc/<pid>/cwd``), or None when the OS will not say.
+
+    None means "cannot tell" (no /proc, another user's process, a process that
+    is gone): the caller falls back to what the entry reports.
+    """
+    if not _has_proc():
+        return None
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None

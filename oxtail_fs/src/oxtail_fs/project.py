@@ -95,3 +95,11 @@ class LocalHost:
     def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:
         """Messaging's project rule (:func:`same_project`)."""
         return same_project(caller_cwd, peer_cwd)
+
+    def parent_of(self, pid: int) -> tuple[int, float | None] | None:
+        """``pid``'s parent and its start time, from the process table."""
+        return proctree.parent_of(pid)
+
+    def working_dir(self, pid: int) -> str | None:
+        """``/proc/<pid>/cwd``, or None when it cannot be read."""
+        return proctree.working_dir(pid)

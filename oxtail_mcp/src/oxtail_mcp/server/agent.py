@@ -9,14 +9,19 @@ the entry (which also folds mail owed to this agent into its inbox).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from oxtail_core import AsyncPeer, ClientInfo, Context, RegistryEntry, Settings, StateCard, SystemClock
+from oxtail_core.claims import SessionHeld, check_claim
 from oxtail_core.convert import to_wire
+from oxtail_core.ids import same_session_id
 from oxtail_core.protocols import Store
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_fs import proctree
@@ -28,7 +33,12 @@ from oxtail_fs.waker import TmuxWaker
 from oxtail_mcp.home import state_home, user_home
 from oxtail_mcp.identity import session as detection
 from oxtail_mcp.identity import sticky
-from oxtail_mcp.identity.client import detect_from_env, detect_from_handshake
+from oxtail_mcp.identity.client import (
+    claude_env_session_id,
+    codex_env_session_id,
+    detect_from_env,
+    detect_from_handshake,
+)
 from oxtail_mcp.server.tracefile import FileTracer
 from oxtail_mcp.transcripts.files import transcript_path_for
 
@@ -56,6 +66,46 @@ def _enriched(
     if diagnosis is not None:
         safe_emit(tracer, "detect_run", **diagnosis.trace_fields(trigger))
     return client, diagnosis
+
+
+def proves(diagnosis: detection.Diagnosis | None, session_id: str) -> bool:
+    """Whether our own detection is evidence that we are ``session_id`` (the claim rule's "proven").
+
+    Evidence: our environment names it, a SessionStart drop of our own client
+    (ancestry-confirmed, confidence high) names it, or a transcript of our
+    client born after we started. A medium hook-drop (a drop whose client we
+    could not confirm) and a sticky claim are no evidence.
+    """
+    won = None if diagnosis is None else diagnosis.winning
+    if won is None or not same_session_id(won.session_id, session_id):
+        return False
+    return won.source in ("env", "birth-time") or (won.source == "hook-drop" and won.confidence == "high")
+
+
+def env_names(env: Mapping[str, str], session_id: str) -> bool:
+    """Whether the host's environment hands us ``session_id`` (Claude Code's or Codex's variable)."""
+    named = (claude_env_session_id(env), codex_env_session_id(env))
+    return any(value and same_session_id(value, session_id) for value in named)
+
+
+def _admitted(
+    ctx: Context, probe: RegistryEntry, client: ClientInfo, proven: bool, tracer: Tracer
+) -> ClientInfo:
+    """``client``, or ``client`` without its id when the claim rule refuses it (traced, never raised)."""
+    if not client.session_id:
+        return client
+    try:
+        check_claim(ctx, probe, client.session_id, proven=proven)
+    except SessionHeld as held:
+        safe_emit(
+            tracer,
+            "claim_refused",
+            session_id=client.session_id,
+            source=client.session_id_source,
+            holder_pid=held.holder.server_pid,
+        )
+        return attrs.evolve(client, session_id=None, session_id_source=None, transcript_path=None)
+    return client
 
 
 def _recovered(client: ClientInfo, store: Store, now: int, pid: int, tracer: Tracer) -> ClientInfo | None:
@@ -129,8 +179,19 @@ class Agent:
         here = cwd if cwd is not None else os.getcwd()
         detected = detect_from_env(env, here, user, now)
         client, diagnosis = _enriched(detected, now // 1000, env, user, now, tracer=tracer, trigger="startup")
-        client = _recovered(client, ctx.store, now, pid, tracer) or client
+        recovered = _recovered(client, ctx.store, now, pid, tracer)
+        proven = recovered is None and bool(client.session_id) and proves(diagnosis, client.session_id or "")
+        client = recovered or client
         binding = own_binding(tmux, env, pid)
+        parent = proctree.parent_of(pid)
+        probe = RegistryEntry(
+            server_pid=pid,
+            started_at=now // 1000,
+            client=attrs.evolve(detected, session_id=None),
+            client_pid=None if parent is None else parent[0],
+            client_start=None if parent is None else parent[1],
+        )
+        client = _admitted(ctx, probe, client, proven or env_names(env, client.session_id or ""), tracer)
         peer = AsyncPeer.join(
             ctx,
             pid,
@@ -139,6 +200,7 @@ class Agent:
             tmux_pane=binding.pane,
             tmux_session=binding.session,
             process_start=proctree.process_start(pid),
+            client_process=parent,
         )
         agent = cls(peer, env=env, state_dir=state_dir, user=user, tmux=tmux)
         agent.startup_diagnosis = diagnosis
@@ -157,18 +219,37 @@ class Agent:
             tracer=self.ctx.tracer,
             trigger=trigger,
         )
-        self.peer.describe(client)
+        self._describe(client, proves(diagnosis, client.session_id or ""))
         return diagnosis
+
+    def _describe(self, client: ClientInfo, proven: bool) -> None:
+        """Publish what detection learned; an id the claim rule refuses is not adopted (traced)."""
+        try:
+            self.peer.describe(client, proven=proven or env_names(self.env, client.session_id or ""))
+        except SessionHeld as held:
+            safe_emit(
+                self.ctx.tracer,
+                "claim_refused",
+                session_id=client.session_id,
+                source=client.session_id_source,
+                holder_pid=held.holder.server_pid,
+            )
 
     def _recover_sticky(self) -> None:
         recovered = _recovered(
             self.me.client, self.ctx.store, self.ctx.clock.now_ms(), self.me.server_pid, self.ctx.tracer
         )
         if recovered is not None:
-            self.peer.describe(recovered)
+            self._describe(recovered, proven=False)
 
     def claim(self, session_id: str) -> RegistryEntry:
-        """Pin our identity (an explicit claim always wins), rebind tmux, publish, persist a sticky claim."""
+        """Pin our identity, rebind tmux, publish, persist a sticky claim.
+
+        An explicit claim wins over detection, but not over a live agent of
+        another client process (the claim rule, :mod:`oxtail_core.claims`):
+        then SessionHeld, unless our environment or our own detection names
+        the id (evidence, gathered only when the rule would refuse).
+        """
         with self._lock:
             now = self.ctx.clock.now_ms()
             client = self.me.client
@@ -178,11 +259,29 @@ class Agent:
                     client.type, self.user, client.cwd, session_id, now, env=self.env
                 )
             binding = own_binding(self.tmux, self.env, self.me.server_pid)
-            me = self.peer.claim(session_id, transcript_path=transcript, tmux=(binding.pane, binding.session))
+            claim = functools.partial(
+                self.peer.claim, session_id, transcript_path=transcript, tmux=(binding.pane, binding.session)
+            )
+            try:
+                me = claim(proven=env_names(self.env, session_id))
+            except SessionHeld:
+                if not self._detection_names(session_id, now):
+                    raise
+                me = claim(proven=True)
             record = sticky.claim_for(me.client, sticky.current_ancestors(os.getppid()), now, me.server_pid)
             if record is not None:
                 sticky.write_claim(self.ctx.store, record, now)
             return me
+
+    def _detection_names(self, session_id: str, now: int) -> bool:
+        """Whether a fresh detection run of our client finds ``session_id`` by evidence (:func:`proves`)."""
+        client = self.me.client
+        if client.type == "unknown":
+            return False
+        diagnosis = detection.diagnose(
+            client.type, client.cwd, started_at=self.me.started_at, env=self.env, home=self.user, now_ms=now
+        )
+        return proves(diagnosis, session_id)
 
     def refine(self, client_name: str | None, trigger: str) -> detection.Diagnosis | None:
         """Fold what the MCP handshake says about our client into our entry (monotonic identity)."""
@@ -201,7 +300,7 @@ class Agent:
                 self.ctx.tracer, "detect_preserved_existing_session_id", trigger=trigger, **merged.preserved
             )
         if merged.changed:
-            self.peer.describe(merged.client)
+            self._describe(merged.client, proves(diagnosis, merged.client.session_id or ""))
         self._recover_sticky()
         return diagnosis
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from oxtail_core import texts
+from oxtail_core.claims import SessionHeld
 from oxtail_core.convert import to_wire
 from oxtail_core.errors import ErrorCode
 from oxtail_core.model import SCHEMA_VERSION, WakeOutcome, WakeStatus
@@ -59,6 +60,23 @@ def _refusal(error: Unresolved) -> dict[str, Any]:
 
 def _refused(r: Refused) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "ok": False, "error": r.error, "message": r.message}
+
+
+def session_held(exc: SessionHeld) -> dict[str, Any]:
+    """A refused claim: where the session is held (a refusal, answered as a tool result, not an error)."""
+    holder = exc.holder
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ok": False,
+        "error": ErrorCode.SESSION_HELD.value,
+        "message": str(exc),
+        "held_by": {
+            "server_pid": holder.server_pid,
+            "client_pid": holder.client_pid,
+            "tmux_session": holder.tmux_session,
+            "client_type": holder.client_type,
+        },
+    }
 
 
 def _sent(r: Sent) -> dict[str, Any]:

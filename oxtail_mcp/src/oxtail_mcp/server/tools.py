@@ -17,15 +17,16 @@ from typing import Any
 
 import attrs
 
+from oxtail_core.claims import SessionHeld
 from oxtail_core.effects import call_async
 from oxtail_core.model import SCHEMA_VERSION
 from oxtail_core.results import Asked, Handoff
 from oxtail_core.routing import live_entries
-from oxtail_fs.discovery import project_sessions
+from oxtail_fs.discovery import project_sessions, verified
 from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
 from oxtail_mcp.server import ours
 from oxtail_mcp.server.agent import Agent
-from oxtail_mcp.server.responses import render
+from oxtail_mcp.server.responses import render, session_held
 from oxtail_mcp.transcripts.read_session import TmuxPaneReader, read_session
 
 
@@ -60,7 +61,7 @@ def _root(agent: Agent, given: Any) -> tuple[str, bool]:
 @_threaded
 def list_project_sessions(agent: Agent, args: dict[str, Any]) -> Outcome:
     root, inferred = _root(agent, args.get("project_root"))
-    listing = project_sessions(agent.tmux, live_entries(agent.ctx), root)
+    listing = project_sessions(agent.tmux, verified(agent.tmux, live_entries(agent.ctx)), root)
     body: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "project_root": root, "inferred": inferred}
     if args.get("compact"):
         body["tmux_sessions"] = listing.grouped()
@@ -75,7 +76,7 @@ def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
     root, inferred = _root(agent, args.get("project_root"))
     body = read_session(
         args["name"],
-        entries=live_entries(agent.ctx),
+        entries=verified(agent.tmux, live_entries(agent.ctx)),
         resolved_root=root,
         inferred=inferred,
         in_scope=in_scope,
@@ -94,7 +95,10 @@ def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
 
 @_threaded
 def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
-    me = agent.claim(args["session_id"])
+    try:
+        me = agent.claim(args["session_id"])
+    except SessionHeld as held:
+        return Outcome(session_held(held))
     return Outcome(
         {
             "schema_version": SCHEMA_VERSION,
@@ -107,7 +111,10 @@ def claim_session(agent: Agent, args: dict[str, Any]) -> Outcome:
 
 @_threaded
 def register_my_session(agent: Agent, args: dict[str, Any]) -> Outcome:
-    agent.claim(args["session_id"])
+    try:
+        agent.claim(args["session_id"])
+    except SessionHeld as held:
+        return Outcome(session_held(held))
     entry = agent.entry_wire()
     shown = {key: entry[key] for key in ("server_pid", "started_at", "tmux_session", "client")}
     return Outcome({"schema_version": SCHEMA_VERSION, "ok": True, "entry": shown})
