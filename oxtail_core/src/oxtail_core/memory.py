@@ -26,7 +26,7 @@ from oxtail_core.model import (
     claim_is_stale,
     same_incarnation,
 )
-from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, T
+from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
 from oxtail_core.reservations import Reservation
 
 
@@ -302,6 +302,11 @@ class MemoryStore:
             for t in old_r:
                 del self._rate[t]
             return len(old_d) + len(old_r)
+
+    def sweep(self, now_ms: int) -> SweepReport:
+        """Nothing to sweep: memory has no temp files, lock sidecars or quarantine, and an empty inbox
+        is no object a reader can tell from a missing one."""
+        return SweepReport()
 
     # Activity ---------------------------------------------------------------------------
     def activity_get(self, session_id: str) -> ActivityMarker | None:
