@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import anyio
+import attrs
 import mcp_types as types
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
@@ -45,6 +46,8 @@ from oxtail_mcp.server.screen import ScreenedStdin
 SERVER_NAME = "oxtail"
 SERVER_VERSION = COMPATIBLE_VERSION  # see oxtail_mcp.__init__
 PARENT_POLL_S = 1.0
+SWEEP_EVERY_S = 600.0
+"""How often a server sweeps the store's leftovers (at start, then this often): cheap, and rarely needed."""
 NOT_A_TASK = types.ToolExecution(task_support="forbidden")
 """Every tool answers within its call (no MCP task mode), as the reference lists it."""
 
@@ -317,6 +320,16 @@ async def _watch_parent(agent: Agent, settler: Settler, parent: int) -> None:
         await anyio.sleep(PARENT_POLL_S)
 
 
+async def _sweep_rarely(agent: Agent) -> None:
+    """Sweep what killed processes left in the store (Store.sweep), off the loop; a failure waits a round."""
+    while True:
+        with contextlib.suppress(OxtailError):
+            report = await call_async(agent.ctx.store.sweep, agent.ctx.clock.now_ms())
+            if report.temps or report.locks or report.quarantines or report.inboxes:
+                safe_emit(agent.ctx.tracer, "store_swept", **attrs.asdict(report))
+        await anyio.sleep(SWEEP_EVERY_S)
+
+
 async def _watch_signals(agent: Agent, settler: Settler) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
@@ -348,6 +361,7 @@ async def serve(agent: Agent, parent: int) -> None:
             settler.task_group = tg
             tg.start_soon(_watch_parent, agent, settler, parent)
             tg.start_soon(_watch_signals, agent, settler)
+            tg.start_soon(_sweep_rarely, agent)
             server = build_server(agent, settler, tg)
             stdout = SettlingStdout(claim_stdout(), settler)
             stdin = ScreenedStdin(
