@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import anyio
@@ -90,12 +90,26 @@ class Settler:
         self.task_group: anyio.abc.TaskGroup | None = None
         self.queued: collections.deque[Any] = collections.deque()
 
-    async def flushed(self) -> None:
-        """The oldest queued message is on the pipe now."""
-        if self.queued:
-            request_id = self.queued.popleft()
+    async def flush_then_settle(self, flush: Callable[[], None]) -> None:
+        """Flush the oldest queued message onto the pipe and settle its batch in the same worker
+        thread right after the write: no task hop and no lock wait between "written" and "settled"
+        (the duplicate window, docs/protocol.md §4). The slot leaves the queue only once the flush
+        succeeded, so the unsent-expiry never restores a batch whose response is being written."""
+        request_id = self.queued[0] if self.queued else None
+        written = False
+
+        def step() -> None:
+            nonlocal written
+            flush()
+            written = True
             if request_id is not None:
-                await finish_async(self.settle, request_id)
+                self.settle(request_id)
+
+        try:
+            await finish_async(step)
+        finally:
+            if written and self.queued:
+                self.queued.popleft()
 
     def hold(self, request_id: Any, handoff: Handoff) -> None:
         self.waiting[request_id] = handoff
@@ -172,8 +186,7 @@ class SettlingStdout:
         return written
 
     async def flush(self) -> None:
-        await self.inner.flush()
-        await self.settler.flushed()
+        await self.settler.flush_then_settle(self.inner.wrapped.flush)
 
 
 def claim_stdout() -> Any:
