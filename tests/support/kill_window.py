@@ -66,6 +66,7 @@ def run_kills(
         refused: Counter[str] = Counter()
         got: list[dict] = []
         reads = [0]
+        calls = [0]
         largest = [0]
         stop_sending = threading.Event()
         stop_reading = threading.Event()
@@ -86,8 +87,10 @@ def run_kills(
                 try:
                     body = receiver.read()
                 except Exception:  # noqa: BLE001 - the server is being killed or restarted
+                    calls[0] += 1
                     time.sleep(0.005)
                     continue
+                calls[0] += 1
                 got.extend(body["messages"])
                 largest[0] = max(largest[0], len(body["messages"]))
                 reads[0] += 1
@@ -105,6 +108,10 @@ def run_kills(
             pid = _server_pid(w, sid(1))
             os.kill(pid, signal.SIGKILL)
             assert wait_until(lambda p=pid: _gone(p), 10)
+            # Let the client finish the call in flight (it reads the pipe to EOF) before replacing
+            # it: a response the dead server wrote and settled must still reach the reader.
+            done = calls[0]
+            wait_until(lambda d=done: calls[0] > d, 10)
             receiver.restart()
             receiver.claim(sid(1))
         stop_sending.set()
