@@ -27,7 +27,7 @@ from oxtail_core.model import (
     claim_is_stale,
     same_incarnation,
 )
-from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, T
+from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
 from oxtail_core.reservations import Reservation
 
 
@@ -370,6 +370,11 @@ class MemoryStore:
                     del stamps[t]
                 removed += len(old)
             return removed
+
+    def sweep(self, now_ms: int) -> SweepReport:
+        """Nothing to sweep: memory has no temp files, lock sidecars or quarantine, and an empty inbox
+        is no object a reader can tell from a missing one."""
+        return SweepReport()
 
     # Activity ---------------------------------------------------------------------------
     def activity_get(self, session_id: str) -> ActivityMarker | None:

@@ -102,6 +102,18 @@ class Batch:
     envelopes: tuple[Envelope, ...]
 
 
+@attrs.frozen
+class SweepReport:
+    """What one :meth:`Store.sweep` removed: leftovers of killed processes and unreferenced empty inboxes."""
+
+    temps: int = 0
+    locks: int = 0
+    quarantines: int = 0
+    inboxes: int = 0
+    kept_in_doubt: int = 0
+    """Candidates left alone because something (a held lock, an unreadable entry) left a doubt."""
+
+
 Selector = Callable[[Sequence[Envelope]], Sequence[int]]
 """Given an inbox's messages in order, the indices to take (a pure function)."""
 
@@ -280,6 +292,13 @@ class Store(Protocol):
 
     def wake_gc(self, cutoff_ms: int) -> int:
         """Remove dedupe, rate, self-wake and waiter-claim stamps made at or before ``cutoff_ms``."""
+
+    def sweep(self, now_ms: int) -> SweepReport:
+        """Remove what killed processes left behind and empty inboxes nothing refers to (selfheal §4).
+
+        Never removes a message, an in-flight batch, a journal, or anything a
+        live process may still use: any doubt keeps the file for the next sweep.
+        """
 
     # Activity -----------------------------------------------------------------
     def activity_get(self, session_id: str) -> ActivityMarker | None:

@@ -302,11 +302,30 @@ class InboxFiles:
             return batch
 
     def settle(self, batch: Batch) -> None:
+        """Delete the batch file: with no journal of this inbox pending, one ``unlink`` and no lock.
+
+        That is the step between a reader's response write and "settled" (the duplicate window,
+        docs/protocol.md §4), so it must not wait for the inbox lock. Lock-free is safe: only the
+        holder settles or restores its batch, a journal names a batch only for its restore or its
+        holder's recovery (never while the holder lives and settles), and takes and merges do not
+        name existing batches. A pending journal of the inbox (a restore that failed half-way, say)
+        could name this batch, so then the journals are resolved under the lock first, as before.
+        """
         if not is_batch_id(batch.batch_id):
             return
         stem = inbox_stem(batch.inbox)
+        if not self._journal_pending(stem):
+            unlink_missing_ok(self._layout.batch(stem, batch.batch_id))
+            return
         with self._resolved([stem]):
             unlink_missing_ok(self._layout.batch(stem, batch.batch_id))
+
+    def _journal_pending(self, stem: str) -> bool:
+        try:
+            names = os.listdir(self._journals)
+        except FileNotFoundError:
+            return False
+        return any(stem in journal.stems_of(name) for name in names)
 
     def restore(self, batch: Batch, ids: Sequence[str] | None) -> int:
         if not is_batch_id(batch.batch_id):

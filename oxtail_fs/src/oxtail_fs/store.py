@@ -32,7 +32,7 @@ from oxtail_core.convert import (
     legacy_entry_from_wire,
     to_wire,
 )
-from oxtail_core.errors import StoreError
+from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.foreign import is_foreign
 from oxtail_core.ids import hash32
 from oxtail_core.model import (
@@ -51,8 +51,9 @@ from oxtail_core.model import (
     claim_is_stale,
     same_incarnation,
 )
-from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, T
+from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
 from oxtail_core.reservations import Reservation
+from oxtail_core.routing import inboxes_of
 from oxtail_core.wire import WireError, dumps, loads, utf8
 from oxtail_fs import ledger
 from oxtail_fs.atomic import (
@@ -83,11 +84,13 @@ from oxtail_fs.layout import (
     WAITER_WAKE,
     Layout,
     dir_lock,
+    inbox_stem,
     is_message_id,
     is_registry_pid,
     lock_path,
 )
 from oxtail_fs.locks import HeldLock, append_guarded, hold
+from oxtail_fs.sweep import Sweeper
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -140,6 +143,13 @@ def _parse_legacy_entry(raw: bytes | None) -> RegistryEntry | None:
         return legacy_entry_from_wire(loads(raw.decode("utf-8")))
     except (ShapeError, WireError, UnicodeDecodeError):
         return None
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _stamp(raw: bytes | None) -> int | None:
@@ -674,6 +684,44 @@ class FsStore:
                     if at is not None and at <= cutoff_ms:
                         removed += unlink_missing_ok(directory / entry)
         return removed
+
+    # Sweep (selfheal §4; the rules are in oxtail_fs.sweep) ---------------------------------------
+    @_store_op
+    def sweep(self, now_ms: int) -> SweepReport:
+        sweeper = Sweeper(self._layout, self._referenced_stems, self._try_ledger_repair, self._interval)
+        return sweeper.sweep(now_ms)
+
+    def _referenced_stems(self) -> frozenset[str] | None:
+        """Every inbox our entries read (session and process inboxes, raw and canonical session keys);
+        None when some registry file does not parse (its inbox cannot be named: nothing is collected)."""
+        files = 0
+        for name in (REGISTRY, SESSIONS):
+            directory = self._layout.dir(name)
+            if not _is_real_dir(directory):
+                continue
+            with os.scandir(directory) as listing:
+                files += sum(1 for d in listing if REGISTRY_NAME.match(d.name))
+        entries = self.registry_entries()
+        if len(entries) < files:
+            return None
+        stems: set[str] = set()
+        for entry in entries:
+            if is_foreign(entry):
+                continue
+            inboxes = list(inboxes_of(entry))
+            if entry.session_id:
+                inboxes.append(InboxId.for_session(entry.session_id))
+            stems.update(inbox_stem(inbox) for inbox in inboxes)
+        return frozenset(stems)
+
+    def _try_ledger_repair(self, path: Path) -> bool:
+        """The ledger's own repair (drop the temp, normalize) if its lock is free right now."""
+        try:
+            with hold(lock_path(path), 0.0, self._interval) as lock:
+                self._ledger_repair(lock, path)
+        except StoreBusy:
+            return False
+        return True
 
     # Activity --------------------------------------------------------------------------------------
     def activity_get(self, session_id: str) -> ActivityMarker | None:

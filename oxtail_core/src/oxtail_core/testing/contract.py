@@ -570,6 +570,25 @@ class StoreContract:
         store.activity_put("s", ActivityMarker(status="idle", at_ms=6))
         assert store.activity_get("s") == ActivityMarker(status="idle", at_ms=6)
 
+    def test_a_sweep_far_in_the_future_never_removes_mail_a_batch_in_flight_or_an_obligation(
+        self, store: Any
+    ) -> None:
+        store.registry_put(entry(12, sid="session-me"))
+        store.append(ME, [mint(1), mint(2)])
+        store.append(OTHER, [mint(3)])
+        flying = store.take(ME, lambda es: [0], ALIVE)
+        store.ledger_record("session-me", duty(4), 100)
+        far = (int(time.time()) + 400 * 86_400) * 1000
+        report = store.sweep(far)
+        assert report.inboxes == 0 and report.kept_in_doubt >= 0
+        assert ids(take_all(store).envelopes) == [mint(2).id]
+        assert ids(take_all(store, OTHER).envelopes) == [mint(3).id]
+        assert ids(store.in_flight(ME)[0].envelopes) == [mint(1).id]
+        store.restore(flying)
+        assert ids(take_all(store).envelopes) == [mint(1).id]
+        assert ids(store.ledger_open("session-me")) == [duty(4).id]
+        assert store.registry_entries() == [entry(12, sid="session-me")]
+
     def test_registry(self, store: Any) -> None:
         assert store.registry_entries() == []
         store.registry_put(entry(12))

@@ -20,10 +20,11 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import anyio
+import attrs
 import mcp_types as types
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
@@ -46,6 +47,8 @@ from oxtail_mcp.server.watchdogs import start_watchdogs
 SERVER_NAME = "oxtail"
 SERVER_VERSION = COMPATIBLE_VERSION  # see oxtail_mcp.__init__
 PARENT_POLL_S = 1.0
+SWEEP_EVERY_S = 600.0
+"""How often a server sweeps the store's leftovers (at start, then this often): cheap, and rarely needed."""
 NOT_A_TASK = types.ToolExecution(task_support="forbidden")
 """Every tool answers within its call (no MCP task mode), as the reference lists it."""
 
@@ -88,12 +91,26 @@ class Settler:
         self.task_group: anyio.abc.TaskGroup | None = None
         self.queued: collections.deque[Any] = collections.deque()
 
-    async def flushed(self) -> None:
-        """The oldest queued message is on the pipe now."""
-        if self.queued:
-            request_id = self.queued.popleft()
+    async def flush_then_settle(self, flush: Callable[[], None]) -> None:
+        """Flush the oldest queued message onto the pipe and settle its batch in the same worker
+        thread right after the write: no task hop and no lock wait between "written" and "settled"
+        (the duplicate window, docs/protocol.md §4). The slot leaves the queue only once the flush
+        succeeded, so the unsent-expiry never restores a batch whose response is being written."""
+        request_id = self.queued[0] if self.queued else None
+        written = False
+
+        def step() -> None:
+            nonlocal written
+            flush()
+            written = True
             if request_id is not None:
-                await finish_async(self.settle, request_id)
+                self.settle(request_id)
+
+        try:
+            await finish_async(step)
+        finally:
+            if written and self.queued:
+                self.queued.popleft()
 
     def hold(self, request_id: Any, handoff: Handoff) -> None:
         self.waiting[request_id] = handoff
@@ -170,8 +187,7 @@ class SettlingStdout:
         return written
 
     async def flush(self) -> None:
-        await self.inner.flush()
-        await self.settler.flushed()
+        await self.settler.flush_then_settle(self.inner.wrapped.flush)
 
 
 def claim_stdout() -> Any:
@@ -318,6 +334,16 @@ async def _watch_parent(agent: Agent, settler: Settler, parent: int) -> None:
         await anyio.sleep(PARENT_POLL_S)
 
 
+async def _sweep_rarely(agent: Agent) -> None:
+    """Sweep what killed processes left in the store (Store.sweep), off the loop; a failure waits a round."""
+    while True:
+        with contextlib.suppress(OxtailError):
+            report = await call_async(agent.ctx.store.sweep, agent.ctx.clock.now_ms())
+            if report.temps or report.locks or report.quarantines or report.inboxes:
+                safe_emit(agent.ctx.tracer, "store_swept", **attrs.asdict(report))
+        await anyio.sleep(SWEEP_EVERY_S)
+
+
 async def _watch_signals(agent: Agent, settler: Settler) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
@@ -350,6 +376,7 @@ async def serve(agent: Agent, parent: int) -> None:
             tg.start_soon(_watch_parent, agent, settler, parent)
             tg.start_soon(_watch_signals, agent, settler)
             start_watchdogs(agent, tg)  # before the transport connects (selfheal §1.3)
+            tg.start_soon(_sweep_rarely, agent)
             server = build_server(agent, settler, tg)
             stdout = SettlingStdout(claim_stdout(), settler)
             stdin = ScreenedStdin(

@@ -1,0 +1,44 @@
+"""The duplicate window under SIGKILL (issue 13 item 7): 200 kills of a reading ``oxtail-mcp``.
+
+Run: ``.venv/bin/python benchmarks/bench_kill_window.py [--kills 200] [--senders 6] [--seed 7]``.
+Real servers over stdio with the official MCP client (tests/support/kill_window.py): six peers send
+all along while the receiver's server is SIGKILLed at random moments during its reads and
+restarted. Prints acknowledged sends, lost (must be 0), duplicated copies and duplicated per kill;
+docs/benchmarks.md ("The duplicate window") quotes them. Takes a few seconds per kill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.kill_window import run_kills
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=200)
+    parser.add_argument("--senders", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="oxtail-killwin-") as tmp:
+        run = run_kills(Path(tmp), kills=args.kills, senders=args.senders, seed=args.seed)
+    print(f"kills                {run.kills}")
+    print(f"acknowledged sends   {run.sent}")
+    print(f"received (distinct)  {run.received}")
+    print(f"lost                 {run.lost}")
+    print(f"duplicated copies    {run.duplicated}")
+    per_kill = run.duplicated_per_kill
+    print(f"duplicated per kill  {per_kill:.4f}  (per 1,000 kills: {per_kill * 1000:.1f})")
+    print(f"largest read         {run.largest_read}")
+    print(f"refused while down   {run.refused}")
+    print(f"wall time            {run.seconds:.0f} s")
+    if run.lost:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
