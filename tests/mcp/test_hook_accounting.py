@@ -22,7 +22,8 @@ import pytest
 
 from oxtail_core import Envelope, Peer
 from oxtail_core.routing import session_inbox
-from oxtail_fs.layout import Layout, lock_path
+from oxtail_fs.journal import single_name
+from oxtail_fs.layout import Layout, inbox_stem, lock_path
 from oxtail_fs.locks import hold
 from oxtail_fs.store import FsStore
 from oxtail_mcp.hooks import receipts, render
@@ -364,7 +365,10 @@ def test_a_hook_killed_before_its_write_finished_leaves_no_receipt_and_redeliver
 def test_receipts_are_written_after_the_envelope_and_before_the_batch_is_settled_a4(
     home: Path, store: FsStore, peers: tuple[Peer, Peer]
 ) -> None:
-    """The hook cannot settle while we hold the inbox lock: its receipts exist, its batch stays in flight."""
+    """The hook cannot settle while we hold the inbox lock: its receipts exist, its batch stays in flight.
+
+    A settle is lock-free unless a journal of the inbox is pending (docs/protocol.md §4), so one is
+    planted (unreadable: the next locked operation sets it aside) to make this settle take the lock."""
     sender, _ = peers
     ids = [send(sender, f"{i}:" + "z" * 8000) for i in range(12)]
     big = {"OXTAIL_HOOK_MAX_BODY_CHARS": "1000000"}
@@ -372,6 +376,7 @@ def test_receipts_are_written_after_the_envelope_and_before_the_batch_is_settled
     wait_in_flight(store, proc)
     assert receipted(home) == set()  # blocked in its write: nothing receipted yet
     inflight = home / "inflight"
+    (home / "journal" / single_name(inbox_stem(session_inbox(ME)))).write_bytes(b"not a journal")
     with hold(lock_path(Layout(home).inbox(session_inbox(ME))), 5.0, 0.005):
         assert proc.stdout is not None
         shown = proc.stdout.read()  # the hook finishes its write, receipts, fails to settle, exits

@@ -44,7 +44,7 @@ class Fleet:
     servers: dict[int, subprocess.Popen[bytes]] = attrs.Factory(dict)
 
     def join(self, session_id: str, *, started_at: int | None = None, purpose: str | None = None) -> Peer:
-        server = subprocess.Popen(["sleep", "300"])
+        server = subprocess.Popen(["sleep", "300"], cwd=self.proj)  # its real cwd is the scope
         self.servers[server.pid] = server
         peer = Peer.join(
             self.ctx,

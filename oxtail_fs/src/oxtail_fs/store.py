@@ -34,7 +34,7 @@ from oxtail_core.convert import (
 )
 from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.foreign import is_foreign
-from oxtail_core.ids import hash32
+from oxtail_core.ids import canonical_session_id, hash32
 from oxtail_core.model import (
     ActivityMarker,
     ActivityStatus,
@@ -53,7 +53,6 @@ from oxtail_core.model import (
 )
 from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
 from oxtail_core.reservations import Reservation
-from oxtail_core.routing import inboxes_of
 from oxtail_core.wire import WireError, dumps, loads, utf8
 from oxtail_fs import ledger
 from oxtail_fs.atomic import (
@@ -708,9 +707,11 @@ class FsStore:
         for entry in entries:
             if is_foreign(entry):
                 continue
-            inboxes = list(inboxes_of(entry))
+            # the routing module's inboxes_of, spelt out: the hook imports this store, not routing
+            inboxes = [InboxId.for_process(entry.server_pid, entry.started_at)]
             if entry.session_id:
-                inboxes.append(InboxId.for_session(entry.session_id))
+                sid = entry.session_id
+                inboxes += [InboxId.for_session(canonical_session_id(sid)), InboxId.for_session(sid)]
             stems.update(inbox_stem(inbox) for inbox in inboxes)
         return frozenset(stems)
 
