@@ -12,24 +12,13 @@ from pathlib import Path
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.testing.contract import mint
 from oxtail_fs.store import FsStore
-from tests.support.e2e import SERVER_COMMAND, World, wait_until
+from tests.support.e2e import World, spawn_raw, wait_until
 
 
 def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
-
-
-def spawn(w: World, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [SERVER_COMMAND],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=w.env(),
-        cwd=cwd,
-    )
 
 
 def age(path: Path, seconds: float) -> None:
@@ -56,7 +45,7 @@ def test_a_starting_server_sweeps_a_dead_writers_temp_and_an_empty_orphaned_inbo
     mail = InboxId.for_session("someone-with-mail")
     store.append(mail, [mint(2)])
     age(store._layout.inbox(mail), 8 * 86_400)
-    proc = spawn(w, proj)
+    proc = spawn_raw(w, proj)
     try:
         assert wait_until(lambda: not temp.exists() and not box.exists() and not lock.exists(), 20)
         assert store.depth(mail) == 1  # mail is never swept
@@ -73,7 +62,7 @@ def test_a_starting_server_sweeps_a_dead_writers_temp_and_an_empty_orphaned_inbo
 def test_stdin_closed_before_the_server_ever_served_still_exits_and_unregisters(tmp_path: Path) -> None:
     w = World(tmp_path)
     proj = w.project("proj")
-    proc = spawn(w, proj)
+    proc = spawn_raw(w, proj)
     try:
         assert proc.stdin is not None
         proc.stdin.close()  # EOF during startup: before any handshake, perhaps before any listener

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.support.e2e import SERVER_COMMAND, World, wait_until
+from tests.support.e2e import SERVER_COMMAND, World, spawn_raw, wait_until
 
 
 def gone(pid: int) -> bool:
@@ -25,17 +25,6 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def spawn(w: World, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [SERVER_COMMAND],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=w.env(),
-        cwd=cwd,
-    )
 
 
 def registered(w: World, pid: int) -> bool:
@@ -67,7 +56,7 @@ def initialize(proc: subprocess.Popen) -> dict:
 def test_registry_entry_lives_until_stdin_eof(tmp_path: Path) -> None:
     w = World(tmp_path)
     proj = w.project("proj")
-    proc = spawn(w, proj)
+    proc = spawn_raw(w, proj)
     try:
         assert wait_until(lambda: registered(w, proc.pid), 20)
         answer = initialize(proc)
@@ -87,7 +76,7 @@ def test_registry_entry_lives_until_stdin_eof(tmp_path: Path) -> None:
 def test_sigterm_while_serving_exits_and_removes_entry(tmp_path: Path) -> None:
     w = World(tmp_path)
     proj = w.project("proj")
-    proc = spawn(w, proj)
+    proc = spawn_raw(w, proj)
     try:
         assert wait_until(lambda: registered(w, proc.pid), 20)
         assert initialize(proc)["result"]["serverInfo"]["name"] == "oxtail"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import queue
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oxtail_mcp.server.screen import Drop, Reject, screen
-from tests.support.e2e import SERVER_COMMAND, World
+from tests.support.e2e import World, spawn_raw
 
 LONE = "\\ud800"  # as the client writes it: an escaped lone surrogate
 
@@ -91,14 +90,7 @@ class RawServer:
     """One ``oxtail-mcp`` on raw pipes; its output lines are parsed into a queue by a thread."""
 
     def __init__(self, w: World, cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [SERVER_COMMAND],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=w.env(),
-            cwd=cwd,
-        )
+        self.proc = spawn_raw(w, cwd)
         self.out: queue.Queue[dict[str, Any]] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         self.next_id = 1000

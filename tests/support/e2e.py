@@ -640,6 +640,18 @@ def world(tmp_path: Path, *, tmux: bool = False) -> Iterator[World]:
             w.close()
 
 
+def spawn_raw(w: World, cwd: Path) -> subprocess.Popen[bytes]:
+    """One ``oxtail-mcp`` on raw pipes (no MCP client): for tests that drive the bytes themselves."""
+    return subprocess.Popen(
+        [SERVER_COMMAND],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=w.env(),
+        cwd=cwd,
+    )
+
+
 def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.01) -> Any:
     """Poll until ``predicate()`` is truthy; return it, or its last (falsy) value after the deadline."""
     deadline = time.monotonic() + timeout_s
