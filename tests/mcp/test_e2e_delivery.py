@@ -15,8 +15,17 @@ import psutil
 from tests.support.e2e import DirectAgent, sid, wait_until, world
 
 
-def reader(agent: DirectAgent, stop: threading.Event, got: list[dict], errors: list[str]) -> threading.Thread:
-    """Read the agent's inbox in a loop until ``stop``; a failed call (server down) is retried."""
+def reader(
+    agent: DirectAgent,
+    stop: threading.Event,
+    got: list[dict],
+    errors: list[str],
+    ended: list[int] | None = None,
+) -> threading.Thread:
+    """Read the agent's inbox in a loop until ``stop``; a failed call (server down) is retried.
+
+    ``ended`` (one counter) counts the calls that have returned, either way.
+    """
 
     def run() -> None:
         while not stop.is_set():
@@ -26,6 +35,9 @@ def reader(agent: DirectAgent, stop: threading.Event, got: list[dict], errors: l
                 errors.append(str(exc)[:200])
                 time.sleep(0.01)
                 continue
+            finally:
+                if ended is not None:
+                    ended[0] += 1
             got.extend(body["messages"])
 
     thread = threading.Thread(target=run, daemon=True)
@@ -99,7 +111,8 @@ def test_receiver_sigkilled_and_restarted_loses_nothing_acknowledged(tmp_path: P
         stop_reading = threading.Event()
         got: list[dict] = []
         errors: list[str] = []
-        read_thread = reader(receiver, stop_reading, got, errors)
+        ended = [0]
+        read_thread = reader(receiver, stop_reading, got, errors, ended)
         senders = [threading.Thread(target=send_loop, args=(a, t)) for a, t in ((s1, "a"), (s2, "b"))]
         for thread in senders:
             thread.start()
@@ -108,6 +121,10 @@ def test_receiver_sigkilled_and_restarted_loses_nothing_acknowledged(tmp_path: P
             pid = receiver.server_pid()
             os.kill(pid, signal.SIGKILL)
             assert wait_until(lambda p=pid: gone(p))
+            # What the dead server wrote before the kill is in the pipe: the client must read it before
+            # the test tears that client down, exactly as a live host would (the read in flight ends).
+            calls = ended[0]
+            assert wait_until(lambda n=calls: ended[0] > n, 10)
             receiver.restart()
             receiver.claim(sid(1))
             got_before = len(got)
@@ -116,7 +133,12 @@ def test_receiver_sigkilled_and_restarted_loses_nothing_acknowledged(tmp_path: P
         for thread in senders:
             thread.join(30)
         final = set(acked)
-        assert wait_until(lambda: final <= {m["id"] for m in got}, 15), "acknowledged mail was lost"
+        if not wait_until(lambda: final <= {m["id"] for m in got}, 15):
+            missing = sorted(final - {m["id"] for m in got})
+            statuses = {m: s1.ok("message_status", {"message_id": m}).get("status") for m in missing[:5]}
+            raise AssertionError(
+                f"acknowledged mail was lost: {len(missing)} ids, {statuses}, errors {errors[-3:]}"
+            )
         stop_reading.set()
         read_thread.join(10)
         counts = Counter(m["id"] for m in got)

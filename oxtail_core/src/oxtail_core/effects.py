@@ -86,14 +86,14 @@ async def run_async(
     while True:
         outcome, cancelled = step
         if isinstance(outcome, _Done):
-            if cancelled:
+            if cancelled is not None:
                 if abandon is not None:
                     await _off_loop(abandon, outcome.value)
-                raise asyncio.CancelledError
+                raise cancelled
             return outcome.value  # type: ignore[no-any-return]
-        if cancelled:
+        if cancelled is not None:
             await _off_loop(_cancel, flow)
-            raise asyncio.CancelledError
+            raise cancelled
         try:
             result = await _perform_async(outcome, store, clock)
         except asyncio.CancelledError:
@@ -123,23 +123,26 @@ def _advance(flow: Flow[Any], sent: Any) -> Effect | _Done:
         return _Done(stop.value)
 
 
-async def _off_loop(fn: Callable[..., R], *args: Any) -> tuple[R, bool]:
+async def _off_loop(fn: Callable[..., R], *args: Any) -> tuple[R, asyncio.CancelledError | None]:
     """Run ``fn(*args)`` in a worker thread and wait for it *to finish*, even through a cancellation.
 
-    Returns the result and whether the task was cancelled meanwhile; the
-    caller decides what a cancellation means once the step is done.
+    Returns the result and the cancellation that arrived meanwhile (None if
+    none did); the caller decides what it means once the step is done, and
+    re-raises *that* exception: a cancel scope (anyio's, asyncio's timeout)
+    recognizes its own cancellation by the exception it delivered, so a fresh
+    one would escape the scope that asked for it.
     """
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
     future = loop.run_in_executor(None, functools.partial(context.run, fn, *args))
-    cancelled = False
+    cancelled: asyncio.CancelledError | None = None
     while True:
         try:
             return await asyncio.shield(future), cancelled
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if future.cancelled():
                 raise
-            cancelled = True
+            cancelled = exc
 
 
 async def call_async(fn: Callable[..., R], *args: Any, abandon: Callable[[R], None] | None = None) -> R:
@@ -149,10 +152,10 @@ async def call_async(fn: Callable[..., R], *args: Any, abandon: Callable[[R], No
     ``abandon`` (to put back what it took), then propagates.
     """
     result, cancelled = await _off_loop(fn, *args)
-    if cancelled:
+    if cancelled is not None:
         if abandon is not None:
             await _off_loop(abandon, result)
-        raise asyncio.CancelledError
+        raise cancelled
     return result
 
 
