@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,3 +83,19 @@ def test_a_forged_tmux_session_neither_lists_an_agent_nor_opens_another_projects
                 read = me.ok("read_session", {"name": "elsewhere", "mode": "pane"})
                 assert read["error"] == "session 'elsewhere' not in project scope", read
                 assert "OTHER-PROJECT-SECRET" not in json.dumps(read)
+
+
+def test_status_lists_an_agent_by_where_its_process_works_not_by_its_entry(tmp_path: Path) -> None:
+    with world(tmp_path) as w:
+        proj, other = w.project("proj"), w.project("other")
+        cli = str(Path(sys.executable).with_name("oxtail-mcp"))
+
+        def listed() -> list[str | None]:
+            run = [cli, "status", str(proj), "--json"]
+            out = subprocess.run(run, env=w.env(), capture_output=True, text=True, check=True).stdout
+            return [agent["session_id"] for agent in json.loads(out)["agents"]]
+
+        with _entry_for_a_process_in(w, other, proj, sid(8)):  # claims our project, works elsewhere
+            assert sid(8) not in listed()
+        with _entry_for_a_process_in(w, proj, other, sid(9)):  # claims elsewhere, works here
+            assert sid(9) in listed()

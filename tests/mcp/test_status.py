@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,13 +109,35 @@ def test_last_wakes_reads_the_newest_outcome_per_target(tmp_path: Path) -> None:
     assert status.last_wakes(tmp_path / "missing") == {}
 
 
+@pytest.fixture
+def residents() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes that stand in for agents' servers; killed at the end of the test."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
 def live_agent(
-    home: Path, project: Path, client: str, *, tmux_session: str | None = None, purpose: str | None = None
+    home: Path,
+    project: Path,
+    client: str,
+    residents: list[subprocess.Popen[bytes]],
+    *,
+    tmux_session: str | None = None,
+    purpose: str | None = None,
 ) -> FsStore:
-    """A state dir whose registry lists this test process as agent ``A`` (a ``client``) in ``project``."""
+    """A state dir whose registry lists a live process working in ``project`` as agent ``A`` (a ``client``).
+
+    The process really runs there: status scopes agents by the working directory the
+    system reports for the process, not by the cwd its registry file claims.
+    """
     project.mkdir()
     store = FsStore(home)
-    pid = os.getpid()
+    proc = subprocess.Popen(["sleep", "300"], cwd=project)
+    residents.append(proc)
+    pid = proc.pid
     state = StateCard(purpose=purpose, updated_at=NOW // 1000) if purpose else None
     store.registry_put(
         RegistryEntry(
@@ -130,10 +153,12 @@ def live_agent(
 
 
 @pytest.fixture
-def live_project(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
-    """A state dir with one live agent (this test process) in ``project``, two messages and an open ask."""
+def live_project(
+    tmp_path: Path, residents: list[subprocess.Popen[bytes]]
+) -> tuple[Path, Path, dict[str, str]]:
+    """A state dir with one live agent in ``project``, two messages and an open ask."""
     home, project = tmp_path / "state", tmp_path / "project"
-    store = live_agent(home, project, "codex", tmux_session="work", purpose="writing docs")
+    store = live_agent(home, project, "codex", residents, tmux_session="work", purpose="writing docs")
     store.append(
         session_inbox(A),
         [Envelope(id="00000000000000a1", body="x"), Envelope(id="00000000000000a2", body="y")],
@@ -198,9 +223,11 @@ def test_cli_rejects_unknown_flags() -> None:
     assert done.returncode == 2 and "usage: oxtail-mcp status" in done.stderr
 
 
-def test_status_tells_the_user_when_a_claude_code_agents_hooks_are_missing(tmp_path: Path) -> None:
+def test_status_tells_the_user_when_a_claude_code_agents_hooks_are_missing(
+    tmp_path: Path, residents: list[subprocess.Popen[bytes]]
+) -> None:
     home, project = tmp_path / "state", tmp_path / "proj"
-    live_agent(home, project, "claude-code")
+    live_agent(home, project, "claude-code", residents)
     env = dict(os.environ, OXTAIL_HOME=str(home), HOME=str(tmp_path))
     run = [CLI, "status", str(project)]
     text = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout

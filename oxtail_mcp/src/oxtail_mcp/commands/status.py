@@ -34,7 +34,7 @@ from oxtail_core.ids import canonical_session_id
 from oxtail_core.model import ActivityMarker, PendingAsk, RegistryEntry
 from oxtail_core.protocols import Store
 from oxtail_core.reservations import Reservation, grace_from_env, sweep
-from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox
+from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox, working_dir
 from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
 from oxtail_fs.project import LocalHost
@@ -193,7 +193,7 @@ def _collect(
     rows = []
     for alive, entries in ((True, live), (False, dead)):
         for entry in entries:
-            if not ctx.host.same_project(root, entry.client.cwd):
+            if not ctx.host.same_project(root, working_dir(ctx, entry)):
                 continue
             sid = canonical_session_id(entry.session_id) if entry.session_id else None
             rows.append(
