@@ -54,7 +54,7 @@ class ClaimRace(RaceMachine):
         if actor == "claim:R" and method == "registry_put":
             self.claim_published_at = self.calls
         if method == "registry_entries" and actor.startswith("send:"):
-            self.resolved_at[actor] = self.calls
+            self.resolved_at.setdefault(actor, self.calls)  # its resolution; a later listing is a fold
 
     @precondition(lambda self: any(self.free(f"send:{s}") for s in ("S1", "S2")))
     @rule(sender=st.sampled_from(["S1", "S2"]))
@@ -63,6 +63,7 @@ class ClaimRace(RaceMachine):
         if not self.free(slot):
             return
         self.n += 1
+        self.resolved_at.pop(slot, None)
         ctx, me, body = self.ctxs[sender], self.me[sender], f"m{self.n}"
 
         def op() -> Any:
@@ -164,5 +165,26 @@ def test_late_append_after_reap_of_a_dead_unclaimed_server_is_refused_not_strand
         machine.me["R"] = entry(101, R_SID, started_at=1_800_000_007, tmux_pane="%5", tmux_session="rsess")
         publish(machine.main_ctx, machine.me["R"])  # the successor in the same pane
         machine.teardown()
+    finally:
+        machine.close()
+
+
+def test_late_append_inside_the_successors_reap_is_folded_by_its_sender() -> None:
+    """The append lands between the successor's merge of R's inbox and its removal of R's breadcrumb:
+    the removal sees mail and keeps the breadcrumb, and the successor's reads never look there, so the
+    sender itself, seeing R dead after its append, folds the message into the successor's inbox."""
+    machine = _stranding_prefix()
+    try:
+        machine.die_and_replace()
+        while machine.slots["claim:R"][0].next_call != "registry_remove_if_drained":
+            machine.advance("claim:R")
+        machine.advance("send:S1")  # the append: R's breadcrumb still stands, so it is let in
+        while "send:S1" in machine.slots:
+            machine.advance("send:S1")
+        assert isinstance(machine.outcomes["send:S1"], Sent)
+        while "claim:R" in machine.slots:
+            machine.advance("claim:R")
+        assert 100 not in {e.server_pid for e in machine.inner.registry_entries()}
+        machine.teardown()  # final checks: the successor's own reads reach the message
     finally:
         machine.close()

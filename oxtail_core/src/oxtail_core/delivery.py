@@ -19,7 +19,7 @@ from oxtail_core.ids import canonical_session_id, new_id
 from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
 from oxtail_core.model import Envelope, RegistryEntry, check_body
 from oxtail_core.receipts import record_outbox
-from oxtail_core.routing import inbox_of
+from oxtail_core.routing import fold_if_dead, inbox_of
 from oxtail_core.trace import safe_emit
 from oxtail_core.wire import utf8len
 
@@ -112,6 +112,8 @@ def deliver(
         appended = ctx.store.append(inbox, [envelope])
     else:
         appended = ctx.store.append(inbox, [envelope], only_if_registered=peer)
+        if appended:
+            fold_if_dead(ctx, peer)
     if appended:
         record_outbox(ctx, peer, envelope)
     return appended

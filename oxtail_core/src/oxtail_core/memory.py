@@ -6,6 +6,7 @@ moment an inbox they watch changes.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Hashable, Sequence
 
@@ -94,6 +95,9 @@ class MemoryStore:
     def settle(self, batch: Batch) -> None:
         with self._lock:
             self._in_flight.get(batch.inbox, {}).pop(batch.batch_id, None)
+
+    def prepare_settle(self, batch: Batch) -> Callable[[], None]:
+        return functools.partial(self.settle, batch)
 
     def restore(self, batch: Batch, ids: Sequence[str] | None = None) -> None:
         with self._lock:

@@ -144,6 +144,16 @@ class Store(Protocol):
     def settle(self, batch: Batch) -> None:
         """Forget an in-flight batch: its messages have reached their reader."""
 
+    def prepare_settle(self, batch: Batch) -> Callable[[], None]:
+        """Everything :meth:`settle` needs but its last step, which the returned callable performs.
+
+        A server hands a batch on by writing its response to a pipe nobody
+        acknowledges; a crash after the write and before the settle brings the
+        batch back (the duplicate window). Preparing first leaves only the
+        commit inside that window (one ``unlink`` in the file store). The
+        callable is called at most once, by the batch's holder.
+        """
+
     def restore(self, batch: Batch, ids: Sequence[str] | None = None) -> None:
         """Put a batch's messages (or those with the given ids) back at the front of the inbox,
         in their original order; the rest of the batch stays in flight."""

@@ -22,7 +22,7 @@ target's inboxes, in this order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from oxtail_core.context import Context
 from oxtail_core.errors import StoreError
@@ -73,6 +73,19 @@ def settle_delivered(ctx: Context, batch: Batch, via: ReceiptVia, recipient: str
 def settle_handoff(ctx: Context, handoff: Handoff) -> None:
     """:func:`settle_delivered` for a :class:`~oxtail_core.results.Handoff`."""
     settle_delivered(ctx, handoff.batch, handoff.via, handoff.recipient)
+
+
+def prepare_handoff(ctx: Context, handoff: Handoff) -> Callable[[], None]:
+    """:func:`settle_handoff` split in two: call this before handing the messages on, and the
+    callable it returns right after; it commits the settle first (the store's one step, see
+    :meth:`~oxtail_core.protocols.Store.prepare_settle`), then writes the receipts."""
+    commit = ctx.store.prepare_settle(handoff.batch)
+
+    def settled() -> None:
+        commit()
+        write_receipts(ctx, handoff.batch.envelopes, handoff.via, handoff.recipient)
+
+    return settled
 
 
 def record_outbox(ctx: Context, peer: RegistryEntry, envelope: Envelope) -> None:

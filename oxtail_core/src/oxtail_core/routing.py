@@ -142,6 +142,26 @@ def _reap(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> 
         pass  # any doubt keeps the breadcrumb; the next reader retries
 
 
+def fold_if_dead(ctx: Context, entry: RegistryEntry) -> None:
+    """After appending to an unclaimed server's inbox: if that server has died meanwhile, reap it now.
+
+    Its breadcrumb let the append in, but the heir in its pane may have
+    published (and reaped it) before the append landed, and the heir's reads
+    do not look at a dead process's inbox: the mail would wait for whoever
+    next lists the registry. Folding here closes that: the server died before
+    any reap of it, so either that reap ran after our append (and took it) or
+    this check sees the death and folds it. Best effort; a doubt keeps the
+    breadcrumb, as in every reap.
+    """
+    if _alive(ctx, entry):
+        return
+    try:
+        live = [e for e in ctx.store.registry_entries() if _alive(ctx, e)]
+    except StoreError:
+        return
+    _reap(ctx, entry, live)
+
+
 def _stranded(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> bool:
     """The dead-breadcrumb keep-gate (accounting.md §1.7): a dead agent whose session still has mail
     waiting or an open obligation keeps its entry (never a live target) so that status shows the

@@ -87,6 +87,10 @@ def parse_lines(data: bytes, known: dict[bytes, Envelope] | None = None) -> tupl
     return good, bad
 
 
+def _nothing() -> None:
+    """The commit of a settle with nothing to do (a batch id that names no file of ours)."""
+
+
 class InboxFiles:
     """The inbox part of the filesystem store (every method runs under the inbox locks it needs)."""
 
@@ -302,23 +306,36 @@ class InboxFiles:
             return batch
 
     def settle(self, batch: Batch) -> None:
-        """Delete the batch file: with no journal of this inbox pending, one ``unlink`` and no lock.
+        self.prepare_settle(batch)()
 
-        That is the step between a reader's response write and "settled" (the duplicate window,
-        docs/protocol.md §4), so it must not wait for the inbox lock. Lock-free is safe: only the
-        holder settles or restores its batch, a journal names a batch only for its restore or its
-        holder's recovery (never while the holder lives and settles), and takes and merges do not
-        name existing batches. A pending journal of the inbox (a restore that failed half-way, say)
-        could name this batch, so then the journals are resolved under the lock first, as before.
+    def prepare_settle(self, batch: Batch) -> Callable[[], None]:
+        """Settling is deleting the batch file: with no journal of this inbox pending, the commit
+        is one ``unlink`` with its path built here, and no lock.
+
+        The commit is the step between a reader's response write and "settled" (the duplicate
+        window, docs/protocol.md §4), so it must not wait for the inbox lock nor list a directory.
+        Lock-free is safe: only the holder settles or restores its batch, a journal names a batch
+        only for its restore or its holder's recovery (never while the holder lives and settles),
+        and takes and merges do not name existing batches; so a journal that appears after this
+        check cannot name this batch. A journal of the inbox pending now (a restore that failed
+        half-way, say) could, so then the commit resolves the journals under the lock first.
         """
         if not is_batch_id(batch.batch_id):
-            return
+            return _nothing
         stem = inbox_stem(batch.inbox)
+        path = self._layout.batch(stem, batch.batch_id)
         if not self._journal_pending(stem):
-            unlink_missing_ok(self._layout.batch(stem, batch.batch_id))
-            return
-        with self._resolved([stem]):
-            unlink_missing_ok(self._layout.batch(stem, batch.batch_id))
+
+            def unlink() -> None:
+                unlink_missing_ok(path)
+
+            return unlink
+
+        def resolved_then_unlink() -> None:
+            with self._resolved([stem]):
+                unlink_missing_ok(path)
+
+        return resolved_then_unlink
 
     def _journal_pending(self, stem: str) -> bool:
         try:

@@ -250,6 +250,10 @@ class FsStore:
         self._inboxes.settle(batch)
 
     @_store_op
+    def prepare_settle(self, batch: Batch) -> Callable[[], None]:
+        return _store_op(self._inboxes.prepare_settle(batch))
+
+    @_store_op
     def restore(self, batch: Batch, ids: Sequence[str] | None = None) -> None:
         self._inboxes.restore(batch, ids)
 

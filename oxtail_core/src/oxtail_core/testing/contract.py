@@ -126,6 +126,19 @@ class StoreContract:
         assert store.in_flight(ME) == []
         assert store.recover(ME, lambda h: False) == 0
 
+    def test_a_prepared_settle_settles_only_when_committed(self, store: Any) -> None:
+        store.append(ME, [mint(1), mint(2)])
+        batch = take_all(store)
+        commit = store.prepare_settle(batch)
+        assert [b.batch_id for b in store.in_flight(ME)] == [batch.batch_id]  # nothing settled yet
+        assert store.recover(ME, lambda h: False) == 2  # a crash before the commit brings it back
+        commit()  # a late commit of a batch recovered meanwhile takes nothing
+        assert store.depth(ME) == 2
+        again = take_all(store)
+        assert ids(again.envelopes) == ids([mint(1), mint(2)])
+        store.prepare_settle(again)()
+        assert store.in_flight(ME) == [] and store.depth(ME) == 0
+
     def test_empty_append_and_empty_take(self, store: Any) -> None:
         store.append(ME, [])
         assert store.depth(ME) == 0

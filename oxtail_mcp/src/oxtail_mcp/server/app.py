@@ -32,7 +32,7 @@ from mcp.shared.message import SessionMessage
 
 from oxtail_core.effects import call_async, finish_async
 from oxtail_core.errors import OxtailError
-from oxtail_core.receipts import settle_handoff
+from oxtail_core.receipts import prepare_handoff, settle_handoff
 from oxtail_core.results import Handoff
 from oxtail_core.settings import positive_number
 from oxtail_core.trace import safe_emit
@@ -93,18 +93,22 @@ class Settler:
 
     async def flush_then_settle(self, flush: Callable[[], None]) -> None:
         """Flush the oldest queued message onto the pipe and settle its batch in the same worker
-        thread right after the write: no task hop and no lock wait between "written" and "settled"
-        (the duplicate window, docs/protocol.md §4). The slot leaves the queue only once the flush
-        succeeded, so the unsent-expiry never restores a batch whose response is being written."""
+        thread right after the write. The settle is prepared before the write, so between "written"
+        and "settled" there is only the store's commit (one ``unlink``): no task hop, no lock wait,
+        no directory listing (the duplicate window, docs/protocol.md §4). The slot leaves the queue
+        only once the flush succeeded, so the unsent-expiry never restores a batch whose response
+        is being written; a failed flush leaves the batch waiting, to be put back at exit."""
         request_id = self.queued[0] if self.queued else None
         written = False
 
         def step() -> None:
             nonlocal written
+            handoff = self.waiting.get(request_id) if request_id is not None else None
+            settled = prepare_handoff(self.agent.ctx, handoff) if handoff is not None else None
             flush()
             written = True
-            if request_id is not None:
-                self.settle(request_id)
+            if settled is not None and self.waiting.pop(request_id, None) is handoff:
+                settled()
 
         try:
             await finish_async(step)
@@ -122,11 +126,6 @@ class Settler:
         if self.waiting.get(request_id) is handoff and request_id not in self.queued:
             with contextlib.suppress(OxtailError):
                 await finish_async(self.restore, request_id)
-
-    def settle(self, request_id: Any) -> None:
-        handoff = self.waiting.pop(request_id, None)
-        if handoff is not None:
-            settle_handoff(self.agent.ctx, handoff)
 
     def restore(self, request_id: Any) -> None:
         handoff = self.waiting.pop(request_id, None)
