@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from oxtail_core.naming import canonical_session_id, hash32
 from oxtail_fs import proctree
-from oxtail_mcp.hooks.hook import canonical, hash32
 from tests.support.e2e import SERVER_COMMAND, base_env, sid, wait_until
 from tests.support.transcripts import claude_dir
 
@@ -62,7 +62,7 @@ class Box:
         return result
 
     def drop(self, session_id: str) -> Path:
-        return self.state / "session-starts" / hash32(canonical(session_id))
+        return self.state / "session-starts" / hash32(canonical_session_id(session_id))
 
 
 @pytest.fixture

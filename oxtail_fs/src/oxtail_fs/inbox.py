@@ -43,8 +43,9 @@ from oxtail_fs.atomic import (
     write_all,
     write_atomic,
 )
-from oxtail_fs.layout import FILE_MODE, INBOXES, JOURNAL, Layout, inbox_stem, is_batch_id, lock_path
+from oxtail_fs.layout import FILE_MODE, Layout, inbox_stem, is_batch_id, lock_path
 from oxtail_fs.locks import HeldLock, append_guarded, hold, read_seq
+from oxtail_fs.names import INBOXES, JOURNAL
 
 if TYPE_CHECKING:
     from oxtail_fs.inotify import DirWatch

@@ -24,17 +24,23 @@ from oxtail_core.errors import StoreError
 from oxtail_core.ids import HEX16, hash32, pair_key
 from oxtail_core.model import ClaimRecord
 from oxtail_core.protocols import InboxId
+from oxtail_fs.names import (
+    ACTIVITY,
+    INBOX_SUFFIX,
+    INBOXES,
+    INFLIGHT,
+    JOURNAL,
+    activity_name,
+    process_stem,
+    session_stem,
+)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
-INBOXES = "inboxes"
-INFLIGHT = "inflight"
-JOURNAL = "journal"
 RECEIVED = "received"
 PENDING = "pending-ask"
 AUTOWAKE = "autowake"
-ACTIVITY = "activity"
 REGISTRY = "registry"
 SESSIONS = "sessions"  # the reference's registry: read, never written (see Layout.legacy_registry)
 CLAIMS = "claims"
@@ -67,8 +73,7 @@ REGISTRY_NAME = re.compile(r"^[1-9][0-9]{0,9}\.json\Z")
 
 def inbox_stem(inbox: InboxId) -> str:
     """``s-<hash32(session id)>`` or ``p-<hash32("<pid>-<started_at>")>``; the prefix keeps kinds apart."""
-    prefix = "s" if inbox.kind == "session" else "p"
-    return f"{prefix}-{hash32(inbox.key)}"
+    return session_stem(inbox.key) if inbox.kind == "session" else process_stem(inbox.key)
 
 
 def is_batch_id(batch_id: object) -> bool:
@@ -144,10 +149,10 @@ class Layout:
 
     # Inboxes ------------------------------------------------------------------------
     def inbox(self, inbox: InboxId) -> Path:
-        return self.dir(INBOXES) / f"{inbox_stem(inbox)}.jsonl"
+        return self.dir(INBOXES) / f"{inbox_stem(inbox)}{INBOX_SUFFIX}"
 
     def stem_inbox(self, stem: str) -> Path:
-        return self.dir(INBOXES) / f"{stem}.jsonl"
+        return self.dir(INBOXES) / f"{stem}{INBOX_SUFFIX}"
 
     def inflight_dir(self, stem: str) -> Path:
         return self.dir(INFLIGHT) / stem
@@ -189,7 +194,7 @@ class Layout:
         return self.dir(WAITER_WAKE) / hash32(target)
 
     def activity(self, session_id: str) -> Path:
-        return self.dir(ACTIVITY) / hash32(session_id)
+        return self.dir(ACTIVITY) / activity_name(session_id)
 
     def legacy_activity(self, session_id: str) -> Path | None:
         """Where the reference's bash hooks keep the marker: the id with ``[^A-Za-z0-9_-]`` as ``_``.

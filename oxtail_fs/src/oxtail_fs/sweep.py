@@ -45,8 +45,9 @@ from oxtail_core.errors import StoreBusy
 from oxtail_core.protocols import SweepReport
 from oxtail_fs import journal
 from oxtail_fs.atomic import unlink_missing_ok
-from oxtail_fs.layout import INBOXES, INFLIGHT, JOURNAL, RECEIVED, TOP_DIRS, Layout, lock_path
+from oxtail_fs.layout import RECEIVED, TOP_DIRS, Layout, lock_path
 from oxtail_fs.locks import hold
+from oxtail_fs.names import INBOXES, INFLIGHT, JOURNAL
 
 TEMP_MIN_AGE_MS = 10 * 60_000
 """A write takes milliseconds; ten minutes also covers a writer in another pid namespace (seen as dead)."""

@@ -16,6 +16,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from oxtail_fs.names import state_dir
+
 
 def _override(env: Mapping[str, str], name: str) -> Path | None:
     value = env.get(name, "").strip()
@@ -30,7 +32,7 @@ def user_home(env: Mapping[str, str] = os.environ) -> Path:
 
 def state_home(env: Mapping[str, str] = os.environ) -> Path:
     """The state directory; ``OXTAIL_HOME`` (trimmed, non-empty) wins over ``$HOME/.oxtail``."""
-    return _override(env, "OXTAIL_HOME") or user_home(env) / ".oxtail"
+    return Path(state_dir(env))
 
 
 def claude_config_dir(env: Mapping[str, str] = os.environ) -> Path:

@@ -35,13 +35,17 @@ from __future__ import annotations
 import os
 import sys
 
-try:  # the builtin digest: hashlib would first load OpenSSL (~2 ms on the hot path)
-    from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
-except ImportError:
-    try:
-        from _sha2 import sha256  # type: ignore[import-not-found]  # CPython 3.12+
-    except ImportError:
-        from hashlib import sha256
+from oxtail_core.naming import canonical_session_id, hash32
+from oxtail_fs.names import (
+    ACTIVITY,
+    INBOX_SUFFIX,
+    INBOXES,
+    INFLIGHT,
+    JOURNAL,
+    activity_name,
+    session_stem,
+    state_dir,
+)
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path ~4 ms
 if TYPE_CHECKING:
@@ -65,41 +69,8 @@ CODEX_FIRED = ("hooks", "codex-fired")
 LOCK_TIMEOUT_S = 0.5
 """How long delivery waits for the inbox lock before leaving the mail for the next run."""
 
-_UUID_CHARS = frozenset("0123456789abcdefABCDEF-")
 _JSON_SPACE = " \t\n\r"
 _MARKER_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-
-
-# Mirrors of the store's naming rules, kept here so the hot path needs no core import.
-# tests/mcp/test_hook_delivery.py checks each against oxtail_core / oxtail_fs.
-def state_dir(env: Mapping[str, str]) -> str:
-    """Same rule as :func:`oxtail_mcp.home.state_home`, as a plain string."""
-    override = env.get("OXTAIL_HOME", "").strip()
-    if override:
-        return os.path.expanduser(override)
-    home = env.get("HOME", "").strip() or os.path.expanduser("~")
-    return os.path.join(home, ".oxtail")
-
-
-def canonical(session_id: str) -> str:
-    """Same rule as :func:`oxtail_core.ids.canonical_session_id`."""
-    shaped = len(session_id) == 36 and all(c in _UUID_CHARS for c in session_id)
-    return session_id.lower() if shaped else session_id
-
-
-def hash32(text: str) -> str:
-    """Same rule as :func:`oxtail_core.ids.hash32` (lone surrogates hash as U+FFFD)."""
-    if not text.isascii():
-        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
-    return str(sha256(text.encode("utf-8")).hexdigest())[:32]
-
-
-def activity_path(home: str, session_id: str) -> str:
-    return os.path.join(home, "activity", hash32(session_id))
-
-
-def inbox_stem(session_id: str) -> str:
-    return "s-" + hash32(session_id)
 
 
 # Input ---------------------------------------------------------------------------------------
@@ -153,7 +124,7 @@ def parse_json(data: bytes) -> object:
 
 def session_of(payload: Mapping[str, Any]) -> str | None:
     sid = payload.get("session_id")
-    return canonical(sid) if isinstance(sid, str) and sid else None
+    return canonical_session_id(sid) if isinstance(sid, str) and sid else None
 
 
 # Activity marker -------------------------------------------------------------------------------
@@ -163,7 +134,7 @@ def stamp(home: str, session_id: str, status: str, now_ms: int) -> None:
     The content is what ``FsStore.activity_put`` writes, so the server's
     ``activity_get`` reads it back.
     """
-    path = activity_path(home, session_id)
+    path = os.path.join(home, ACTIVITY, activity_name(session_id))
     tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
     data = f'{{"status":"{status}","at":{now_ms}}}'.encode("ascii")
     try:
@@ -193,17 +164,17 @@ def may_have_mail(home: str, session_id: str) -> bool:
     set aside (``*.corrupt``) and temp files do not count, or one bad file would
     cost every tool call a store import.
     """
-    stem = inbox_stem(session_id)
+    stem = session_stem(session_id)
     try:
-        if os.stat(os.path.join(home, "inboxes", stem + ".jsonl")).st_size > 0:
+        if os.stat(os.path.join(home, INBOXES, stem + INBOX_SUFFIX)).st_size > 0:
             return True
     except FileNotFoundError:
         pass
     except OSError:
         return True
     checks = (
-        (os.path.join(home, "inflight", stem), ""),
-        (os.path.join(home, "journal"), stem),
+        (os.path.join(home, INFLIGHT, stem), ""),
+        (os.path.join(home, JOURNAL), stem),
     )
     for directory, wanted in checks:
         try:
@@ -329,7 +300,7 @@ def run(event: str, stdin: IO[bytes] | None, env: Mapping[str, str], out_fd: int
     if action == "sessionstart":
         from oxtail_mcp.hooks import sessionstart
 
-        sessionstart.run(event, payload, home, lambda s: hash32(canonical(s)), now_ms // 1000)
+        sessionstart.run(event, payload, home, lambda s: hash32(canonical_session_id(s)), now_ms // 1000)
         return
     subagent = isinstance(payload.get("agent_id"), str) and bool(payload["agent_id"])
     if action == "busy" or (action == "userpromptsubmit" and not codex):
