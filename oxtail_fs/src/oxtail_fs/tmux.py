@@ -3,7 +3,9 @@
 Nothing a peer wrote ever reaches tmux unchecked: pane targets must be
 ``%<digits>`` (checked here, before the argument vector is built) and typed
 text is sent with ``-l --`` after removing control characters, so no key name,
-flag or newline in it can do more than print.
+flag or newline in it can do more than print. What a pane shows is read back
+(:meth:`Tmux.capture`) bounded: its visible screen only, at most
+:data:`CAPTURE_MAX_CHARS` of it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from oxtail_core.ids import is_pane_id
 
 DEFAULT_TIMEOUT_S = 2.0
 NOT_FOUND = "tmux not found"
+CAPTURE_MAX_CHARS = 65_536
+"""The most of a captured screen kept: its end, where both clients draw their status line."""
 
 
 @attrs.frozen
@@ -129,6 +133,18 @@ class Tmux:
             if name and path:
                 paths.setdefault(name, []).append(path)
         return paths
+
+    def capture(self, pane: str) -> str | None:
+        """The visible screen of ``pane`` as text (wrapped lines joined), or None if refused or failed.
+
+        No ``-e`` (escape sequences are not asked for) and no ``-S`` (no
+        scrollback): what the screen shows now, bounded by its size; a screen
+        beyond :data:`CAPTURE_MAX_CHARS` keeps its last characters.
+        """
+        if not is_pane_id(pane):
+            return None
+        result = self.run("capture-pane", "-p", "-J", "-t", pane)
+        return result.stdout[-CAPTURE_MAX_CHARS:] if result.ok else None
 
     def session_of(self, pane: str) -> str | None:
         """The name of the session holding ``pane``; None for a bad id, a failure or empty output."""
