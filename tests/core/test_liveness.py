@@ -18,11 +18,13 @@ from oxtail_core.errors import StoreError
 from oxtail_core.liveness import (
     CAPTURE_FLEET_CAP,
     LIVENESS,
+    PANE_REFRESH_MS,
     TAIL_MAX_CHARS,
     Capture,
     LivenessFacts,
     LivenessSettings,
     PaneActivity,
+    PaneSampler,
     Reason,
     State,
     Verdict,
@@ -135,8 +137,9 @@ def test_a_screen_without_esc_to_interrupt_is_not_busy_and_shows_no_working_line
     assert read_pane(screen) == PaneActivity(busy=False)
 
 
-def test_busy_is_matched_in_any_case_and_a_busy_screen_without_a_working_line_has_no_tail() -> None:
+def test_busy_is_matched_in_any_ascii_case_and_a_busy_screen_without_a_working_line_has_no_tail() -> None:
     assert read_pane("doing stuff · ESC to Interrupt") == PaneActivity(busy=True)
+    assert read_pane("e\u017fc to \u0131nterrupt") == PaneActivity(busy=False)  # look-alikes are not it
 
 
 def test_a_hostile_working_line_loses_every_control_bidi_and_wide_character() -> None:
@@ -144,6 +147,17 @@ def test_a_hostile_working_line_loses_every_control_bidi_and_wide_character() ->
     assert read_pane(hostile).tail == "Working (5s ]52;c;ZXZpbA== esc to interrupt)"
     long = read_pane("Working (" + "y" * 500 + " · esc to interrupt)")
     assert long.busy and long.tail == ("Working (" + "y" * 500)[:TAIL_MAX_CHARS]
+
+
+@given(st.text(), st.text())
+def test_any_screen_is_busy_exactly_when_it_shows_esc_to_interrupt_and_its_tail_is_display_safe(
+    above: str, below: str
+) -> None:
+    for screen in (above + below, above + "esc to interrupt" + below):
+        seen = read_pane(screen)
+        assert seen.busy == ("esc to interrupt" in screen.lower())
+        assert seen.busy or seen.tail is None
+        assert seen.tail is None or (seen.tail and all(" " <= ch <= "~" for ch in seen.tail))
 
 
 # §5.2 safety: capturing only what provably runs there --------------------------------------------
@@ -266,6 +280,31 @@ def test_a_fleet_pass_skips_the_dead_itself_and_the_paneless_and_captures_at_mos
     assert f.waker.captured == [f"%{100 + i}" for i in range(CAPTURE_FLEET_CAP)]
     assert set(busy) == {100 + i for i in range(CAPTURE_FLEET_CAP)}
     assert [pid for pid, seen in busy.items() if seen.busy] == [100]
+
+
+class SteppingClock(FakeClock):
+    """A fake clock the OS can also set back."""
+
+    def step_back(self, ms: int) -> None:
+        self._now -= ms
+
+
+def test_on_the_fake_clock_a_cockpit_reads_panes_again_each_slow_tick_and_reuses_them_between() -> None:
+    clock, passes = SteppingClock(), []
+
+    def sample() -> dict[int, PaneActivity]:
+        passes.append(clock.now_ms())
+        return {7: PaneActivity(busy=len(passes) % 2 == 1)}
+
+    sampler = PaneSampler(clock, sample)
+    t0 = clock.now_ms()
+    assert sampler.current() == {7: PaneActivity(busy=True)}
+    clock.advance(PANE_REFRESH_MS - 1)
+    assert sampler.current() == {7: PaneActivity(busy=True)} and passes == [t0]
+    clock.advance(1)
+    assert sampler.current() == {7: PaneActivity(busy=False)} and passes == [t0, t0 + PANE_REFRESH_MS]
+    clock.step_back(1)  # a sample from the future is never reused
+    assert sampler.current() == {7: PaneActivity(busy=True)} and passes[-1] == t0 + PANE_REFRESH_MS - 1
 
 
 # The decision ---------------------------------------------------------------------------------------

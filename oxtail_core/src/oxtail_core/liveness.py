@@ -36,7 +36,7 @@ import attrs
 
 from oxtail_core.errors import StoreError
 from oxtail_core.model import RegistryEntry
-from oxtail_core.protocols import Host, Waker
+from oxtail_core.protocols import Clock, Host, Waker
 from oxtail_core.settings import floored_number
 
 SKEW_TOLERANCE_S = 2
@@ -44,6 +44,9 @@ SKEW_TOLERANCE_S = 2
 
 CAPTURE_FLEET_CAP = 16
 """The most panes one ``status`` pass captures (§5.2 "where it runs")."""
+
+PANE_REFRESH_MS = 1_500
+"""The cockpit's slow tick: its pane reads are refreshed this often and reused in between (§5.2)."""
 
 TAIL_MAX_CHARS = 120
 """Ours: the longest working line kept for display (the reference clips only when rendering)."""
@@ -79,7 +82,7 @@ class LivenessSettings:
 
 # Reading a screen ---------------------------------------------------------------------------------
 
-_IN_FLIGHT = re.compile(r"esc to interrupt", re.IGNORECASE)
+_IN_FLIGHT = re.compile(r"esc to interrupt", re.IGNORECASE | re.ASCII)  # "ınterrupt" is not it
 _SPINNER = re.compile(r"([A-Za-z][A-Za-z'-]*\u2026)\s*(\([^)]*\))")  # Claude: "Gerund… (2m 2s · …)"
 _WORKING = re.compile(r"(?:Working|Thinking|Running|Generating|Processing)\b[^()]*\([^)]*\)", re.IGNORECASE)
 _SPACES = re.compile(r" {2,}")
@@ -235,6 +238,30 @@ def capture_fleet(
         if result.activity is not None:
             read_panes[entry.server_pid] = result.activity
     return read_panes
+
+
+class PaneSampler:
+    """A cockpit's pane reads: taken again once :data:`PANE_REFRESH_MS` has passed, reused in between.
+
+    ``sample`` is a fleet pass (:func:`capture_fleet` over the cockpit's
+    current rows). A clock that stepped back refreshes at once: a sample
+    from "the future" is never reused.
+    """
+
+    def __init__(
+        self, clock: Clock, sample: Callable[[], dict[int, PaneActivity]], every_ms: int = PANE_REFRESH_MS
+    ) -> None:
+        self._clock = clock
+        self._sample = sample
+        self._every_ms = every_ms
+        self._at: int | None = None
+        self._panes: dict[int, PaneActivity] = {}
+
+    def current(self) -> dict[int, PaneActivity]:
+        now = self._clock.now_ms()
+        if self._at is None or not 0 <= now - self._at < self._every_ms:
+            self._panes, self._at = self._sample(), now
+        return self._panes
 
 
 # The decision -------------------------------------------------------------------------------------
