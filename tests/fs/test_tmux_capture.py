@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from oxtail_fs.tmux import CAPTURE_MAX_CHARS, Tmux
+from oxtail_fs.tmux import CAPTURE_MAX_CHARS, PaneInfo, Tmux
 from oxtail_fs.waker import TmuxWaker
 from tests.support.tmux import PrivateTmux, private_tmux, wait_for
 
@@ -84,3 +85,26 @@ def test_a_huge_screen_keeps_only_its_last_characters(tmp_path: Path) -> None:
     text = tmux.capture("%3")
     assert text is not None and len(text) == CAPTURE_MAX_CHARS and text.endswith("xEND")
     assert calls.read_text() == "capture-pane -p -J -t %3\n"
+
+
+@pytest.mark.tmux
+def test_pane_presence_names_each_pane_with_its_window_and_last_output_time(
+    server: PrivateTmux, tmp_path: Path
+) -> None:
+    before = int(time.time())
+    pane = printing_pane(server, tmp_path, "p", "hello")
+    server.raw("rename-window", "-t", pane, "a name | with a bar")
+    second = server.raw("new-window", "-d", "-t", "p", "-P", "-F", "#{pane_id}", "sleep 600").strip()
+    presence = server.tmux.pane_presence()
+    assert presence[pane] == PaneInfo("a name | with a bar", presence[pane].activity_at, 0)
+    at = presence[pane].activity_at
+    assert at is not None and before - 1 <= at <= int(time.time()) + 1
+    assert presence[second].window_index == 1
+    assert Tmux(executable="/nonexistent/oxtail-test-tmux").pane_presence() == {}
+
+
+def test_pane_presence_skips_lines_that_do_not_name_a_pane_and_keeps_a_tab_in_a_name(tmp_path: Path) -> None:
+    rows = "printf '%s\\n' '%1\t\t1700000000\t2\tok\tname' 'x\t1\t1\t1\tforged' '%2\tnope\t\t\t'"
+    tmux, _ = recording_tmux(tmp_path, rows)
+    expected = {"%1": PaneInfo("ok\tname", 1_700_000_000, 2), "%2": PaneInfo(None, None, None)}
+    assert tmux.pane_presence() == expected

@@ -52,6 +52,25 @@ class TmuxSession:
     windows: int
 
 
+@attrs.frozen
+class PaneInfo:
+    """One pane as ``list-panes`` reports it, for display only (selfheal.md §5.2, §7.2).
+
+    ``activity_at`` (epoch seconds of the pane's last output, else its
+    window's) moves on any repaint: it is never a liveness fact, only the
+    "pane active N s ago" a person may see. ``window_name`` is whatever the
+    pane's program set: show it through an inert filter.
+    """
+
+    window_name: str | None
+    activity_at: int | None
+    window_index: int | None
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
 def _int_or_zero(text: str) -> int:
     try:
         return int(text)
@@ -133,6 +152,30 @@ class Tmux:
             if name and path:
                 paths.setdefault(name, []).append(path)
         return paths
+
+    def pane_presence(self) -> dict[str, PaneInfo]:
+        """``{pane_id: PaneInfo}`` for every pane of the server; any failure gives ``{}``.
+
+        The window name comes last, so a tab inside it stays in it; a line
+        whose id is not ``%<digits>`` is skipped.
+        """
+        result = self.run(
+            "list-panes",
+            "-a",
+            "-F",
+            "#{pane_id}\t#{pane_activity}\t#{window_activity}\t#{window_index}\t#{window_name}",
+        )
+        panes: dict[str, PaneInfo] = {}
+        if not result.ok:
+            return panes
+        for line in result.stdout.splitlines():
+            fields = line.split("\t", 4)
+            if len(fields) != 5 or not is_pane_id(fields[0]):
+                continue
+            pane, pane_at, window_at, index, name = fields
+            at = _int_or_none(pane_at) or _int_or_none(window_at)
+            panes[pane] = PaneInfo(name or None, at, _int_or_none(index))
+        return panes
 
     def capture(self, pane: str) -> str | None:
         """The visible screen of ``pane`` as text (wrapped lines joined), or None if refused or failed.
