@@ -271,12 +271,18 @@ def test_s41_a_pane_that_changed_hands_between_verify_and_capture_is_discarded(
 def test_a_fleet_pass_skips_the_dead_itself_and_the_paneless_and_captures_at_most_sixteen() -> None:
     f = fleet()
     dead = f.put(entry(2, pane="%2", sid="dead-0000"), CODEX_BUSY)
-    me = f.put(entry(3, pane="%3", sid="me-0000"), CODEX_BUSY)
+    me = f.put(entry(3, pane="%3", sid="dddddddd-0000-0000-0000-00000000000d"), CODEX_BUSY)
     paneless = f.put(entry(4, pane=None, sid="paneless-0000"))
     f.host.kill(2)
     crowd = [f.put(entry(100 + i, pane=f"%{100 + i}", sid=f"s-{i}"), CLAUDE_IDLE) for i in range(20)]
     crowd[0] = f.put(attrs.evolve(crowd[0]), CODEX_BUSY)
-    busy = capture_fleet([dead, me, paneless, *crowd], f.store.registry_entries, f.waker, f.host, "me-0000")
+    busy = capture_fleet(
+        [dead, me, paneless, *crowd],
+        f.store.registry_entries,
+        f.waker,
+        f.host,
+        "DDDDDDDD-0000-0000-0000-00000000000D",
+    )
     assert f.waker.captured == [f"%{100 + i}" for i in range(CAPTURE_FLEET_CAP)]
     assert set(busy) == {100 + i for i in range(CAPTURE_FLEET_CAP)}
     assert [pid for pid, seen in busy.items() if seen.busy] == [100]

@@ -35,6 +35,7 @@ from typing import Literal
 import attrs
 
 from oxtail_core.errors import StoreError
+from oxtail_core.ids import same_session_id
 from oxtail_core.model import RegistryEntry
 from oxtail_core.protocols import Clock, Host, Waker
 from oxtail_core.settings import floored_number
@@ -191,7 +192,8 @@ def capture_pane(entry: RegistryEntry, read: Callable[[], Sequence[RegistryEntry
     """Read ``entry``'s pane through the waker, only where it provably runs (selfheal.md §5.2 safety).
 
     ``read`` is a passive registry read (``Store.registry_entries``: it never
-    reaps). The entry is looked up again in it (same pid, start time, join
+    reaps), and must read afresh at every call: a cached list would hide a
+    change between the two looks (S41). The entry is looked up again in it (same pid, start time, join
     time and session), located by the waker (the live process tree, never the
     entry's ``tmux_pane``), read, then looked up and located once more: a
     different answer discards what was read. An entry without a start time is
@@ -227,7 +229,7 @@ def capture_fleet(
     read_panes: dict[int, PaneActivity] = {}
     attempts = 0
     for entry in entries:
-        if not entry.tmux_pane or (self_session is not None and entry.session_id == self_session):
+        if not entry.tmux_pane or same_session_id(entry.session_id, self_session):
             continue
         if not host.is_alive(entry.server_pid, entry.process_start):
             continue
