@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -227,3 +228,32 @@ def test_a_forged_registry_entry_never_gets_the_pane_it_names_captured(
     finally:
         outsider.kill()
         outsider.wait()
+
+
+class KillingWaker(TmuxWaker):
+    """Reads the pane, then SIGKILLs ``victim`` and waits for it to be gone: the agent exits between
+    the read and the re-verification (S41)."""
+
+    def __init__(self, tmux: Tmux, victim: int) -> None:
+        super().__init__(tmux)
+        self.victim = victim
+
+    def capture(self, target: str) -> str | None:
+        text = super().capture(target)
+        os.kill(self.victim, signal.SIGKILL)
+        assert wait_until(lambda: not LocalHost().is_alive(self.victim, None), 10)
+        return text
+
+
+@pytest.mark.tmux
+def test_s41_a_screen_read_just_before_its_server_died_is_discarded(
+    fleet: tuple[World, dict[str, Pane], CountingTmux],
+) -> None:
+    w, panes, tmux = fleet
+    working = panes["working"]
+    assert wait_until(lambda: "esc to interrupt" in (tmux.capture(working.pane) or ""), 10)
+    tmux.captured.clear()
+    waker = KillingWaker(tmux, working.entry.server_pid)
+    got = capture_pane(working.entry, w.store().registry_entries, waker)
+    assert got.outcome is Capture.DISCARDED and got.activity is None and not got.busy
+    assert tmux.captured == [working.pane]  # it was read, and thrown away
