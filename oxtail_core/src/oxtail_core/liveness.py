@@ -1,6 +1,7 @@
 """Is an agent working right now, idle, or gone: the cockpit's liveness (selfheal.md §5).
 
-Three parts, all pure except :func:`capture_pane`, which drives a :class:`Waker`:
+Three parts, all pure except :func:`capture_pane` and :func:`capture_fleet` (they drive a
+:class:`Waker`) and :class:`PaneSampler` (it reads a :class:`Clock`):
 
 * **Ages that tolerate skew** (§5.1): :func:`age_or_skew` judges a transcript or
   pane timestamp. Up to :data:`SKEW_TOLERANCE_S` in the future is "just now"
@@ -17,7 +18,7 @@ Three parts, all pure except :func:`capture_pane`, which drives a :class:`Waker`
   which no rule reads as working.
 * **The decision** (:data:`LIVENESS`, first match): dead, then transcript-fresh,
   then the pane, then a running tool, then idle. The pane and the tool count
-  only while the transcript is younger than the stall window, so a wedged
+  only while the transcript is at most the stall window old, so a wedged
   process whose screen froze on "esc to interrupt" falls back to idle.
 
 Nothing here gates a wake or a heal: wakes read the hooks' busy/idle marker
