@@ -480,12 +480,16 @@ class RecordingWaker:
     """A Waker that types into nothing and remembers every keystroke (for tests and demos).
 
     ``locate`` trusts the registered pane only if it is in ``panes``, the set
-    of panes this fake "terminal" really has.
+    of panes this fake "terminal" really has. ``screens`` is what each pane
+    shows (a pane without one cannot be read); every :meth:`capture` is
+    remembered in ``captured``, so a test can see that a pane was never read.
     """
 
     def __init__(self, panes: set[str] | None = None) -> None:
         self.panes = panes if panes is not None else set()
         self.keys: list[tuple[str, str]] = []
+        self.screens: dict[str, str] = {}
+        self.captured: list[str] = []
 
     def locate(self, entry: RegistryEntry) -> str | None:
         return entry.tmux_pane if entry.tmux_pane in self.panes else None
@@ -497,3 +501,7 @@ class RecordingWaker:
     def send_enter(self, target: str) -> bool:
         self.keys.append((target, "Enter"))
         return True
+
+    def capture(self, target: str) -> str | None:
+        self.captured.append(target)
+        return self.screens.get(target)

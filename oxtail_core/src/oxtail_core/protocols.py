@@ -381,6 +381,14 @@ class Waker(Protocol):
     def send_enter(self, target: str) -> bool:
         """Press Enter."""
 
+    def capture(self, target: str) -> str | None:
+        """What ``target`` shows right now, as text (bounded: the visible screen, not its history),
+        or None when it cannot be read.
+
+        Only ever called with a target :meth:`locate` just returned; the core
+        judges the text (:mod:`oxtail_core.liveness`), the waker only reads it.
+        """
+
 
 class Clock(Protocol):
     """Wall-clock time in integer milliseconds, and the only way the core's drivers pass time."""

@@ -3,7 +3,9 @@
 Nothing a peer wrote ever reaches tmux unchecked: pane targets must be
 ``%<digits>`` (checked here, before the argument vector is built) and typed
 text is sent with ``-l --`` after removing control characters, so no key name,
-flag or newline in it can do more than print.
+flag or newline in it can do more than print. What a pane shows is read back
+(:meth:`Tmux.capture`) bounded: its visible screen only, at most
+:data:`CAPTURE_MAX_CHARS` of it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from oxtail_core.ids import is_pane_id
 
 DEFAULT_TIMEOUT_S = 2.0
 NOT_FOUND = "tmux not found"
+CAPTURE_MAX_CHARS = 65_536
+"""The most of a captured screen kept: its end, where both clients draw their status line."""
 
 
 @attrs.frozen
@@ -46,6 +50,25 @@ class TmuxSession:
     attached: bool
     created_at: int
     windows: int
+
+
+@attrs.frozen
+class PaneInfo:
+    """One pane as ``list-panes`` reports it, for display only (selfheal.md §5.2, §7.2).
+
+    ``activity_at`` (epoch seconds of the pane's last output, else its
+    window's) moves on any repaint: it is never a liveness fact, only the
+    "pane active N s ago" a person may see. ``window_name`` is whatever the
+    pane's program set: show it through an inert filter.
+    """
+
+    window_name: str | None
+    activity_at: int | None
+    window_index: int | None
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
 
 
 def _int_or_zero(text: str) -> int:
@@ -129,6 +152,42 @@ class Tmux:
             if name and path:
                 paths.setdefault(name, []).append(path)
         return paths
+
+    def pane_presence(self) -> dict[str, PaneInfo]:
+        """``{pane_id: PaneInfo}`` for every pane of the server; any failure gives ``{}``.
+
+        The window name comes last, so a tab inside it stays in it; a line
+        whose id is not ``%<digits>`` is skipped.
+        """
+        result = self.run(
+            "list-panes",
+            "-a",
+            "-F",
+            "#{pane_id}\t#{pane_activity}\t#{window_activity}\t#{window_index}\t#{window_name}",
+        )
+        panes: dict[str, PaneInfo] = {}
+        if not result.ok:
+            return panes
+        for line in result.stdout.splitlines():
+            fields = line.split("\t", 4)
+            if len(fields) != 5 or not is_pane_id(fields[0]):
+                continue
+            pane, pane_at, window_at, index, name = fields
+            at = _int_or_none(pane_at) or _int_or_none(window_at)
+            panes[pane] = PaneInfo(name or None, at, _int_or_none(index))
+        return panes
+
+    def capture(self, pane: str) -> str | None:
+        """The visible screen of ``pane`` as text (wrapped lines joined), or None if refused or failed.
+
+        No ``-e`` (escape sequences are not asked for) and no ``-S`` (no
+        scrollback): what the screen shows now, bounded by its size; a screen
+        beyond :data:`CAPTURE_MAX_CHARS` keeps its last characters.
+        """
+        if not is_pane_id(pane):
+            return None
+        result = self.run("capture-pane", "-p", "-J", "-t", pane)
+        return result.stdout[-CAPTURE_MAX_CHARS:] if result.ok else None
 
     def session_of(self, pane: str) -> str | None:
         """The name of the session holding ``pane``; None for a bad id, a failure or empty output."""

@@ -9,7 +9,9 @@ also be one of our servers (its command line) and sit strictly below the
 pane's own process, as a server started by the agent in that pane does: an
 entry naming the pane's shell, or any other program, is typed into never
 (issue 15 item 10). The Codex gap and the debounce belong to the core; this
-adapter only locates and types.
+adapter only locates and types, and reads a located pane's screen back
+(:meth:`TmuxWaker.capture`, selfheal.md §5.2): the same verified target, never
+a pane an entry names.
 """
 
 from __future__ import annotations
@@ -69,3 +71,7 @@ class TmuxWaker:
     def send_enter(self, target: str) -> bool:
         """Press Enter in pane ``target``."""
         return self._tmux.send_enter(target)
+
+    def capture(self, target: str) -> str | None:
+        """What pane ``target`` shows now (bounded), or None when tmux refused or failed."""
+        return self._tmux.capture(target)
