@@ -67,11 +67,11 @@ def _nearest_existing(path: Path) -> Path:
 def check_writable(path: Path) -> None:
     """Refuse now, before any file is touched, a file whose directory cannot take a temp file and a rename."""
     target = Path(os.path.realpath(path))
-    folder = _nearest_existing(target.parent)
-    if not folder.is_dir():
-        raise SetupError(f"cannot write {path}: {folder} is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SetupError(f"cannot write {path}: {folder} is not writable")
+    for folder in {_nearest_existing(target.parent), _nearest_existing(path.parent)}:  # file, backup
+        if not folder.is_dir():
+            raise SetupError(f"cannot write {path}: {folder} is not a directory")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise SetupError(f"cannot write {path}: {folder} is not writable")
     if target.exists() and not target.is_file():
         raise SetupError(f"cannot write {path}: it is not a regular file")
 

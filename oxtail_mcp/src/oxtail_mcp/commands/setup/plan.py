@@ -253,20 +253,25 @@ def _replace_config(step: ConfigStep, now: datetime.datetime) -> _Replaced | Edi
     Returns the planned-again edit instead when it finds nothing left to do (the client wrote the
     same change itself)."""
     snapshot, edit = step.snapshot, step.edit
-    for attempt in range(2):
-        if edit.new is None:
-            return edit
+    lines: list[str] = []
+    while edit.new is not None:
         new = edit.new.encode("utf-8")
         made = files.backup(snapshot, now)
         if files.replace(snapshot, new):
-            lines = [REPLANNED] if attempt else []
             return _Replaced(snapshot, new, edit, lines + ([f"    backup: {made}"] if made else []))
         if made is not None:
             made.unlink()
+        if lines:  # planned again once already
+            raise _changed_twice(step.path)
+        lines.append(REPLANNED)
         snapshot = files.read(step.path)
         edit = step.replan(snapshot.text())
-    raise SetupError(
-        f"{step.path} changed twice while setup was writing it (Claude Code rewrites it itself); "
+    return edit
+
+
+def _changed_twice(path: Path) -> SetupError:
+    return SetupError(
+        f"{path} changed twice while setup was writing it (Claude Code rewrites it itself); "
         "re-run setup, or quit the running sessions first"
     )
 
