@@ -113,3 +113,10 @@ def test_an_inline_mcp_servers_table_gets_our_entry_inside_it(tmp_path: Path) ->
     doc = tomllib.loads(run_codex_setup(machine, text))
     assert doc["mcp_servers"]["github"] == {"command": "gh-mcp"}
     assert doc["mcp_servers"]["oxtail"]["command"] == EXE
+
+
+def test_an_env_vars_that_is_not_a_list_is_replaced_by_the_names_we_forward(tmp_path: Path) -> None:
+    machine = Machine(tmp_path)
+    text = '[mcp_servers.oxtail]\ncommand = "/old/oxtail-mcp"\nenv_vars = "OXTAIL_HOME"  # wrong type\n'
+    entry = tomllib.loads(run_codex_setup(machine, text))["mcp_servers"]["oxtail"]
+    assert entry == {"command": EXE, "env_vars": list(CODEX_FORWARDED_ENV)}

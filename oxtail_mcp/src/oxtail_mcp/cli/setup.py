@@ -38,3 +38,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the plan turns every read into a SetupError; this is the last net
+        print(f"{PROG}: error: {exc.filename or 'a file'}: {exc.strerror or exc}", file=sys.stderr)
+        return 1

@@ -117,7 +117,8 @@ def register(text: str, exe: str, *, force: bool) -> Edit:
             table["env_vars"].extend(missing)
         else:
             table["env_vars"] = list(CODEX_FORWARDED_ENV)
-        expected[SERVERS][NAME].update(command=exe, env_vars=[*(env_vars or []), *missing])
+        kept = env_vars if isinstance(env_vars, list) else []
+        expected[SERVERS][NAME].update(command=exe, env_vars=[*kept, *missing])
         return ours.repointed(_checked(tomlkit.dumps(doc), expected), exe)
     expected.setdefault(SERVERS, {})[NAME] = entry(exe)
     if found == "foreign":  # --force: take it out, then add ours as to a file without one

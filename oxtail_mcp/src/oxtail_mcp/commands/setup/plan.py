@@ -112,6 +112,8 @@ def _config(client: str, path: Path, edit_of: Callable[[str], Edit]) -> ConfigSt
             return edit_of(text)
         except SetupError as exc:
             raise SetupError(f"{path}: {exc}") from exc
+        except Exception as exc:  # a parser's surprise on a user's file is a refusal, not a crash
+            raise SetupError(f"{path}: cannot edit it safely ({type(exc).__name__}: {exc})") from exc
 
     snapshot = files.read(path)
     return ConfigStep(client, snapshot, replan(snapshot.text()), replan)
