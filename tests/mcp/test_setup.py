@@ -233,6 +233,11 @@ def test_uninstall_takes_out_exactly_what_setup_put_in(machine: Machine) -> None
     machine.settings.parent.mkdir()
     machine.settings.write_text(json.dumps(mine, indent=2) + "\n")
     assert machine.setup().returncode == 0
+    installed = machine.tree()
+    preview = machine.setup("--uninstall", "--dry-run")
+    assert preview.stdout.startswith("oxtail-mcp setup --uninstall (dry-run — nothing will be written)\n")
+    assert "  ~ Claude Code  ~/.claude.json — would remove oxtail MCP" in preview.stdout
+    assert machine.tree() == installed
     done = machine.setup("--uninstall")
     assert (done.returncode, done.stderr) == (0, ""), done
     assert machine.claude_json.read_text() == CLAUDE_STATE

@@ -161,10 +161,9 @@ class Console:
 
     def header(self, plan: Plan) -> None:
         options, style = self.options, self.style
+        title = "oxtail-mcp setup --uninstall" if options.uninstall else "oxtail-mcp setup"
         if options.dry_run:
-            title = "oxtail-mcp setup" + style.dim(" (dry-run — nothing will be written)")
-        else:
-            title = "oxtail-mcp setup --uninstall" if options.uninstall else "oxtail-mcp setup"
+            title += style.dim(" (dry-run — nothing will be written)")
         self.line(title + "\n")
         for client, why in plan.skipped:
             self.item("–", client, style.dim(f"not found ({why}) — skipped"))
