@@ -12,9 +12,12 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import textwrap
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +86,11 @@ class Machine:
         script.write_text(f"#!/bin/sh\n{body}\n")
         script.chmod(0o755)
 
-    def setup(self, *args: str, exe: str = EXE, **env: str) -> subprocess.CompletedProcess[str]:
+    def setup(
+        self, *args: str, exe: str = EXE, prefix: tuple[str, ...] = (), **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [exe, "setup", *args],
+            [*prefix, exe, "setup", *args],
             env={**self.env, **env},
             capture_output=True,
             text=True,
@@ -412,18 +417,45 @@ def test_a_folder_that_cannot_be_created_is_refused_before_any_write(machine: Ma
     assert blocker.read_text() == "a file where CODEX_HOME's parent should be"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any directory")
-def test_an_unwritable_folder_is_refused_before_any_write(machine: Machine) -> None:
+NOBODY = 65534
+
+
+@pytest.fixture
+def unprivileged(tmp_path: Path) -> Iterator[tuple[Machine, tuple[str, ...]]]:
+    """A machine whose setup runs as a user the permission bits apply to (root ignores them)."""
+    if os.geteuid() != 0:
+        yield Machine(tmp_path), ()
+        return
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv to drop privileges")
+    base = Path(tempfile.mkdtemp(prefix="oxtail-setup-"))  # outside pytest's root-only folder
+    try:
+        yield Machine(base), (setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+    finally:
+        for path in [base, *base.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o700)
+        shutil.rmtree(base)
+
+
+def test_an_unwritable_folder_is_refused_before_any_write(
+    unprivileged: tuple[Machine, tuple[str, ...]],
+) -> None:
+    machine, prefix = unprivileged
     machine.claude_json.write_text(CLAUDE_STATE)
     codex_home = machine.home / ".codex"
     codex_home.mkdir()
+    if prefix:
+        for path in [machine.tmp, *machine.tmp.rglob("*")]:
+            os.chown(path, NOBODY, NOBODY)
     codex_home.chmod(0o500)
-    try:
-        before = machine.tree()
-        assert_one_error_line(machine.setup(), "not writable", "nothing was changed")
-        assert machine.tree() == before
-    finally:
-        codex_home.chmod(0o700)
+    before = machine.tree()
+    done = machine.setup(prefix=prefix)
+    assert_one_error_line(
+        done, f"cannot write {codex_home}/config.toml", "not writable", "nothing was changed"
+    )
+    assert machine.tree() == before
 
 
 # Claude Code rewriting ~/.claude.json while setup writes it -----------------------------------------------
