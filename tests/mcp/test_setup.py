@@ -178,6 +178,10 @@ def test_a_fresh_home_gets_both_mcp_entries_and_every_hook_and_is_told_it_is_rea
         "✓ ready — restart running Claude Code / Codex sessions so they start oxtail."
     )
     assert machine.backups() == []  # nothing existed, so nothing to keep
+    registered = subprocess.run(
+        [codex_entry(machine)["command"], "--version"], capture_output=True, text=True, check=True
+    )
+    assert registered.stdout.startswith("oxtail-mcp ")  # what both clients will start is a working script
     assert machine.claude_json.stat().st_mode & 0o777 == 0o600  # it will hold Claude Code's account data
 
 
