@@ -290,6 +290,17 @@ def test_an_oxtail_entry_that_is_not_ours_is_refused_and_force_replaces_it(machi
     )
 
 
+@pytest.mark.parametrize("falsy", [None, False])
+def test_a_null_or_false_oxtail_entry_counts_as_none_and_is_overwritten(machine: Machine, falsy: Any) -> None:
+    machine.claude_json.write_text(json.dumps({"mcpServers": {"oxtail": falsy, "github": {"command": "gh"}}}))
+    done = machine.setup("--claude")
+    assert done.returncode == 0, done
+    assert json.loads(machine.claude_json.read_text())["mcpServers"] == {
+        "oxtail": {"command": EXE, "args": []},
+        "github": {"command": "gh"},
+    }
+
+
 def test_uninstall_leaves_an_oxtail_entry_that_is_not_ours(machine: Machine) -> None:
     reference = {"mcpServers": {"oxtail": {"command": "npx", "args": ["-y", "oxtail@latest"]}}}
     machine.claude_json.write_text(json.dumps(reference))

@@ -120,3 +120,13 @@ def test_an_env_vars_that_is_not_a_list_is_replaced_by_the_names_we_forward(tmp_
     text = '[mcp_servers.oxtail]\ncommand = "/old/oxtail-mcp"\nenv_vars = "OXTAIL_HOME"  # wrong type\n'
     entry = tomllib.loads(run_codex_setup(machine, text))["mcp_servers"]["oxtail"]
     assert entry == {"command": EXE, "env_vars": list(CODEX_FORWARDED_ENV)}
+
+
+def test_force_replaces_a_foreign_entry_in_place_of_appending_a_second(tmp_path: Path) -> None:
+    machine = Machine(tmp_path)
+    text = '# dev\n[mcp_servers.oxtail]\ncommand = "node"\nargs = ["dist/server.js"]\n\n[other]\nx = 1\n'
+    new = run_codex_setup(machine, text, "--force")
+    doc = tomllib.loads(new)
+    assert doc["mcp_servers"]["oxtail"] == {"command": EXE, "env_vars": list(CODEX_FORWARDED_ENV)}
+    assert doc["other"] == {"x": 1} and new.startswith("# dev\n")
+    assert new.count("[mcp_servers.oxtail]") == 1
