@@ -9,9 +9,11 @@ Claude Code does, at the one moment that matters: between setup's read and its r
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
+import pty
 import shutil
 import subprocess
 import tempfile
@@ -382,6 +384,30 @@ def test_a_console_script_in_uvx_cache_is_refused_and_force_registers_it_with_a_
     assert any(
         line.startswith(f"    ⚠ oxtail-mcp  {cached} is in uv's cache") for line in forced.stdout.splitlines()
     )
+
+
+def tty_output(machine: Machine, **env: str) -> str:
+    """What setup prints to a terminal (a pseudo-terminal as its stdout)."""
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [EXE, "setup", "--claude"], env={**machine.env, **env}, stdout=follower, timeout=120, check=True
+        )
+        assert done.returncode == 0
+        os.set_blocking(leader, False)
+        chunks = []
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(leader, 65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(leader)
+        os.close(follower)
+
+
+def test_a_terminal_gets_color_unless_no_color_is_set(machine: Machine) -> None:
+    assert "\x1b[32m✓\x1b[0m Claude Code" in tty_output(machine)
+    assert "\x1b[" not in tty_output(machine, NO_COLOR="1")
 
 
 # Every refusal is one line and leaves every file as it was -------------------------------------------------
