@@ -538,11 +538,30 @@ def replace(snapshot, new):
     return _replace(snapshot, new)
 
 
-files.reread, files.replace = reread, replace
+_read, _torn = files.read, [os.environ.get("SETUP_TEST_TORN_READ") == "1"]
+
+
+def read(path):
+    # The first read lands in the middle of Claude Code's in-place write: truncate, half, ..., rest.
+    if path.name == ".claude.json" and _torn[0]:
+        _torn[0] = False
+        whole = path.read_bytes()
+        with open(path, "r+b") as f:
+            f.truncate(0)
+            f.write(whole[: len(whole) // 2])
+        caught = _read(path)
+        with open(path, "r+b") as f:
+            f.seek(len(whole) // 2)
+            f.write(whole[len(whole) // 2 :])
+        return caught
+    return _read(path)
+
+
+files.reread, files.replace, files.read = reread, replace, read
 """
 
 
-def patched(machine: Machine, rewrites: int, fail_replace: str = "") -> dict[str, str]:
+def patched(machine: Machine, rewrites: int, fail_replace: str = "", torn: bool = False) -> dict[str, str]:
     site = machine.tmp / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -553,7 +572,16 @@ def patched(machine: Machine, rewrites: int, fail_replace: str = "") -> dict[str
         "SETUP_TEST_REWRITES": str(rewrites),
         "SETUP_TEST_WRITER": str(writer),
         "SETUP_TEST_FAIL_REPLACE": fail_replace,
+        "SETUP_TEST_TORN_READ": "1" if torn else "",
     }
+
+
+def test_a_read_that_catches_claude_code_mid_write_is_read_again_not_refused(machine: Machine) -> None:
+    machine.claude_json.write_text(CLAUDE_STATE)
+    done = machine.setup("--claude", **patched(machine, rewrites=0, torn=True))
+    assert (done.returncode, done.stderr) == (0, ""), done
+    doc = json.loads(machine.claude_json.read_text())
+    assert doc["mcpServers"]["oxtail"] == {"command": EXE, "args": []} and doc["userID"] == "abc"
 
 
 def test_a_rewrite_by_claude_code_between_read_and_replace_is_kept_and_setup_plans_again(

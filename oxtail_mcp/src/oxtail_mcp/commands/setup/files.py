@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from pathlib import Path
 
 import attrs
@@ -51,6 +52,23 @@ def read(path: Path) -> Snapshot:
         return Snapshot(path, None, None)
     except OSError as exc:
         raise SetupError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+SETTLE_PAUSE_S = 0.02
+SETTLE_TRIES = 25
+
+
+def read_settled(path: Path) -> Snapshot:
+    """The file once two reads a moment apart agree: Claude Code writes ``~/.claude.json`` in place
+    (truncate, then write), so one read can catch half a file, which would read as malformed."""
+    snapshot = read(path)
+    for _ in range(SETTLE_TRIES):
+        time.sleep(SETTLE_PAUSE_S)
+        again = read(path)
+        if again.data == snapshot.data:
+            return snapshot
+        snapshot = again
+    raise SetupError(f"{path} kept changing for {SETTLE_TRIES * SETTLE_PAUSE_S:.1f} s; re-run setup")
 
 
 def reread(path: Path) -> bytes | None:

@@ -115,7 +115,7 @@ def _config(client: str, path: Path, edit_of: Callable[[str], Edit]) -> ConfigSt
         except Exception as exc:  # a parser's surprise on a user's file is a refusal, not a crash
             raise SetupError(f"{path}: cannot edit it safely ({type(exc).__name__}: {exc})") from exc
 
-    snapshot = files.read(path)
+    snapshot = files.read_settled(path)
     return ConfigStep(client, snapshot, replan(snapshot.text()), replan)
 
 
@@ -265,7 +265,7 @@ def _replace_config(step: ConfigStep, now: datetime.datetime) -> _Replaced | Edi
         if lines:  # planned again once already
             raise _changed_twice(step.path)
         lines.append(REPLANNED)
-        snapshot = files.read(step.path)
+        snapshot = files.read_settled(step.path)
         edit = step.replan(snapshot.text())
     return edit
 
