@@ -27,7 +27,12 @@ pytest.register_assert_rewrite("oxtail_core.testing")
 LANES: dict[str, tuple[str, ...]] = {
     # marker: files (relative to the repository root) whose every test carries it
     "races": ("tests/core/test_races_*.py", "tests/fs/test_fs_crash_points.py"),
-    "e2e": ("tests/mcp/test_e2e_*.py", "tests/mcp/test_tool_schemas.py", "tests/mcp/test_demos.py"),
+    "e2e": (
+        "tests/mcp/test_e2e_*.py",
+        "tests/mcp/test_tool_schemas.py",
+        "tests/mcp/test_demos.py",
+        "tests/mcp/test_setup*.py",  # the real console script against a temp HOME, ~50 runs
+    ),
 }
 
 

@@ -19,7 +19,17 @@ from oxtail_fs.store import FsStore
 
 SESSION = "12345678-1234-4234-8234-123456789abc"
 SHARED_RULES = {"oxtail_core", "oxtail_core.naming"}  # the stdlib-only naming rules (lazy package init)
-HEAVY = ("psutil", "ctypes", "cattrs", "asyncio", "mcp", "anyio", "portalocker", "oxtail_core.routing")
+HEAVY = (
+    "psutil",
+    "ctypes",
+    "cattrs",
+    "asyncio",
+    "mcp",
+    "anyio",
+    "portalocker",
+    "oxtail_core.routing",
+    "tomlkit",  # setup edits config.toml with it; a hook never needs it
+)
 
 
 def test_delivering_hook_imports_nothing_heavy(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from oxtail_mcp.cli import (
     print_config,
     print_skill,
     serve,
+    setup,
     status,
     uninstall_hook,
 )
@@ -42,6 +43,7 @@ COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
     ("print-skill", print_skill, "print (or --install) the join skill for a client"),
     ("hook", hook, "run a hook (called by the client, not by people)"),
     ("guard", guard, "install or remove the git hooks that honor file reservations"),
+    ("setup", setup, "register oxtail with Claude Code and Codex and install their hooks, in one go"),
 )
 
 
