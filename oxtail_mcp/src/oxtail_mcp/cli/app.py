@@ -23,6 +23,7 @@ from oxtail_mcp.cli import (
     guard,
     hook,
     install_hook,
+    message,
     print_config,
     print_skill,
     serve,
@@ -35,6 +36,7 @@ PROG = "oxtail-mcp"
 COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
     ("serve", serve, "serve MCP on stdio (what Claude Code and Codex start)"),
     ("status", status, "show the agents of a project"),
+    ("message", message, "send an agent an operator message (framed as untrusted, one-way)"),
     ("diagnose", diagnose, "summarize wake outcomes and check the environment"),
     ("install-hook", install_hook, "install the Claude Code hooks into settings.json"),
     ("uninstall-hook", uninstall_hook, "remove the oxtail hooks from settings.json"),
