@@ -1,0 +1,248 @@
+"""The cockpit: a live Textual view of one project's fleet, with keys to act on an agent.
+
+Refresh: every :data:`POLL_S` the cheap :meth:`Source.fingerprint` is compared with the last one;
+a change (or :data:`TICK_S` without one, so ages stay current) reads a new frame in a worker thread
+and redraws. Reads and sends never overlap (one lock), and never run on the UI loop: a store lock
+wait cannot freeze the screen.
+
+Selection sticks to an agent's identity (session id, else pid), never to a row index, so a fleet
+that changes between two refreshes never re-points a key at another agent. Every action re-resolves
+its target from the registry at the moment it runs (:mod:`oxtail_core.operator`).
+
+| key | action |
+|---|---|
+| ↑ ↓ | select an agent |
+| ``enter`` / ``j`` | jump to its tmux pane (:mod:`.jump`) |
+| ``n`` | nudge it: the standard operator nudge, with a wake |
+| ``m`` | write it an operator message (framed as untrusted, one-way) |
+| ``r`` | refresh now |
+| ``q`` | quit |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Static
+
+from oxtail_core.operator import NUDGE_BODY, Target
+from oxtail_fs.tmux import Tmux
+from oxtail_mcp.cockpit import view
+from oxtail_mcp.cockpit.jump import jump
+from oxtail_mcp.cockpit.source import Frame, Source
+from oxtail_mcp.cockpit.widgets import MessagePrompt, Panel, plain, styled
+from oxtail_mcp.commands.message import deliver, operator_context, outcome_line
+from oxtail_mcp.commands.status import Row
+from oxtail_mcp.home import state_home
+
+POLL_S = 0.25
+TICK_S = 1.5
+WAIT_ROWS = 8
+LOG_ROWS = 12
+QUIT_HINT = "q quit · ↑↓ select · enter jump · n nudge · m message · r refresh"
+
+
+class CockpitApp(App[int]):
+    """``oxtail-mcp cockpit``: agents, their waits and the conversation, live."""
+
+    TITLE = "oxtail cockpit"
+    CSS = """
+    Screen { layout: vertical; }
+    #top { height: 1; padding: 0 1; background: $primary-darken-3; }
+    #attention { height: 1; padding: 0 1; }
+    #agents { height: auto; max-height: 24; }
+    #status { height: 1; padding: 0 1; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
+        Binding("j", "jump", "jump"),
+        Binding("n", "nudge", "nudge"),
+        Binding("m", "message", "message"),
+        Binding("r", "reload", "refresh"),
+    ]
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        tmux: Tmux | None = None,
+        inside_tmux: bool = False,
+        poll_s: float = POLL_S,
+        tick_s: float = TICK_S,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.tmux = tmux or Tmux()
+        self.inside_tmux = inside_tmux
+        self.poll_s = poll_s
+        self.tick_s = tick_s
+        self.frame: Frame | None = None
+        self.selected: str | None = None
+        self.names: dict[str, str] = {}
+        self._rows: dict[str, Row] = {}
+        self._io = asyncio.Lock()
+        self._fingerprint: tuple[object, ...] | None = None
+        self._last_read = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Static(plain(""), id="top", markup=False)
+        yield Static(plain(""), id="attention", markup=False)
+        yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
+        yield Panel("selected agent", id="details")
+        yield Panel("wait-graph", id="waits")
+        yield Panel("recent communications", id="comms")
+        yield Static(plain(QUIT_HINT), id="status", markup=False)
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        table = self.query_one("#agents", DataTable)
+        for column in view.COLUMNS:
+            table.add_column(column, key=column)
+        await self.reload()
+        self.set_interval(self.poll_s, self._poll)
+
+    # Refresh ---------------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        if self._io.locked():
+            return
+        fingerprint = await asyncio.to_thread(self.source.fingerprint)
+        if fingerprint != self._fingerprint or time.monotonic() - self._last_read >= self.tick_s:
+            self._fingerprint = fingerprint
+            await self.reload()
+
+    async def reload(self) -> None:
+        """Read a frame (off the loop) and show it."""
+        frame = await self._blocking(self.source.read)
+        self._last_read = time.monotonic()
+        self.show(frame)
+
+    async def action_reload(self) -> None:
+        await self.reload()
+
+    async def _blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        async with self._io:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def show(self, frame: Frame) -> None:
+        """Redraw every panel from ``frame``; the selection follows its agent."""
+        self.frame = frame
+        snap = frame.snap
+        self._rows = view.rows_by_key(snap.rows)
+        self.names = view.labels(snap.rows)
+        refreshed = time.strftime("%H:%M:%S", time.localtime(frame.read_at))
+        self.query_one("#top", Static).update(
+            plain(f"{view.header(snap, self.source.root)}   refreshed {refreshed}   q quit")
+        )
+        problem = bool(snap.problems) or view.attention(snap).startswith("attention")
+        self.query_one("#attention", Static).update(
+            plain(view.attention(snap), "bold red" if problem else "green")
+        )
+        self._fill_table(snap.rows)
+        waits = view.wait_lines(snap, self.names)
+        self.query_one("#waits", Panel).update(
+            styled(waits[:WAIT_ROWS] or [("dim", "nobody is waiting on anybody")])
+        )
+        log = [view.comm_line(c, self.names) for c in frame.comms[-LOG_ROWS:]]
+        self.query_one("#comms", Panel).update(plain(log or ["no messages yet"]))
+        self._show_details()
+
+    def _fill_table(self, rows: tuple[Row, ...]) -> None:
+        table = self.query_one("#agents", DataTable)
+        table.clear()
+        snap = self.frame.snap if self.frame else None
+        for row in rows:
+            cells = view.cells(row, snap, self.names) if snap else ()
+            state = view.liveness(row)
+            styles = ["dim" if state == "dead" else ""] * len(cells)
+            styles[2] = {"dead": "dim", "stalled": "yellow", "working": "green"}.get(state, "")
+            if cells[5].startswith("⛔"):
+                styles[5] = "bold red"
+            elif cells[5].startswith("⚠"):
+                styles[5] = "yellow"
+            table.add_row(*(plain(c, s) for c, s in zip(cells, styles, strict=True)), key=view.key_of(row))
+        if self.selected not in self._rows:
+            self.selected = next(iter(self._rows), None)
+        if self.selected is not None:
+            table.move_cursor(row=table.get_row_index(self.selected), animate=False)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None and event.row_key.value in self._rows:
+            self.selected = event.row_key.value
+            self._show_details()
+
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        await self.action_jump()
+
+    def _show_details(self) -> None:
+        row = self._rows.get(self.selected or "")
+        panel = self.query_one("#details", Panel)
+        if row is None or self.frame is None:
+            panel.update(plain("no agent selected"))
+            return
+        panel.update(plain(view.details(row, self.names, self.frame.snap.generated_at_ms)))
+
+    # Actions ---------------------------------------------------------------------------------
+
+    def target(self) -> Target | None:
+        """The selected agent as an identity to re-resolve (never the row's stale entry)."""
+        row = self._rows.get(self.selected or "")
+        return None if row is None else Target(row.session_id, row.server_pid)
+
+    def say(self, line: str) -> None:
+        """Put an outcome (already inert) on the status line."""
+        self.query_one("#status", Static).update(plain(f"{line}   ({QUIT_HINT})"))
+
+    async def action_jump(self) -> None:
+        target = self.target()
+        if target is None:
+            return
+        self.say(await self._blocking(jump, self.source.ctx, self.tmux, target, inside_tmux=self.inside_tmux))
+
+    async def action_nudge(self) -> None:
+        target = self.target()
+        if target is not None:
+            await self.send(target, NUDGE_BODY)
+
+    def action_message(self) -> None:
+        target = self.target()
+        if target is None:
+            return
+
+        async def sent(text: str | None) -> None:
+            if text is not None and text.strip():
+                await self.send(target, text)
+            elif text is not None:
+                self.say("✗ empty message: nothing sent")
+
+        self.push_screen(MessagePrompt(self.names.get(self.selected or "", target.label)), sent)
+
+    async def send(self, target: Target, body: str) -> None:
+        """One operator send through the core, then a fresh frame (the log shows it)."""
+        result = await self._blocking(deliver, self.source.ctx, target, body, wake=True, env=self.source.env)
+        self.say(
+            outcome_line(
+                result, self.names.get(target.session_id or f"pid:{target.server_pid}", target.label)
+            )
+        )
+        await self.reload()
+
+
+def main(root: str, env: Mapping[str, str] = os.environ) -> int:
+    """Run the cockpit on this terminal until ``q``; 1 when there is no state directory to watch."""
+    ctx = operator_context(env)
+    if isinstance(ctx, str):
+        print(f"oxtail cockpit: {ctx}", file=sys.stderr)
+        return 1
+    trace = Path(env["MCP_TRACE_FILE"]) if env.get("MCP_TRACE_FILE") else None
+    source = Source(ctx, root, state_home(env), env, trace)
+    CockpitApp(source, inside_tmux=bool(env.get("TMUX"))).run()
+    return 0
