@@ -22,6 +22,7 @@ its target from the registry at the moment it runs (:mod:`oxtail_core.operator`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Static
 
 from oxtail_core.operator import NUDGE_BODY, Target
@@ -123,7 +125,8 @@ class CockpitApp(App[int]):
         """Read a frame (off the loop) and show it."""
         frame = await self._blocking(self.source.read)
         self._last_read = time.monotonic()
-        self.show(frame)
+        with contextlib.suppress(NoMatches):  # the app closed while the frame was read: nothing to draw
+            self.show(frame)
 
     async def action_reload(self) -> None:
         await self.reload()
