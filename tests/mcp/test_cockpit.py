@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from oxtail_core import Context, Peer, RecordingWaker, SystemClock
 from oxtail_core.model import WAKE_TEXT
@@ -28,6 +28,7 @@ from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
 from oxtail_mcp.cockpit.app import CockpitApp
 from oxtail_mcp.cockpit.source import Source
+from oxtail_mcp.cockpit.widgets import AgentList
 from tests.support.e2e import sid
 
 A, B, C, D, E = sid(0xA1), sid(0xB2), sid(0xC3), sid(0xD4), sid(0xE5)
@@ -104,8 +105,11 @@ def text(app: CockpitApp, selector: str) -> str:
 
 
 def table_rows(app: CockpitApp) -> dict[str, list[str]]:
-    table = app.query_one("#agents", DataTable)
-    return {str(key.value): [str(c) for c in table.get_row(key)] for key in table.rows}
+    return app.query_one(AgentList).cells
+
+
+def select(app: CockpitApp, key: str) -> None:
+    app.query_one(AgentList).select(key)
 
 
 async def until(pilot: Pilot[int], holds: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -154,11 +158,11 @@ async def test_selecting_an_agent_shows_its_open_asks_and_what_it_owes(world: Wo
     app = CockpitApp(world.source())
     async with app.run_test(size=(180, 60)) as pilot:
         await until(pilot, lambda: app.frame is not None)
-        app.query_one("#agents", DataTable).move_cursor(row=list(table_rows(app)).index(E))
+        select(app, E)
         await until(pilot, lambda: "owes" in text(app, "#details"))
         assert f"owes {A[:8]} a result since " in text(app, "#details")
         assert table_rows(app)[E][4] == "⚑1"
-        app.query_one("#agents", DataTable).move_cursor(row=list(table_rows(app)).index(C))
+        select(app, C)
         await until(pilot, lambda: f"asked {D[:8]}" in text(app, "#details"))
 
 
@@ -167,7 +171,7 @@ async def test_the_selection_follows_its_agent_when_the_fleet_changes(world: Wor
     app = CockpitApp(world.source(), poll_s=0.05)
     async with app.run_test(size=(180, 60)) as pilot:
         await until(pilot, lambda: app.frame is not None)
-        app.query_one("#agents", DataTable).move_cursor(row=list(table_rows(app)).index(E))
+        select(app, E)
         await until(pilot, lambda: app.selected == E)
         world.join(sid(0x01))  # a new agent sorts ahead of E
         await until(pilot, lambda: len(table_rows(app)) == 6)
@@ -181,7 +185,7 @@ async def test_nudge_wakes_through_the_waker_and_leaves_an_operator_nudge(world:
     app = CockpitApp(world.source())
     async with app.run_test(size=(180, 60)) as pilot:
         await until(pilot, lambda: app.frame is not None)
-        app.query_one("#agents", DataTable).move_cursor(row=list(table_rows(app)).index(E))
+        select(app, E)
         await until(pilot, lambda: app.selected == E)
         await pilot.press("n")
         await until(pilot, lambda: "✓ operator → " in text(app, "#status"))
@@ -201,7 +205,7 @@ async def test_m_sends_an_operator_message_that_the_log_shows_as_the_operators(w
     app = CockpitApp(world.source())
     async with app.run_test(size=(180, 60)) as pilot:
         await until(pilot, lambda: app.frame is not None)
-        app.query_one("#agents", DataTable).move_cursor(row=list(table_rows(app)).index(E))
+        select(app, E)
         await until(pilot, lambda: app.selected == E)
         await pilot.press("m")
         await until(pilot, lambda: bool(app.screen.query(Input)))
@@ -217,7 +221,7 @@ async def test_a_message_to_a_dead_agent_is_refused_on_screen_and_nothing_is_sen
     app = CockpitApp(world.source())
     async with app.run_test(size=(180, 60)) as pilot:
         await until(pilot, lambda: app.frame is not None)
-        app.query_one("#agents", DataTable).move_cursor(row=list(table_rows(app)).index(D))
+        select(app, D)
         await until(pilot, lambda: app.selected == D)
         await pilot.press("n")
         await until(pilot, lambda: "✗ " in text(app, "#status"))
@@ -230,7 +234,7 @@ async def test_jump_refuses_an_agent_without_a_verified_pane(world: World) -> No
     app = CockpitApp(world.source())
     async with app.run_test(size=(180, 60)) as pilot:
         await until(pilot, lambda: app.frame is not None)
-        app.query_one("#agents", DataTable).move_cursor(row=list(table_rows(app)).index(A))
+        select(app, A)
         await until(pilot, lambda: app.selected == A)
         await pilot.press("j")
         await until(pilot, lambda: "✗ " in text(app, "#status"))
@@ -245,3 +249,18 @@ async def test_a_change_in_the_store_is_shown_without_a_key(world: World) -> Non
         peers[A].send(E, "new work arrives")
         await until(pilot, lambda: table_rows(app)[E][3] == "✉1")
         await until(pilot, lambda: "new work arrives" in text(app, "#comms"))
+
+
+async def test_the_arrow_keys_move_the_selection_and_the_screen_marks_it(world: World) -> None:
+    troubled(world)
+    app = CockpitApp(world.source())
+    async with app.run_test(size=(180, 60)) as pilot:
+        await until(pilot, lambda: app.frame is not None)
+        keys = list(table_rows(app))
+        assert app.selected == keys[0]
+        await pilot.press("down", "down")
+        await until(pilot, lambda: app.selected == keys[2])
+        [marked] = [line for line in text(app, "#agents").splitlines() if line.startswith("▶ ")]
+        assert app.names[keys[2]] in marked
+        await pilot.press("up")
+        await until(pilot, lambda: app.selected == keys[1])

@@ -33,14 +33,14 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer
 
 from oxtail_core.operator import NUDGE_BODY, Target
 from oxtail_fs.tmux import Tmux
 from oxtail_mcp.cockpit import view
 from oxtail_mcp.cockpit.jump import jump
 from oxtail_mcp.cockpit.source import Frame, Source
-from oxtail_mcp.cockpit.widgets import MessagePrompt, Panel, plain, styled
+from oxtail_mcp.cockpit.widgets import AgentList, Cells, MessagePrompt, Panel, Plain, plain, styled
 from oxtail_mcp.commands.message import deliver, operator_context, outcome_line
 from oxtail_mcp.commands.status import Row
 from oxtail_mcp.home import state_home
@@ -95,19 +95,17 @@ class CockpitApp(App[int]):
         self._last_read = 0.0
 
     def compose(self) -> ComposeResult:
-        yield Static(plain(""), id="top", markup=False)
-        yield Static(plain(""), id="attention", markup=False)
-        yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
+        yield Plain(id="top")
+        yield Plain(id="attention")
+        yield AgentList(view.COLUMNS, id="agents")
         yield Panel("selected agent", id="details")
         yield Panel("wait-graph", id="waits")
         yield Panel("recent communications", id="comms")
-        yield Static(plain(QUIT_HINT), id="status", markup=False)
+        yield Plain(plain(QUIT_HINT), id="status")
         yield Footer()
 
     async def on_mount(self) -> None:
-        table = self.query_one("#agents", DataTable)
-        for column in view.COLUMNS:
-            table.add_column(column, key=column)
+        self.query_one(AgentList).focus()
         await self.reload()
         self.set_interval(self.poll_s, self._poll)
 
@@ -142,28 +140,27 @@ class CockpitApp(App[int]):
         self._rows = view.rows_by_key(snap.rows)
         self.names = view.labels(snap.rows)
         refreshed = time.strftime("%H:%M:%S", time.localtime(frame.read_at))
-        self.query_one("#top", Static).update(
+        self.query_one("#top", Plain).show(
             plain(f"{view.header(snap, self.source.root)}   refreshed {refreshed}   q quit")
         )
         problem = bool(snap.problems) or view.attention(snap).startswith("attention")
-        self.query_one("#attention", Static).update(
+        self.query_one("#attention", Plain).show(
             plain(view.attention(snap), "bold red" if problem else "green")
         )
         self._fill_table(snap.rows)
         waits = view.wait_lines(snap, self.names)
-        self.query_one("#waits", Panel).update(
+        self.query_one("#waits", Panel).show(
             styled(waits[:WAIT_ROWS] or [("dim", "nobody is waiting on anybody")])
         )
         log = [view.comm_line(c, self.names) for c in frame.comms[-LOG_ROWS:]]
-        self.query_one("#comms", Panel).update(plain(log or ["no messages yet"]))
+        self.query_one("#comms", Panel).show(plain(log or ["no messages yet"]))
         self._show_details()
 
     def _fill_table(self, rows: tuple[Row, ...]) -> None:
-        table = self.query_one("#agents", DataTable)
-        table.clear()
-        snap = self.frame.snap if self.frame else None
+        assert self.frame is not None
+        table: dict[str, Cells] = {}
         for row in rows:
-            cells = view.cells(row, snap, self.names) if snap else ()
+            cells = view.cells(row, self.frame.snap, self.names)
             state = view.liveness(row)
             styles = ["dim" if state == "dead" else ""] * len(cells)
             styles[2] = {"dead": "dim", "stalled": "yellow", "working": "green"}.get(state, "")
@@ -171,27 +168,25 @@ class CockpitApp(App[int]):
                 styles[5] = "bold red"
             elif cells[5].startswith("⚠"):
                 styles[5] = "yellow"
-            table.add_row(*(plain(c, s) for c, s in zip(cells, styles, strict=True)), key=view.key_of(row))
-        if self.selected not in self._rows:
-            self.selected = next(iter(self._rows), None)
-        if self.selected is not None:
-            table.move_cursor(row=table.get_row_index(self.selected), animate=False)
+            table[view.key_of(row)] = tuple(zip(cells, styles, strict=True))
+        agents = self.query_one(AgentList)
+        agents.set_rows(table)
+        self.selected = agents.selected
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is not None and event.row_key.value in self._rows:
-            self.selected = event.row_key.value
-            self._show_details()
+    def on_agent_list_highlighted(self, event: AgentList.Highlighted) -> None:
+        self.selected = event.key
+        self._show_details()
 
-    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    async def on_agent_list_chosen(self, event: AgentList.Chosen) -> None:
         await self.action_jump()
 
     def _show_details(self) -> None:
         row = self._rows.get(self.selected or "")
         panel = self.query_one("#details", Panel)
         if row is None or self.frame is None:
-            panel.update(plain("no agent selected"))
+            panel.show(plain("no agent selected"))
             return
-        panel.update(plain(view.details(row, self.names, self.frame.snap.generated_at_ms)))
+        panel.show(plain(view.details(row, self.names, self.frame.snap.generated_at_ms)))
 
     # Actions ---------------------------------------------------------------------------------
 
@@ -202,7 +197,7 @@ class CockpitApp(App[int]):
 
     def say(self, line: str) -> None:
         """Put an outcome (already inert) on the status line."""
-        self.query_one("#status", Static).update(plain(f"{line}   ({QUIT_HINT})"))
+        self.query_one("#status", Plain).show(plain(f"{line}   ({QUIT_HINT})"))
 
     async def action_jump(self) -> None:
         target = self.target()
