@@ -264,3 +264,34 @@ async def test_the_arrow_keys_move_the_selection_and_the_screen_marks_it(world: 
         assert app.names[keys[2]] in marked
         await pilot.press("up")
         await until(pilot, lambda: app.selected == keys[1])
+
+
+async def test_a_repoked_delegation_shows_its_attempts_keeps_aging_and_goes_once_answered(
+    world: World,
+) -> None:
+    """selfheal.md §2.3: the waiter's expectation is its wait edge, ``⏳<B> <age> ↻<n>`` once re-poked,
+    still shown after the delegation was received, gone when the result arrives."""
+    lead, worker = world.join(A), world.join(E, pane=PANE)
+    lead.send(E, "cut the release", action_required=True)
+    [expectation] = world.ctx.store.pending_list()
+    assert world.ctx.store.pending_bump(
+        A, expectation.request_id, int(time.time() * 1000)
+    )  # as waiter-heal does
+    app = CockpitApp(world.source(), poll_s=0.05)
+    async with app.run_test(size=(180, 60)) as pilot:
+        await until(pilot, lambda: app.frame is not None)
+        assert table_rows(app)[A][5].startswith(f"⏳{E[:8]} ") and table_rows(app)[A][5].endswith(" ↻1")
+        assert f"⏳ {A[:8]} awaiting reply from {E[:8]} (" in text(app, "#waits") and "re-poked 1×" in text(
+            app, "#waits"
+        )
+        [delegation] = worker.read_messages().messages  # received: post-receipt, the wait stays
+        await until(pilot, lambda: table_rows(app)[E][3] == "")
+        assert table_rows(app)[A][5].endswith(" ↻1") and table_rows(app)[E][4] == "⚑1"
+        worker.complete_work(delegation.id, "released 0.3")
+        await until(pilot, lambda: table_rows(app)[A][5] == "" and table_rows(app)[E][4] == "")
+        assert "nobody is waiting on anybody" in text(app, "#waits")
+        assert f"{E[:8]} → {A[:8]} reply [" not in text(
+            app, "#comms"
+        )  # a completion is a reply, not a closed line
+        assert f"{A[:8]} → {E[:8]} ⚑ [done]  cut the release" in text(app, "#comms")
+        assert sent is not None
