@@ -19,6 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from oxtail_core import Context, Peer, RecordingWaker, SystemClock
+from oxtail_core.errors import StoreError
 from oxtail_core.model import WAKE_TEXT
 from oxtail_core.operator import NUDGE_BODY, OPERATOR_SOURCE
 from oxtail_core.results import Asked
@@ -27,7 +28,7 @@ from oxtail_fs import proctree
 from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
 from oxtail_mcp.cockpit.app import CockpitApp
-from oxtail_mcp.cockpit.source import Source
+from oxtail_mcp.cockpit.source import Frame, Source
 from oxtail_mcp.cockpit.widgets import AgentList
 from tests.support.e2e import sid
 
@@ -292,3 +293,26 @@ async def test_a_repoked_delegation_shows_its_attempts_keeps_aging_and_goes_once
         assert "nobody is waiting on anybody" in text(app, "#waits")
         await until(pilot, lambda: f"{A[:8]} → {E[:8]} ⚑ [done]  cut the release" in text(app, "#comms"))
         assert "released 0.3" in text(app, "#comms")  # the result, delivered to the lead
+
+
+async def test_a_state_that_cannot_be_read_is_said_on_screen_and_the_last_frame_stays(world: World) -> None:
+    troubled(world)
+
+    class Broken(Source):
+        fail = False
+
+        def read(self) -> Frame:
+            if self.fail:
+                raise StoreError("refusing registry: a symlink")
+            return super().read()
+
+    source = Broken(world.ctx, str(world.proj), world.home, {})
+    app = CockpitApp(source)
+    async with app.run_test(size=(180, 60)) as pilot:
+        await until(pilot, lambda: app.frame is not None)
+        source.fail = True
+        await pilot.press("r")
+        await until(
+            pilot, lambda: "✗ cannot read the state: refusing registry: a symlink" in text(app, "#status")
+        )
+        assert len(table_rows(app)) == 5 and app.is_running

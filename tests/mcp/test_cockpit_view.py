@@ -3,6 +3,11 @@ hands tmux: only the verified pane id, never a name a peer wrote."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import attrs
 
 from oxtail_core.operator import Target
@@ -124,3 +129,17 @@ def test_jump_refuses_an_unverified_pane_or_a_dead_agent_and_runs_nothing() -> N
     w.host.kill(2)
     assert jump(w.ctx, tmux, Target(B, 2), inside_tmux=True) == f"✗ {B[:8]}: target process is not alive"
     assert tmux.calls == []
+
+
+def test_the_cockpit_without_a_terminal_says_so_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("oxtail-mcp")), "cockpit", str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OXTAIL_HOME=str(tmp_path / "state")),
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "oxtail cockpit: needs a terminal; 'oxtail-mcp status' prints a one-shot view\n"

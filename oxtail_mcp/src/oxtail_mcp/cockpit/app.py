@@ -35,6 +35,7 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.widgets import Footer
 
+from oxtail_core.errors import StoreError
 from oxtail_core.operator import NUDGE_BODY, Target
 from oxtail_fs.tmux import Tmux
 from oxtail_mcp.cockpit import view
@@ -43,6 +44,7 @@ from oxtail_mcp.cockpit.source import Frame, Source
 from oxtail_mcp.cockpit.widgets import AgentList, Cells, MessagePrompt, Panel, Plain, plain, styled
 from oxtail_mcp.commands.message import deliver, operator_context, outcome_line
 from oxtail_mcp.commands.status import Row
+from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
 
 POLL_S = 0.25
@@ -120,8 +122,14 @@ class CockpitApp(App[int]):
             await self.reload()
 
     async def reload(self) -> None:
-        """Read a frame (off the loop) and show it."""
-        frame = await self._blocking(self.source.read)
+        """Read a frame (off the loop) and show it; a state that cannot be read is said, and the last
+        frame stays on screen."""
+        try:
+            frame = await self._blocking(self.source.read)
+        except (StoreError, OSError) as exc:
+            with contextlib.suppress(NoMatches):
+                self.say(inert(f"✗ cannot read the state: {exc}"))
+            return
         self._last_read = time.monotonic()
         with contextlib.suppress(NoMatches):  # the app closed while the frame was read: nothing to draw
             self.show(frame)
@@ -235,7 +243,10 @@ class CockpitApp(App[int]):
 
 
 def main(root: str, env: Mapping[str, str] = os.environ) -> int:
-    """Run the cockpit on this terminal until ``q``; 1 when there is no state directory to watch."""
+    """Run the cockpit on this terminal until ``q``; 1 when there is no terminal or no state directory."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("oxtail cockpit: needs a terminal; 'oxtail-mcp status' prints a one-shot view", file=sys.stderr)
+        return 1
     ctx = operator_context(env)
     if isinstance(ctx, str):
         print(f"oxtail cockpit: {ctx}", file=sys.stderr)
