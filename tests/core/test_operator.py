@@ -175,3 +175,12 @@ def test_lookup_tries_session_id_then_pid_then_short_id_then_tmux_name() -> None
     assert lookup(w.ctx, "/p", "worker") == LookupFailed("worker", 2)  # ambiguous: two agents
     assert lookup(w.ctx, "/p", "nobody") == LookupFailed("nobody", 0)
     assert lookup(w.ctx, "/p", "aaa") == LookupFailed("aaa", 0)  # too short to be a short id
+
+
+def test_an_agent_with_two_servers_is_one_match_not_an_ambiguity() -> None:
+    w = make_world()
+    w.join(1, A, tmux_session="lead")
+    w.join(4, A, tmux_session="lead")  # its second MCP server (user and project scope)
+    found = lookup(w.ctx, "/p", "lead")
+    assert isinstance(found, Target) and found.session_id == A
+    assert sent(operator_send(w, found, "hi", wake=False)).target.session_id == A

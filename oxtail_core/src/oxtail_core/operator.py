@@ -145,9 +145,9 @@ def lookup(ctx: Context, root: str, name: str) -> Target | LookupFailed:
         lambda e: bool(wanted) and e.tmux_session == wanted,
     )
     for rule in rules:
-        found = {Target.of(e) for e in entries if rule(e)}
+        found = {t.session_id or t.label: t for t in map(Target.of, filter(rule, entries))}  # one per agent
         if len(found) == 1:
-            return found.pop()
+            return next(iter(found.values()))
         if found:
             return LookupFailed(name, len(found))
     return LookupFailed(name, 0)
