@@ -151,10 +151,9 @@ class CockpitApp(App[int]):
         self.query_one("#top", Plain).show(
             plain(f"{view.header(snap, self.source.root)}   refreshed {refreshed}   q quit")
         )
-        problem = bool(snap.problems) or view.attention(snap).startswith("attention")
-        self.query_one("#attention", Plain).show(
-            plain(view.attention(snap), "bold red" if problem else "green")
-        )
+        attention = view.attention(snap)
+        calm = attention.startswith(("✓", "no agents"))
+        self.query_one("#attention", Plain).show(plain(attention, "green" if calm else "bold red"))
         self._fill_table(snap.rows)
         waits = view.wait_lines(snap, self.names)
         self.query_one("#waits", Panel).show(
@@ -169,14 +168,7 @@ class CockpitApp(App[int]):
         table: dict[str, Cells] = {}
         for row in rows:
             cells = view.cells(row, self.frame.snap, self.names)
-            state = view.liveness(row)
-            styles = ["dim" if state == "dead" else ""] * len(cells)
-            styles[2] = {"dead": "dim", "stalled": "yellow", "working": "green"}.get(state, "")
-            if cells[5].startswith("⛔"):
-                styles[5] = "bold red"
-            elif cells[5].startswith("⚠"):
-                styles[5] = "yellow"
-            table[view.key_of(row)] = tuple(zip(cells, styles, strict=True))
+            table[view.key_of(row)] = tuple(zip(cells, view.cell_styles(row, cells), strict=True))
         agents = self.query_one(AgentList)
         agents.set_rows(table)
         self.selected = agents.selected

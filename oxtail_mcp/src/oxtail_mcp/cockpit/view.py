@@ -108,6 +108,18 @@ def cells(row: Row, snap: Snapshot, names: Mapping[str, str]) -> tuple[str, ...]
 
 
 COLUMNS = ("AGENT", "CLIENT", "LIVENESS", "INBOX", "OWES", "WAITING ON", "TMUX", "PURPOSE")
+LIVENESS_STYLES: Mapping[str, str] = {"dead": "dim", "stalled": "yellow", "working": "green"}
+BADGE_STYLES: Mapping[str, str] = {"⛔": "bold red", "⚠": "yellow"}
+"""A wait badge's style by its first glyph: a deadlock or an orphaned wait is an alarm."""
+
+
+def cell_styles(row: Row, cells: Sequence[str]) -> list[str]:
+    """The Rich style of each of :func:`cells`: a dead agent is dimmed, liveness and alarms coloured."""
+    state = liveness(row)
+    styles = ["dim" if state == "dead" else ""] * len(cells)
+    styles[2] = LIVENESS_STYLES.get(state, "")
+    styles[5] = BADGE_STYLES.get(cells[5][:1], styles[5])
+    return styles
 
 
 def header(snap: Snapshot, root: str) -> str:
@@ -206,6 +218,7 @@ def preview(body: str) -> str:
 
 
 def rows_by_key(rows: Sequence[Row]) -> dict[str, Row]:
+    """The rows by the identity a selection sticks to."""
     return {key_of(r): r for r in rows}
 
 

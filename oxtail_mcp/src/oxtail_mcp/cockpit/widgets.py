@@ -148,7 +148,7 @@ class AgentList(Plain, can_focus=True):
                 if style:
                     out.stylize(style, start + begin, start + end)
         if not self.rows:
-            out.append("\n  no agents registered in this project", style="dim")
+            out.append("\n  (no agents)", style="dim")
         self.show(out)
 
 
