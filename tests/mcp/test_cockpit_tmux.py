@@ -14,7 +14,7 @@ import pytest
 from oxtail_core.model import WAKE_TEXT
 from oxtail_core.operator import NUDGE_BODY
 from tests.support.e2e import sid, world
-from tests.support.tmux import wait_for
+from tests.support.tmux import private_tmux, wait_for
 
 CLI = str(Path(sys.executable).with_name("oxtail-mcp"))
 B = sid(0xB2)
@@ -67,3 +67,20 @@ def test_the_cockpit_in_a_real_pane_nudges_jumps_and_quits_with_its_key(tmp_path
         w.tmux.raw("send-keys", "-t", cockpit, "q")
         alive = lambda: cockpit in w.tmux.raw("list-panes", "-a", "-F", "#{pane_id}").split()  # noqa: E731
         assert wait_for(lambda: not alive(), timeout_s=30), screen()
+
+
+def test_status_watch_on_a_terminal_is_the_cockpit(tmp_path: Path) -> None:
+    with private_tmux() as tmux:
+        proj = tmp_path / "proj"
+        (proj / ".git").mkdir(parents=True)
+        (tmp_path / "state").mkdir()
+        env = f"OXTAIL_HOME={tmp_path / 'state'} HOME={tmp_path}"
+        pane = tmux.new_session("watch", f"exec env {env} {CLI} status --watch", cwd=str(proj))
+
+        def screen() -> str:
+            return tmux.raw("capture-pane", "-p", "-J", "-t", pane)
+
+        assert wait_for(lambda: "oxtail cockpit  proj  0 agents" in screen(), timeout_s=30), screen()
+        tmux.raw("send-keys", "-t", pane, "q")
+        panes = lambda: tmux.tmux.run("list-panes", "-a", "-F", "#{pane_id}")  # noqa: E731
+        assert wait_for(lambda: pane not in panes().stdout.split(), 30)  # its only pane: the server ends too
