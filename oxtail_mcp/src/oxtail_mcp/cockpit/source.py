@@ -21,17 +21,9 @@ from oxtail_fs import layout
 from oxtail_mcp.cockpit.comms import Comm, CommsLog
 from oxtail_mcp.commands.status import Snapshot, snapshot
 
-WATCHED = (
-    layout.REGISTRY,
-    layout.SESSIONS,
-    layout.INBOXES,
-    layout.INFLIGHT,
-    layout.RECEIVED,
-    layout.PENDING,
-    layout.ACTIVITY,
-    layout.RECEIPTS,
-)
-"""The directories whose contents make up a frame (registry, mail, ledgers, asks, markers, receipts)."""
+WATCHED = (layout.REGISTRY, layout.SESSIONS, layout.INBOXES, layout.RECEIVED, layout.PENDING, layout.ACTIVITY)
+"""The directories whose contents make up a frame: registry, mail, ledgers, asks, markers. Receipts
+are left out on purpose: nothing shown reads them, and they pile up (one per delivered message)."""
 
 
 @attrs.frozen
