@@ -1,7 +1,7 @@
 """The hook runs before every tool call: delivering mail must not load what serving needs.
 
-psutil, ctypes (inotify), cattrs, asyncio and the MCP SDK each cost a hook
-milliseconds it has no use for; this test runs the real hook with mail queued
+psutil, ctypes (inotify), cattrs, asyncio, the MCP SDK and the cockpit's Textual each cost a
+hook milliseconds it has no use for; this test runs the real hook with mail queued
 and reads which modules it imported.
 """
 
@@ -20,14 +20,8 @@ from oxtail_fs.store import FsStore
 SESSION = "12345678-1234-4234-8234-123456789abc"
 SHARED_RULES = {"oxtail_core", "oxtail_core.naming"}  # the stdlib-only naming rules (lazy package init)
 HEAVY = (
-    "psutil",
-    "ctypes",
-    "cattrs",
-    "asyncio",
-    "mcp",
-    "anyio",
-    "portalocker",
-    "oxtail_core.routing",
+    *("psutil", "ctypes", "cattrs", "asyncio", "mcp", "anyio", "portalocker", "oxtail_core.routing"),
+    *("textual", "rich", "oxtail_mcp.cockpit"),  # the cockpit's UI: a package import lists the package itself
     "tomlkit",  # setup edits config.toml with it; a hook never needs it
 )
 

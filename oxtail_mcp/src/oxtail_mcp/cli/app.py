@@ -19,10 +19,12 @@ from typing import NoReturn
 
 from oxtail_mcp import COMPATIBLE_VERSION, __version__
 from oxtail_mcp.cli import (
+    cockpit,
     diagnose,
     guard,
     hook,
     install_hook,
+    message,
     print_config,
     print_skill,
     serve,
@@ -36,6 +38,8 @@ PROG = "oxtail-mcp"
 COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
     ("serve", serve, "serve MCP on stdio (what Claude Code and Codex start)"),
     ("status", status, "show the agents of a project"),
+    ("cockpit", cockpit, "a live view of a project's agents, waits and messages, with keys to act"),
+    ("message", message, "send an agent an operator message (framed as untrusted, one-way)"),
     ("diagnose", diagnose, "summarize wake outcomes and check the environment"),
     ("install-hook", install_hook, "install the Claude Code hooks into settings.json"),
     ("uninstall-hook", uninstall_hook, "remove the oxtail hooks from settings.json"),

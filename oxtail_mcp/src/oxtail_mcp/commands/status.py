@@ -67,6 +67,15 @@ class AskView:
 
 
 @attrs.frozen
+class OwedView:
+    """One open obligation an agent owes: to whom (None for an operator or unclaimed sender), since when."""
+
+    requester: str | None
+    message_id: str
+    since_s: int | None
+
+
+@attrs.frozen
 class Row:
     """One agent (its freshest server) as the status view shows it."""
 
@@ -85,6 +94,7 @@ class Row:
     alive: bool = True
     open_work: int | None = 0  # open obligations it owes; None when its ledger could not be read
     asks: tuple[AskView, ...] = ()
+    owed: tuple[OwedView, ...] = ()
 
     @property
     def name(self) -> str:
@@ -229,9 +239,13 @@ def _row(
     except StoreError:
         depth = None
     try:
-        work: int | None = len(ctx.store.ledger_open(sid)) if sid else 0
+        owed = tuple(
+            OwedView(e.from_session_id, e.id, e.enqueued_at)
+            for e in (ctx.store.ledger_open(sid) if sid else ())
+        )
+        work: int | None = len(owed)
     except StoreError:
-        work = None
+        owed, work = (), None
     ttl = ctx.settings.pending_ttl_ms
     return Row(
         client=entry.client.type,
@@ -250,6 +264,7 @@ def _row(
         last_wake_at=wake[1] if wake else None,
         alive=alive,
         open_work=work,
+        owed=owed,
         asks=tuple(
             AskView(
                 peer=canonical_session_id(a.peer) if a.peer else None,
