@@ -72,7 +72,7 @@ class World:
         server.wait()
 
     def source(self) -> Source:
-        return Source(self.ctx, str(self.proj), self.home, {})
+        return Source(self.ctx, str(self.proj), self.home, {}, panes=None)  # no tmux server here
 
 
 @pytest.fixture

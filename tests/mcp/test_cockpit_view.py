@@ -37,6 +37,10 @@ ROW = Row(
 def test_liveness_follows_the_table_first_match_wins() -> None:
     cases = [
         (dict(alive=False, activity="busy"), "dead"),
+        (dict(liveness="dead", activity="busy"), "dead"),  # the core's verdict: exited or pid reused
+        (dict(liveness="active", activity="idle", activity_age_ms=600_000, inbox=1), "working"),  # §5.2
+        (dict(liveness="active"), "working"),  # a fresh transcript, a busy pane or a running tool
+        (dict(liveness="idle"), "unknown"),  # no hooks: idle by the transcript is not known idle
         (dict(activity="busy", activity_stale=True), "stalled"),
         (dict(activity="busy"), "working"),
         (dict(activity="idle", activity_age_ms=60_000, inbox=1), "stalled"),

@@ -16,7 +16,8 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -38,6 +39,7 @@ from oxtail_fs.proctree import process_start
 from oxtail_fs.project import LocalHost
 from oxtail_fs.tmux import Tmux
 from oxtail_fs.waker import TmuxWaker
+from oxtail_mcp.transcripts.files import claude_transcript_path
 from tests.support.e2e import SERVER_COMMAND, World, wait_until, world
 
 CLIENT = """\
@@ -73,6 +75,8 @@ async def main():
     with open(spec["log"], "a") as errlog:
         async with stdio_client(params, errlog=errlog) as (r, w), ClientSession(r, w) as session:
             await session.initialize()
+            if spec.get("session"):
+                await session.call_tool("claim_session", {"session_id": spec["session"]})
             got = await session.call_tool("get_my_session", {})
             entry = json.loads(got.content[0].text)["entry"]
             with open(spec["out"] + ".tmp", "w") as f:
@@ -105,7 +109,7 @@ class CountingTmux(Tmux):
         return super().capture(pane)
 
 
-def start_clients(w: World, proj: Path) -> dict[str, Pane]:
+def start_clients(w: World, proj: Path, sessions: Mapping[str, str] | None = None) -> dict[str, Pane]:
     script = w.tmp / "client.py"
     script.write_text(CLIENT)
     panes = {}
@@ -116,7 +120,7 @@ def start_clients(w: World, proj: Path) -> dict[str, Pane]:
         spec.write_text(
             json.dumps(
                 {"env": env, "server": SERVER_COMMAND, "cwd": str(proj), "mode": mode, "out": str(out)}
-                | {"log": str(w.server_log)}
+                | {"log": str(w.server_log), "session": (sessions or {}).get(mode)}
             )
         )
         command = (
@@ -258,3 +262,51 @@ def test_s41_a_screen_read_just_before_its_server_died_is_discarded(
     got = capture_pane(working.entry, w.store().registry_entries, waker)
     assert got.outcome is Capture.DISCARDED and got.activity is None and not got.busy
     assert tmux.captured == [working.pane]  # it was read, and thrown away
+
+
+@pytest.fixture
+def claimed_fleet(tmp_path: Path) -> Iterator[tuple[World, dict[str, Pane]]]:
+    """The three screens as claimed Claude Code agents, each with a transcript last written 5 minutes
+    ago: within the stall window, so a busy screen is what makes an agent active (S40)."""
+    with world(tmp_path, tmux=True) as w:
+        proj = w.project("proj")
+        sessions = {mode: f"5e55{n:04x}-0000-4000-8000-{n:012x}" for n, mode in enumerate(MODES, start=1)}
+        panes = start_clients(w, proj, sessions)
+        env = w.env()
+        for session in sessions.values():
+            path = Path(claude_transcript_path(Path(env["HOME"]), str(proj.resolve()), session, env))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text('{"type":"user","message":{"content":"hi"}}\n')
+            then = time.time() - 300
+            os.utime(path, (then, then))
+        yield w, panes
+
+
+@pytest.mark.tmux
+def test_s42_status_on_a_terminal_reads_the_panes_and_piped_json_never_does(
+    claimed_fleet: tuple[World, dict[str, Pane]],
+) -> None:
+    """``oxtail-mcp status`` in a real terminal (a pane of the same tmux server) sees the turn in
+    flight on the working agent's screen; the same status piped forks no capture, so no ``pane_fresh``."""
+    w, panes = claimed_fleet
+    assert w.tmux is not None
+    proj = panes["working"].entry.client.cwd
+    cli = str(Path(sys.executable).with_name("oxtail-mcp"))
+    env = w.env()
+    status = shlex.join(
+        ["env", f"OXTAIL_HOME={env['OXTAIL_HOME']}", f"HOME={env['HOME']}", cli, "status", proj]
+    )
+    pane = w.tmux.new_session("status", f"{status}; sleep 60", cwd=proj)
+
+    def screen() -> str:
+        return w.tmux.raw("capture-pane", "-p", "-J", "-t", pane)
+
+    assert wait_until(lambda: "active ✻" in screen(), 30), screen()
+    line = next(text for text in screen().splitlines() if "active ✻" in text)
+    assert "working" in line  # the working agent's tmux session, and only its row
+    assert screen().count("active ✻") == 1
+    piped = subprocess.run(
+        [cli, "status", proj, "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    reasons = {row["tmux_session"]: row["liveness_reason"] for row in json.loads(piped.stdout)["agents"]}
+    assert reasons == {mode: "idle" for mode in MODES}  # no pane read: the 5-minute transcript is idle

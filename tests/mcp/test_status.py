@@ -186,6 +186,7 @@ def test_cli_plain_table_and_json(live_project: tuple[Path, Path, dict[str, str]
         "SESSION",
         "TMUX",
         "PURPOSE",
+        "STATUS",
         "ACTIVITY",
         "INBOX",
         "ASKS",
@@ -193,13 +194,14 @@ def test_cli_plain_table_and_json(live_project: tuple[Path, Path, dict[str, str]
         "WAKE",
     ]
     assert row.split()[:3] == ["codex", A, "work"]
-    assert "writing docs" in row and "fired via ask_peer" in row
+    assert "writing docs" in row and "fired via ask_peer" in row and "idle·no-tx" in row
     out = subprocess.run(
         [CLI, "status", str(project), "--json"], env=env, capture_output=True, text=True, check=True
     )
     doc = json.loads(out.stdout)
     [agent] = doc["agents"]
     assert (agent["session_id"], agent["inbox"], agent["open_asks"], agent["activity"]) == (A, 2, 1, None)
+    assert (agent["liveness"], agent["liveness_reason"], agent["proc_sig"]) == ("idle", "no_transcript", "ok")
     elsewhere = subprocess.run([CLI, "status", "/"], env=env, capture_output=True, text=True, check=True)
     assert A in elsewhere.stdout  # "/" contains the project
 
@@ -235,3 +237,46 @@ def test_status_tells_the_user_when_a_claude_code_agents_hooks_are_missing(
     subprocess.run([CLI, "install-hook"], env=env, capture_output=True, check=True)
     text = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
     assert "hook not installed" not in text and A in text
+
+
+def test_liveness_comes_from_the_transcript_the_identity_names_and_a_tool_in_flight(
+    tmp_path: Path, residents: list[subprocess.Popen[bytes]]
+) -> None:
+    """selfheal §5.2: a transcript written 5 s ago is ``active``/``transcript_fresh``; 100 s old with a
+    tool call that has no result yet, ``active``/``tool_running``; answered, ``idle``. The transcript is
+    the one Claude Code keeps for the session in the agent's real working directory."""
+    home, project = tmp_path / "state", tmp_path / "project"
+    live_agent(home, project, "claude-code", residents)
+    env = dict(os.environ, OXTAIL_HOME=str(home), HOME=str(tmp_path))
+    from oxtail_mcp.transcripts.files import claude_transcript_path
+
+    path = Path(claude_transcript_path(tmp_path, str(project), A, env))
+    path.parent.mkdir(parents=True)
+    call = {"type": "assistant", "message": {"content": [{"type": "tool_use", "id": "t1", "name": "Bash"}]}}
+    path.write_text(json.dumps(call) + "\n")
+
+    def agent(age_s: float) -> dict[str, object]:
+        os.utime(path, (time.time() - age_s, time.time() - age_s))
+        run = [CLI, "status", str(project), "--json"]
+        out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+        [row] = json.loads(out)["agents"]
+        return row
+
+    fresh = agent(5)
+    assert (fresh["liveness"], fresh["liveness_reason"], fresh["tool_running"]) == (
+        "active",
+        "transcript_fresh",
+        True,
+    )
+    quiet = agent(100)
+    assert (quiet["liveness"], quiet["liveness_reason"]) == ("active", "tool_running")
+    assert quiet["pane_tail"] is None  # piped: no pane was read (S42)
+    result = {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1"}]}}
+    with path.open("a") as f:
+        f.write(json.dumps(result) + "\n")
+    answered = agent(100)
+    assert (answered["liveness"], answered["liveness_reason"], answered["tool_running"]) == (
+        "idle",
+        "idle",
+        False,
+    )

@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 2 on a live deadlock, an orphaned wait, or mail or work stranded on a dead agent",
     )
+    parser.add_argument(
+        "--no-activity",
+        action="store_true",
+        help="do not read the agents' tmux panes (on a terminal they are read to tell a turn in flight)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,5 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
         return main(root)
     with quiet_broken_pipe():
-        return status.show(root, watch=args.watch, json_output=args.json, check=args.check)
+        return status.show(
+            root, watch=args.watch, json_output=args.json, check=args.check, activity=not args.no_activity
+        )
     return 0  # the reader went away (``status --watch | head``): that is a normal end

@@ -17,8 +17,11 @@ from pathlib import Path
 import attrs
 
 from oxtail_core import Context
+from oxtail_core.liveness import PaneActivity, PaneSampler
+from oxtail_core.model import RegistryEntry
 from oxtail_fs import layout, names
 from oxtail_mcp.cockpit.comms import Comm, CommsLog
+from oxtail_mcp.commands.liveness import PanePass, pane_pass
 from oxtail_mcp.commands.status import Snapshot, snapshot
 
 WATCHED = (layout.REGISTRY, layout.SESSIONS, names.INBOXES, layout.RECEIVED, layout.PENDING, names.ACTIVITY)
@@ -45,15 +48,29 @@ class Source:
     home: Path
     env: Mapping[str, str]
     trace: Path | None = None
+    panes: PanePass | None = pane_pass
+    """How the agents' panes are read for liveness (None: never); sampled every 1.5 s (selfheal §5.2)."""
     _comms: CommsLog = attrs.field(init=False)
+    _sampler: PaneSampler | None = attrs.field(init=False, default=None)
+    _entries: list[RegistryEntry] = attrs.field(init=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
         self._comms = CommsLog(self.home)
+        if self.panes is not None:
+            read = self.panes
+            self._sampler = PaneSampler(self.ctx.clock, lambda: dict(read(self.ctx, self._entries)))
+
+    def _sampled(self, ctx: Context, entries: list[RegistryEntry]) -> Mapping[int, PaneActivity]:
+        """The last pane pass while it is fresh, else a new one over ``entries``."""
+        assert self._sampler is not None
+        self._entries = entries
+        return self._sampler.current()
 
     def read(self) -> Frame:
         """One snapshot and the log of its agents (blocking: run it off the UI loop)."""
         started = time.process_time()
-        snap = snapshot(self.ctx, self.root, self.home, self.trace)
+        panes = self._sampled if self._sampler is not None else None
+        snap = snapshot(self.ctx, self.root, self.home, self.trace, panes=panes, env=self.env)
         comms = self._comms.recent(r.session_id for r in snap.rows if r.session_id)
         return Frame(snap, tuple(comms), time.time(), (time.process_time() - started) * 1000)
 

@@ -8,11 +8,13 @@ come from the wait-graph and its problems. What is added is how a person reads o
 liveness       when (first match)
 =============  ==============================================================================
 ``dead``       no live server of its session (the registry keeps it: it holds mail or work)
+``working``    the core's verdict is active (selfheal §5.2: its transcript is fresh, its pane
+               shows a turn in flight, or a tool call is running)
 ``stalled``    its hooks said busy longer ago than the busy TTL (a wedged turn), or it has been
                idle for :data:`STALLED_IDLE_MS` with unread mail (a wake it never got)
 ``working``    a fresh busy marker: a turn is in flight
 ``idle``       an idle marker
-``unknown``    no marker: its client runs no hooks (or has not yet)
+``unknown``    no marker: its client runs no hooks (or has not yet), and nothing else shows it active
 =============  ==============================================================================
 
 Every string that came from a peer (session ids, tmux names, purposes, bodies) passes through
@@ -40,8 +42,10 @@ GLYPHS: Mapping[str, str] = {"working": "🟢", "idle": "🟡", "stalled": "🟠
 
 def liveness(row: Row) -> str:
     """The module table's verdict on ``row``."""
-    if not row.alive:
+    if not row.alive or row.liveness == "dead":
         return "dead"
+    if row.liveness == "active":
+        return "working"
     if row.activity == "busy":
         return "stalled" if row.activity_stale else "working"
     if row.activity == "idle":

@@ -31,6 +31,7 @@ from oxtail_core.errors import StoreError
 from oxtail_core.foreign import is_foreign
 from oxtail_core.gates import is_fresh_busy
 from oxtail_core.ids import canonical_session_id
+from oxtail_core.liveness import PaneActivity
 from oxtail_core.model import ActivityMarker, PendingAsk, RegistryEntry
 from oxtail_core.protocols import Store
 from oxtail_core.reservations import Reservation, grace_from_env, sweep
@@ -39,6 +40,7 @@ from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
 from oxtail_fs.project import LocalHost
 from oxtail_fs.store import FsStore
+from oxtail_mcp.commands.liveness import Liveness, PanePass, liveness_of, pane_pass
 from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
 from oxtail_mcp.server.ours import project_of
@@ -51,7 +53,7 @@ SCHEMA_VERSION = 1
 EXIT_PROBLEMS = 2
 """``--check``: a live deadlock, an orphaned wait, or mail or work stranded on a dead owner."""
 
-COLUMNS = ("CLIENT", "SESSION", "TMUX", "PURPOSE", "ACTIVITY", "INBOX", "ASKS", "LAST WAKE")
+COLUMNS = ("CLIENT", "SESSION", "TMUX", "PURPOSE", "STATUS", "ACTIVITY", "INBOX", "ASKS", "LAST WAKE")
 
 
 @attrs.frozen
@@ -95,6 +97,13 @@ class Row:
     open_work: int | None = 0  # open obligations it owes; None when its ledger could not be read
     asks: tuple[AskView, ...] = ()
     owed: tuple[OwedView, ...] = ()
+    # Liveness (selfheal.md §5.2, commands/liveness.py): the core's verdict and the facts behind it
+    liveness: str | None = None  # "active", "idle" or "dead"
+    liveness_reason: str | None = None
+    proc_sig: str | None = None  # the start check: "ok", "reused" or "unknown"
+    transcript_age_s: float | None = None
+    tool_running: bool = False
+    pane_tail: str | None = None  # the working line of a busy pane (terminal views only)
 
     @property
     def name(self) -> str:
@@ -180,7 +189,7 @@ def collect(
 ) -> list[Row]:
     """The agents whose working directory is in ``root``'s project: live ones (claimed first), then
     the dead ones the registry keeps. ``pending`` gives each its open asks."""
-    return _collect(ctx, root, live_entries(ctx), asks=asks, wakes=wakes, pending=pending)[0]
+    return _collect(ctx, root, live_entries(ctx), asks=asks, wakes=wakes, pending=pending, panes={})[0]
 
 
 def _collect(
@@ -191,8 +200,11 @@ def _collect(
     asks: Mapping[str, int] | None,
     wakes: Mapping[str, tuple[str, str]] | None,
     pending: Sequence[PendingAsk],
+    panes: Mapping[int, PaneActivity],
+    env: Mapping[str, str] = os.environ,
 ) -> tuple[list[Row], dict[str, bool]]:
-    """The rows, and every registered session (any project) mapped to whether it has a live server."""
+    """The rows, and every registered session (any project) mapped to whether it has a live server.
+    ``panes``: what a pane pass read (empty: none was made)."""
     now = ctx.clock.now_ms()
     dead = dead_entries(ctx, live)
     known = {canonical_session_id(e.session_id): False for e in dead if e.session_id}
@@ -216,6 +228,7 @@ def _collect(
                     wake=(wakes or {}).get(sid or ""),
                     alive=alive,
                     pending=by_owner.get(sid, []) if sid else [],
+                    life=liveness_of(ctx, entry, panes, env),
                 )
             )
     return rows, known
@@ -231,6 +244,7 @@ def _row(
     wake: tuple[str, str] | None,
     alive: bool,
     pending: Sequence[PendingAsk],
+    life: Liveness,
 ) -> Row:
     marker = _marker(ctx.store, sid) if sid else None
     age = None if marker is None else now - marker.at_ms
@@ -265,6 +279,12 @@ def _row(
         alive=alive,
         open_work=work,
         owed=owed,
+        liveness=life.liveness,
+        liveness_reason=life.liveness_reason,
+        proc_sig=life.proc_sig,
+        transcript_age_s=life.transcript_age_s,
+        tool_running=life.tool_running,
+        pane_tail=life.pane_tail,
         asks=tuple(
             AskView(
                 peer=canonical_session_id(a.peer) if a.peer else None,
@@ -298,6 +318,22 @@ def age(ms: int | None) -> str:
     return f"{seconds}s"
 
 
+def status_cell(row: Row) -> str:
+    """The liveness verdict at a glance (the reference's status column): ``active 12s`` (transcript
+    age), ``active ✻`` (a busy pane), ``active ⧖12s`` (a tool running), ``idle 5m``, ``idle·no-tx``,
+    ``dead·gone``, ``dead·reused``; ``-`` when not judged."""
+    seconds = None if row.transcript_age_s is None else int(row.transcript_age_s * 1000)
+    return {
+        "transcript_fresh": f"active {age(seconds)}",
+        "pane_fresh": "active ✻",
+        "tool_running": f"active ⧖{age(seconds)}",
+        "no_transcript": "idle·no-tx",
+        "idle": f"idle {age(seconds)}",
+        "exited": "dead·gone",
+        "pid_reused": "dead·reused",
+    }.get(row.liveness_reason or "", "-")
+
+
 def _cells(row: Row) -> list[str]:
     activity = "unknown"
     if row.activity is not None:
@@ -310,6 +346,7 @@ def _cells(row: Row) -> list[str]:
         row.session_id or f"(unclaimed pid {row.server_pid})",
         row.tmux_session or "-",
         purpose if len(purpose) <= 40 else purpose[:39] + "…",
+        status_cell(row),
         activity,
         ("?" if row.inbox is None else str(row.inbox)) + (f" ⚑{row.open_work}" if row.open_work else ""),
         "-" if row.open_asks is None else str(row.open_asks),
@@ -330,8 +367,8 @@ def table(rows: Sequence[Row], root: str, *, color: bool) -> str:
     for index, line in enumerate(cells):
         padded = [text.ljust(width) for text, width in zip(line, widths, strict=True)]
         if color and index:
-            tint = _COLORS.get(line[4].split(" ")[0], "")
-            padded[4] = f"{tint}{padded[4]}\x1b[0m" if tint else padded[4]
+            tint = _COLORS.get(line[5].split(" ")[0], "")
+            padded[5] = f"{tint}{padded[5]}\x1b[0m" if tint else padded[5]
         lines.append("  ".join(padded).rstrip())
     return f"oxtail agents in {inert(root)}:\n" + "\n".join(lines)
 
@@ -391,12 +428,27 @@ def as_json(snap: Snapshot, root: str, held: Sequence[Reservation] = ()) -> str:
     return _escape_c1(json.dumps(body, indent=2, ensure_ascii=False))
 
 
-def snapshot(ctx: Context, root: str, home: Path, trace: Path | None) -> Snapshot:
-    """One read of the state: rows, the wait-graph among them, and the problems ``--check`` counts."""
+def snapshot(
+    ctx: Context,
+    root: str,
+    home: Path,
+    trace: Path | None,
+    *,
+    panes: PanePass | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> Snapshot:
+    """One read of the state: rows, the wait-graph among them, and the problems ``--check`` counts.
+
+    ``panes`` reads the project's live agents' panes for liveness (a terminal view: ``status`` on a
+    terminal passes :func:`~oxtail_mcp.commands.liveness.pane_pass`, the cockpit a sampled one);
+    without it no pane is read (piped output, S42)."""
     pending = pending_asks(ctx.store)
     asks = None if pending is None else Counter(canonical_session_id(a.requester) for a in pending)
+    live = live_entries(ctx)
+    ours = [e for e in live if ctx.host.same_project(root, working_dir(ctx, e))]
+    read = panes(ctx, ours) if panes is not None else {}
     rows, known = _collect(
-        ctx, root, live_entries(ctx), asks=asks, wakes=last_wakes(trace), pending=pending or ()
+        ctx, root, live, asks=asks, wakes=last_wakes(trace), pending=pending or (), panes=read, env=env
     )
     now = ctx.clock.now_ms()
     waiters = [r.session_id for r in rows if r.session_id]
@@ -429,6 +481,7 @@ def show(
     watch: bool,
     json_output: bool,
     check: bool = False,
+    activity: bool = True,
     env: Mapping[str, str] = os.environ,
     out: IO[str] | None = None,
 ) -> int:
@@ -458,9 +511,10 @@ def show(
         return 1
     ctx = Context(store, RecordingWaker(), SystemClock(), LocalHost(), settings=Settings.from_env(env))
     terminal = stream.isatty()
+    panes = pane_pass if terminal and activity else None  # a pipe never forks a capture (S42)
     try:
         while True:
-            snap = snapshot(ctx, root, home, trace)
+            snap = snapshot(ctx, root, home, trace, panes=panes, env=env)
             held = reservations_held(ctx, root, env)
             text = as_json(snap, root, held) if json_output else human(snap, root, color=terminal)
             if held and not json_output:
