@@ -14,6 +14,7 @@ A batch value is ``%016d`` (taken order, set by the script) + a JSON document th
 from __future__ import annotations
 
 import functools
+import random
 import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -106,7 +107,9 @@ class Inboxes:
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
         self._resolve(inbox)
         k = self._keys.inbox(inbox)
-        for _ in range(MAX_TRIES):
+        for attempt in range(MAX_TRIES):
+            if attempt:
+                time.sleep(random.random() * 0.002 * attempt)  # jitter: racing readers fall out of step
             raw, seen = self._snapshot(k)
             where: list[int] = []
             envelopes: list[Envelope] = []
