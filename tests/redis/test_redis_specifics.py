@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from redis.retry import Retry
 
 from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.protocols import Holder
 from oxtail_core.testing.contract import ALIVE, ME, OTHER, entry, mint, take_all
+from oxtail_redis.inbox import Inboxes
 from oxtail_redis.keys import Keys, prefix_from_env
 from oxtail_redis.store import RedisStore
 from oxtail_redis.url import RedisTarget, parse_url
@@ -152,3 +154,57 @@ def test_the_store_never_uses_redis_py_default_retries(store: RedisStore) -> Non
     retry = store._conn.client.get_connection_kwargs()["retry"]
     assert isinstance(retry, Retry) and retry._retries == 3
     assert store._conn.blocking.get_connection_kwargs()["retry"]._retries == 0
+
+
+def test_a_line_that_is_not_an_envelope_is_quarantined_by_take_and_never_handed_out(
+    store: RedisStore,
+) -> None:
+    store.append(ME, [mint(1)])
+    store._conn.client.rpush(store._keys.inbox(ME).lines, b"\xff not json")
+    store.append(ME, [mint(2)])
+    batch = take_all(store)
+    assert batch is not None and [e.id for e in batch.envelopes] == [mint(1).id, mint(2).id]
+    assert store.depth(ME) == 0
+    assert store._conn.client.lrange(store._keys.inbox(ME).quarantine, 0, -1) == [b"\xff not json"]
+
+
+def test_appends_and_restores_beyond_luas_unpack_limit_go_in_chunks_and_keep_order(store: RedisStore) -> None:
+    many = [mint(n) for n in range(9_000)]
+    assert store.append(ME, many)
+    batch = take_all(store)
+    assert batch is not None and len(batch.envelopes) == 9_000
+    store.restore(batch)
+    again = take_all(store)
+    assert again is not None and [e.id for e in again.envelopes] == [e.id for e in many]
+
+
+def test_a_take_whose_commit_got_no_answer_is_busy_and_put_back_by_the_next_take(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.append(ME, [mint(1), mint(2)])
+    original = Inboxes._commit
+
+    def lost_reply(self: Inboxes, *args: Any) -> bool:
+        original(self, *args)  # the server committed; the reply never came
+        raise redis.ConnectionError("connection reset")
+
+    monkeypatch.setattr(Inboxes, "_commit", lost_reply)
+    with pytest.raises(StoreBusy):
+        take_all(store)
+    monkeypatch.setattr(Inboxes, "_commit", original)
+    batch = take_all(store)  # the unresolved batch went back first: nothing stranded in flight
+    assert batch is not None and [e.id for e in batch.envelopes] == [mint(1).id, mint(2).id]
+    assert [b.batch_id for b in store.in_flight(ME)] == [batch.batch_id]
+
+
+def test_two_teams_on_one_redis_never_see_each_other(redis_store_factory: Any) -> None:
+    (a, drop_a), (b, drop_b) = redis_store_factory(), redis_store_factory()
+    try:
+        a.append(ME, [mint(1)])
+        a.registry_put(entry(4242))
+        assert b.depth(ME) == 0 and b.registry_entries() == [] and take_all(b) is None
+        b.drop_namespace()
+        assert a.depth(ME) == 1
+    finally:
+        drop_a()
+        drop_b()
