@@ -12,10 +12,13 @@ from __future__ import annotations
 import multiprocessing
 import random
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import pytest
 
 from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.model import Envelope
@@ -113,22 +116,28 @@ def _run(url: str, team: str, planted: bool) -> Outcome:
     )
 
 
-def test_concurrent_readers_of_one_inbox_deliver_every_message_exactly_once(redis_store_factory: Any) -> None:
-    store, cleanup = redis_store_factory()
-    try:
-        outcome = _run(store._conn.where.split(" ")[0], store._keys.team, planted=False)
-        assert outcome == Outcome(sent=SENDERS * PER_SENDER, duplicates=0, lost=0, reader_errors=0)
-        assert store.depth(INBOX) == 0 and store.in_flight(INBOX) == []
-    finally:
-        cleanup()
+@pytest.fixture
+def team(redis_url: str) -> Iterator[str]:
+    """A fresh team namespace on the session's server, dropped after the test."""
+    name = "t" + uuid.uuid4().hex[:12]
+    yield name
+    store = RedisStore(redis_url, name, prefix="oxt")
+    store.drop_namespace()
+    store.close()
+
+
+def test_concurrent_readers_of_one_inbox_deliver_every_message_exactly_once(
+    redis_url: str, team: str
+) -> None:
+    outcome = _run(redis_url, team, planted=False)
+    assert outcome == Outcome(sent=SENDERS * PER_SENDER, duplicates=0, lost=0, reader_errors=0)
+    store = RedisStore(redis_url, team, prefix="oxt")
+    assert store.depth(INBOX) == 0 and store.in_flight(INBOX) == []
+    store.close()
 
 
 def test_the_same_run_without_the_head_version_check_loses_or_duplicates_messages(
-    redis_store_factory: Any,
+    redis_url: str, team: str
 ) -> None:
-    store, cleanup = redis_store_factory()
-    try:
-        outcome = _run(store._conn.where.split(" ")[0], store._keys.team, planted=True)
-        assert outcome.duplicates + outcome.lost > 0, outcome
-    finally:
-        cleanup()
+    outcome = _run(redis_url, team, planted=True)
+    assert outcome.duplicates + outcome.lost > 0, outcome
