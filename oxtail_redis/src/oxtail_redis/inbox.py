@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import random
+import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -77,6 +78,7 @@ class Inboxes:
     def __init__(self, conn: Connection, keys: Keys) -> None:
         self._conn = conn
         self._keys = keys
+        self._lock = threading.Lock()
         self._unresolved: dict[InboxId, list[Batch]] = {}
         """Takes whose commit got no answer: restored by id on the next take of that inbox."""
 
@@ -131,7 +133,8 @@ class Inboxes:
             try:
                 committed = self._commit(k, seen, (batch.batch_id, doc), bad, [where[c] for c in chosen])
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                self._unresolved.setdefault(inbox, []).append(batch)
+                with self._lock:
+                    self._unresolved.setdefault(inbox, []).append(batch)
                 why = "the commit got no answer; it is undone next time"
                 raise StoreBusy(f"{self._conn.where} (take: {why})") from exc
             if committed:
@@ -140,9 +143,16 @@ class Inboxes:
 
     def _resolve(self, inbox: InboxId) -> None:
         """Put back every take of ours whose commit outcome was unknown (a no-op if it never landed)."""
-        while self._unresolved.get(inbox):
-            self.restore(self._unresolved[inbox][0], None)
-            self._unresolved[inbox].pop(0)
+        with self._lock:
+            pending = self._unresolved.pop(inbox, [])
+        try:
+            while pending:
+                self.restore(pending[0], None)
+                pending.pop(0)
+        finally:
+            if pending:  # the server is still away: keep the rest for the next take
+                with self._lock:
+                    self._unresolved.setdefault(inbox, [])[:0] = pending
 
     def settle(self, batch: Batch) -> None:
         self._conn.client.hdel(self._keys.inbox(batch.inbox).flights, batch.batch_id)
