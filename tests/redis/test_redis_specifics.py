@@ -208,3 +208,11 @@ def test_two_teams_on_one_redis_never_see_each_other(redis_store_factory: Any) -
     finally:
         drop_a()
         drop_b()
+
+
+def test_scripts_flushed_from_the_server_are_loaded_again_without_running_twice(store: RedisStore) -> None:
+    store.append(ME, [mint(1)])
+    store._conn.client.script_flush()  # what a server restart does to every cached script
+    store.append(ME, [mint(2)])  # NOSCRIPT means "not run": reloaded and run once
+    batch = take_all(store)
+    assert batch is not None and [e.id for e in batch.envelopes] == [mint(1).id, mint(2).id]
