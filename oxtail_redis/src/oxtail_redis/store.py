@@ -1,0 +1,359 @@
+"""RedisStore: the whole :class:`~oxtail_core.protocols.Store` protocol on one Redis server.
+
+Behaves like :class:`oxtail_core.memory.MemoryStore` (the reference semantics; the unchanged
+contract tests and race machines run on it). Every method is one atomic server-side step: one
+command, one MULTI of reads, or one Lua script; where a decision needs Python (a selector, a
+liveness callable, a reservation step) it is read, decide, then a script that compares what was
+read before it writes. There are no journals: Redis applies a script whole or not at all, also
+in its append-only file. Callers only ever see :class:`StoreError` / :class:`StoreBusy`
+(:mod:`oxtail_redis.connection` maps them).
+
+Not built yet (docs/redis.md): host ids and leases for holders on other machines (today every
+holder is judged by the caller's ``is_alive``, as on one machine), the cross-host wake relay,
+and the hook's redis-free hot path.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+from oxtail_core.errors import StoreError
+from oxtail_core.ids import new_id
+from oxtail_core.model import (
+    ActivityMarker,
+    ClaimRecord,
+    CloseOutcome,
+    Envelope,
+    LedgerRecord,
+    Obligation,
+    OutboxRecord,
+    PendingAsk,
+    PendingWake,
+    Receipt,
+    RegistryEntry,
+)
+from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
+from oxtail_core.reservations import Reservation
+from oxtail_core.wire import dumps
+from oxtail_redis import registry
+from oxtail_redis.connection import Connection, reading, writing
+from oxtail_redis.inbox import Inboxes
+from oxtail_redis.keys import Keys, prefix_from_env
+from oxtail_redis.ledger import Ledgers
+from oxtail_redis.records import Records
+from oxtail_redis.url import parse_url
+
+
+class RedisStore:
+    """A complete Store for one team (``team``: ``^[a-z0-9][a-z0-9_-]{0,62}$``) on the Redis at ``url``.
+
+    Keys are ``<prefix>:{<team>}:...`` (``prefix``: ``OXTAIL_REDIS_PREFIX`` in ``environ``, else
+    ``oxt``), one cluster slot per team. ``timeout_s`` bounds every command (blocking waits are
+    sliced separately); after it, plus three replay-safe retries, a read is StoreBusy and a
+    write a StoreError whose outcome is unknown.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        team: str,
+        *,
+        prefix: str | None = None,
+        timeout_s: float = 2.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        chosen = prefix if prefix is not None else prefix_from_env(os.environ if environ is None else environ)
+        self._keys = Keys(team, chosen)
+        self._conn = Connection(parse_url(url), timeout_s)
+        self._inboxes = Inboxes(self._conn, self._keys)
+        self._ledgers = Ledgers(self._conn, self._keys)
+        self._records = Records(self._conn, self._keys)
+
+    @property
+    def where(self) -> str:
+        """The server (password masked) and the team's key prefix, for messages and status."""
+        return f"{self._conn.where} {self._keys.base}"
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @writing
+    def drop_namespace(self) -> int:
+        """Delete every key of this team (SCAN + UNLINK; never FLUSHDB); returns how many went."""
+        gone = 0
+        for chunk in _chunks(self._conn.client.scan_iter(match=self._keys.pattern, count=500), 500):
+            gone += int(self._conn.client.unlink(*chunk))
+        return gone
+
+    # Inboxes --------------------------------------------------------------------------------------
+    @writing
+    def append(
+        self,
+        inbox: InboxId,
+        envelopes: Sequence[Envelope],
+        *,
+        only_if_registered: RegistryEntry | None = None,
+    ) -> bool:
+        return self._inboxes.append(inbox, envelopes, only_if_registered)
+
+    @writing
+    def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
+        return self._inboxes.take(inbox, select, holder)
+
+    @writing
+    def settle(self, batch: Batch) -> None:
+        self._inboxes.settle(batch)
+
+    def prepare_settle(self, batch: Batch) -> Callable[[], None]:
+        """Nothing to prepare: the commit is one ``HDEL``, the only step inside the duplicate window."""
+        return functools.partial(self.settle, batch)
+
+    @writing
+    def restore(self, batch: Batch, ids: Sequence[str] | None = None) -> None:
+        self._inboxes.restore(batch, ids)
+
+    @writing
+    def recover(self, inbox: InboxId, is_alive: Callable[[Holder], bool]) -> int:
+        return self._inboxes.recover(inbox, is_alive)
+
+    @writing
+    def merge(self, source: InboxId, dest: InboxId) -> int:
+        return self._inboxes.merge(source, dest)
+
+    @reading
+    def depth(self, inbox: InboxId) -> int:
+        return self._inboxes.depth(inbox)
+
+    @reading
+    def in_flight(self, inbox: InboxId) -> list[Batch]:
+        """Batches taken from ``inbox`` and not yet settled, oldest first (tests and status)."""
+        return self._inboxes.in_flight(inbox)
+
+    def peek(self, inbox: InboxId, message_id: str) -> bool:
+        """Never raises (A12): an error reads as "not there"."""
+        try:
+            return self._inboxes.peek(inbox, message_id)
+        except Exception:  # noqa: BLE001 - the protocol's promise: errors read as "not there"
+            return False
+
+    @reading
+    def change_token(self, inboxes: Sequence[InboxId]) -> Hashable:
+        return self._inboxes.change_token(inboxes)
+
+    @reading
+    def wait_for_change(self, inboxes: Sequence[InboxId], token: Hashable, timeout_s: float) -> bool:
+        return self._inboxes.wait_for_change(inboxes, token, timeout_s)
+
+    # Ledger ---------------------------------------------------------------------------------------
+    @writing
+    def ledger_record(self, session_id: str, envelope: Envelope, keep: int) -> int:
+        return self._ledgers.record(session_id, envelope, keep)
+
+    @reading
+    def ledger_lookup(self, session_id: str, message_id: str) -> Envelope | None:
+        record = self._ledgers.entry(session_id, message_id)
+        return record.envelope if record is not None else None
+
+    @reading
+    def ledger_entry(self, session_id: str, message_id: str) -> LedgerRecord | None:
+        return self._ledgers.entry(session_id, message_id)
+
+    @writing
+    def ledger_close(self, session_id: str, message_id: str, outcome: Obligation) -> CloseOutcome:
+        return self._ledgers.close(session_id, message_id, outcome)
+
+    @reading
+    def ledger_open(self, session_id: str) -> list[Envelope]:
+        return self._ledgers.open(session_id)
+
+    @reading
+    def ledger_reply_tos(self, session_id: str) -> set[str]:
+        return self._ledgers.reply_tos(session_id)
+
+    # Receipts and outbox --------------------------------------------------------------------------
+    @writing
+    def receipt_put(self, receipt: Receipt) -> bool:
+        return self._records.receipt_put(receipt)
+
+    @reading
+    def receipt_get(self, message_id: str) -> Receipt | None:
+        return self._records.receipt_get(message_id)
+
+    @writing
+    def outbox_put(self, record: OutboxRecord) -> bool:
+        return self._records.outbox_put(record)
+
+    @reading
+    def outbox_get(self, message_id: str) -> OutboxRecord | None:
+        return self._records.outbox_get(message_id)
+
+    @writing
+    def receipts_gc(self, cutoff_ms: int) -> int:
+        return self._records.receipts_gc(cutoff_ms)
+
+    # Pending asks ---------------------------------------------------------------------------------
+    @writing
+    def pending_put(self, ask: PendingAsk) -> bool:
+        return self._records.pending_put(ask)
+
+    @writing
+    def pending_take(self, requester: str, request_id: str, replier: str | None) -> PendingAsk | None:
+        return self._records.pending_take(requester, request_id, replier)
+
+    @writing
+    def pending_gc(self, cutoff_ms: int) -> int:
+        return self._records.pending_gc(cutoff_ms)
+
+    @reading
+    def pending_list(self) -> list[PendingAsk]:
+        return self._records.pending_list()
+
+    @writing
+    def pending_bump(self, requester: str, request_id: str, at_ms: int) -> bool:
+        return self._records.pending_bump(requester, request_id, at_ms)
+
+    # Self-heal ------------------------------------------------------------------------------------
+    @writing
+    def wake_intent_put(self, record: PendingWake) -> bool:
+        return self._records.wake_intent_put(record)
+
+    @reading
+    def wake_intent_list(self, recipient: str) -> list[PendingWake]:
+        return self._records.wake_intent_list(recipient)
+
+    @writing
+    def wake_intent_bump(self, recipient: str, message_id: str, at_ms: int) -> bool:
+        return self._records.wake_intent_bump(recipient, message_id, at_ms)
+
+    @writing
+    def wake_intent_take(self, recipient: str, message_id: str) -> bool:
+        return self._records.wake_intent_take(recipient, message_id)
+
+    @writing
+    def wake_intent_gc(self, cutoff_ms: int) -> int:
+        return self._records.wake_intent_gc(cutoff_ms)
+
+    @reading
+    def self_wake_get(self, session_id: str) -> int | None:
+        return self._records.stamp_get("sw", session_id)
+
+    @writing
+    def self_wake_put(self, session_id: str, at_ms: int) -> None:
+        self._records.stamp_put("sw", session_id, at_ms)
+
+    @writing
+    def waiter_claim(self, target: str, at_ms: int, stale_before_ms: int) -> bool:
+        return self._records.stamp_claim("wc", target, at_ms, stale_before_ms)
+
+    # Wake bookkeeping -----------------------------------------------------------------------------
+    @reading
+    def dedupe_get(self, target: str, reply_to: str) -> int | None:
+        return self._records.stamp_get("dd", dumps([target, reply_to]))
+
+    @writing
+    def dedupe_claim(self, target: str, reply_to: str, at_ms: int, stale_before_ms: int) -> bool:
+        return self._records.stamp_claim("dd", dumps([target, reply_to]), at_ms, stale_before_ms)
+
+    @writing
+    def dedupe_release(self, target: str, reply_to: str, at_ms: int) -> None:
+        self._records.stamp_release("dd", dumps([target, reply_to]), at_ms)
+
+    @reading
+    def rate_get(self, target: str) -> int | None:
+        return self._records.stamp_get("rt", target)
+
+    @writing
+    def rate_put(self, target: str, at_ms: int) -> None:
+        self._records.stamp_put("rt", target, at_ms)
+
+    @writing
+    def wake_gc(self, cutoff_ms: int) -> int:
+        return self._records.wake_gc(cutoff_ms)
+
+    def sweep(self, now_ms: int) -> SweepReport:
+        """Nothing to sweep: no temp files, lock sidecars or journals exist, and an empty inbox's
+        list is gone by itself. Its head version and event stream stay (a few bytes): dropping the
+        version could let a take's stale snapshot match again (an ABA that would lose a message)."""
+        return SweepReport()
+
+    # Activity -------------------------------------------------------------------------------------
+    @reading
+    def activity_get(self, session_id: str) -> ActivityMarker | None:
+        return self._records.activity_get(session_id)
+
+    @writing
+    def activity_put(self, session_id: str, marker: ActivityMarker) -> None:
+        self._records.activity_put(session_id, marker)
+
+    # Sticky claims --------------------------------------------------------------------------------
+    @writing
+    def claim_put(self, record: ClaimRecord) -> None:
+        self._records.claim_put(record)
+
+    @reading
+    def claim_list(self) -> list[ClaimRecord]:
+        return self._records.claim_list()
+
+    @writing
+    def claim_gc(self, cutoff_ms: int, transcript_exists: Callable[[str], bool]) -> int:
+        return self._records.claim_gc(cutoff_ms, transcript_exists)
+
+    # Registry -------------------------------------------------------------------------------------
+    @writing
+    def registry_put(self, entry: RegistryEntry) -> None:
+        if not registry.is_registry_pid(entry.server_pid):
+            raise StoreError(f"not a registrable pid: {entry.server_pid!r}")
+        pipe = self._conn.client.pipeline(transaction=True)
+        pipe.hset(self._keys.key(registry.ENTRIES), registry.field(entry), registry.encode(entry))
+        pipe.hset(self._keys.key(registry.INCARNATIONS), registry.field(entry), registry.incarnation(entry))
+        pipe.execute()
+
+    @writing
+    def registry_remove(self, pid: int) -> None:
+        if registry.is_registry_pid(pid):
+            pipe = self._conn.client.pipeline(transaction=True)
+            pipe.hdel(self._keys.key(registry.ENTRIES), str(pid))
+            pipe.hdel(self._keys.key(registry.INCARNATIONS), str(pid))
+            pipe.execute()
+
+    @writing
+    def registry_remove_if_drained(self, entry: RegistryEntry, inbox: InboxId) -> bool:
+        k = self._keys.inbox(inbox)
+        keys = [
+            k.lines,
+            k.flights,
+            self._keys.key(registry.ENTRIES),
+            self._keys.key(registry.INCARNATIONS),
+            self._keys.op(new_id()),
+        ]
+        args = [registry.field(entry), registry.incarnation(entry)]
+        return bool(self._conn.run("remove_if_drained", keys, args) == 1)
+
+    @reading
+    def registry_entries(self) -> list[RegistryEntry]:
+        raw = self._conn.client.hgetall(self._keys.key(registry.ENTRIES))
+        entries = [e for e in (registry.decode(name, value) for name, value in raw.items()) if e is not None]
+        return sorted(entries, key=lambda e: e.server_pid)
+
+    # Reservations ---------------------------------------------------------------------------------
+    @writing
+    def reservations_update(self, project: str, step: ReservationStep[T]) -> T:
+        return self._records.reservations_update(project, step)
+
+    @reading
+    def reservations_list(self, project: str) -> list[Reservation]:
+        return self._records.reservations_list(project)
+
+
+def _chunks(items: Any, size: int) -> Any:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
