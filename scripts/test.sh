@@ -33,6 +33,8 @@ if ! command -v tmux >/dev/null 2>&1; then
     fi
 fi
 
+bash scripts/redis_server.sh  # the Redis store's tests run against a real server (tests/redis)
+
 setup
 
 .venv/bin/ruff check .
