@@ -32,6 +32,10 @@ Both keep reservations of unrelated files apart: with gitignore's reading
 ``setup.py`` and ``README.md`` would collide (a directory ``setup.py`` could
 hold a ``README.md``), and so would ``*.md`` and ``*.py``.
 
+The module uses the standard library only (plain slotted classes, not attrs): the
+git guard's check (:mod:`oxtail_mcp.commands.guardcheck`) imports it on every
+commit, and attrs alone would cost that start-up tens of milliseconds.
+
 Refused with :class:`PatternError` (a clear message naming the fault): empty,
 leading or trailing blanks, control characters, ``!`` negation, ``#`` comments,
 empty, ``.`` or ``..`` segments, an unclosed ``[``, POSIX classes
@@ -43,8 +47,6 @@ from __future__ import annotations
 import functools
 from collections import deque
 
-import attrs
-
 SLASH = ord("/")
 MAX_PATTERN_CHARS = 512
 
@@ -53,12 +55,14 @@ class PatternError(ValueError):
     """A pattern that is not valid reservation syntax; ``str()`` says why, for the caller to fix."""
 
 
-@attrs.frozen
 class CharSet:
     """A set of code points: ``ranges`` (inclusive), or everything but them when ``negated``."""
 
-    negated: bool
-    ranges: tuple[tuple[int, int], ...]
+    __slots__ = ("negated", "ranges")
+
+    def __init__(self, negated: bool, ranges: tuple[tuple[int, int], ...]) -> None:
+        self.negated = negated
+        self.ranges = ranges
 
     def has(self, point: int) -> bool:
         inside = any(lo <= point <= hi for lo, hi in self.ranges)
@@ -89,14 +93,21 @@ def common_char(a: CharSet, b: CharSet) -> str | None:
     return None
 
 
-@attrs.frozen
 class Automaton:
     """A nondeterministic automaton: state 0 starts; ``edges[s]`` are ``(charset, next)``, ``eps[s]``
     the moves that read nothing; ``accept`` the states where a whole path may end."""
 
-    edges: tuple[tuple[tuple[CharSet, int], ...], ...]
-    eps: tuple[tuple[int, ...], ...]
-    accept: frozenset[int]
+    __slots__ = ("accept", "edges", "eps")
+
+    def __init__(
+        self,
+        edges: tuple[tuple[tuple[CharSet, int], ...], ...],
+        eps: tuple[tuple[int, ...], ...],
+        accept: frozenset[int],
+    ) -> None:
+        self.edges = edges
+        self.eps = eps
+        self.accept = accept
 
 
 class _Builder:
