@@ -22,7 +22,7 @@ from oxtail_core import reservations as core_reservations
 from oxtail_core.ids import same_session_id
 from oxtail_core.model import ClientInfo, RegistryEntry
 from oxtail_core.reservations import Reservation, release_step, reserve_step
-from oxtail_fs import layout
+from oxtail_fs import layout, proctree
 from oxtail_fs import store as fs_store
 from oxtail_fs.store import FsStore
 from oxtail_mcp.commands import guard, guardcheck
@@ -292,3 +292,61 @@ def test_a_repository_module_named_like_the_standard_library_is_never_imported(r
     done = hook_run(repo, session=B)
     assert done.returncode == 1 and "the repository ran" not in done.stderr
     assert sys.executable in guard.check_argv("pre-commit", "block")
+
+
+def test_the_process_reads_agree_with_proctree(tmp_path: Path) -> None:
+    child = subprocess.Popen(["sleep", "60"])
+    zombie = subprocess.Popen(["true"])
+    try:
+        while proctree.is_alive(zombie.pid):  # exited, not yet reaped: a zombie
+            time.sleep(0.01)
+        start = proctree.process_start(child.pid)
+        assert start is not None
+        cases = [
+            (os.getpid(), None),
+            (child.pid, None),
+            (child.pid, start),
+            (child.pid, start + 5),
+            (zombie.pid, None),
+            (0, None),
+            (-1, None),
+            (4_000_000_000, None),
+        ]
+        for pid, started in cases:
+            assert guardcheck.is_alive(pid, started) == proctree.is_alive(pid, started), (pid, started)
+        for pid in (os.getpid(), child.pid, 1, 4_000_000_000):
+            assert guardcheck.ppid_of(pid) == proctree.ppid_of(pid)
+            walk = list(guardcheck.ancestry(pid, guardcheck.ppid_of))
+            assert walk == list(proctree.ancestry(pid))
+        assert guardcheck.MAX_HOPS == proctree.MAX_HOPS
+        assert guardcheck.START_TOLERANCE_S == proctree.START_TOLERANCE_S
+    finally:
+        child.kill()
+        child.wait()
+        zombie.wait()
+
+
+def test_spawn_feeds_stdin_reads_both_pipes_whole_and_kills_at_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    big = os.urandom(300_000).hex().encode()  # more than any pipe buffer, both ways
+    script = "\n".join(
+        [
+            "import sys",
+            "d = sys.stdin.buffer.read()",
+            "sys.stderr.buffer.write(d)",
+            "sys.stdout.buffer.write(d[::-1])",
+        ]
+    )
+    code, out, err = guardcheck.spawn([sys.executable, "-c", script], big, 30)
+    assert (code, out, err) == (0, big[::-1], big)
+    assert guardcheck.spawn([sys.executable, "-c", "raise SystemExit(3)"], None, 30)[0] == 3
+    begun = time.monotonic()
+    with pytest.raises(TimeoutError):
+        guardcheck.spawn(["sleep", "30"], None, 0.3)
+    assert time.monotonic() - begun < 10
+    with pytest.raises(FileNotFoundError):
+        guardcheck.spawn(["no-such-program-oxtail"], None, 30)
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(guardcheck.GuardError, match="git is not installed"):
+        guardcheck.git(".", "status")

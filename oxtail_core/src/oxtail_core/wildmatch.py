@@ -44,8 +44,13 @@ empty, ``.`` or ``..`` segments, an unclosed ``[``, POSIX classes
 
 from __future__ import annotations
 
-import functools
-from collections import deque
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the guard's check pays for every import
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+    from typing import TypeVar
+
+    K = TypeVar("K", bound=Hashable)
+    V = TypeVar("V")
 
 SLASH = ord("/")
 MAX_PATTERN_CHARS = 512
@@ -275,9 +280,30 @@ def _split(text: str) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
+_COMPILED: dict[str, Automaton] = {}
+_OVERLAPS: dict[tuple[str, str], str | None] = {}
+
+
+def _memo(cache: dict[K, V], limit: int, key: K, make: Callable[[], V]) -> V:
+    """``make()``, remembered under ``key``; a full cache starts over (no LRU bookkeeping: the
+    patterns of one project repeat, and ``functools`` costs the guard's start-up its import)."""
+    try:
+        return cache[key]
+    except KeyError:
+        pass
+    value = make()  # an exception (a PatternError) is not remembered
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def compile_pattern(text: str) -> Automaton:
     """The automaton of one pattern; raises PatternError for anything the module docstring refuses."""
+    return _memo(_COMPILED, 4096, text, lambda: _compile(text))
+
+
+def _compile(text: str) -> Automaton:
     _check_text(text)
     body = text
     if body.startswith("/"):  # gitignore's explicit anchor: every pattern is anchored anyway
@@ -357,13 +383,18 @@ def matches(pattern: str, path: str) -> bool:
     return bool(current & auto.accept)
 
 
-@functools.lru_cache(maxsize=16384)
 def overlap_witness(a: str, b: str) -> str | None:
     """A path both patterns cover (the shortest), or None when no path can match both.
 
     A breadth-first search over pairs of states of the two automata: exact,
     and at most ``len(a states) * len(b states)`` pairs.
     """
+    return _memo(_OVERLAPS, 16384, (a, b), lambda: _witness(a, b))
+
+
+def _witness(a: str, b: str) -> str | None:
+    from collections import deque  # here: the guard's check only matches
+
     left, right = compile_pattern(a), compile_pattern(b)
     head_a, head_b = literal_head(a), literal_head(b)
     if not (head_a.startswith(head_b) or head_b.startswith(head_a)):

@@ -50,7 +50,7 @@ from oxtail_mcp.hooks.hook import canonical, hash32, parse_json, state_dir
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the check imports nothing it does not use
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from typing import Protocol, TypeVar
 
     T = TypeVar("T")
@@ -258,23 +258,166 @@ def standing_records(records: Iterable[Held], now_ms: int, live: frozenset[str],
     return kept
 
 
-# Git -------------------------------------------------------------------------------------------
-def git(cwd: str | os.PathLike[str], *args: str, input_bytes: bytes | None = None) -> bytes:
-    """Run git; GuardError with git's own first line when it fails."""
-    import subprocess
+# Processes -------------------------------------------------------------------------------------
+# Linux reads of oxtail_fs.proctree, kept here because importing it costs the check ``typing`` and
+# ``re`` (a third of its start-up); without /proc the check uses proctree itself (psutil).
+# tests/mcp/test_guardcheck.py checks each against proctree.
+MAX_HOPS = 64
+START_TOLERANCE_S = 0.05
 
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None."""
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, input=input_bytes, capture_output=True, check=False, timeout=30
-        )
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    _, sep, rest = text.rpartition(b")")
+    fields = rest.decode("ascii", "replace").split()
+    return fields if sep and len(fields) >= 20 else None
+
+
+_BOOT: list[float | None] = []
+
+
+def _boot_time() -> float | None:
+    if not _BOOT:
+        _BOOT.append(None)
+        try:
+            with open("/proc/stat", "rb") as f:
+                for line in f:
+                    if line.startswith(b"btime "):
+                        _BOOT[0] = float(line.split()[1])
+                        break
+        except (OSError, ValueError):
+            pass
+    return _BOOT[0]
+
+
+def is_alive(pid: int, process_start: float | None) -> bool:
+    """Same answer as :func:`oxtail_fs.proctree.is_alive`."""
+    if isinstance(pid, bool) or pid <= 0:
+        return False
+    boot = _boot_time()
+    if boot is None:
+        from oxtail_fs import proctree
+
+        return proctree.is_alive(pid, process_start)
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] == "Z":
+        return False
+    try:
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except ValueError:
+        return False
+    return process_start is None or abs(started - process_start) <= START_TOLERANCE_S
+
+
+def ppid_of(pid: int) -> int | None:
+    """Same answer as :func:`oxtail_fs.proctree.ppid_of`."""
+    if _boot_time() is None:
+        from oxtail_fs import proctree
+
+        return proctree.ppid_of(pid)
+    fields = _stat_fields(pid)
+    try:
+        return None if fields is None else int(fields[1])
+    except ValueError:
+        return None
+
+
+def ancestry(pid: int, parent_of: Callable[[int], int | None]) -> Iterator[int]:
+    """Same walk as :func:`oxtail_fs.proctree.ancestry`: ``pid``, then its ancestors, above 1."""
+    current: int | None = pid
+    for _ in range(MAX_HOPS):
+        if current is None or current <= 1:
+            return
+        yield current
+        current = parent_of(current)
+
+
+# Git -------------------------------------------------------------------------------------------
+GIT_TIMEOUT_S = 30.0
+
+
+def git(cwd: str | os.PathLike[str], *args: str, input_bytes: bytes | None = None) -> bytes:
+    """Run ``git -C cwd ...``; GuardError with git's own first line when it fails."""
+    try:
+        code, out, err = spawn(["git", "-C", os.fspath(cwd), *args], input_bytes, GIT_TIMEOUT_S)
     except FileNotFoundError as exc:
         raise GuardError("git is not installed (or not on PATH)") from exc
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:  # TimeoutError included
         raise GuardError(f"cannot run git: {exc}") from exc
-    if done.returncode != 0:
-        first = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"])[0]
+    if code != 0:
+        first = (err.decode("utf-8", "replace").strip().splitlines() or ["failed"])[0]
         raise GuardError(f"git {args[0]}: {first}")
-    return done.stdout
+    return out
+
+
+def spawn(argv: Sequence[str], input_bytes: bytes | None, timeout_s: float) -> tuple[int, bytes, bytes]:
+    """``(exit status, stdout, stderr)`` of ``argv`` (found on PATH), fed ``input_bytes``.
+
+    :mod:`subprocess` would cost the check ``locale``, ``re`` and ``threading`` (about a third of
+    its start-up); this is its ``run(capture_output=True, timeout=...)`` for one small child:
+    ``posix_spawnp``, all three pipes served by one poll loop (no deadlock on a full pipe), and
+    the child killed and reaped at the deadline (TimeoutError).
+    """
+    import select
+
+    pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr: (read end, write end)
+    child_ends = (pipes[0][0], pipes[1][1], pipes[2][1])
+    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(child_ends)]
+    try:
+        pid = os.posix_spawnp(argv[0], list(argv), os.environ, file_actions=actions)
+    except BaseException:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+        raise
+    for fd in child_ends:
+        os.close(fd)
+    stdin_w, out_r, err_r = pipes[0][1], pipes[1][0], pipes[2][0]
+    pending = memoryview(input_bytes or b"")
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    poller = select.poll()
+    poller.register(out_r, select.POLLIN)
+    poller.register(err_r, select.POLLIN)
+    if pending:
+        os.set_blocking(stdin_w, False)
+        poller.register(stdin_w, select.POLLOUT)
+    else:
+        os.close(stdin_w)
+    open_fds = {out_r, err_r} | ({stdin_w} if pending else set())
+    deadline = time.monotonic() + timeout_s
+    try:
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{argv[0]} did not finish in {timeout_s:g} s")
+            for fd, _ in poller.poll(left * 1000):
+                if fd == stdin_w:
+                    try:
+                        pending = pending[os.write(fd, pending) :]
+                    except BrokenPipeError:  # the child stopped reading: what it read is its answer
+                        pending = pending[:0]
+                    finished = not pending
+                else:
+                    data = os.read(fd, 65536)
+                    chunks[fd].append(data)
+                    finished = not data
+                if finished:
+                    poller.unregister(fd)
+                    os.close(fd)
+                    open_fds.discard(fd)
+    except BaseException:
+        os.kill(pid, 9)  # SIGKILL: nothing of it is wanted any more; reaped below
+        raise
+    finally:
+        for fd in open_fds:
+            os.close(fd)
+        status = os.waitpid(pid, 0)[1]
+    return os.waitstatus_to_exitcode(status), b"".join(chunks[out_r]), b"".join(chunks[err_r])
 
 
 def toplevel(cwd: str | os.PathLike[str]) -> str:
@@ -354,8 +497,6 @@ def committer_among(
     is above sessions it is not, and a person committing from another pane must
     not pass for the one session that happens to be live.
     """
-    from oxtail_fs import proctree
-
     from_env = env_session(env)
     if from_env:
         return from_env
@@ -364,7 +505,7 @@ def committer_among(
         parent = parent_of(server_pid)
         if session and parent is not None and parent > 1:
             agents.setdefault(parent, set()).add(session)
-    for ancestor in proctree.ancestry(pid, parent_of):
+    for ancestor in ancestry(pid, parent_of):
         sessions = agents.get(ancestor)
         if sessions:
             return next(iter(sessions)) if len(sessions) == 1 else None
@@ -408,7 +549,6 @@ def fast_check(
     """``(exit code, text for stderr)`` of one hook run, the same as ``guard.check``'s; raises
     Delegate when only the full check can tell (the table of the module docstring)."""
     from oxtail_core.wildmatch import matches
-    from oxtail_fs import proctree
 
     if env.get("OXTAIL_GUARD", "").strip() == "off":
         return 0, ""
@@ -421,7 +561,7 @@ def fast_check(
     if not records:
         return 0, ""
     now = int(time.time() * 1000)
-    servers = [(p, s) for p, start, s in registry_servers(home) if proctree.is_alive(p, start)]
+    servers = [(p, s) for p, start, s in registry_servers(home) if is_alive(p, start)]
     live = frozenset(canonical(s) for _, s in servers)
     exclusive = [r for r in standing_records(records, now, live, grace_from_env(env)) if r.exclusive]
     if not exclusive:
@@ -429,7 +569,7 @@ def fast_check(
     paths = staged_paths(cwd) if hook == "pre-commit" else pushed_paths(cwd, stdin)
     hits = [(path, r) for path in dict.fromkeys(paths) for r in exclusive if matches(r.pattern, path)]
     if hits:  # only now who commits: a hit of their own is no hit
-        me = committer_among(env, os.getpid() if pid is None else pid, servers, proctree.ppid_of)
+        me = committer_among(env, os.getpid() if pid is None else pid, servers, ppid_of)
         hits = [(path, r) for path, r in hits if me is None or not same_holder(r.holder_session_id, me)]
     if not hits:
         return 0, ""
