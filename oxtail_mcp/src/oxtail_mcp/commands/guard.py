@@ -4,7 +4,11 @@
 hooks directory (``git rev-parse --git-path hooks``: the common git dir of every
 worktree, or ``core.hooksPath``). Each one runs a hook that was there before
 (kept as ``<name>.oxtail-chained``, given the same arguments and stdin, its
-failure stops the commit), then ``python -m oxtail_mcp guard check <name>``.
+failure stops the commit), then the stdlib-only check of
+:mod:`oxtail_mcp.commands.guardcheck` in ``python -S -E`` (:func:`check_argv`),
+which hands anything but a plain read to the full check here
+(``python -m oxtail_mcp guard check <name>``). Both answer the same; the git
+commands, the committer walk and the report text are defined once, there.
 
 The check (the rules are :mod:`oxtail_core.reservations`; this module only
 gathers facts):
