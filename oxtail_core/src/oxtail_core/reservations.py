@@ -97,7 +97,7 @@ def _opt_int(instance: Any, attribute: Any, value: Any) -> None:
         _int(instance, attribute, value)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # immutable; the file store's encode memo hashes every record per step
 class Reservation:
     """One session's hold on one pattern in one project (the project is the store's key).
 
@@ -159,7 +159,7 @@ def standing(
 def _keys(live: Iterable[str]) -> frozenset[str]:
     """Session ids in their canonical form: ``held_by`` against all of them is one set lookup
     (:func:`~oxtail_core.ids.same_session_id` is equality of canonical forms)."""
-    return frozenset(canonical_session_id(s) for s in live if s)
+    return frozenset(k for k in map(_key, live) if k is not None)
 
 
 def _standing(
@@ -167,7 +167,7 @@ def _standing(
 ) -> tuple[Standing, Reservation]:
     if now_ms >= r.expires_at:
         return "expired", r
-    if r.holder_session_id and canonical_session_id(r.holder_session_id) in live_keys:
+    if _key(r.holder_session_id) in live_keys:
         return "stands", r if r.orphaned_at is None else attrs.evolve(r, orphaned_at=None)
     since = now_ms if r.orphaned_at is None else r.orphaned_at
     if now_ms - since >= grace_ms:
@@ -193,9 +193,20 @@ def conflicts(a: Reservation, b: Reservation) -> bool:
     return _conflict(a, _key(a.holder_session_id), b, _key(b.holder_session_id))
 
 
+_KEYS: dict[str, str] = {}
+"""Canonical forms already computed: a step asks for each record's holder, and holders are few."""
+
+
 def _key(session_id: str) -> str | None:
     """The canonical form ``held_by`` compares (None: an empty id, which is nobody's)."""
-    return canonical_session_id(session_id) if session_id else None
+    if not session_id:
+        return None
+    key = _KEYS.get(session_id)
+    if key is None:
+        if len(_KEYS) >= 4096:
+            _KEYS.clear()
+        key = _KEYS[session_id] = canonical_session_id(session_id)
+    return key
 
 
 def _conflict(a: Reservation, a_key: str | None, b: Reservation, b_key: str | None) -> bool:
