@@ -242,10 +242,14 @@ def standing_records(records: Iterable[Held], now_ms: int, live: frozenset[str],
     """The records that stand (:func:`oxtail_core.reservations.standing`); Delegate when the sweep
     would change a record (an orphan clock to start or clear, an abandoned record to drop)."""
     kept = []
+    holders: dict[str, bool] = {}  # holder -> has a live server (holders are few, records many)
     for r in records:
         if now_ms >= r.expires_at:
             continue
-        if canonical(r.holder_session_id) in live:
+        alive = holders.get(r.holder_session_id)
+        if alive is None:
+            alive = holders[r.holder_session_id] = canonical(r.holder_session_id) in live
+        if alive:
             if r.orphaned_at is not None:
                 raise Delegate("a live holder's orphan clock to clear")
             kept.append(r)
