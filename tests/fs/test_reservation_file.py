@@ -75,3 +75,12 @@ def test_a_hand_edited_or_emptied_file_is_what_the_next_step_sees(tmp_path: Path
     assert store.reservations_update(project, release_step(A, ["z"], NOW, live, 10_000)) == ["z"]
     assert not os.path.exists(path)
     assert store.reservations_list(project) == []
+
+
+def test_content_past_the_memo_limit_is_parsed_each_time_and_never_kept(tmp_path: Path) -> None:
+    records = [held(f"src/m{i}/" + "x" * 400 + ".py", A) for i in range(3000)]
+    body = reservation_file.encode("big", records)
+    assert len(body) > reservation_file.PARSED_MAX_BYTES
+    assert "big" not in reservation_file._parsed
+    assert reservation_file.parse("big", body) == records
+    assert "big" not in reservation_file._parsed

@@ -34,8 +34,10 @@ from collections.abc import Sequence
 from oxtail_core.reservations import Reservation
 from oxtail_core.wire import WireError, dumps, loads, utf8
 
-PARSED_MAX = 64
+PARSED_MAX = 32
 """Files whose last content is remembered (one per project this process touched)."""
+PARSED_MAX_BYTES = 1 << 20
+"""Larger content is parsed every time rather than kept: the memo holds at most 32 MiB."""
 ENCODED_MAX = 8192
 """Records whose encoding is remembered; a full memo starts over."""
 
@@ -89,6 +91,10 @@ def encode(key: str, records: Sequence[Reservation]) -> bytes:
 
 
 def _remember(key: str, raw: bytes, records: list[Reservation]) -> None:
+    if len(raw) > PARSED_MAX_BYTES:
+        with _lock:
+            _parsed.pop(key, None)
+        return
     with _lock:
         if key not in _parsed and len(_parsed) >= PARSED_MAX:
             _parsed.clear()
