@@ -25,8 +25,8 @@ from oxtail_core.reservations import Reservation, release_step, reserve_step
 from oxtail_fs import layout, proctree
 from oxtail_fs import store as fs_store
 from oxtail_fs.store import FsStore
-from oxtail_mcp.commands import guard, guardcheck
-from oxtail_mcp.commands.guardcheck import Delegate
+from oxtail_mcp.commands import guard, guardcheck, guardgit, guardstate
+from oxtail_mcp.commands.guardstate import Delegate
 from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
 from tests.mcp.test_guard import Repo
 from tests.support.e2e import sid
@@ -78,19 +78,19 @@ def fields(r: object) -> tuple[object, ...]:
 
 
 def test_the_mirrored_names_limits_and_rules_are_the_stores() -> None:
-    assert guardcheck.RESERVATIONS_DIR == layout.RESERVATIONS
-    assert guardcheck.REGISTRY_DIR == layout.REGISTRY
-    assert guardcheck.LEGACY_REGISTRY_DIR == layout.SESSIONS
-    assert guardcheck.RESERVATIONS_MAX_BYTES == fs_store.RESERVATIONS_MAX_BYTES
-    assert guardcheck.REGISTRY_MAX_BYTES == fs_store.REGISTRY_MAX_BYTES
-    assert guardcheck.GRACE_ENV == core_reservations.GRACE_ENV
-    assert guardcheck.GRACE_DEFAULT_MS == core_reservations.GRACE_DEFAULT_MS
+    assert guardstate.RESERVATIONS_DIR == layout.RESERVATIONS
+    assert guardstate.REGISTRY_DIR == layout.REGISTRY
+    assert guardstate.LEGACY_REGISTRY_DIR == layout.SESSIONS
+    assert guardstate.RESERVATIONS_MAX_BYTES == fs_store.RESERVATIONS_MAX_BYTES
+    assert guardstate.REGISTRY_MAX_BYTES == fs_store.REGISTRY_MAX_BYTES
+    assert guardstate.GRACE_ENV == core_reservations.GRACE_ENV
+    assert guardstate.GRACE_DEFAULT_MS == core_reservations.GRACE_DEFAULT_MS
     for name in ("1.json", "4294967296.json", "01.json", "12345678901.json", "x.json", "1.jsonx", "١.json"):
-        ours = name.endswith(".json") and guardcheck._is_pid_text(name[:-5])
+        ours = name.endswith(".json") and guardstate._is_pid_text(name[:-5])
         assert ours == bool(layout.REGISTRY_NAME.match(name)), name
     for raw in ("", "0", "250", " 7 ", "-1", "1e3", "abc"):
-        env = {guardcheck.GRACE_ENV: raw}
-        assert guardcheck.grace_from_env(env) == core_reservations.grace_from_env(env)
+        env = {guardstate.GRACE_ENV: raw}
+        assert guardstate.grace_from_env(env) == core_reservations.grace_from_env(env)
     envs = [
         {},
         {"CLAUDE_CODE_SESSION_ID": " x "},
@@ -118,13 +118,13 @@ def test_the_fast_check_reads_the_records_the_store_wrote_and_skips_no_live_one(
     put(store, here, B, "gone.md", at=now)
     assert store.reservations_update(here, release_step(B, ["gone.md"], now, frozenset({A, B}), 10_000))
     put(store, there, B, "src/*.py", at=now)  # another project
-    held = guardcheck.read_reservations(str(home), here)
+    held = guardstate.read_reservations(str(home), here)
     assert [fields(r) for r in held] == [fields(r) for r in store.reservations_list(here)]
-    standing = guardcheck.standing_records(held, now + 1, frozenset({A, B}), 10_000)
+    standing = guardstate.standing_records(held, now + 1, frozenset({A, B}), 10_000)
     assert [r.pattern for r in standing] == ["src/*.py", "docs/", "lib/x.py"]
-    assert [r.pattern for r in guardcheck.read_reservations(str(home), there)] == ["src/*.py"]
-    assert guardcheck.read_reservations(str(home), str(tmp_path / "nobody")) == []
-    assert guardcheck.reservations_file(str(home), here) == str(store._reservations_file(here))
+    assert [r.pattern for r in guardstate.read_reservations(str(home), there)] == ["src/*.py"]
+    assert guardstate.read_reservations(str(home), str(tmp_path / "nobody")) == []
+    assert guardstate.reservations_file(str(home), here) == str(store._reservations_file(here))
 
 
 def test_corrupt_symlinked_and_malformed_files_go_to_the_full_check(tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_corrupt_symlinked_and_malformed_files_go_to_the_full_check(tmp_path: Pa
     now = int(time.time() * 1000)
     good, bad = str(tmp_path / "good"), str(tmp_path / "bad")
     put(store, good, A, "src/*.py", at=now)
-    target = Path(guardcheck.reservations_file(str(home), bad))
+    target = Path(guardstate.reservations_file(str(home), bad))
     cases = {
         b"[{not json": "not JSON",
         b'{"a": 1}': "not a JSON list",
@@ -145,11 +145,11 @@ def test_corrupt_symlinked_and_malformed_files_go_to_the_full_check(tmp_path: Pa
     for raw, why in cases.items():
         target.write_bytes(raw)
         with pytest.raises(Delegate, match=why):
-            guardcheck.read_reservations(str(home), bad)
+            guardstate.read_reservations(str(home), bad)
     target.unlink()
-    target.symlink_to(guardcheck.reservations_file(str(home), good))
+    target.symlink_to(guardstate.reservations_file(str(home), good))
     with pytest.raises(Delegate, match="cannot open"):
-        guardcheck.read_reservations(str(home), bad)
+        guardstate.read_reservations(str(home), bad)
 
 
 def test_the_registry_is_read_as_the_store_reads_it(repo: Repo) -> None:
@@ -165,12 +165,12 @@ def test_the_registry_is_read_as_the_store_reads_it(repo: Repo) -> None:
     expected = sorted(
         (e.server_pid, e.process_start, e.session_id) for e in store.registry_entries() if e.session_id
     )
-    assert sorted(guardcheck.registry_servers(str(repo.home))) == expected
+    assert sorted(guardstate.registry_servers(str(repo.home))) == expected
     assert len(expected) == 2
     (repo.home / "sessions").mkdir()
     (repo.home / "sessions" / "77.json").write_text("{}")
     with pytest.raises(Delegate, match="sessions/"):
-        guardcheck.registry_servers(str(repo.home))
+        guardstate.registry_servers(str(repo.home))
 
 
 def both(repo: Repo, mode: str = "block", session: str | None = B, **env: str) -> tuple[int, str]:
@@ -258,7 +258,7 @@ def test_what_the_fast_check_cannot_read_the_full_check_answers_in_the_same_hook
     assert repo.guard("install").returncode == 0
     repo.live_server(A)
     repo.reserve(A, "src/*.py")
-    target = Path(guardcheck.reservations_file(str(repo.home), os.path.realpath(repo.path)))
+    target = Path(guardstate.reservations_file(str(repo.home), os.path.realpath(repo.path)))
     target.write_bytes(b"[{torn")
     done = hook_run(repo, session=B)
     assert done.returncode == 0 and "oxtail_mcp.commands.guard" in imported(done.stderr)  # the child ran
@@ -313,13 +313,13 @@ def test_the_process_reads_agree_with_proctree(tmp_path: Path) -> None:
             (4_000_000_000, None),
         ]
         for pid, started in cases:
-            assert guardcheck.is_alive(pid, started) == proctree.is_alive(pid, started), (pid, started)
+            assert guardstate.is_alive(pid, started) == proctree.is_alive(pid, started), (pid, started)
         for pid in (os.getpid(), child.pid, 1, 4_000_000_000):
-            assert guardcheck.ppid_of(pid) == proctree.ppid_of(pid)
-            walk = list(guardcheck.ancestry(pid, guardcheck.ppid_of))
+            assert guardstate.ppid_of(pid) == proctree.ppid_of(pid)
+            walk = list(guardstate.ancestry(pid, guardstate.ppid_of))
             assert walk == list(proctree.ancestry(pid))
-        assert guardcheck.MAX_HOPS == proctree.MAX_HOPS
-        assert guardcheck.START_TOLERANCE_S == proctree.START_TOLERANCE_S
+        assert guardstate.MAX_HOPS == proctree.MAX_HOPS
+        assert guardstate.START_TOLERANCE_S == proctree.START_TOLERANCE_S
     finally:
         child.kill()
         child.wait()
@@ -338,15 +338,15 @@ def test_spawn_feeds_stdin_reads_both_pipes_whole_and_kills_at_its_deadline(
             "sys.stdout.buffer.write(d[::-1])",
         ]
     )
-    code, out, err = guardcheck.spawn([sys.executable, "-c", script], big, 30)
+    code, out, err = guardgit.spawn([sys.executable, "-c", script], big, 30)
     assert (code, out, err) == (0, big[::-1], big)
-    assert guardcheck.spawn([sys.executable, "-c", "raise SystemExit(3)"], None, 30)[0] == 3
+    assert guardgit.spawn([sys.executable, "-c", "raise SystemExit(3)"], None, 30)[0] == 3
     begun = time.monotonic()
     with pytest.raises(TimeoutError):
-        guardcheck.spawn(["sleep", "30"], None, 0.3)
+        guardgit.spawn(["sleep", "30"], None, 0.3)
     assert time.monotonic() - begun < 10
     with pytest.raises(FileNotFoundError):
-        guardcheck.spawn(["no-such-program-oxtail"], None, 30)
+        guardgit.spawn(["no-such-program-oxtail"], None, 30)
     monkeypatch.setenv("PATH", "")
-    with pytest.raises(guardcheck.GuardError, match="git is not installed"):
-        guardcheck.git(".", "status")
+    with pytest.raises(guardgit.GuardError, match="git is not installed"):
+        guardgit.git(".", "status")

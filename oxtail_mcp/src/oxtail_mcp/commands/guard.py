@@ -7,8 +7,9 @@ worktree, or ``core.hooksPath``). Each one runs a hook that was there before
 failure stops the commit), then the stdlib-only check of
 :mod:`oxtail_mcp.commands.guardcheck` in ``python -S -E`` (:func:`check_argv`),
 which hands anything but a plain read to the full check here
-(``python -m oxtail_mcp guard check <name>``). Both answer the same; the git
-commands, the committer walk and the report text are defined once, there.
+(``python -m oxtail_mcp guard check <name>``). Both answer the same: the git
+commands (:mod:`~oxtail_mcp.commands.guardgit`), the committer walk and the
+report text (:mod:`~oxtail_mcp.commands.guardcheck`) are defined once, there.
 
 The check (the rules are :mod:`oxtail_core.reservations`; this module only
 gathers facts):
@@ -51,19 +52,8 @@ import oxtail_core
 import oxtail_fs
 import oxtail_mcp
 from oxtail_fs import proctree
-from oxtail_mcp.commands.guardcheck import (
-    HOOKS,
-    MODES,
-    GuardError,
-    committer_among,
-    full_check_argv,
-    git,
-    name_status,
-    pushed_paths,
-    report,
-    staged_paths,
-    toplevel,
-)
+from oxtail_mcp.commands.guardcheck import HOOKS, MODES, committer_among, full_check_argv, report
+from oxtail_mcp.commands.guardgit import GuardError, git, name_status, pushed_paths, staged_paths, toplevel
 from oxtail_mcp.home import state_home
 
 if TYPE_CHECKING:
