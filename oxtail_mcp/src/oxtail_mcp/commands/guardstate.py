@@ -48,7 +48,7 @@ class Delegate(Exception):
 
 
 class Held:
-    """One reservation record as stored (the fields :func:`standing` and a report read)."""
+    """One reservation record as stored (the fields :func:`standing_records` and a report read)."""
 
     __slots__ = (
         "client_type",
