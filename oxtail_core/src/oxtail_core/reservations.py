@@ -44,7 +44,7 @@ from typing import Any, Literal
 import attrs
 from attrs import validators as v
 
-from oxtail_core.ids import same_session_id
+from oxtail_core.ids import canonical_session_id, same_session_id
 from oxtail_core.wildmatch import MAX_PATTERN_CHARS, compile_pattern, matches, overlaps
 
 TTL_MIN_S = 60
@@ -97,7 +97,7 @@ def _opt_int(instance: Any, attribute: Any, value: Any) -> None:
         _int(instance, attribute, value)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # immutable; the file store's encode memo hashes every record per step
 class Reservation:
     """One session's hold on one pattern in one project (the project is the store's key).
 
@@ -153,9 +153,21 @@ def standing(
 ) -> tuple[Standing, Reservation]:
     """The table of the module docstring: whether ``r`` stands at ``now_ms``, and ``r`` with its
     orphan clock brought up to date. ``live``: the session ids that have a live server."""
+    return _standing(r, now_ms, _keys(live), grace_ms)
+
+
+def _keys(live: Iterable[str]) -> frozenset[str]:
+    """Session ids in their canonical form: ``held_by`` against all of them is one set lookup
+    (:func:`~oxtail_core.ids.same_session_id` is equality of canonical forms)."""
+    return frozenset(k for k in map(_key, live) if k is not None)
+
+
+def _standing(
+    r: Reservation, now_ms: int, live_keys: frozenset[str], grace_ms: int
+) -> tuple[Standing, Reservation]:
     if now_ms >= r.expires_at:
         return "expired", r
-    if any(r.held_by(s) for s in live):
+    if _key(r.holder_session_id) in live_keys:
         return "stands", r if r.orphaned_at is None else attrs.evolve(r, orphaned_at=None)
     since = now_ms if r.orphaned_at is None else r.orphaned_at
     if now_ms - since >= grace_ms:
@@ -167,9 +179,10 @@ def sweep(
     records: Iterable[Reservation], now_ms: int, live: frozenset[str], grace_ms: int
 ) -> list[Reservation]:
     """The reservations that still stand, orphan clocks updated (what every step starts from)."""
+    keys = _keys(live)
     kept = []
     for r in records:
-        state, updated = standing(r, now_ms, live, grace_ms)
+        state, updated = _standing(r, now_ms, keys, grace_ms)
         if state == "stands":
             kept.append(updated)
     return kept
@@ -177,7 +190,28 @@ def sweep(
 
 def conflicts(a: Reservation, b: Reservation) -> bool:
     """Different holders, one of them exclusive, and a path both patterns cover."""
-    if a.held_by(b.holder_session_id):
+    return _conflict(a, _key(a.holder_session_id), b, _key(b.holder_session_id))
+
+
+_KEYS: dict[str, str] = {}
+"""Canonical forms already computed: a step asks for each record's holder, and holders are few."""
+
+
+def _key(session_id: str) -> str | None:
+    """The canonical form ``held_by`` compares (None: an empty id, which is nobody's)."""
+    if not session_id:
+        return None
+    key = _KEYS.get(session_id)
+    if key is None:
+        if len(_KEYS) >= 4096:
+            _KEYS.clear()
+        key = _KEYS[session_id] = canonical_session_id(session_id)
+    return key
+
+
+def _conflict(a: Reservation, a_key: str | None, b: Reservation, b_key: str | None) -> bool:
+    """:func:`conflicts` with both holders' :func:`_key` known (a step computes each once)."""
+    if a_key is not None and a_key == b_key:
         return False
     return (a.exclusive or b.exclusive) and overlaps(a.pattern, b.pattern)
 
@@ -217,10 +251,12 @@ def reserve_step(
 
     def step(current: Sequence[Reservation]) -> tuple[list[Reservation], ReserveResult]:
         kept = sweep(current, now_ms, live, grace_ms)
+        keyed = [(r, _key(r.holder_session_id)) for r in kept]
         granted: list[Reservation] = []
         stopped: list[Conflict] = []
         for want in wanted:
-            clash = [r for r in kept if conflicts(want, r)]
+            mine = _key(want.holder_session_id)
+            clash = [r for r, key in keyed if _conflict(want, mine, r, key)]
             if clash:
                 stopped.extend(Conflict(want.pattern, r) for r in clash)
             else:

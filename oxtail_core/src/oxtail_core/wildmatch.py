@@ -32,6 +32,10 @@ Both keep reservations of unrelated files apart: with gitignore's reading
 ``setup.py`` and ``README.md`` would collide (a directory ``setup.py`` could
 hold a ``README.md``), and so would ``*.md`` and ``*.py``.
 
+The module uses the standard library only (plain slotted classes, not attrs): the
+git guard's check (:mod:`oxtail_mcp.commands.guardcheck`) imports it on every
+commit, and attrs alone would cost that start-up tens of milliseconds.
+
 Refused with :class:`PatternError` (a clear message naming the fault): empty,
 leading or trailing blanks, control characters, ``!`` negation, ``#`` comments,
 empty, ``.`` or ``..`` segments, an unclosed ``[``, POSIX classes
@@ -40,10 +44,13 @@ empty, ``.`` or ``..`` segments, an unclosed ``[``, POSIX classes
 
 from __future__ import annotations
 
-import functools
-from collections import deque
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the guard's check pays for every import
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+    from typing import TypeVar
 
-import attrs
+    K = TypeVar("K", bound=Hashable)
+    V = TypeVar("V")
 
 SLASH = ord("/")
 MAX_PATTERN_CHARS = 512
@@ -53,12 +60,14 @@ class PatternError(ValueError):
     """A pattern that is not valid reservation syntax; ``str()`` says why, for the caller to fix."""
 
 
-@attrs.frozen
 class CharSet:
     """A set of code points: ``ranges`` (inclusive), or everything but them when ``negated``."""
 
-    negated: bool
-    ranges: tuple[tuple[int, int], ...]
+    __slots__ = ("negated", "ranges")
+
+    def __init__(self, negated: bool, ranges: tuple[tuple[int, int], ...]) -> None:
+        self.negated = negated
+        self.ranges = ranges
 
     def has(self, point: int) -> bool:
         inside = any(lo <= point <= hi for lo, hi in self.ranges)
@@ -89,14 +98,21 @@ def common_char(a: CharSet, b: CharSet) -> str | None:
     return None
 
 
-@attrs.frozen
 class Automaton:
     """A nondeterministic automaton: state 0 starts; ``edges[s]`` are ``(charset, next)``, ``eps[s]``
     the moves that read nothing; ``accept`` the states where a whole path may end."""
 
-    edges: tuple[tuple[tuple[CharSet, int], ...], ...]
-    eps: tuple[tuple[int, ...], ...]
-    accept: frozenset[int]
+    __slots__ = ("accept", "edges", "eps")
+
+    def __init__(
+        self,
+        edges: tuple[tuple[tuple[CharSet, int], ...], ...],
+        eps: tuple[tuple[int, ...], ...],
+        accept: frozenset[int],
+    ) -> None:
+        self.edges = edges
+        self.eps = eps
+        self.accept = accept
 
 
 class _Builder:
@@ -264,9 +280,30 @@ def _split(text: str) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
+_COMPILED: dict[str, Automaton] = {}
+_OVERLAPS: dict[tuple[str, str], str | None] = {}
+
+
+def _memo(cache: dict[K, V], limit: int, key: K, make: Callable[[], V]) -> V:
+    """``make()``, remembered under ``key``; a full cache starts over (no LRU bookkeeping: the
+    patterns of one project repeat, and ``functools`` costs the guard's start-up its import)."""
+    try:
+        return cache[key]
+    except KeyError:
+        pass
+    value = make()  # an exception (a PatternError) is not remembered
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def compile_pattern(text: str) -> Automaton:
     """The automaton of one pattern; raises PatternError for anything the module docstring refuses."""
+    return _memo(_COMPILED, 4096, text, lambda: _compile(text))
+
+
+def _compile(text: str) -> Automaton:
     _check_text(text)
     body = text
     if body.startswith("/"):  # gitignore's explicit anchor: every pattern is anchored anyway
@@ -346,13 +383,18 @@ def matches(pattern: str, path: str) -> bool:
     return bool(current & auto.accept)
 
 
-@functools.lru_cache(maxsize=16384)
 def overlap_witness(a: str, b: str) -> str | None:
     """A path both patterns cover (the shortest), or None when no path can match both.
 
     A breadth-first search over pairs of states of the two automata: exact,
     and at most ``len(a states) * len(b states)`` pairs.
     """
+    return _memo(_OVERLAPS, 16384, (a, b), lambda: _witness(a, b))
+
+
+def _witness(a: str, b: str) -> str | None:
+    from collections import deque  # here: the guard's check only matches
+
     left, right = compile_pattern(a), compile_pattern(b)
     head_a, head_b = literal_head(a), literal_head(b)
     if not (head_a.startswith(head_b) or head_b.startswith(head_a)):

@@ -54,7 +54,7 @@ from oxtail_core.model import (
 from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
 from oxtail_core.reservations import Reservation
 from oxtail_core.wire import WireError, dumps, loads, utf8
-from oxtail_fs import ledger
+from oxtail_fs import ledger, reservation_file
 from oxtail_fs.atomic import (
     publish_new,
     read_all,
@@ -953,17 +953,7 @@ class FsStore:
             if os.path.lexists(path):
                 raise StoreError(f"refusing {path}: not a regular file of <= {RESERVATIONS_MAX_BYTES} bytes")
             return []
-        try:
-            data = loads(raw.decode("utf-8"))
-        except (WireError, UnicodeDecodeError):
-            return []
-        out = []
-        for item in data if isinstance(data, list) else []:
-            try:
-                out.append(Reservation.from_json(item))
-            except (TypeError, ValueError):
-                continue
-        return out
+        return reservation_file.parse(str(path), raw)
 
     @_store_op
     def reservations_update(self, project: str, step: ReservationStep[T]) -> T:
@@ -975,8 +965,7 @@ class FsStore:
             if list(kept) == before:
                 return result  # nothing changed: no rewrite (listings and guard runs stay reads)
             if kept:
-                body = dumps([r.to_json() for r in kept])
-                write_atomic(path, utf8(body), fsync=self._fsync)
+                write_atomic(path, reservation_file.encode(str(path), kept), fsync=self._fsync)
             else:
                 unlink_missing_ok(path)
             return result

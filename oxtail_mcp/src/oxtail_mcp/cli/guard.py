@@ -1,7 +1,9 @@
 """``oxtail-mcp guard``: install, remove or run the git hooks that honor file reservations.
 
-See :mod:`oxtail_mcp.commands.guard` and docs/reservations.md. ``check`` is what
-the installed hooks call; people use ``install`` and ``uninstall``.
+See :mod:`oxtail_mcp.commands.guard` and docs/reservations.md. ``check`` is the
+full check: the installed hooks run the stdlib-only one
+(:mod:`oxtail_mcp.commands.guardcheck`), which hands it what only the store can
+answer. People use ``install`` and ``uninstall``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     install.add_argument("--repo", default=None, help="repository (default: the current directory)")
     uninstall = subs.add_parser("uninstall", help="remove the hooks (a chained hook is put back)")
     uninstall.add_argument("--repo", default=None, help="repository (default: the current directory)")
-    check = subs.add_parser("check", help="run the check (called by the installed hooks)")
+    check = subs.add_parser("check", help="run the full check (the hooks' fallback)")
     check.add_argument("hook", choices=("pre-commit", "pre-push"))
     check.add_argument("--mode", choices=("block", "warn"), default="block")
 

@@ -4,7 +4,12 @@
 hooks directory (``git rev-parse --git-path hooks``: the common git dir of every
 worktree, or ``core.hooksPath``). Each one runs a hook that was there before
 (kept as ``<name>.oxtail-chained``, given the same arguments and stdin, its
-failure stops the commit), then ``python -m oxtail_mcp guard check <name>``.
+failure stops the commit), then the stdlib-only check of
+:mod:`oxtail_mcp.commands.guardcheck` in ``python -S -E`` (:func:`check_argv`),
+which hands anything but a plain read to the full check here
+(``python -m oxtail_mcp guard check <name>``). Both answer the same: the git
+commands (:mod:`~oxtail_mcp.commands.guardgit`), the committer walk and the
+report text (:mod:`~oxtail_mcp.commands.guardcheck`) are defined once, there.
 
 The check (the rules are :mod:`oxtail_core.reservations`; this module only
 gathers facts):
@@ -34,47 +39,31 @@ state directory must not stop all work.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import oxtail_core
+import oxtail_fs
+import oxtail_mcp
 from oxtail_fs import proctree
+from oxtail_mcp.commands.guardcheck import HOOKS, MODES, committer_among, full_check_argv, report
+from oxtail_mcp.commands.guardgit import GuardError, git, name_status, pushed_paths, staged_paths, toplevel
 from oxtail_mcp.home import state_home
 
 if TYPE_CHECKING:
     from oxtail_core.model import RegistryEntry
-    from oxtail_core.reservations import Reservation
     from oxtail_fs.store import FsStore
 
-HOOKS = ("pre-commit", "pre-push")
-MODES = ("block", "warn")
+__all__ = ["HOOKS", "MODES", "GuardError", "check", "committer", "install", "name_status", "uninstall"]
+
 MARKER = "# oxtail guard: managed by `oxtail-mcp guard`"
 CHAINED = ".oxtail-chained"
-
-
-class GuardError(Exception):
-    """Bad input or an unusable repository: ``str()`` is the one line shown to the person."""
-
-
-def git(cwd: Path, *args: str, input_bytes: bytes | None = None) -> bytes:
-    """Run git; GuardError with git's own first line when it fails."""
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, input=input_bytes, capture_output=True, check=False, timeout=30
-        )
-    except FileNotFoundError as exc:
-        raise GuardError("git is not installed (or not on PATH)") from exc
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GuardError(f"cannot run git: {exc}") from exc
-    if done.returncode != 0:
-        first = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"])[0]
-        raise GuardError(f"git {args[0]}: {first}")
-    return done.stdout
 
 
 def _repo(cwd: Path) -> Path:
@@ -95,9 +84,39 @@ def hooks_dir(cwd: Path) -> Path:
     return path if path.is_absolute() else (cwd / path).resolve()
 
 
+def source_roots() -> list[str]:
+    """The directories holding the three packages (one ``src`` each in an editable install, one
+    site-packages otherwise): all the fast check's ``sys.path`` needs besides the standard library."""
+    roots = (Path(m.__file__ or "").resolve().parents[1] for m in (oxtail_mcp, oxtail_core, oxtail_fs))
+    return list(dict.fromkeys(str(r) for r in roots))
+
+
+def check_argv(hook: str, mode: str, python: str = sys.executable) -> list[str]:
+    """The check a hook runs: :mod:`~oxtail_mcp.commands.guardcheck` in ``python -S -E``.
+
+    ``-S`` skips the site-packages scan and ``-E`` the ``PYTHON*`` variables (a third of a bare
+    start-up); ``sys.path`` becomes our source roots and the standard library, without the
+    repository's own directory (``-c`` would put it first, and a repository's ``subprocess.py``
+    must not run). If the roots are gone (the packages moved), the full check runs instead.
+    """
+    bootstrap = "\n".join(
+        [
+            "import sys",
+            f"sys.path[:] = [*{json.dumps(source_roots())}, *(p for p in sys.path if p)]",
+            "try:",
+            "    from oxtail_mcp.commands.guardcheck import main",
+            "except ImportError:",
+            "    import os",
+            f"    os.execv(sys.executable, {json.dumps(full_check_argv(hook, mode, python))})",
+            "sys.exit(main())",
+        ]
+    )
+    return [python, "-S", "-E", "-c", bootstrap, hook, "--mode", mode]
+
+
 def script(hook: str, mode: str, python: str = sys.executable) -> str:
     """The hook file's text: chain the previous hook, honor ``OXTAIL_GUARD=off``, run the check."""
-    check = f"{shlex.quote(python)} -m oxtail_mcp guard check {hook} --mode {mode}"
+    check = shlex.join(check_argv(hook, mode, python))
     gone = shlex.quote(f"oxtail guard: {python} is gone (reinstall the guard); allowed")
     missing = f"[ -x {shlex.quote(python)} ] || {{ echo {gone} >&2; exit 0; }}"
     lines = [
@@ -177,101 +196,15 @@ def uninstall(cwd: Path) -> list[str]:
 # The check -----------------------------------------------------------------------------------------
 
 
-def name_status(raw: bytes) -> list[str]:
-    """Every path of ``--name-status -z`` output: status, then one path (two for renames and copies)."""
-    fields = raw.split(b"\0")
-    paths: list[str] = []
-    i = 0
-    while i < len(fields):
-        status = fields[i].decode("ascii", "replace").strip()
-        if not status:
-            i += 1
-            continue
-        count = 2 if status[:1] in ("R", "C") else 1
-        for field in fields[i + 1 : i + 1 + count]:
-            paths.append(os.fsdecode(field))
-        i += 1 + count
-    return paths
-
-
-def staged_paths(cwd: Path) -> list[str]:
-    return name_status(git(cwd, "diff", "--cached", "--name-status", "-z", "-M", "--no-color"))
-
-
-def pushed_paths(cwd: Path, stdin: str) -> list[str]:
-    """Paths changed by the commits a push sends (stdin: ``<local ref> <sha> <remote ref> <sha>``)."""
-    paths: list[str] = []
-    for line in stdin.splitlines():
-        parts = line.split()
-        if len(parts) != 4:
-            continue
-        local, remote = parts[1], parts[3]
-        if set(local) == {"0"}:
-            continue  # a deletion pushes no content
-        if set(remote) != {"0"}:
-            paths += name_status(git(cwd, "diff", "--name-status", "-z", "-M", remote, local))
-            continue
-        commits = git(cwd, "rev-list", local, "--not", "--remotes")  # a new branch: what no remote has
-        if commits.strip():
-            args = ("diff-tree", "--stdin", "--root", "-r", "--no-commit-id", "--name-status", "-z", "-M")
-            paths += name_status(git(cwd, *args, input_bytes=commits))
-    return paths
-
-
 def committer(
     env: Mapping[str, str],
     pid: int,
     entries: Iterable[RegistryEntry],
     parent_of: Callable[[int], int | None] = proctree.ppid_of,
 ) -> str | None:
-    """The session making this commit (the table of the module docstring), or None if unknown.
-
-    The agent of a server is its parent process; the nearest ancestor of
-    ``pid`` that is the agent of exactly one session is the committer. Only
-    the parent counts: a process further up (a pane's shell, the tmux server)
-    is above sessions it is not, and a person committing from another pane must
-    not pass for the one session that happens to be live.
-    """
-    from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
-
-    from_env = claude_env_session_id(env) or codex_env_session_id(env)
-    if from_env:
-        return from_env
-    agents: dict[int, set[str]] = {}
-    for entry in entries:
-        parent = parent_of(entry.server_pid)
-        if entry.session_id and parent is not None and parent > 1:
-            agents.setdefault(parent, set()).add(entry.session_id)
-    for ancestor in proctree.ancestry(pid, parent_of):
-        sessions = agents.get(ancestor)
-        if sessions:
-            return next(iter(sessions)) if len(sessions) == 1 else None
-    return None
-
-
-def _when(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
-
-
-def report(hits: Sequence[tuple[str, Reservation]], mode: str) -> str:
-    """What the person reads: each path and who holds it, then how to proceed."""
-    head = "refused" if mode == "block" else "warning"
-    lines = [f"oxtail guard ({head}): this touches files another session reserved exclusively:"]
-    holders: dict[str, Reservation] = {}
-    for path, r in hits:
-        where = ", ".join(x for x in (f"tmux {r.holder_tmux}" if r.holder_tmux else "", r.client_type) if x)
-        reason = f' -- "{r.reason}"' if r.reason else ""
-        lines.append(
-            f"  {path}: {r.pattern} held by session {r.holder_session_id} ({where}) "
-            f"until {_when(r.expires_at)}{reason}"
-        )
-        holders[r.holder_session_id] = r
-    who = ", ".join(holders)
-    lines.append(
-        f"To proceed: ask the holder ({who}) with send_message / ask_peer to release_paths, "
-        "wait for the reservation to end, or bypass the guard for this command: OXTAIL_GUARD=off git ..."
-    )
-    return "\n".join(lines)
+    """The session making this commit among ``entries`` (the table of the module docstring), or
+    None if unknown: :func:`~oxtail_mcp.commands.guardcheck.committer_among` over their servers."""
+    return committer_among(env, pid, [(e.server_pid, e.session_id) for e in entries], parent_of)
 
 
 def check(
@@ -295,17 +228,14 @@ def check(
     from oxtail_core.errors import StoreError
     from oxtail_core.reservations import blocking, grace_from_env
     from oxtail_core.reserving import standing_in
-    from oxtail_fs.project import LocalHost, realpath_or_self
+    from oxtail_fs.project import LocalHost
     from oxtail_fs.store import FsStore
 
-    try:
-        top = git(cwd, "rev-parse", "--show-toplevel").decode("utf-8", "surrogateescape").strip()
-    except GuardError as exc:
-        raise GuardError(f"not inside a git repository: {cwd}") from exc
+    project = toplevel(cwd)
     try:
         store = FsStore(home)
         now = int(time.time() * 1000)
-        records = standing_in(store, LocalHost(), now, realpath_or_self(top), grace_from_env(env))
+        records = standing_in(store, LocalHost(), now, project, grace_from_env(env))
         if not any(r.exclusive for r in records):
             return 0, ""  # cheapest first: no git diff, no process walk when nothing can refuse
         me = committer(env, os.getpid() if pid is None else pid, _live(store))
