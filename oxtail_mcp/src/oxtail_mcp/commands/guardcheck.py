@@ -37,6 +37,8 @@ import os
 import sys
 import time
 
+from oxtail_core.naming import canonical_session_id
+from oxtail_fs.names import state_dir
 from oxtail_mcp.commands.guardgit import GuardError, pushed_paths, staged_paths, toplevel
 from oxtail_mcp.commands.guardstate import (
     RESERVATIONS_DIR,
@@ -48,7 +50,6 @@ from oxtail_mcp.commands.guardstate import (
     registry_servers,
     standing_records,
 )
-from oxtail_mcp.hooks.hook import canonical, state_dir
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the check imports nothing it does not use
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def report(hits: Sequence[tuple[str, Holding]], mode: str) -> str:
 
 def same_holder(a: str, b: str | None) -> bool:
     """Same rule as :func:`oxtail_core.ids.same_session_id`."""
-    return bool(a) and bool(b) and canonical(a) == canonical(b or "")
+    return bool(a) and bool(b) and canonical_session_id(a) == canonical_session_id(b or "")
 
 
 # The check -------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def fast_check(
         return 0, ""
     now = int(time.time() * 1000)
     servers = [(p, s) for p, start, s in registry_servers(home) if is_alive(p, start)]
-    live = frozenset(canonical(s) for _, s in servers)
+    live = frozenset(canonical_session_id(s) for _, s in servers)
     exclusive = [r for r in standing_records(records, now, live, grace_from_env(env)) if r.exclusive]
     if not exclusive:
         return 0, ""  # cheapest first: no git diff, no process walk when nothing can refuse

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import os
 
-from oxtail_mcp.hooks.hook import canonical, hash32, parse_json
+from oxtail_core.naming import canonical_session_id, hash32
+from oxtail_mcp.hooks.hook import parse_json
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the hook's check imports nothing it does not use
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ def standing_records(records: Iterable[Held], now_ms: int, live: frozenset[str],
             continue
         alive = holders.get(r.holder_session_id)
         if alive is None:
-            alive = holders[r.holder_session_id] = canonical(r.holder_session_id) in live
+            alive = holders[r.holder_session_id] = canonical_session_id(r.holder_session_id) in live
         if alive:
             if r.orphaned_at is not None:
                 raise Delegate("a live holder's orphan clock to clear")
