@@ -12,7 +12,8 @@ import pytest
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import hash32
 from oxtail_core.reservations import Reservation
-from oxtail_fs.store import RESERVATIONS_MAX_BYTES, FsStore
+from oxtail_fs.names import RESERVATIONS_MAX_BYTES
+from oxtail_fs.store import FsStore
 
 PROJECT = "/work/../etc/passwd project"
 HELD = Reservation("src/*.py", "A", True, 1, 2)

@@ -30,6 +30,9 @@ from oxtail_fs.names import (
     INBOXES,
     INFLIGHT,
     JOURNAL,
+    REGISTRY,
+    RESERVATIONS,
+    SESSIONS,
     activity_name,
     process_stem,
     session_stem,
@@ -41,12 +44,9 @@ FILE_MODE = 0o600
 RECEIVED = "received"
 PENDING = "pending-ask"
 AUTOWAKE = "autowake"
-REGISTRY = "registry"
-SESSIONS = "sessions"  # the reference's registry: read, never written (see Layout.legacy_registry)
 CLAIMS = "claims"
 RECEIPTS = "receipts"
 OUTBOX = "outbox"
-RESERVATIONS = "reservations"
 PENDING_WAKE = "pending-wake"
 SELF_WAKE = "self-wake"
 WAITER_WAKE = "waiter-wake"

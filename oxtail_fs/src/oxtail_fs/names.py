@@ -13,6 +13,11 @@ never drift apart.
 | its unsettled batches | ``inflight/s-<hash32(session id)>/<batch id>.json`` |
 | journals concerning it | ``journal/*`` naming its stem |
 | its busy/idle marker | ``activity/<hash32(session id)>`` |
+| our registry, the reference's | ``registry/<pid>.json``, ``sessions/<pid>.json`` |
+| a project's file reservations | ``reservations/<hash32(project root)>.json`` |
+
+The git guard's stdlib check (``oxtail_mcp.commands.guardstate``) reads the registry and the
+reservations by these names and within the same size bounds as the store.
 
 Session ids are given in their canonical form (:func:`oxtail_core.naming.canonical_session_id`).
 """
@@ -31,7 +36,14 @@ INBOXES = "inboxes"
 INFLIGHT = "inflight"
 JOURNAL = "journal"
 ACTIVITY = "activity"
+REGISTRY = "registry"
+SESSIONS = "sessions"  # the reference's registry: read, never written
+RESERVATIONS = "reservations"
 INBOX_SUFFIX = ".jsonl"
+REGISTRY_MAX_BYTES = 1 << 20
+"""A registry file larger than this is no entry (a forged one cannot cost a reader more)."""
+RESERVATIONS_MAX_BYTES = 16 << 20
+"""A project's reservation file larger than this is refused."""
 
 
 def state_dir(env: Mapping[str, str]) -> str:
@@ -56,3 +68,8 @@ def process_stem(key: str) -> str:
 def activity_name(session_id: str) -> str:
     """The marker file's name under ``activity/``."""
     return hash32(session_id)
+
+
+def reservations_name(project: str) -> str:
+    """The file name of a project's reservations under ``reservations/``."""
+    return hash32(project) + ".json"

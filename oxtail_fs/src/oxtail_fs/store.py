@@ -34,7 +34,7 @@ from oxtail_core.convert import (
 )
 from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.foreign import is_foreign
-from oxtail_core.ids import canonical_session_id, hash32
+from oxtail_core.ids import canonical_session_id
 from oxtail_core.model import (
     ActivityMarker,
     ActivityStatus,
@@ -74,11 +74,8 @@ from oxtail_fs.layout import (
     PENDING,
     PENDING_WAKE,
     RECEIPTS,
-    REGISTRY,
     REGISTRY_NAME,
-    RESERVATIONS,
     SELF_WAKE,
-    SESSIONS,
     TOP_DIRS,
     WAITER_WAKE,
     Layout,
@@ -89,14 +86,20 @@ from oxtail_fs.layout import (
     lock_path,
 )
 from oxtail_fs.locks import HeldLock, append_guarded, hold
+from oxtail_fs.names import (
+    REGISTRY,
+    REGISTRY_MAX_BYTES,
+    RESERVATIONS,
+    RESERVATIONS_MAX_BYTES,
+    SESSIONS,
+    reservations_name,
+)
 from oxtail_fs.sweep import Sweeper
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-REGISTRY_MAX_BYTES = 1 << 20
 RECORD_MAX_BYTES = 64 << 10
-RESERVATIONS_MAX_BYTES = 16 << 20
 _PENDING_NAME = "p-"
 _WAKE_PREFIXES = ("d-", "r-")
 _STAMP_NAME = re.compile(r"^[0-9a-f]{32}\Z")
@@ -943,7 +946,7 @@ class FsStore:
     # Reservations (issue 12) ----------------------------------------------------------------
     def _reservations_file(self, project: str) -> Path:
         """``reservations/<hash32(project)>.json``: the name is never the caller's text."""
-        return self._layout.dir(RESERVATIONS) / f"{hash32(project)}.json"
+        return self._layout.dir(RESERVATIONS) / reservations_name(project)
 
     def _reservations_read(self, path: Path) -> list[Reservation]:
         """The records of one project file; an unparseable record is skipped, a huge file refused

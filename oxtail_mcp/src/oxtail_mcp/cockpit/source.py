@@ -24,7 +24,7 @@ from oxtail_mcp.cockpit.comms import Comm, CommsLog
 from oxtail_mcp.commands.liveness import PanePass, pane_pass
 from oxtail_mcp.commands.status import Snapshot, snapshot
 
-WATCHED = (layout.REGISTRY, layout.SESSIONS, names.INBOXES, layout.RECEIVED, layout.PENDING, names.ACTIVITY)
+WATCHED = (names.REGISTRY, names.SESSIONS, names.INBOXES, layout.RECEIVED, layout.PENDING, names.ACTIVITY)
 """The directories whose contents make up a frame: registry, mail, ledgers, asks, markers. Receipts
 are left out on purpose: nothing shown reads them, and they pile up (one per delivered message)."""
 

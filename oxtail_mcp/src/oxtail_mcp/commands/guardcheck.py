@@ -38,10 +38,9 @@ import sys
 import time
 
 from oxtail_core.naming import canonical_session_id
-from oxtail_fs.names import state_dir
+from oxtail_fs.names import RESERVATIONS, state_dir
 from oxtail_mcp.commands.guardgit import GuardError, pushed_paths, staged_paths, toplevel
 from oxtail_mcp.commands.guardstate import (
-    RESERVATIONS_DIR,
     ancestry,
     grace_from_env,
     is_alive,
@@ -159,7 +158,7 @@ def fast_check(
     if hook not in HOOKS or mode not in MODES:
         raise GuardError(f"unknown hook {hook!r} or mode {mode!r}")
     home = state_dir(env)
-    if not os.path.isdir(os.path.join(home, RESERVATIONS_DIR)):
+    if not os.path.isdir(os.path.join(home, RESERVATIONS)):
         return 0, ""  # nobody ever reserved anything here
     records = read_reservations(home, toplevel(cwd))
     if not records:

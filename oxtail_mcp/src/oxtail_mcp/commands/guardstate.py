@@ -21,7 +21,15 @@ from __future__ import annotations
 
 import os
 
-from oxtail_core.naming import canonical_session_id, hash32
+from oxtail_core.naming import canonical_session_id
+from oxtail_fs.names import (
+    REGISTRY,
+    REGISTRY_MAX_BYTES,
+    RESERVATIONS,
+    RESERVATIONS_MAX_BYTES,
+    SESSIONS,
+    reservations_name,
+)
 from oxtail_mcp.hooks.hook import parse_json
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the hook's check imports nothing it does not use
@@ -31,12 +39,6 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-# Mirrors of the store's names and limits (tests/mcp/test_guardcheck.py checks each against oxtail_fs).
-RESERVATIONS_DIR = "reservations"
-REGISTRY_DIR = "registry"
-LEGACY_REGISTRY_DIR = "sessions"
-RESERVATIONS_MAX_BYTES = 16 << 20
-REGISTRY_MAX_BYTES = 1 << 20
 GRACE_ENV = "OXTAIL_RESERVATION_GRACE_MS"
 GRACE_DEFAULT_MS = 10_000
 
@@ -124,8 +126,7 @@ def read_small(path: str, limit: int) -> bytes | None:
 
 
 def reservations_file(home: str, project: str) -> str:
-    """Same name as ``FsStore._reservations_file``."""
-    return os.path.join(home, RESERVATIONS_DIR, hash32(project) + ".json")
+    return os.path.join(home, RESERVATIONS, reservations_name(project))
 
 
 def read_reservations(home: str, project: str) -> list[Held]:
@@ -147,10 +148,10 @@ def registry_servers(home: str) -> list[tuple[int, float | None, str]]:
     A file the store would skip (unparseable, renamed, malformed) is skipped here too; an entry of
     the reference's ``sessions/`` directory is for the full check to read.
     """
-    legacy = os.path.join(home, LEGACY_REGISTRY_DIR)
+    legacy = os.path.join(home, SESSIONS)
     if os.path.isdir(legacy) and not os.path.islink(legacy) and any(_registry_names(legacy)):
         raise Delegate("entries in the reference's sessions/ directory")
-    directory = os.path.join(home, REGISTRY_DIR)
+    directory = os.path.join(home, REGISTRY)
     servers = []
     for name in _registry_names(directory):
         try:
