@@ -40,7 +40,8 @@ def test_a_projects_file_is_private_and_named_by_a_hash_of_the_project(tmp_path:
 def test_a_corrupt_record_is_skipped_and_the_rest_served(tmp_path: Path) -> None:
     store = FsStore(tmp_path / "home")
     path = tmp_path / "home" / "reservations" / f"{hash32(PROJECT)}.json"
-    path.write_text(json.dumps([{"pattern": 5}, "x", HELD.to_json()]))
+    unmatchable = {**HELD.to_json(), "pattern": "!src/*.py"}  # hand-edited: a negation cannot be held
+    path.write_text(json.dumps([{"pattern": 5}, "x", unmatchable, HELD.to_json()]))
     assert store.reservations_list(PROJECT) == [HELD]
     path.write_bytes(b"\xff not json")
     assert store.reservations_list(PROJECT) == []

@@ -92,6 +92,14 @@ def _int(instance: Any, attribute: Any, value: Any) -> None:
         raise TypeError(f"'{attribute.name}' must be an integer, got {value!r}")
 
 
+def _pattern(instance: Any, attribute: Any, value: Any) -> None:
+    """A pattern the matcher accepts (PatternError is a ValueError): a record read back from a file
+    someone edited by hand is then no record, instead of an error at every later match."""
+    if not isinstance(value, str):
+        raise TypeError(f"'pattern' must be a string, got {value!r}")
+    compile_pattern(value)
+
+
 def _opt_int(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None:
         _int(instance, attribute, value)
@@ -107,7 +115,7 @@ class Reservation:
     live server (None while it has one).
     """
 
-    pattern: str = attrs.field(validator=v.instance_of(str))
+    pattern: str = attrs.field(validator=_pattern)
     holder_session_id: str = attrs.field(validator=v.instance_of(str))
     exclusive: bool = attrs.field(validator=v.instance_of(bool))
     reserved_at: int = attrs.field(validator=_int)
