@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FAST_LANE="not races and not e2e and not slow and not tmux and not clients"
+FAST_LANE="not races and not e2e and not slow and not tmux and not clients and not smoke"
 
 setup() {
     python3 -m venv .venv
