@@ -66,11 +66,11 @@ CORE_TOOLS = frozenset(  # the 14 tools of 0.32.1 (docs/tools.md)
         "ask_peer",
     }
 )
-CALL_TIMEOUT_S = 60.0
+CALL_TIMEOUT_S = 120.0  # one whole MCP session, server start-up included (slow under load)
 COMMAND_TIMEOUT_S = 300.0
 
 # Variables that would let the checkout or the runner's own tool folders into an install.
-_DROPPED = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PIPX_HOME", "PIPX_BIN_DIR", "PIPX_DEFAULT_PYTHON"}
+_DROPPED = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
 _DROPPED_PREFIXES = ("UV_", "XDG_", "PIPX_")
 
 
