@@ -9,8 +9,9 @@ README.md or docs/getting-started.md prints each of them).
 Every install lives in a :class:`Sandbox`: a temporary HOME, with the pipx and uv folders named
 explicitly inside it, so a PIPX_HOME or UV_TOOL_DIR of the person running the tests can never be
 the one written, and nothing of the checkout can leak into the install (PYTHONPATH, VIRTUAL_ENV and
-the dev venv's bin are dropped). XDG_CONFIG_HOME keeps pointing at the real configuration, which
-is where a user-level pip or uv index setting lives.
+the dev venv's bin are dropped, and so is CLAUDE_CONFIG_DIR, so the setup step writes only the
+sandbox's). XDG_CONFIG_HOME keeps pointing at the real configuration, which is where a user-level
+pip or uv index setting lives.
 
 :func:`setup_step` is the one place the smoke lane configures the clients; :func:`probe` and
 :func:`exchange` drive installed ``oxtail-mcp`` servers over stdio with the official MCP client.
@@ -69,8 +70,17 @@ CORE_TOOLS = frozenset(  # the 14 tools of 0.32.1 (docs/tools.md)
 CALL_TIMEOUT_S = 120.0  # one whole MCP session, server start-up included (slow under load)
 COMMAND_TIMEOUT_S = 300.0
 
-# Variables that would let the checkout or the runner's own tool folders into an install.
-_DROPPED = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
+# Variables that would let the checkout into an install, send an install elsewhere, or point a client's
+# configuration outside the sandbox (base_env already drops TMUX*, CODEX_*, CLAUDE_CODE_*, OXTAIL_*).
+_DROPPED = {
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "PIP_TARGET",
+    "PIP_PREFIX",
+    "PIP_USER",
+    "CLAUDE_CONFIG_DIR",
+}
 _DROPPED_PREFIXES = ("UV_", "XDG_", "PIPX_")
 
 
