@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -172,13 +173,12 @@ class Sandbox:
 
 
 def setup_step(box: Sandbox, script: Path) -> Path:
-    """Configure Claude Code and Codex in ``box``'s HOME with ``script``; return the server command."""
-    box.run(script, "install-hook", cwd=box.project)
-    box.run(script, "install-hook", "--codex", cwd=box.project)
-    printed = box.run(script, "print-config", cwd=box.project)
-    claude_entry, _ = json.JSONDecoder().raw_decode(printed[printed.index("{") :])
-    server = claude_entry["mcpServers"]["oxtail"]
-    assert server["args"] == [], server
+    """Configure Claude Code and Codex in ``box``'s HOME with ``script setup`` (both clients named: the
+    sandbox has neither CLI); return the server command it registered."""
+    box.run(script, "setup", "--claude", "--codex", cwd=box.project)
+    server = json.loads((box.home / ".claude.json").read_text())["mcpServers"]["oxtail"]
+    codex = tomllib.loads((box.home / ".codex" / "config.toml").read_text())["mcp_servers"]["oxtail"]
+    assert server["args"] == [] and codex["command"] == server["command"], (server, codex)
     return Path(server["command"])
 
 
