@@ -13,10 +13,12 @@ from collections.abc import Sequence
 
 from oxtail_core import texts
 from oxtail_core.context import Context
+from oxtail_core.convert import metadata_size
 from oxtail_core.delivery import deliver, fresh_id, mint
 from oxtail_core.effects import Flow
 from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.ids import canonical_session_id
+from oxtail_core.limits import READ_METADATA_MAX_BYTES
 from oxtail_core.model import (
     Envelope,
     RegistryEntry,
@@ -190,10 +192,13 @@ def reply_to_message(
 
 
 class _Budget:
-    """Selects the longest prefix within the count and byte budgets (the first message always fits).
+    """Selects the longest prefix within the count, body and metadata budgets (the first message always fits).
 
     Prefix, not best-fit: a newer message is never delivered ahead of an
-    older one that was deferred (the reference could, R20). Later copies of a
+    older one that was deferred (the reference could, R20). Bodies count as
+    the reference counts them (``max_bytes``); everything else a message
+    renders counts against ``READ_METADATA_MAX_BYTES`` (ours, issue 15 item 2),
+    so no metadata makes a read larger than its budgets. Later copies of a
     chosen id (a completion re-delivered by a retry or a concurrent close) are
     taken with it, free of budget, and returned once (:func:`distinct`).
     """
@@ -205,12 +210,15 @@ class _Budget:
 
     def __call__(self, messages: Sequence[Envelope]) -> list[int]:
         chosen: list[int] = []
-        used = 0
+        used = meta = 0
         for index, message in enumerate(messages):
-            if len(chosen) >= self.max_messages or (chosen and used + message.size > self.max_bytes):
+            extra = metadata_size(message)
+            over = used + message.size > self.max_bytes or meta + extra > READ_METADATA_MAX_BYTES
+            if len(chosen) >= self.max_messages or (chosen and over):
                 break
             chosen.append(index)
             used += message.size
+            meta += extra
         ids = {messages[i].id for i in chosen}
         copies = [i for i in range(len(chosen), len(messages)) if messages[i].id in ids]
         self.deferred = len(messages) - len(chosen) - len(copies)
