@@ -58,7 +58,10 @@ def test_open_work_with_the_longest_metadata_stays_within_its_budget() -> None:
     w = make_world(Settings(read_max_body_bytes=BODY_BUDGET))
     a, b = w.join(1, LONG_SENDER), w.join(2, B)
     for i in range(50):  # the count budget alone would show all 50
-        assert isinstance(a.send(B, f"do {i}", action_required=True, wake="off"), Sent)
+        sent = a.send(
+            B, f"do {i}", action_required=True, reply_to=LONG_ID, source_message_id=LONG_ID, wake="off"
+        )
+        assert isinstance(sent, Sent)
     out = b.open_work()
     assert isinstance(out, OpenWork) and out.items
     wire = render(out)
