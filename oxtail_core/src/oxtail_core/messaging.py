@@ -9,6 +9,7 @@ in-flight batch that the caller settles once the messages are handed on.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 from oxtail_core import texts
@@ -28,7 +29,7 @@ from oxtail_core.model import (
     check_body,
 )
 from oxtail_core.pending import record_pending
-from oxtail_core.protocols import Holder, InboxId
+from oxtail_core.protocols import Holder, InboxId, waiting_after
 from oxtail_core.results import (
     NO_SESSION_ID,
     Messages,
@@ -191,6 +192,10 @@ def reply_to_message(
     return Replied(envelope.id, message_id, peer.session_id, peer.server_pid, bool(reply_to), outcome)
 
 
+COPIES_WINDOW = 50
+"""How far past the count budget a read looks for later copies of the ids it takes."""
+
+
 class _Budget:
     """Selects the longest prefix within the count, body and metadata budgets (the first message always fits).
 
@@ -207,6 +212,8 @@ class _Budget:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.deferred = 0
+        self.window = int(max_messages) + COPIES_WINDOW if math.isfinite(max_messages) else None
+        """The store offers only this prefix (protocols.Selector): a copy further back is read later."""
 
     def __call__(self, messages: Sequence[Envelope]) -> list[int]:
         chosen: list[int] = []
@@ -221,7 +228,7 @@ class _Budget:
             meta += extra
         ids = {messages[i].id for i in chosen}
         copies = [i for i in range(len(chosen), len(messages)) if messages[i].id in ids]
-        self.deferred = len(messages) - len(chosen) - len(copies)
+        self.deferred = len(messages) - len(chosen) - len(copies) + waiting_after(messages)
         return chosen + copies
 
 
