@@ -8,8 +8,11 @@ from pathlib import Path
 
 from oxtail_core.limits import ID_MAX_CHARS, INBOX_MAX_BYTES, READ_METADATA_MAX_BYTES, SESSION_ID_MAX_CHARS
 from oxtail_core.protocols import InboxId
+from oxtail_core.testing.contract import ALIVE, mint
 from oxtail_core.wire import dumps, utf8len
 from oxtail_fs.layout import Layout
+from oxtail_fs.store import FsStore
+from oxtail_mcp.hooks import render
 from tests.support.e2e import sid, world
 
 LONG = "r" * ID_MAX_CHARS
@@ -76,3 +79,15 @@ def test_a_delegation_to_a_full_inbox_is_refused_with_inbox_full_and_leaves_no_o
         assert "inbox-full" in refused.text and len(refused.text) < 1000
         assert b.ok("my_open_work")["count"] == 0
         assert not Layout(w.oxtail_home).ledger(sid(2)).exists()
+
+
+def test_the_hook_looks_at_a_bounded_prefix_and_still_counts_everything_waiting(tmp_path: Path) -> None:
+    store = FsStore(tmp_path / "home")
+    inbox = InboxId.for_session(sid(2))
+    for start in range(0, 5000, 1000):
+        store.append(inbox, [mint(i, "m") for i in range(start, start + 1000)])
+    select = render.PrefixSelector(render.DEFAULT_MAX_BODY_CHARS)
+    batch = store.take(inbox, select, ALIVE)
+    assert batch is not None and 0 < len(batch.envelopes) <= render.PrefixSelector.window
+    assert select.waiting == 5000 - len(batch.envelopes)
+    assert render.headers_fitting(batch.envelopes) == len(batch.envelopes)
