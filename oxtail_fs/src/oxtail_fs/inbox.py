@@ -83,6 +83,7 @@ _CHUNK = 1 << 20
 _COMPACT_MIN_BYTES = 1 << 20
 """A taken prefix is cut off by a rewrite once it is this large and outweighs the unread rest."""
 _HEAD_MAX_BYTES = 256
+_MARKS_KEPT = 8
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
@@ -176,6 +177,9 @@ class InboxFiles:
         self._watches = threading.local()
         self._parsed: dict[str, dict[bytes, Envelope]] = {}
         self._parsed_lock = threading.Lock()
+        self._marks: dict[str, tuple[int, dict[int, int]]] = {}
+        """Per inbox: its inode and known ``{offset: newlines before it}``, so counting what waits
+        beyond a window costs only the bytes appended or taken since the last count."""
 
     # Paths and small helpers ----------------------------------------------------------
     def _path(self, stem: str) -> Path:
@@ -296,7 +300,9 @@ class InboxFiles:
             at = cut + 1
         beyond = 0
         if window is not None and found >= window:
-            beyond = buf.count(b"\n", at) + _count_lines(fd, pos, size)
+            beyond = self._newlines_before(stem, fd, st.st_ino, size) - self._newlines_before(
+                stem, fd, st.st_ino, base
+            )
         with self._parsed_lock:
             self._parsed.pop(stem, None)
             room = _PARSED_MAX_LINES - sum(len(v) for v in self._parsed.values())
@@ -304,6 +310,22 @@ class InboxFiles:
                 good = [(ln.raw, ln.message) for ln in lines if ln.message is not None and ln.raw is not None]
                 self._parsed[stem] = dict(good[:room])
         return Scan(st.st_ino, begin, lines, base, beyond, size)
+
+    def _newlines_before(self, stem: str, fd: int, ino: int, pos: int) -> int:
+        """Newlines in bytes ``[0, pos)`` of the inbox, counted from the nearest known mark below.
+
+        Appends only add bytes at the end and a rewrite is a new inode, so a mark
+        of this inode stays true; a few recent marks are kept.
+        """
+        with self._parsed_lock:
+            known_ino, marks = self._marks.get(stem, (ino, {}))
+            marks = dict(marks) if known_ino == ino else {}
+        start = max((m for m in marks if m <= pos), default=0)
+        count = marks.get(start, 0) + _count_lines(fd, start, pos)
+        marks[pos] = count
+        with self._parsed_lock:
+            self._marks[stem] = (ino, dict(sorted(marks.items())[-_MARKS_KEPT:]))
+        return count
 
     @staticmethod
     def _line(start: int, raw: bytes, known: dict[bytes, Envelope]) -> Line:
