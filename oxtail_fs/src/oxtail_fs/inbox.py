@@ -238,27 +238,27 @@ class InboxFiles:
             unlink_missing_ok(self._head_path(stem))  # malformed: as good as absent, and must go
 
     def _waiting(self, stem: str) -> int:
-        """Bytes of unread mail (what the cap counts), read without the lock."""
-        try:
-            fd = os.open(self._path(stem), _READ_FLAGS)
-        except FileNotFoundError:
-            return 0
-        try:
-            st = require_regular(fd, self._path(stem))
-            return st.st_size - self._offset(stem, fd, st)
-        finally:
-            os.close(fd)
+        """Bytes of unread mail (what the cap counts); no lock needed, nothing written."""
+        with self._open(stem, repair=False) as opened:
+            return 0 if opened is None else opened[1].st_size - opened[2]
 
     @contextmanager
-    def _open(self, stem: str) -> Iterator[tuple[int, os.stat_result, int] | None]:
-        """The inbox open for reading, its ``fstat`` and its unread start; None if it does not exist."""
+    def _open(self, stem: str, *, repair: bool = True) -> Iterator[tuple[int, os.stat_result, int] | None]:
+        """The inbox open for reading, its ``fstat`` and its unread start; None if it does not exist.
+
+        StoreError unless it is a regular file; with ``repair`` (a locked caller) a looser mode is
+        tightened, without it (peek, admit) nothing is ever written.
+        """
+        path = self._path(stem)
         try:
-            fd = os.open(self._path(stem), _READ_FLAGS)
+            fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
             yield None
             return
         try:
-            st = require_regular(fd, self._path(stem))
+            st = require_regular(fd, path) if repair else os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise StoreError(f"refusing {path}: not a regular file")
             yield fd, st, self._offset(stem, fd, st)
         finally:
             os.close(fd)
@@ -767,7 +767,7 @@ class InboxFiles:
 
     def _unread_lockfree(self, stem: str) -> bytes | None:
         """The unread bytes of the inbox for :meth:`peek`; None if missing, not regular or over the cap."""
-        with self._open(stem) as opened:
+        with self._open(stem, repair=False) as opened:
             if opened is None:
                 return None
             fd, st, begin = opened
