@@ -128,6 +128,8 @@ def _stranding_prefix() -> ClaimRace:
     machine = ClaimRace(memory_factory)
     machine.send("S1")
     machine.advance("send:S1")  # registry_entries: R resolved while alive and unclaimed
+    assert machine.slots["send:S1"][0].next_call == "admit"  # the inbox-full look (nothing recorded yet)
+    machine.advance("send:S1")
     assert machine.slots["send:S1"][0].next_call == "append"  # the guarded append
     return machine
 

@@ -12,6 +12,7 @@ import redis
 from redis.retry import Retry
 
 from oxtail_core.errors import StoreBusy, StoreError
+from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.protocols import Holder
 from oxtail_core.testing.contract import ALIVE, ME, OTHER, entry, mint, take_all
 from oxtail_redis.inbox import Inboxes
@@ -96,14 +97,19 @@ def test_a_replayed_append_or_take_commit_changes_the_store_once(store: RedisSto
     inbox = store._keys.inbox(ME)
     regi = store._keys.key("regi")
     line = '{"id":"0000000000000001","body":"x"}'
-    args = ["0000000000000001", "0", "", "", line]
+    args = ["0000000000000001", "0", "", "", str(INBOX_MAX_BYTES), line]
     for _ in range(2):  # the same call twice: what a retry after a lost reply sends
-        assert store._conn.run("append", [inbox.lines, inbox.events, inbox.recent, regi], args) == 1
+        assert (
+            store._conn.run("append", [inbox.lines, inbox.events, inbox.recent, regi, inbox.waiting], args)
+            == 1
+        )
     assert store.depth(ME) == 1
-    keys = [inbox.lines, inbox.head, inbox.flights, inbox.taken, inbox.quarantine]
+    assert int(store._conn.client.get(inbox.waiting)) == len(line) + 1  # counted once
+    keys = [inbox.lines, inbox.head, inbox.flights, inbox.taken, inbox.quarantine, inbox.waiting]
     for _ in range(2):
         assert store._conn.run("take_commit", keys, ["0", "b" * 16, "{}", 0, 0]) == 1
     assert store.depth(ME) == 0 and store._conn.client.hlen(inbox.flights) == 1
+    assert int(store._conn.client.get(inbox.waiting)) == 0
 
 
 def test_a_replayed_single_winner_call_gives_the_first_answer_again(store: RedisStore) -> None:

@@ -486,6 +486,17 @@ def envelope_to_line(env: Envelope) -> str:
     return dumps(_unstructure_envelope(env)) + "\n"
 
 
+def line_size(env: Envelope) -> int:
+    """UTF-8 bytes of ``env``'s stored line, newline included: what an inbox's cap counts."""
+    return utf8len(envelope_to_line(env))
+
+
+def metadata_size(env: Envelope) -> int:
+    """UTF-8 bytes ``env`` renders beyond its body's budgeted size: ids, metadata, JSON framing and
+    escapes. What the read budgets count beside the bodies (limits.READ_METADATA_MAX_BYTES)."""
+    return max(0, utf8len(envelope_to_line(env)) - 1 - env.size)
+
+
 def envelope_from_line(line: str | bytes) -> Envelope:
     """Parse one mailbox line; raises ShapeError (or WireError) for anything that is not a message."""
     try:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from oxtail_core import texts
 from oxtail_core.context import Context
-from oxtail_core.errors import ObligationNotRecorded, StoreError
+from oxtail_core.errors import InboxFull, ObligationNotRecorded, StoreError
 from oxtail_core.ids import canonical_session_id, new_id
 from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
-from oxtail_core.model import Envelope, RegistryEntry, check_body
+from oxtail_core.model import Envelope, Obligation, RegistryEntry, check_body
 from oxtail_core.receipts import record_outbox
 from oxtail_core.routing import fold_if_dead, inbox_of
 from oxtail_core.trace import safe_emit
@@ -90,6 +91,24 @@ def record_received(ctx: Context, session_id: str | None, envelope: Envelope) ->
         )
 
 
+def _withdraw(ctx: Context, peer: RegistryEntry, envelope: Envelope) -> None:
+    """Undo what a refused delegation recorded: its ledger line is closed as blocked (so it is no
+    open work of the receiver) and its waiter expectation dropped. Best effort, traced."""
+    if not envelope.action_required or not peer.session_id:
+        return
+    try:
+        note = texts.NOT_DELIVERED_INBOX_FULL
+        ctx.store.ledger_close(
+            canonical_session_id(peer.session_id),
+            envelope.id,
+            Obligation(state="blocked", at=ctx.clock.now_ms() // 1000, note=note),
+        )
+        if envelope.from_session_id and envelope.request_id:
+            ctx.store.pending_take(envelope.from_session_id, envelope.request_id, peer.session_id)
+    except StoreError as exc:
+        safe_emit(ctx.tracer, "inbox_full_withdraw_failed", message_id=envelope.id, error=str(exc))
+
+
 def deliver(
     ctx: Context, peer: RegistryEntry, envelope: Envelope, *, recorded: Callable[[], None] | None = None
 ) -> bool:
@@ -103,17 +122,26 @@ def deliver(
     atomic with the removal of the last breadcrumb, so mail can never land
     where no reader will ever look. An append failure propagates: the caller
     reports it and nothing was sent.
+
+    A full inbox (``inbox-full``, ours) is refused before anything is recorded
+    (:meth:`~oxtail_core.protocols.Store.admit`). If it filled between that look
+    and the append, what was recorded is withdrawn (:func:`_withdraw`).
     """
+    inbox = inbox_of(peer)
+    ctx.store.admit(inbox, [envelope])
     record_received(ctx, peer.session_id, envelope)
     if recorded is not None:
         recorded()
-    inbox = inbox_of(peer)
-    if inbox.kind == "session":
-        appended = ctx.store.append(inbox, [envelope])
-    else:
-        appended = ctx.store.append(inbox, [envelope], only_if_registered=peer)
-        if appended:
-            fold_if_dead(ctx, peer)
+    try:
+        if inbox.kind == "session":
+            appended = ctx.store.append(inbox, [envelope])
+        else:
+            appended = ctx.store.append(inbox, [envelope], only_if_registered=peer)
+            if appended:
+                fold_if_dead(ctx, peer)
+    except InboxFull:
+        _withdraw(ctx, peer, envelope)
+        raise
     if appended:
         record_outbox(ctx, peer, envelope)
     return appended

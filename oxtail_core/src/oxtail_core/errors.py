@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from oxtail_core import texts
+
 
 class ErrorCode(enum.StrEnum):
     """The refusal codes the wire reports in ``error`` (the reference's strings)."""
@@ -51,10 +53,7 @@ class InboxFull(StoreError):
     code = "inbox-full"
 
     def __init__(self, waiting_bytes: int, limit: int) -> None:
-        super().__init__(
-            f"inbox-full: the peer has {waiting_bytes} bytes of unread mail (at most {limit}); "
-            "nothing was sent, try again once it has read"
-        )
+        super().__init__(texts.inbox_full(waiting_bytes, limit))
 
 
 class Cancelled(OxtailError):

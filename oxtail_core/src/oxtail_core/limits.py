@@ -16,10 +16,25 @@ that a message's metadata can never outweigh its body budget.
 | ``cwd``, ``transcript_path``                       | 4096 characters       |
 | a value quoted back in a refusal                   | first 64 characters   |
 | one inbox's unread mail (at append)                | 16 MiB                |
+| one stored message line (longer: not a message)    | 128 KiB               |
+| what a read or an open-work listing renders beyond | 32 KiB                |
+| its body budget (ids, metadata, framing, escapes)  |                       |
 
 The inbox bound is in bytes only: a count would cost a scan per send, and a
 message line is at least ~150 bytes, so 16 MiB also bounds the count (about
-100,000 one-character messages, or 1,900 of the maximal 8 KiB body).
+100,000 one-character messages, or 1,900 of the maximal 8 KiB body). It is
+not configurable: it protects the receiver, so the sender must not choose it.
+
+A minted line is at most ~60 KiB (8 KiB of body that JSON-escapes to 48 KiB,
+plus every id at its bound, escaped), so ``LINE_MAX_BYTES`` refuses only
+forged lines; it is what lets a store read an inbox in bounded chunks.
+
+``READ_METADATA_MAX_BYTES`` leaves the reference's body budget
+(``OXTAIL_READ_MAX_BODY_BYTES``) as it is and bounds the rest: 50 ordinary
+messages render about 10 KiB beyond their bodies (50 open obligations, with
+their ``required_action`` text, about 23 KiB), so a normal read never notices
+it, while 50 messages carrying every id at its bound (~60 KiB of metadata)
+are spread over several reads (issue 15 item 2).
 
 The bounds are checked where a value enters the system (a message is minted,
 a session id is claimed), not when a record is read back: the store still
@@ -41,6 +56,8 @@ TMUX_NAME_MAX_CHARS = 256
 PATH_MAX_CHARS = 4096
 QUOTE_MAX_CHARS = 64
 INBOX_MAX_BYTES = 16 << 20
+LINE_MAX_BYTES = 128 << 10
+READ_METADATA_MAX_BYTES = 32 << 10
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -51,6 +68,12 @@ def quote(value: object, limit: int = QUOTE_MAX_CHARS) -> str:
         return f"{value[:limit]!r}… ({len(value)} characters)"
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def clip(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
+    """``text`` itself if short, else its first ``limit`` characters and its length: for refusal texts
+    that name an id the reference prints bare (an ordinary id reads exactly as it did)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def check_id(field: str, value: str | None, limit: int = ID_MAX_CHARS) -> None:

@@ -12,7 +12,10 @@ from collections.abc import Callable, Hashable, Sequence
 
 import attrs
 
+from oxtail_core.convert import line_size
+from oxtail_core.errors import InboxFull
 from oxtail_core.ids import HEX16, new_id
+from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import (
     ActivityMarker,
     ClaimRecord,
@@ -28,17 +31,30 @@ from oxtail_core.model import (
     claim_is_stale,
     same_incarnation,
 )
-from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
+from oxtail_core.protocols import (
+    Batch,
+    Holder,
+    InboxId,
+    Offered,
+    ReservationStep,
+    Selector,
+    SweepReport,
+    T,
+    window_of,
+)
 from oxtail_core.reservations import Reservation
 
 
 class MemoryStore:
     """A complete, thread-safe :class:`~oxtail_core.protocols.Store` held in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, inbox_max_bytes: int = INBOX_MAX_BYTES) -> None:
+        self._inbox_max = inbox_max_bytes
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._inboxes: dict[InboxId, list[Envelope]] = {}
+        self._waiting: dict[InboxId, int] = {}
+        """Bytes of unread mail per inbox, as stored lines (what the cap counts)."""
         self._versions: dict[InboxId, int] = {}
         self._in_flight: dict[InboxId, dict[str, Batch]] = {}
         self._ledgers: dict[str, list[LedgerRecord]] = {}
@@ -60,6 +76,18 @@ class MemoryStore:
         self._versions[inbox] = self._versions.get(inbox, 0) + 1
         self._changed.notify_all()
 
+    def _count(self, inbox: InboxId, envelopes: Sequence[Envelope], sign: int) -> None:
+        self._waiting[inbox] = self._waiting.get(inbox, 0) + sign * sum(line_size(e) for e in envelopes)
+
+    def admit(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
+        with self._lock:
+            self._admit(inbox, envelopes)
+
+    def _admit(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
+        waiting = self._waiting.get(inbox, 0)
+        if envelopes and waiting + sum(line_size(e) for e in envelopes) > self._inbox_max:
+            raise InboxFull(waiting, self._inbox_max)
+
     def append(
         self,
         inbox: InboxId,
@@ -71,7 +99,9 @@ class MemoryStore:
             if only_if_registered is not None and not self._registered(only_if_registered):
                 return False
             if envelopes:
+                self._admit(inbox, envelopes)
                 self._inboxes.setdefault(inbox, []).extend(envelopes)
+                self._count(inbox, envelopes, 1)
                 self._bump(inbox)
             return True
 
@@ -82,12 +112,15 @@ class MemoryStore:
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
         with self._lock:
             messages = self._inboxes.get(inbox, [])
-            chosen = sorted(set(select(tuple(messages))))
+            window = window_of(select)
+            shown = messages if window is None else messages[:window]
+            chosen = sorted(set(select(Offered(shown, len(messages) - len(shown)))))
             if not chosen:
                 return None
             taken = tuple(messages[i] for i in chosen)
             keep = set(chosen)
             self._inboxes[inbox] = [m for i, m in enumerate(messages) if i not in keep]
+            self._count(inbox, taken, -1)
             batch = Batch(inbox=inbox, batch_id=new_id(), holder=holder, envelopes=taken)
             self._in_flight.setdefault(inbox, {})[batch.batch_id] = batch
             return batch
@@ -117,6 +150,7 @@ class MemoryStore:
             del flights[batch.batch_id]
         if back:
             self._inboxes[batch.inbox] = back + self._inboxes.get(batch.inbox, [])
+            self._count(batch.inbox, back, 1)
             self._bump(batch.inbox)
         return len(back)
 
@@ -133,6 +167,8 @@ class MemoryStore:
             moved = self._inboxes.pop(source, [])
             if moved:
                 self._inboxes.setdefault(dest, []).extend(moved)
+                self._count(source, moved, -1)
+                self._count(dest, moved, 1)
                 self._bump(dest)
                 self._bump(source)
             return len(moved)

@@ -9,14 +9,17 @@ in-flight batch that the caller settles once the messages are handed on.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 from oxtail_core import texts
 from oxtail_core.context import Context
+from oxtail_core.convert import metadata_size
 from oxtail_core.delivery import deliver, fresh_id, mint
 from oxtail_core.effects import Flow
 from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.ids import canonical_session_id
+from oxtail_core.limits import READ_METADATA_MAX_BYTES
 from oxtail_core.model import (
     Envelope,
     RegistryEntry,
@@ -26,7 +29,7 @@ from oxtail_core.model import (
     check_body,
 )
 from oxtail_core.pending import record_pending
-from oxtail_core.protocols import Holder, InboxId
+from oxtail_core.protocols import Holder, InboxId, waiting_after
 from oxtail_core.results import (
     NO_SESSION_ID,
     Messages,
@@ -189,11 +192,18 @@ def reply_to_message(
     return Replied(envelope.id, message_id, peer.session_id, peer.server_pid, bool(reply_to), outcome)
 
 
+COPIES_WINDOW = 50
+"""How far past the count budget a read looks for later copies of the ids it takes."""
+
+
 class _Budget:
-    """Selects the longest prefix within the count and byte budgets (the first message always fits).
+    """Selects the longest prefix within the count, body and metadata budgets (the first message always fits).
 
     Prefix, not best-fit: a newer message is never delivered ahead of an
-    older one that was deferred (the reference could, R20). Later copies of a
+    older one that was deferred (the reference could, R20). Bodies count as
+    the reference counts them (``max_bytes``); everything else a message
+    renders counts against ``READ_METADATA_MAX_BYTES`` (ours, issue 15 item 2),
+    so no metadata makes a read larger than its budgets. Later copies of a
     chosen id (a completion re-delivered by a retry or a concurrent close) are
     taken with it, free of budget, and returned once (:func:`distinct`).
     """
@@ -202,18 +212,23 @@ class _Budget:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.deferred = 0
+        self.window = int(max_messages) + COPIES_WINDOW if math.isfinite(max_messages) else None
+        """The store offers only this prefix (protocols.Selector): a copy further back is read later."""
 
     def __call__(self, messages: Sequence[Envelope]) -> list[int]:
         chosen: list[int] = []
-        used = 0
+        used = meta = 0
         for index, message in enumerate(messages):
-            if len(chosen) >= self.max_messages or (chosen and used + message.size > self.max_bytes):
+            extra = metadata_size(message)
+            over = used + message.size > self.max_bytes or meta + extra > READ_METADATA_MAX_BYTES
+            if len(chosen) >= self.max_messages or (chosen and over):
                 break
             chosen.append(index)
             used += message.size
+            meta += extra
         ids = {messages[i].id for i in chosen}
         copies = [i for i in range(len(chosen), len(messages)) if messages[i].id in ids]
-        self.deferred = len(messages) - len(chosen) - len(copies)
+        self.deferred = len(messages) - len(chosen) - len(copies) + waiting_after(messages)
         return chosen + copies
 
 

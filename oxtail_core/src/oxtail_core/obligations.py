@@ -38,10 +38,12 @@ from collections.abc import Sequence
 
 from oxtail_core import texts
 from oxtail_core.context import Context
+from oxtail_core.convert import metadata_size
 from oxtail_core.delivery import deliver, mint
 from oxtail_core.effects import Flow
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import canonical_session_id
+from oxtail_core.limits import READ_METADATA_MAX_BYTES
 from oxtail_core.messaging import trace_wake
 from oxtail_core.model import (
     BODY_MAX_BYTES,
@@ -79,16 +81,18 @@ def completion_id(obligation_id: str) -> str:
 
 def _budget(items: Sequence[Envelope], max_messages: float, max_bytes: float) -> list[Envelope]:
     """Best fit, not a prefix (A33): an item that does not fit is skipped and a later smaller one may
-    still be shown; the first item always fits."""
+    still be shown; the first item always fits. Metadata counts beside the bodies, as in a read."""
     shown: list[Envelope] = []
-    used = 0
+    used = meta = 0
     for item in items:
         if len(shown) >= max_messages:
             break
-        if shown and used + item.size > max_bytes:
+        extra = metadata_size(item) + utf8len(texts.required_action(item.id))
+        if shown and (used + item.size > max_bytes or meta + extra > READ_METADATA_MAX_BYTES):
             continue
         shown.append(item)
         used += item.size
+        meta += extra
     return shown
 
 

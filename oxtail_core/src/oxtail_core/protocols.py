@@ -115,7 +115,41 @@ class SweepReport:
 
 
 Selector = Callable[[Sequence[Envelope]], Sequence[int]]
-"""Given an inbox's messages in order, the indices to take (a pure function)."""
+"""Given an inbox's messages in order, the indices to take (a pure function).
+
+A selector may carry an int ``window`` attribute: the most leading messages it
+can ever use. A store then offers only that prefix, as an :class:`Offered`
+whose ``beyond`` counts what waits after it, and does not parse the rest: a
+read costs what it takes, not what waits (issue 15 item 12). Without a
+``window`` the whole inbox is offered (a reply search scans all of it).
+"""
+
+
+class Offered(tuple[Envelope, ...]):
+    """The messages a store offers a selector, with ``beyond``: how many more wait after them.
+
+    ``beyond`` counts complete lines not parsed yet (a store that cannot tell
+    lines from messages without parsing counts a corrupt line too, until a
+    read reaches it and sets it aside).
+    """
+
+    beyond: int
+
+    def __new__(cls, messages: Sequence[Envelope] = (), beyond: int = 0) -> Offered:
+        offered = super().__new__(cls, messages)
+        offered.beyond = beyond
+        return offered
+
+
+def window_of(select: Selector) -> int | None:
+    """The selector's ``window`` (see :data:`Selector`), or None: it wants the whole inbox."""
+    window = getattr(select, "window", None)
+    return window if isinstance(window, int) and not isinstance(window, bool) and window >= 0 else None
+
+
+def waiting_after(messages: Sequence[Envelope]) -> int:
+    """``Offered.beyond`` of what a selector was offered (0 for a plain sequence: it was offered all)."""
+    return messages.beyond if isinstance(messages, Offered) else 0
 
 
 class Store(Protocol):
@@ -131,6 +165,9 @@ class Store(Protocol):
     ) -> bool:
         """Add messages at the end of an inbox, all or none; True if they were added.
 
+        Raises :class:`~oxtail_core.errors.InboxFull` (nothing added) if the inbox's
+        unread mail would pass its cap; restores and merges are never refused.
+
         With ``only_if_registered``, append only while that registry entry (the
         same incarnation: pid, ``started_at`` and ``process_start``) is still
         published, atomically with :meth:`registry_remove_if_drained` on the
@@ -138,8 +175,21 @@ class Store(Protocol):
         breadcrumb to it is gone.
         """
 
+    def admit(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
+        """Raise :class:`~oxtail_core.errors.InboxFull` if appending ``envelopes`` would take the
+        inbox's unread mail past its cap (``limits.INBOX_MAX_BYTES``, counted as stored lines).
+
+        A look, not a reservation: a sender asks before recording anything, so a
+        refused send (a delegation above all) leaves no ledger line behind, and
+        :meth:`append` checks again atomically (it raises the same error).
+        """
+
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
-        """Move the selected messages into a new in-flight batch (None if nothing was selected)."""
+        """Move the selected messages into a new in-flight batch (None if nothing was selected).
+
+        ``select`` is offered the waiting messages in order, or only its ``window``
+        of them (:data:`Selector`).
+        """
 
     def settle(self, batch: Batch) -> None:
         """Forget an in-flight batch: its messages have reached their reader."""

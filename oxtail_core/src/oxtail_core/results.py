@@ -11,6 +11,7 @@ from typing import Literal
 
 import attrs
 
+from oxtail_core.limits import clip
 from oxtail_core.model import (
     Envelope,
     ObligationState,
@@ -227,6 +228,7 @@ NO_SESSION_ID = Refused(
 
 
 def message_not_found(message_id: str) -> Refused:
+    message_id = clip(message_id)
     return Refused(
         "message-not-found",
         f"No received message {message_id} in this session's ledger (it may have aged out of retention, "
@@ -235,6 +237,7 @@ def message_not_found(message_id: str) -> Refused:
 
 
 def no_reply_target(message_id: str) -> Refused:
+    message_id = clip(message_id)
     return Refused(
         "no-reply-target",
         f"Inbound message {message_id} has no from_session_id, so there is no peer to reply to.",
@@ -254,6 +257,7 @@ CLOSE_NO_SESSION_ID = Refused(
 
 
 def obligation_not_found(message_id: str) -> Refused:
+    message_id = clip(message_id)
     return Refused(
         "message-not-found",
         f"No received message {message_id} in this session's ledger (it may have aged out, or predates this "
@@ -262,6 +266,7 @@ def obligation_not_found(message_id: str) -> Refused:
 
 
 def not_an_obligation(message_id: str) -> Refused:
+    message_id = clip(message_id)
     return Refused(
         "not-an-obligation",
         f"Message {message_id} is an ordinary message, not an action_required delegation — there is nothing "

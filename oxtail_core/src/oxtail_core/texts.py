@@ -88,3 +88,15 @@ def requester_unreachable(requester: str) -> str:  # E5
         f"The requester ({requester}) is not reachable right now, so the completion was not delivered; the "
         "obligation is left OPEN — retry when it is back."
     )
+
+
+def inbox_full(waiting_bytes: int, limit: int) -> str:  # ours: the refusal of a send to a full inbox
+    return (
+        f"inbox-full: the peer has {waiting_bytes} bytes of unread mail (at most {limit}); "
+        "nothing was sent, try again once it has read"
+    )
+
+
+NOT_DELIVERED_INBOX_FULL = (  # ours: the note closing a delegation whose append found the inbox full
+    "[not delivered] the receiver's inbox was full; the sender was told inbox-full"
+)

@@ -21,6 +21,7 @@ import io
 import os
 import secrets
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from oxtail_core.errors import StoreError
@@ -79,6 +80,50 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool, times_ns: tuple[int, i
         write_new(tmp, data, fsync=fsync)
         if times_ns is not None:
             os.utime(tmp, ns=times_ns, follow_symlinks=False)
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+    if fsync:
+        sync_dir(path.parent)
+
+
+Piece = bytes | tuple[int, int]
+"""Part of a file being rewritten: literal bytes, or the byte range ``[start, end)`` of a source file."""
+
+
+def copy_range(src: int, dst: int, start: int, end: int) -> None:
+    """Copy bytes ``[start, end)`` of ``src`` to ``dst``'s position, in the kernel where it can."""
+    while start < end:
+        try:
+            done = os.copy_file_range(src, dst, end - start, start)
+        except OSError:  # EXDEV, ENOSYS, EINVAL (an old kernel, a special fs): the plain way
+            done = 0
+        if done <= 0:
+            chunk = os.pread(src, min(end - start, 1 << 20), start)
+            if not chunk:
+                return  # the source ended early (it was truncated): what was there is copied
+            write_all(dst, chunk)
+            done = len(chunk)
+        start += done
+
+
+def write_atomic_pieces(path: Path, pieces: Sequence[Piece], src: int, *, fsync: bool) -> None:
+    """:func:`write_atomic` of the concatenated ``pieces``, ranges copied from ``src`` without
+    passing through our memory (an inbox rewrite costs a kernel copy, not a parse)."""
+    tmp = temp_name(path)
+    try:
+        fd = os.open(tmp, _CREATE, FILE_MODE)
+        try:
+            for piece in pieces:
+                if isinstance(piece, bytes):
+                    write_all(fd, piece)
+                else:
+                    copy_range(src, fd, *piece)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         unlink_quietly(tmp)

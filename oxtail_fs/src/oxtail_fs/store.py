@@ -35,6 +35,7 @@ from oxtail_core.convert import (
 from oxtail_core.errors import StoreBusy, StoreError
 from oxtail_core.foreign import is_foreign
 from oxtail_core.ids import canonical_session_id
+from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import (
     ActivityMarker,
     ActivityStatus,
@@ -198,6 +199,7 @@ class FsStore:
         check_interval_s: float = 0.005,
         fsync: bool = False,
         crash_hook: CrashHook | None = None,
+        inbox_max_bytes: int = INBOX_MAX_BYTES,
     ) -> None:
         self._layout = Layout(Path(home))
         self._timeout = lock_timeout_s
@@ -217,6 +219,7 @@ class FsStore:
             check_interval_s=check_interval_s,
             fsync=fsync,
             crash_hook=crash_hook,
+            inbox_max_bytes=inbox_max_bytes,
         )
 
     @property
@@ -243,6 +246,10 @@ class FsStore:
             return self._inboxes.append(inbox, envelopes)
         entry = only_if_registered
         return self._inboxes.append(inbox, envelopes, lambda: self._registered(entry))
+
+    @_store_op
+    def admit(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
+        self._inboxes.admit(inbox, envelopes)
 
     @_store_op
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:

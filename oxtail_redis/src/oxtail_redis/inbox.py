@@ -23,10 +23,11 @@ from typing import Any
 import redis
 
 from oxtail_core.convert import ShapeError, envelope_from_line, envelope_to_line
-from oxtail_core.errors import StoreBusy
+from oxtail_core.errors import InboxFull, StoreBusy
 from oxtail_core.ids import new_id
+from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import Envelope, RegistryEntry
-from oxtail_core.protocols import Batch, Holder, InboxId, Selector
+from oxtail_core.protocols import Batch, Holder, InboxId, Offered, Selector, window_of
 from oxtail_core.wire import WireError, dumps, loads, utf8
 from oxtail_redis import registry
 from oxtail_redis.connection import BLOCK_SLICE_S, Connection
@@ -75,9 +76,10 @@ def _encode_batch(holder: Holder, ids: Sequence[str], lines: Sequence[str]) -> s
 class Inboxes:
     """The inbox methods of the Store protocol for one team."""
 
-    def __init__(self, conn: Connection, keys: Keys) -> None:
+    def __init__(self, conn: Connection, keys: Keys, inbox_max: int = INBOX_MAX_BYTES) -> None:
         self._conn = conn
         self._keys = keys
+        self._inbox_max = inbox_max
         self._lock = threading.Lock()
         self._unresolved: dict[InboxId, list[Batch]] = {}
         """Takes whose commit got no answer: restored by id on the next take of that inbox."""
@@ -88,22 +90,37 @@ class Inboxes:
         if not envelopes:
             return guard is None or self._conn.client.hget(regi, field) == utf8(incarnation)
         k = self._keys.inbox(inbox)
-        args = [envelopes[0].id, "1" if guard else "0", field, incarnation, *map(line_of, envelopes)]
-        return bool(self._conn.run("append", [k.lines, k.events, k.recent, regi], args) == 1)
+        cap = str(self._inbox_max)
+        args = [envelopes[0].id, "1" if guard else "0", field, incarnation, cap, *map(line_of, envelopes)]
+        outcome = int(self._conn.run("append", [k.lines, k.events, k.recent, regi, k.waiting], args))
+        if outcome < 0:
+            raise InboxFull(-1 - outcome, self._inbox_max)
+        return outcome == 1
 
-    def _snapshot(self, k: InboxKeys) -> tuple[list[bytes], str]:
+    def admit(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
+        """A look at the waiting bytes (the append checks again, atomically)."""
+        if not envelopes:
+            return
+        waiting = int(self._conn.client.get(self._keys.inbox(inbox).waiting) or 0)
+        if waiting + sum(len(utf8(line_of(e))) + 1 for e in envelopes) > self._inbox_max:
+            raise InboxFull(waiting, self._inbox_max)
+
+    def _snapshot(self, k: InboxKeys, window: int | None) -> tuple[list[bytes], str, int]:
+        """The waiting lines (only the first ``window`` of them), the head version, and how many
+        lines wait after those returned."""
         pipe = self._conn.client.pipeline(transaction=True)
-        pipe.lrange(k.lines, 0, -1)
+        pipe.lrange(k.lines, 0, -1 if window is None else window - 1)
         pipe.get(k.head)
-        raw, seen = pipe.execute()
-        return raw, seen.decode("ascii") if seen is not None else "0"
+        pipe.llen(k.lines)
+        raw, seen, total = pipe.execute()
+        return raw, seen.decode("ascii") if seen is not None else "0", int(total) - len(raw)
 
     def _commit(
         self, k: InboxKeys, seen: str, batch: tuple[str, str], bad: list[int], taken: list[int]
     ) -> bool:
         """``batch``: its id and document; ``bad`` and ``taken``: snapshot positions (0-based)."""
         batch_id, doc = batch
-        keys = [k.lines, k.head, k.flights, k.taken, k.quarantine]
+        keys = [k.lines, k.head, k.flights, k.taken, k.quarantine, k.waiting]
         return bool(self._conn.run("take_commit", keys, [seen, batch_id, doc, len(bad), *bad, *taken]) == 1)
 
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
@@ -112,7 +129,10 @@ class Inboxes:
         for attempt in range(MAX_TRIES):
             if attempt:
                 time.sleep(random.random() * 0.002 * attempt)  # jitter: racing readers fall out of step
-            raw, seen = self._snapshot(k)
+            window = window_of(select)
+            if window == 0:
+                return None
+            raw, seen, beyond = self._snapshot(k, window)
             where: list[int] = []
             envelopes: list[Envelope] = []
             bad: list[int] = []
@@ -123,7 +143,7 @@ class Inboxes:
                 else:
                     where.append(index)
                     envelopes.append(env)
-            chosen = sorted(set(select(tuple(envelopes))))
+            chosen = sorted(set(select(Offered(envelopes, beyond))))
             if not chosen:
                 return None
             taken = tuple(envelopes[c] for c in chosen)
@@ -161,7 +181,7 @@ class Inboxes:
         args: list[Any] = [len(changes)]
         for batch_id, expected, new in changes:
             args += [batch_id, expected, new]
-        keys = [k.lines, k.flights, k.head, k.events, self._keys.op(new_id())]
+        keys = [k.lines, k.flights, k.head, k.events, self._keys.op(new_id()), k.waiting]
         return int(self._conn.run("put_back", keys, [*args, *lines]))
 
     def restore(self, batch: Batch, ids: Sequence[str] | None) -> None:
@@ -204,7 +224,7 @@ class Inboxes:
         if source == dest:
             return 0
         s, d = self._keys.inbox(source), self._keys.inbox(dest)
-        keys = [s.lines, d.lines, s.head, s.events, d.events, self._keys.op(new_id())]
+        keys = [s.lines, d.lines, s.head, s.events, d.events, self._keys.op(new_id()), s.waiting, d.waiting]
         return int(self._conn.run("merge", keys))
 
     def depth(self, inbox: InboxId) -> int:

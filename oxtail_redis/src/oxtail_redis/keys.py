@@ -53,6 +53,8 @@ class InboxKeys:
     """LIST of lines that did not parse."""
     recent: str
     """ZSET of the first envelope id of each recent append (the replay guard)."""
+    waiting: str
+    """Bytes of the waiting lines, a newline counted for each (what the inbox cap counts)."""
 
 
 @attrs.frozen
@@ -96,6 +98,7 @@ class Keys:
             taken=f"{k}tk:{stem}",
             quarantine=f"{k}q:{stem}",
             recent=f"{k}rid:{stem}",
+            waiting=f"{k}wb:{stem}",
         )
 
     def ledger(self, session_id: str) -> LedgerKeys:

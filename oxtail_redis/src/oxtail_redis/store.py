@@ -99,6 +99,10 @@ class RedisStore:
     ) -> bool:
         return self._inboxes.append(inbox, envelopes, only_if_registered)
 
+    @reading
+    def admit(self, inbox: InboxId, envelopes: Sequence[Envelope]) -> None:
+        self._inboxes.admit(inbox, envelopes)
+
     @writing
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
         return self._inboxes.take(inbox, select, holder)

@@ -26,6 +26,8 @@ from typing import Any
 import attrs
 import pytest
 
+from oxtail_core.errors import InboxFull
+from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import (
     ActivityMarker,
     Ancestor,
@@ -42,7 +44,7 @@ from oxtail_core.model import (
     RegistryEntry,
     StateCard,
 )
-from oxtail_core.protocols import Holder, InboxId
+from oxtail_core.protocols import Holder, InboxId, waiting_after
 from oxtail_core.testing.stores import StoreFactory
 
 ME = InboxId.for_session("session-me")
@@ -138,6 +140,76 @@ class StoreContract:
         assert ids(again.envelopes) == ids([mint(1), mint(2)])
         store.prepare_settle(again)()
         assert store.in_flight(ME) == [] and store.depth(ME) == 0
+
+    # the inbox cap and what a read costs (issue 15 item 12) ------------------------------------
+    def test_an_inbox_at_its_cap_refuses_appends_with_inbox_full_and_keeps_what_it_holds(
+        self, store: Any
+    ) -> None:
+        big = "x" * 8000
+        held, n = 0, 0
+        with pytest.raises(InboxFull, match=r"^inbox-full: ") as refused:
+            while True:  # 64 lines of ~8 KiB an append: the 16 MiB cap is reached in ~33 appends
+                chunk = [mint(n + i, big) for i in range(64)]
+                store.admit(ME, chunk)
+                store.append(ME, chunk)
+                held, n = held + len(chunk), n + len(chunk)
+        assert refused.value.code == "inbox-full"
+        assert held * 8000 <= INBOX_MAX_BYTES < (held + 64) * 8100
+        assert store.depth(ME) == held
+        with pytest.raises(InboxFull):
+            store.append(ME, [mint(n, big) for _ in range(64)])
+        assert store.depth(ME) == held  # all or none: nothing of the refused append landed
+        store.append(OTHER, [mint(n)])  # the cap is per inbox
+        batch = store.take(ME, lambda es: [0], ALIVE)
+        store.append(ME, [mint(n + 1, big)])  # a read made room
+        store.restore(batch)  # a restore is never refused, even past the cap
+        assert store.depth(ME) == held + 1
+        assert ids(take_all(store).envelopes)[:2] == [mint(0).id, mint(1).id]
+
+    def test_admit_only_looks(self, store: Any) -> None:
+        store.admit(ME, [mint(1)])
+        store.admit(ME, [])
+        assert store.depth(ME) == 0 and store.in_flight(ME) == []
+
+    def test_a_windowed_selector_is_offered_its_prefix_and_told_how_many_wait_beyond(
+        self, store: Any
+    ) -> None:
+        store.append(ME, [mint(i) for i in range(10)])
+        seen: list[tuple[list[str], int]] = []
+
+        class FirstTwo:
+            window = 3
+
+            def __call__(self, messages: Any) -> list[int]:
+                seen.append((ids(messages), waiting_after(messages)))
+                return [0, 1]
+
+        batch = store.take(ME, FirstTwo(), ALIVE)
+        assert seen == [([mint(i).id for i in range(3)], 7)]
+        assert ids(batch.envelopes) == [mint(0).id, mint(1).id]
+        assert store.depth(ME) == 8
+        assert ids(take_all(store).envelopes) == [mint(i).id for i in range(2, 10)]
+
+    def test_a_long_inbox_drains_in_windowed_reads_in_order_exactly_once(self, store: Any) -> None:
+        total = 2000
+        for start in range(0, total, 500):
+            store.append(ME, [mint(i) for i in range(start, start + 500)])
+        got: list[str] = []
+        waiting: list[int] = []
+
+        class Fifty:
+            window = 60
+
+            def __call__(self, messages: Any) -> range:
+                waiting.append(len(messages) + waiting_after(messages))
+                return range(min(50, len(messages)))
+
+        while (batch := store.take(ME, Fifty(), ALIVE)) is not None:
+            got += ids(batch.envelopes)
+            store.settle(batch)
+        assert got == [mint(i).id for i in range(total)]
+        assert waiting == [total - 50 * k for k in range(total // 50)] + [0]
+        assert store.depth(ME) == 0 and store.in_flight(ME) == []
 
     def test_empty_append_and_empty_take(self, store: Any) -> None:
         store.append(ME, [])

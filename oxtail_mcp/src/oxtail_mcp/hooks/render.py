@@ -140,6 +140,10 @@ class PrefixSelector:
     how many messages the selection left behind.
     """
 
+    window = HEADERS_MAX_CHARS // 40
+    """No header is shorter than 40 characters, so no hook run shows more messages than this: the
+    store offers only this prefix (``oxtail_core.protocols.Selector``) and counts the rest."""
+
     def __init__(self, limit: float) -> None:
         self.limit = limit
         self.waiting = 0
@@ -147,7 +151,7 @@ class PrefixSelector:
 
     def __call__(self, messages: Sequence[Message]) -> list[int]:
         count = min(fitting_prefix([m.body for m in messages], self.limit), headers_fitting(messages))
-        self.waiting = len(messages) - count
+        self.waiting = len(messages) - count + getattr(messages, "beyond", 0)
         if count == 0 and messages:
             self.first = messages[0]
         return list(range(count))

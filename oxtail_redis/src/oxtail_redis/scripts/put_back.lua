@@ -1,6 +1,6 @@
 -- put_back (restore, recover): compare each batch with what the client read, then push lines to
 -- the front of the inbox in the given order and rewrite or drop each batch.
--- KEYS: in, fl, hver, ev, op
+-- KEYS: in, fl, hver, ev, op, wb
 -- ARGV: nbatches, (batch_id, expected_value, new_value or '')..., line...
 -- Returns the number of lines put back, or -1 when a batch changed since it was read.
 local done = redis.call('GET', KEYS[5])
@@ -11,6 +11,9 @@ for b = 0, nb - 1 do
 end
 local first = 2 + 3 * nb
 local lines = #ARGV - first + 1
+local back = 0
+for k = first, #ARGV do back = back + #ARGV[k] + 1 end
+redis.call('INCRBY', KEYS[6], back)  -- a restore is never refused, even past the cap
 local hi = #ARGV
 while hi >= first do
   local lo = math.max(first, hi - 3999)
