@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import time
@@ -23,6 +22,8 @@ class SystemClock:
             time.sleep(ms / 1000)
 
     async def asleep(self, ms: float) -> None:
+        import asyncio  # here, not at the top: a command that never awaits (status) skips its ~25 ms
+
         await asyncio.sleep(max(ms, 0) / 1000)
 
     def block(self, wait: Callable[[float], bool], ms: float) -> bool:
@@ -35,6 +36,8 @@ class SystemClock:
         no thread: any number of waits (and a cancelled one, which simply stops
         polling) never starve the pool that runs the flows' steps.
         """
+        import asyncio
+
         deadline = time.monotonic() + max(ms, 0) / 1000
         while True:
             if await asyncio.to_thread(wait, 0):

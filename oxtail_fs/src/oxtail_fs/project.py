@@ -103,3 +103,8 @@ class LocalHost:
     def working_dir(self, pid: int) -> str | None:
         """``/proc/<pid>/cwd``, or None when it cannot be read."""
         return proctree.working_dir(pid)
+
+
+def project_of(cwd: str) -> str:
+    """The canonical project root a reservation is kept under (worktrees are projects of their own)."""
+    return realpath_or_self(find_project_root(cwd)[0])

@@ -38,12 +38,11 @@ from oxtail_core.reservations import Reservation, grace_from_env, sweep
 from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox, working_dir
 from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
-from oxtail_fs.project import LocalHost
+from oxtail_fs.project import LocalHost, project_of
 from oxtail_fs.store import FsStore
 from oxtail_mcp.commands.liveness import Liveness, PanePass, liveness_of, pane_pass
 from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
-from oxtail_mcp.server.ours import project_of
 
 WATCH_INTERVAL_S = 2.0
 TRACE_TAIL_BYTES = 4 << 20

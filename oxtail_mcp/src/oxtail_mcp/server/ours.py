@@ -30,17 +30,12 @@ from oxtail_core import reservations, reserving
 from oxtail_core.effects import call_async
 from oxtail_core.errors import ErrorCode
 from oxtail_core.wildmatch import PatternError, compile_pattern
-from oxtail_fs.project import find_project_root, is_within, realpath_or_self
+from oxtail_fs.project import is_within, project_of, realpath_or_self
 from oxtail_mcp.server.schemas import InvalidArguments
 
 if TYPE_CHECKING:
     from oxtail_mcp.server.agent import Agent
     from oxtail_mcp.server.tools import Handler, Outcome
-
-
-def project_of(cwd: str) -> str:
-    """The canonical project root a reservation is kept under (worktrees are projects of their own)."""
-    return realpath_or_self(find_project_root(cwd)[0])
 
 
 def to_pattern(item: str, root: str) -> str:
