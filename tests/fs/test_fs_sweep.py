@@ -159,6 +159,8 @@ def test_an_empty_unreferenced_inbox_is_collected_and_everything_else_stays(tmp_
     young = InboxId.for_session("young")
     for inbox in (gone, kept_empty, young):
         _drained_box(tmp_path, inbox)
+    head = store._layout.inbox(gone).with_name(f"{inbox_stem(gone)}.jsonl.head")  # a prefix read's offset
+    head.write_text('{"ino": 1, "offset": 10}')
     store.append(with_mail, [mint(1)])
     young_path = store._layout.inbox(young)
     future = time.time() + 30 * 86_400

@@ -45,6 +45,7 @@ from oxtail_core.errors import StoreBusy
 from oxtail_core.protocols import SweepReport
 from oxtail_fs import journal
 from oxtail_fs.atomic import unlink_missing_ok
+from oxtail_fs.inbox import head_path
 from oxtail_fs.layout import RECEIVED, TOP_DIRS, Layout, lock_path
 from oxtail_fs.locks import hold
 from oxtail_fs.names import INBOXES, INFLIGHT, JOURNAL
@@ -58,7 +59,7 @@ QUARANTINE_MAX_AGE_MS = 30 * 86_400_000
 
 TEMP_NAME = re.compile(r"^.+\.([1-9][0-9]{0,9})\.[0-9a-f]{12}\.tmp\Z", re.DOTALL)
 LEDGER_TEMP = re.compile(r"^[0-9a-f]{32}\.jsonl\.tmp\Z")
-INBOX_FILE = re.compile(r"^([sp]-[0-9a-f]{32})\.jsonl(\.lock|\.quarantine)?\Z")
+INBOX_FILE = re.compile(r"^([sp]-[0-9a-f]{32})\.jsonl(\.lock|\.quarantine|\.head)?\Z")
 
 Referenced = Callable[[], frozenset[str] | None]
 """The inbox stems some registry entry names, or None if an entry could not be read (doubt)."""
@@ -221,6 +222,7 @@ class Sweeper:
                 if self._in_use(stem):
                     return gone_q, None
                 had_inbox = unlink_missing_ok(inbox)
+                unlink_missing_ok(head_path(inbox))  # where its unread part began: nothing is unread
                 with contextlib.suppress(FileNotFoundError):
                     os.rmdir(self._layout.inflight_dir(stem))
                 dropped = held.unlink_if_linked()
