@@ -153,6 +153,18 @@ class Reservation:
         }
 
 
+def records_of(data: Any) -> list[Reservation]:
+    """The records of a stored reservation list (decoded JSON): anything that is not a list is none,
+    and an item that is not a valid record is skipped (a file or key another process wrote)."""
+    out = []
+    for item in data if isinstance(data, list) else []:
+        try:
+            out.append(Reservation.from_json(item))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
 Standing = Literal["stands", "expired", "abandoned"]
 
 

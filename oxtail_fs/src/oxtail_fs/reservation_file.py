@@ -31,7 +31,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from oxtail_core.reservations import Reservation
+from oxtail_core.reservations import Reservation, records_of
 from oxtail_core.wire import WireError, dumps, loads, utf8
 
 PARSED_MAX = 32
@@ -63,13 +63,7 @@ def _parse(raw: bytes) -> list[Reservation]:
         data = loads(raw.decode("utf-8"))
     except (WireError, UnicodeDecodeError):
         return []
-    out = []
-    for item in data if isinstance(data, list) else []:
-        try:
-            out.append(Reservation.from_json(item))
-        except (TypeError, ValueError):
-            continue
-    return out
+    return records_of(data)
 
 
 def encode(key: str, records: Sequence[Reservation]) -> bytes:

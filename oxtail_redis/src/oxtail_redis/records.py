@@ -46,7 +46,7 @@ from oxtail_core.model import (
     claim_is_stale,
 )
 from oxtail_core.protocols import ReservationStep, T
-from oxtail_core.reservations import Reservation
+from oxtail_core.reservations import Reservation, records_of
 from oxtail_core.wire import WireError, dumps, loads
 from oxtail_redis.connection import Connection
 from oxtail_redis.inbox import MAX_TRIES
@@ -248,13 +248,7 @@ class Records:
             data = loads(raw.decode("utf-8")) if raw is not None else []
         except (WireError, ValueError):
             return []
-        out = []
-        for item in data if isinstance(data, list) else []:
-            try:
-                out.append(Reservation.from_json(item))
-            except (TypeError, ValueError):
-                continue
-        return out
+        return records_of(data)
 
     def reservations_update(self, project: str, step: ReservationStep[T]) -> T:
         """Read, step (pure, so it may run again), and swap only if nobody changed the set meanwhile."""
