@@ -1,7 +1,8 @@
 """The text the Claude Code hooks inject (hooks.md §7, envelope v14 of accounting.md §7), and its budget.
 
-Standard library only: this module is imported on the hook's hot path, which
-runs before every tool call, so it must not pull in the core (attrs).
+Standard library only (and the core's stdlib-only ``limits``): this module is
+imported on the hook's delivery path, which runs before a tool call, so it must
+not pull in the core's records (attrs).
 
 The budget is measured where the reference 0.32.1 measures it -- on the
 decoded body, what lands in the model's context (a newline costs 1; 0.15.0
@@ -17,6 +18,8 @@ import re
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
+from oxtail_core.limits import ID_MAX_CHARS
+
 Event = Literal["pretooluse", "stop"]
 
 DEFAULT_MAX_BODY_CHARS = 24000
@@ -24,9 +27,10 @@ CODEX_MAX_BODY_CHARS = 6000
 """The Codex hooks' default body budget: Codex 0.171.0 keeps 2,500 tokens (``additionalContextLimit``)
 of a hook's context and spills the rest to a file, so a 24,000-character batch would reach the model
 cut in the middle. ``OXTAIL_HOOK_MAX_BODY_CHARS`` overrides it as it does the Claude Code default."""
-HEADER_FIELD_MAX_CHARS = 256
-"""Mirrors ``oxtail_core.limits.ID_MAX_CHARS`` (not imported: the core pulls in attrs); a forged
-inbox line may still carry a longer id, which the header shows cut."""
+HEADER_FIELD_MAX_CHARS = ID_MAX_CHARS
+"""The bound every id has where it enters the system (``oxtail_core.limits``, stdlib-only like the
+rest of this module's imports); a forged inbox line may still carry a longer id, which the header
+shows cut."""
 HEADERS_MAX_CHARS = 24000
 """The metadata budget: the headers of one hook run together, beside the body budget (issue 15
 item 2). A header is at most ~1,100 characters, so the first message always fits."""
