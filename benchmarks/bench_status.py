@@ -5,7 +5,8 @@ state dir holding ``--agents`` claimed agents, each a real process working in th
 scopes by the process's working directory), with a Claude Code transcript, a busy or idle marker,
 two waiting messages and an open ask every third agent; then times the console script as a script
 would run it (piped, so no pane is read), beside ``python -c pass`` and ``oxtail-mcp --version``
-(the interpreter and the CLI's own start) in the same run. Prints medians.
+(the interpreter and the CLI's own start) in the same run, with bytecode written and reused as an
+installed tool runs (``PYTHONDONTWRITEBYTECODE`` dropped). Prints medians.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def build(tmp: Path, agents: int) -> tuple[Path, dict[str, str], list[subprocess
     home, project = tmp / "state", tmp / "project"
     project.mkdir()
     env = dict(os.environ, OXTAIL_HOME=str(home), HOME=str(tmp))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed tool runs: from its compiled bytecode
     store = FsStore(home)
     procs = []
     now_ms = int(time.time() * 1000)

@@ -33,8 +33,6 @@ from oxtail_core.liveness import (
 )
 from oxtail_core.model import RegistryEntry
 from oxtail_core.routing import working_dir
-from oxtail_fs.tmux import Tmux
-from oxtail_fs.waker import TmuxWaker
 from oxtail_mcp.home import user_home
 from oxtail_mcp.transcripts.activity import transcript_activity
 from oxtail_mcp.transcripts.files import transcript_path_for
@@ -56,7 +54,12 @@ class Liveness:
 
 
 def pane_pass(ctx: Context, entries: list[RegistryEntry]) -> Mapping[int, PaneActivity]:
-    """Read the panes of ``entries`` (verified like a wake target; see the core's ``capture_fleet``)."""
+    """Read the panes of ``entries`` (verified like a wake target; see the core's ``capture_fleet``).
+
+    tmux is imported here: a piped ``status`` reads no pane and need not load it."""
+    from oxtail_fs.tmux import Tmux
+    from oxtail_fs.waker import TmuxWaker
+
     return capture_fleet(entries, ctx.store.registry_entries, TmuxWaker(Tmux()), ctx.host, None)
 
 

@@ -444,8 +444,9 @@ def snapshot(
     pending = pending_asks(ctx.store)
     asks = None if pending is None else Counter(canonical_session_id(a.requester) for a in pending)
     live = live_entries(ctx)
-    ours = [e for e in live if ctx.host.same_project(root, working_dir(ctx, e))]
-    read = panes(ctx, ours) if panes is not None else {}
+    read: Mapping[int, PaneActivity] = {}
+    if panes is not None:
+        read = panes(ctx, [e for e in live if ctx.host.same_project(root, working_dir(ctx, e))])
     rows, known = _collect(
         ctx, root, live, asks=asks, wakes=last_wakes(trace), pending=pending or (), panes=read, env=env
     )
