@@ -29,6 +29,7 @@ from oxtail_core.model import (
     Receipt,
     RegistryEntry,
     claim_is_stale,
+    one_per_message,
     same_incarnation,
 )
 from oxtail_core.protocols import (
@@ -251,6 +252,10 @@ class MemoryStore:
     def ledger_open(self, session_id: str) -> list[Envelope]:
         with self._lock:
             return [r.envelope for r in reversed(self._ledgers.get(session_id, [])) if r.is_open]
+
+    def ledger_records(self, session_id: str) -> list[LedgerRecord]:
+        with self._lock:
+            return one_per_message(self._ledgers.get(session_id, []))
 
     # Receipts and outbox ------------------------------------------------------------
     def receipt_put(self, receipt: Receipt) -> bool:

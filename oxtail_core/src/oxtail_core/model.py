@@ -376,6 +376,19 @@ class LedgerRecord:
         return self.envelope.action_required and self.obligation is None
 
 
+def one_per_message(lines: Iterable[LedgerRecord]) -> list[LedgerRecord]:
+    """A ledger's lines as one record per message id, ordered by its newest line: that line's
+    envelope, with the obligation's outcome wherever a line holds it (what ``ledger_entry`` says)."""
+    newest: dict[str, LedgerRecord] = {}
+    outcome: dict[str, Obligation] = {}
+    for line in lines:
+        newest.pop(line.envelope.id, None)
+        newest[line.envelope.id] = line
+        if line.obligation is not None:
+            outcome.setdefault(line.envelope.id, line.obligation)
+    return [LedgerRecord(r.envelope, outcome.get(i, r.obligation)) for i, r in newest.items()]
+
+
 CloseKind = Literal["claimed", "already-closed", "not-found", "not-an-obligation"]
 
 

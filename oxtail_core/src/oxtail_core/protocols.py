@@ -259,6 +259,12 @@ class Store(Protocol):
         A missing ledger is empty; an unreadable one raises StoreError.
         """
 
+    def ledger_records(self, session_id: str) -> list[LedgerRecord]:
+        """Every message ``session_id``'s ledger holds, one record per id, oldest first by its
+        newest line, closed obligations with their outcome (read without waiting for writers; the
+        recent-communications log of the cockpit). A missing ledger is empty; an unreadable one
+        raises StoreError."""
+
     # Receipts and outbox ----------------------------------------------------
     def receipt_put(self, receipt: Receipt) -> bool:
         """Write once: True if this call created it; an existing receipt is kept unchanged."""

@@ -50,6 +50,7 @@ from oxtail_core.model import (
     Receipt,
     RegistryEntry,
     claim_is_stale,
+    one_per_message,
     same_incarnation,
 )
 from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
@@ -423,6 +424,12 @@ class FsStore:
         """Lock-free (a rewrite is a rename: the old or the new file, whole); a missing ledger is
         empty, an unreadable one (symlink, FIFO, no permission, over the cap) a StoreError."""
         return ledger.open_obligations(read_all(self._layout.ledger(session_id)))
+
+    @_store_op
+    def ledger_records(self, session_id: str) -> list[LedgerRecord]:
+        """Lock-free, like :meth:`ledger_open`; torn or foreign lines are skipped."""
+        lines = ledger.split(read_all(self._layout.ledger(session_id)))
+        return one_per_message(r for raw in lines if (r := ledger.parse(raw)) is not None)
 
     # Receipts and outbox -------------------------------------------------------------------
     def _publish_once(self, path: Path, record: object) -> bool:

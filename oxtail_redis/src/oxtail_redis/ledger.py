@@ -86,6 +86,15 @@ class Ledgers:
         records = (parse(raw) for raw in self._conn.run("ledger_open", [k.ids, k.lines, k.open]))
         return [r.envelope for r in records if r is not None and r.is_open]
 
+    def records(self, session_id: str) -> list[LedgerRecord]:
+        k = self._keys.ledger(session_id)
+        pipe = self._conn.client.pipeline(transaction=True)
+        pipe.lrange(k.ids, 0, -1)
+        pipe.hgetall(k.lines)
+        ids, lines = pipe.execute()
+        records = (parse(lines.get(i)) for i in ids)
+        return [r for r in records if r is not None]
+
     def reply_tos(self, session_id: str) -> set[str]:
         records = (parse(raw) for raw in self._conn.client.hvals(self._keys.ledger(session_id).lines))
         return {r.envelope.reply_to for r in records if r is not None and r.envelope.reply_to}

@@ -174,6 +174,10 @@ class RedisStore:
         return self._ledgers.open(session_id)
 
     @reading
+    def ledger_records(self, session_id: str) -> list[LedgerRecord]:
+        return self._ledgers.records(session_id)
+
+    @reading
     def ledger_reply_tos(self, session_id: str) -> set[str]:
         return self._ledgers.reply_tos(session_id)
 

@@ -369,6 +369,20 @@ class StoreContract:
         assert store.ledger_entry("me", duty(1).id) == LedgerRecord(duty(1, "again"), DONE)
         assert store.ledger_entry("someone-else", duty(1).id) is None
 
+    def test_ledger_records_are_one_per_message_by_newest_line_with_outcomes(self, store: Any) -> None:
+        assert store.ledger_records("me") == []
+        store.ledger_record("me", duty(1), 10)
+        store.ledger_record("me", mint(2), 10)
+        assert store.ledger_close("me", duty(1).id, DONE).kind == "claimed"
+        store.ledger_record("me", mint(3), 10)
+        store.ledger_record("me", duty(1, "again"), 10)  # re-recorded: it moves last, keeps its outcome
+        assert store.ledger_records("me") == [
+            LedgerRecord(mint(2)),
+            LedgerRecord(mint(3)),
+            LedgerRecord(duty(1, "again"), DONE),
+        ]
+        assert store.ledger_records("someone-else") == []
+
     def test_open_obligations_are_never_pruned_and_closing_makes_them_prunable_a31(self, store: Any) -> None:
         for n in range(1, 6):
             assert store.ledger_record("me", duty(n), 3) == 0

@@ -2,25 +2,19 @@
 
 Every delivered message is recorded in exactly one ledger, its receiver's, with its sender in
 ``from_session_id`` (none for the operator), so the merged ledgers are the fleet's conversation.
-The Store protocol has no "list a ledger" call, so this reads the files of the state directory the
-way :class:`oxtail_fs.store.FsStore` lays them out, lock-free (a ledger is only appended to or
-replaced whole by a rename) and tolerant of torn or foreign lines, which are skipped. A ledger is
-parsed again only when its size, mtime or inode changed, so an idle fleet costs one ``stat`` per
-agent per refresh.
+The ledgers are read through the Store (:meth:`~oxtail_core.protocols.Store.ledger_records`,
+lock-free), so every store shows its log; an unreadable ledger shows nothing.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from pathlib import Path
 
 import attrs
 
 from oxtail_core.errors import StoreError
-from oxtail_fs import ledger
-from oxtail_fs.atomic import read_all
-from oxtail_fs.layout import Layout
+from oxtail_core.model import LedgerRecord
+from oxtail_core.protocols import Store
 
 LOG_LIMIT = 50
 
@@ -42,45 +36,27 @@ class Comm:
 
 
 class CommsLog:
-    """Reads and caches the ledgers of a state directory."""
+    """The log of one store's ledgers."""
 
-    def __init__(self, home: Path) -> None:
-        self._layout = Layout(home)
-        self._cache: dict[str, tuple[tuple[int, int, int], tuple[Comm, ...]]] = {}
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def recent(self, session_ids: Iterable[str], limit: int = LOG_LIMIT) -> list[Comm]:
         """The newest ``limit`` messages received by ``session_ids``, oldest first (ties by id)."""
         merged: dict[str, Comm] = {}
         for sid in dict.fromkeys(session_ids):
-            for comm in self._ledger(sid):
+            try:
+                records = self._store.ledger_records(sid)
+            except StoreError:
+                continue
+            for comm in _comms(sid, records):
                 merged.setdefault(comm.message_id, comm)
         ordered = sorted(merged.values(), key=lambda c: (c.at_s, c.message_id))
         return ordered[-limit:]
 
-    def _ledger(self, session_id: str) -> tuple[Comm, ...]:
-        path = self._layout.ledger(session_id)
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return ()
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-        cached = self._cache.get(session_id)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        try:
-            data = read_all(path)
-        except StoreError:
-            return ()
-        comms = tuple(_comms(session_id, data))
-        self._cache[session_id] = (stamp, comms)
-        return comms
 
-
-def _comms(receiver: str, data: bytes) -> Iterable[Comm]:
-    for raw in ledger.split(data):
-        record = ledger.parse(raw)
-        if record is None:
-            continue
+def _comms(receiver: str, records: Iterable[LedgerRecord]) -> Iterable[Comm]:
+    for record in records:
         env = record.envelope
         yield Comm(
             message_id=env.id,

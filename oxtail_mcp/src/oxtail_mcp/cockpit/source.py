@@ -55,7 +55,7 @@ class Source:
     _entries: list[RegistryEntry] = attrs.field(init=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
-        self._comms = CommsLog(self.home)
+        self._comms = CommsLog(self.ctx.store)
         if self.panes is not None:
             read = self.panes
             self._sampler = PaneSampler(self.ctx.clock, lambda: dict(read(self.ctx, self._entries)))
