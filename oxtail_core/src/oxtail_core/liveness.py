@@ -365,3 +365,44 @@ read, or whose capture failed or was discarded, is no fact for row 4: unknown ne
 def judge(facts: LivenessFacts, settings: LivenessSettings) -> Verdict:
     """The verdict of the first row of :data:`LIVENESS` that applies (its last row always does)."""
     return next(row.then for row in LIVENESS if row.applies(facts, settings))
+
+
+# The cockpit's label: the verdict, refined by the hooks' marker ------------------------------------
+
+STALLED_IDLE_MS = 60_000
+"""Idle this long with mail waiting: a wake that landed would have brought it back by now."""
+
+Label = Literal["dead", "working", "stalled", "idle", "unknown"]
+
+
+def label(
+    *,
+    alive: bool,
+    verdict: str | None,
+    marker: str | None,
+    marker_stale: bool,
+    marker_age_ms: int | None,
+    inbox: int | None,
+) -> Label:
+    """How a person reads one agent at a glance (first match):
+
+    =============  ==========================================================================
+    ``dead``       no live server of its session, or the verdict is dead
+    ``working``    the verdict is active (a fresh transcript, a busy pane, a running tool)
+    ``stalled``    its hooks said busy longer ago than the busy TTL (a wedged turn), or idle
+                   for :data:`STALLED_IDLE_MS` with unread mail (a wake it never got)
+    ``working``    a fresh busy marker: a turn is in flight
+    ``idle``       an idle marker
+    ``unknown``    no marker: its client runs no hooks (or has not yet), nothing shows it active
+    =============  ==========================================================================
+    """
+    if not alive or verdict == "dead":
+        return "dead"
+    if verdict == "active":
+        return "working"
+    if marker == "busy":
+        return "stalled" if marker_stale else "working"
+    if marker == "idle":
+        waited = (marker_age_ms or 0) >= STALLED_IDLE_MS
+        return "stalled" if waited and inbox else "idle"
+    return "unknown"

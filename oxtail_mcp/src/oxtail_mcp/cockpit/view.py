@@ -2,20 +2,8 @@
 rows and :mod:`oxtail_core.waitgraph`'s graph, so they are tested without a terminal.
 
 Nothing here decides a core rule: who waits on whom, which cycle is a deadlock and what is stranded
-come from the wait-graph and its problems. What is added is how a person reads one agent at a glance:
-
-=============  ==============================================================================
-liveness       when (first match)
-=============  ==============================================================================
-``dead``       no live server of its session (the registry keeps it: it holds mail or work)
-``working``    the core's verdict is active (selfheal §5.2: its transcript is fresh, its pane
-               shows a turn in flight, or a tool call is running)
-``stalled``    its hooks said busy longer ago than the busy TTL (a wedged turn), or it has been
-               idle for :data:`STALLED_IDLE_MS` with unread mail (a wake it never got)
-``working``    a fresh busy marker: a turn is in flight
-``idle``       an idle marker
-``unknown``    no marker: its client runs no hooks (or has not yet), and nothing else shows it active
-=============  ==============================================================================
+come from the wait-graph and its problems, and an agent's label (working, idle, stalled, dead,
+unknown) from :func:`oxtail_core.liveness.label`.
 
 Every string that came from a peer (session ids, tmux names, purposes, bodies) passes through
 :func:`~oxtail_mcp.commands.terminal.inert` here, before any widget sees it; the widgets then show
@@ -27,31 +15,28 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
+from oxtail_core.liveness import label
 from oxtail_core.waitgraph import DEADLOCK, ORPHANED_WAIT, Wait
 from oxtail_mcp.cockpit.comms import Comm
 from oxtail_mcp.commands.status import Row, Snapshot, age
 from oxtail_mcp.commands.terminal import inert
 
 SHORT = 8
-STALLED_IDLE_MS = 60_000
-"""Idle this long with mail waiting: a wake that landed would have brought it back by now."""
 BODY_PREVIEW_CHARS = 120
 
 GLYPHS: Mapping[str, str] = {"working": "🟢", "idle": "🟡", "stalled": "🟠", "dead": "⚫", "unknown": "⚪"}
 
 
 def liveness(row: Row) -> str:
-    """The module table's verdict on ``row``."""
-    if not row.alive or row.liveness == "dead":
-        return "dead"
-    if row.liveness == "active":
-        return "working"
-    if row.activity == "busy":
-        return "stalled" if row.activity_stale else "working"
-    if row.activity == "idle":
-        waited = (row.activity_age_ms or 0) >= STALLED_IDLE_MS
-        return "stalled" if waited and row.inbox else "idle"
-    return "unknown"
+    """The core's label for ``row`` (:func:`oxtail_core.liveness.label`)."""
+    return label(
+        alive=row.alive,
+        verdict=row.liveness,
+        marker=row.activity,
+        marker_stale=row.activity_stale,
+        marker_age_ms=row.activity_age_ms,
+        inbox=row.inbox,
+    )
 
 
 def key_of(row: Row) -> str:
