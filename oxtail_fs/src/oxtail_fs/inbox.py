@@ -80,6 +80,7 @@ _JOURNAL_RETRIES = 8
 _BATCH_MAX_BYTES = 64 << 20
 _PARSED_MAX_LINES = 20_000
 _PEEK_ROUNDS = 4
+_PATHS_KEPT = 4096
 _CHUNK = 1 << 20
 _COMPACT_MIN_BYTES = 1 << 20
 """A taken prefix is cut off by a rewrite once it is this large and outweighs the unread rest."""
@@ -182,13 +183,25 @@ class InboxFiles:
         self._watches = threading.local()
         self._parsed: dict[str, dict[bytes, Envelope]] = {}
         self._parsed_lock = threading.Lock()
+        self._files: dict[str, tuple[Path, Path, Path]] = {}
+        """Per stem: its inbox, head and lock paths, built once (pathlib is most of an append's CPU)."""
         self._marks: dict[str, tuple[int, dict[int, int]]] = {}
         """Per inbox: its inode and known ``{offset: newlines before it}``, so counting what waits
         beyond a window costs only the bytes appended or taken since the last count."""
 
     # Paths and small helpers ----------------------------------------------------------
+    def _paths(self, stem: str) -> tuple[Path, Path, Path]:
+        """``(inbox, head, lock)`` of ``stem``; bounded (a flood of one-off inboxes starts it over)."""
+        found = self._files.get(stem)
+        if found is None:
+            if len(self._files) >= _PATHS_KEPT:
+                self._files.clear()
+            inbox = self._layout.stem_inbox(stem)
+            found = self._files[stem] = (inbox, head_path(inbox), lock_path(inbox))
+        return found
+
     def _path(self, stem: str) -> Path:
-        return self._layout.stem_inbox(stem)
+        return self._paths(stem)[0]
 
     def _point(self, name: str) -> None:
         if self._hook is not None:
@@ -226,7 +239,7 @@ class InboxFiles:
 
     # The unread start -------------------------------------------------------------------------
     def _head_path(self, stem: str) -> Path:
-        return head_path(self._path(stem))
+        return self._paths(stem)[1]
 
     def _head(self, stem: str) -> tuple[int, int] | None:
         return read_head(self._head_path(stem))
@@ -358,7 +371,7 @@ class InboxFiles:
             held: dict[str, HeldLock] = {}
             for stem in sorted(set(stems)):
                 held[stem] = stack.enter_context(
-                    hold(lock_path(self._path(stem)), self._timeout, self._interval)
+                    hold(self._paths(stem)[2], self._timeout, self._interval)
                 )
                 held[stem].undo_crashed_append(self._path(stem))
                 self._drop_stale_head(stem)
