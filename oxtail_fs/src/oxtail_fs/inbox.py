@@ -370,9 +370,7 @@ class InboxFiles:
         with ExitStack() as stack:
             held: dict[str, HeldLock] = {}
             for stem in sorted(set(stems)):
-                held[stem] = stack.enter_context(
-                    hold(self._paths(stem)[2], self._timeout, self._interval)
-                )
+                held[stem] = stack.enter_context(hold(self._paths(stem)[2], self._timeout, self._interval))
                 held[stem].undo_crashed_append(self._path(stem))
                 self._drop_stale_head(stem)
             yield held
