@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from oxtail_core import Context, Peer, RecordingWaker, SystemClock
-from oxtail_fs import proctree
-from oxtail_fs.project import LocalHost
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.host.project import LocalHost
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.cockpit.app import CockpitApp
 from oxtail_mcp.cockpit.source import Source
 

@@ -25,9 +25,9 @@ from typing import Any
 
 from oxtail_core.model import ClientInfo, Envelope, RegistryEntry
 from oxtail_core.protocols import Holder, InboxId
-from oxtail_fs.layout import lock_path
-from oxtail_fs.locks import hold
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.layout import lock_path
+from oxtail_fs.store.locks import hold
 
 INBOX = InboxId.for_session("bench")
 CTX = multiprocessing.get_context("fork")

@@ -28,7 +28,7 @@ from pathlib import Path
 from oxtail_core import Envelope
 from oxtail_core.ids import new_id
 from oxtail_core.routing import session_inbox
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 
 SESSION = "5b0c2f1e-6a7d-4c1e-9f00-0123456789ab"
 SENDER = "aaaaaaaa-0000-4000-8000-000000000001"

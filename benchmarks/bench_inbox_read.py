@@ -25,7 +25,7 @@ from oxtail_core.messaging import _Budget  # the read's own selector: what is me
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.settings import Settings
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 
 INBOX = InboxId.for_session("bench")
 HOLDER = Holder(os.getpid())

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from oxtail_core.model import ActivityMarker, ClientInfo, Envelope, PendingAsk, RegistryEntry
 from oxtail_core.routing import session_inbox
-from oxtail_fs import proctree
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.transcripts.files import claude_transcript_path
 
 CLI = str(Path(sys.executable).with_name("oxtail-mcp"))

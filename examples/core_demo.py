@@ -32,7 +32,7 @@ def say(who: str, text: str) -> None:
 
 def make_store(home: Path) -> tuple[Store, str]:
     try:
-        from oxtail_fs.store import FsStore
+        from oxtail_fs.store.fs_store import FsStore
     except ImportError:
         from oxtail_core import MemoryStore
 

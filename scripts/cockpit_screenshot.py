@@ -22,9 +22,9 @@ from oxtail_core import Context, Peer, RecordingWaker, SystemClock
 from oxtail_core.effects import run
 from oxtail_core.model import ActivityMarker
 from oxtail_core.operator import NUDGE_BODY, Target, send
-from oxtail_fs import proctree
-from oxtail_fs.project import LocalHost
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.host.project import LocalHost
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.cockpit.app import CockpitApp
 from oxtail_mcp.cockpit.source import Source
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from oxtail_fs import proctree
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.hooks import codex as codex_hooks
 from tests.clients.appserver import AppServer
 from tests.clients.clientbox import SERVER, Box, print_config_blocks

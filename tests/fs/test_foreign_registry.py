@@ -18,7 +18,7 @@ from oxtail_core.convert import to_wire
 from oxtail_core.foreign import ForeignEntry
 from oxtail_core.model import ClientInfo, Envelope, RegistryEntry
 from oxtail_core.routing import live_entries, process_inbox, resolve_target, session_inbox
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 
 OURS = "aaaaaaaa-0000-4000-8000-000000000001"
 NODE = "bbbbbbbb-0000-4000-8000-000000000002"

@@ -20,8 +20,8 @@ from oxtail_core.errors import StoreError
 from oxtail_core.model import LedgerRecord, OutboxRecord, PendingAsk, Receipt
 from oxtail_core.testing.contract import DONE, ME, duty, mint, take_all
 from oxtail_core.wire import dumps
-from oxtail_fs.layout import inbox_stem, lock_path
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.layout import inbox_stem, lock_path
 from tests.fs.test_hostile_files import within
 
 DAY_MS = 86_400_000

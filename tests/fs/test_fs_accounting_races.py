@@ -16,8 +16,8 @@ import pytest
 from oxtail_core.model import Envelope, Obligation, Receipt
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.testing.contract import duty, mint
-from oxtail_fs.layout import lock_path
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.layout import lock_path
 from tests.fs.test_fs_crash import fork, kill_at, log_line, read_log, reap
 
 INBOX = InboxId.for_session("peek-target")

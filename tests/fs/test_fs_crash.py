@@ -31,7 +31,7 @@ from oxtail_core.convert import envelope_from_line
 from oxtail_core.errors import StoreBusy
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Holder, InboxId
-from oxtail_fs.store import CRASH_POINTS, FsStore
+from oxtail_fs.store.fs_store import CRASH_POINTS, FsStore
 
 INBOX = InboxId.for_session("crash-target")
 PROC = InboxId.for_process(777, 1)

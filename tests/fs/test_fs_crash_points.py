@@ -22,8 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from oxtail_core.convert import ShapeError, envelope_from_line
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Batch, Holder, InboxId
-from oxtail_fs.inbox import unread_bytes
-from oxtail_fs.store import CRASH_POINTS, FsStore
+from oxtail_fs.store.fs_store import CRASH_POINTS, FsStore
+from oxtail_fs.store.inbox import unread_bytes
 
 POINTS = tuple(p for p in CRASH_POINTS if not p.startswith("ledger:"))  # the inbox operations
 SESSION = InboxId.for_session("aaaaaaaa-0000-4000-8000-000000000001")

@@ -22,8 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from oxtail_core.memory import MemoryStore
 from oxtail_core.model import Envelope, Obligation
 from oxtail_core.testing.contract import mint
-from oxtail_fs import ledger
-from oxtail_fs.store import FsStore
+from oxtail_fs.store import ledger
+from oxtail_fs.store.fs_store import FsStore
 
 KEEP = 3
 IDS = st.integers(1, 6)

@@ -12,8 +12,8 @@ import pytest
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import hash32
 from oxtail_core.reservations import Reservation
-from oxtail_fs.names import RESERVATIONS_MAX_BYTES
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.names import RESERVATIONS_MAX_BYTES
 
 PROJECT = "/work/../etc/passwd project"
 HELD = Reservation("src/*.py", "A", True, 1, 2)
@@ -77,7 +77,7 @@ RACER = """
 import sys
 from pathlib import Path
 from oxtail_core.reservations import Reservation, reserve_step
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 home, who = Path(sys.argv[1]), sys.argv[2]
 sys.stdin.readline()  # start together
 want = [Reservation("src/**", who, True, 1, 10**13)]

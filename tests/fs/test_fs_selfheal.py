@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from oxtail_core.model import PendingWake
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 
 SID = "aaaaaaaa-0000-0000-0000-000000000001"
 MID = "0123456789abcdef"

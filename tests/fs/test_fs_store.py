@@ -24,9 +24,9 @@ from oxtail_core.protocols import InboxId
 from oxtail_core.testing import StoreContract, StoreFactory
 from oxtail_core.testing.contract import ALIVE, DEAD, ME, OTHER, PROC, claim, entry, ids, mint, take_all
 from oxtail_core.testing.reservations import ReservationContract
-from oxtail_fs.layout import lock_path
-from oxtail_fs.locks import hold
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.layout import lock_path
+from oxtail_fs.store.locks import hold
 
 
 class TestFsStoreContract(StoreContract, ReservationContract):
@@ -404,9 +404,9 @@ def test_dedupe_claim_and_pending_take_have_one_winner_among_processes(fs: FsSto
 
 
 def test_wait_falls_back_to_polling_without_inotify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import oxtail_fs.inotify
+    import oxtail_fs.store.inotify
 
-    monkeypatch.setattr(oxtail_fs.inotify, "_LIBC", None)
+    monkeypatch.setattr(oxtail_fs.store.inotify, "_LIBC", None)
     store = FsStore(tmp_path / "home")
     token = store.change_token([ME])
     assert store.wait_for_change([ME], token, 0.12) is False

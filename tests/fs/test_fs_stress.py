@@ -18,7 +18,7 @@ import pytest
 
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Holder, InboxId
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 
 INBOX = InboxId.for_session("stress")
 SENDERS = 16

@@ -13,9 +13,9 @@ from pathlib import Path
 from oxtail_core.model import ActivityMarker
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.testing.contract import duty, entry, mint
-from oxtail_fs.layout import inbox_stem
-from oxtail_fs.store import FsStore
-from oxtail_fs.sweep import INBOX_MIN_AGE_MS, QUARANTINE_MAX_AGE_MS, TEMP_MIN_AGE_MS
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.layout import inbox_stem
+from oxtail_fs.store.sweep import INBOX_MIN_AGE_MS, QUARANTINE_MAX_AGE_MS, TEMP_MIN_AGE_MS
 
 ALL: Callable[[object], range] = lambda es: range(len(es))  # type: ignore[arg-type]  # noqa: E731
 DAY_MS = 86_400_000
@@ -199,7 +199,7 @@ def test_a_lock_held_by_another_live_process_is_never_taken_or_removed(tmp_path:
     holding: list[object] = []
 
     def take_lock() -> None:
-        from oxtail_fs.locks import hold
+        from oxtail_fs.store.locks import hold
 
         cm = hold(lock, 1.0, 0.005)
         cm.__enter__()

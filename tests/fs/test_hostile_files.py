@@ -19,9 +19,9 @@ from oxtail_core.errors import InboxFull, StoreError
 from oxtail_core.limits import INBOX_MAX_BYTES
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Holder, InboxId
-from oxtail_fs.atomic import open_regular
-from oxtail_fs.layout import TOP_DIRS, Layout, inbox_stem, lock_path
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.atomic import open_regular
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.layout import TOP_DIRS, Layout, inbox_stem, lock_path
 
 INBOX = InboxId("session", "agent-b")
 HOLDER = Holder(pid=os.getpid(), process_start=None)
@@ -183,7 +183,7 @@ def test_an_inbox_at_its_cap_refuses_the_sender_with_inbox_full_and_keeps_what_i
 def test_a_waiting_line_is_parsed_once_however_many_reads_it_waits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import oxtail_fs.inbox as inbox_module
+    import oxtail_fs.store.inbox as inbox_module
 
     store = FsStore(tmp_path / "home")
     store.append(INBOX, [env(n) for n in range(100)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from oxtail_fs.locks import hold
+from oxtail_fs.store.locks import hold
 
 ROUNDS = 150
 WORKERS = 4

@@ -19,9 +19,9 @@ from oxtail_core.convert import envelope_to_line
 from oxtail_core.errors import InboxFull
 from oxtail_core.model import Envelope
 from oxtail_core.testing.contract import ALIVE, ME, ids, mint, take_all
-from oxtail_fs import inbox as inbox_module
-from oxtail_fs.inbox import head_path
-from oxtail_fs.store import FsStore
+from oxtail_fs.store import inbox as inbox_module
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.inbox import head_path
 
 
 class Window:

@@ -11,8 +11,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from oxtail_fs import proctree
-from oxtail_fs.proctree import ancestry, is_alive, nearest_ancestor_in, parse_ppid, ppid_of, process_start
+from oxtail_fs.host import proctree
+from oxtail_fs.host.proctree import (
+    ancestry,
+    is_alive,
+    nearest_ancestor_in,
+    parse_ppid,
+    ppid_of,
+    process_start,
+)
 
 
 def _stat_state(pid: int) -> str:
@@ -158,14 +165,14 @@ def test_non_positive_pids_are_never_alive(pid: int) -> None:
 
 
 def test_start_times_from_proc_equal_psutils() -> None:
-    from oxtail_fs.proctree import process_start
+    from oxtail_fs.host.proctree import process_start
 
     for pid in (1, os.getpid(), os.getppid()):
         assert process_start(pid) == pytest.approx(psutil.Process(pid).create_time(), abs=0.011)
 
 
 def test_a_zombie_is_not_alive() -> None:
-    from oxtail_fs.proctree import is_alive
+    from oxtail_fs.host.proctree import is_alive
 
     child = subprocess.Popen(["true"])
     deadline = time.monotonic() + 5

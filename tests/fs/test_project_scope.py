@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from oxtail_core.protocols import Host
-from oxtail_fs.proctree import process_start
-from oxtail_fs.project import (
+from oxtail_fs.host.proctree import process_start
+from oxtail_fs.host.project import (
     LocalHost,
     find_project_root,
     in_scope,

@@ -1,4 +1,4 @@
-"""The reservation file's memos never serve a state the file does not hold (oxtail_fs.reservation_file)."""
+"""The reservation file's memos never serve a state the file does not hold."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from oxtail_core.reservations import Reservation, release_step, reserve_step, sweep_step
 from oxtail_core.wire import dumps, utf8
-from oxtail_fs import reservation_file
-from oxtail_fs.store import FsStore
+from oxtail_fs.store import reservation_file
+from oxtail_fs.store.fs_store import FsStore
 from tests.support.e2e import sid
 
 A, B = sid(1), sid(2)
@@ -43,7 +43,7 @@ def test_a_file_another_process_rewrote_is_read_again_even_at_the_same_size(tmp_
     script = (
         "import sys\n"
         "from oxtail_core.reservations import Reservation, release_step, reserve_step\n"
-        "from oxtail_fs.store import FsStore\n"
+        "from oxtail_fs.store.fs_store import FsStore\n"
         "s = FsStore(sys.argv[1]); p = sys.argv[2]; a = sys.argv[3]; now = int(sys.argv[4])\n"
         "s.reservations_update(p, release_step(a, None, now, frozenset({a}), 10_000))\n"
         "w = Reservation(pattern='src/b.py', holder_session_id=a, exclusive=True, reserved_at=now,"

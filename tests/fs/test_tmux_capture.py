@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from oxtail_fs.tmux import CAPTURE_MAX_CHARS, PaneInfo, Tmux
-from oxtail_fs.waker import TmuxWaker
+from oxtail_fs.tmux.client import CAPTURE_MAX_CHARS, PaneInfo, Tmux
+from oxtail_fs.tmux.waker import TmuxWaker
 from tests.support.tmux import PrivateTmux, private_tmux, wait_for
 
 PRINTER = """\

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from oxtail_core.model import ClientInfo, RegistryEntry, StateCard
-from oxtail_fs.discovery import SessionListing, project_sessions
-from oxtail_fs.project import realpath_or_self
-from oxtail_fs.tmux import Tmux, TmuxSession
+from oxtail_fs.host.project import realpath_or_self
+from oxtail_fs.tmux.client import Tmux, TmuxSession
+from oxtail_fs.tmux.discovery import SessionListing, project_sessions
 from tests.support.tmux import PrivateTmux, private_tmux, wait_for
 
 ROW_KEYS = ["name", "path", "attached", "created_at", "windows", "client_type", "client_session_id", "state"]

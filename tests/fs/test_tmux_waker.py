@@ -20,11 +20,11 @@ import attrs
 import pytest
 
 from oxtail_core.model import WAKE_TEXT, ClientInfo, RegistryEntry
-from oxtail_fs import proctree
-from oxtail_fs.binding import TmuxBinding, own_binding, own_pane
-from oxtail_fs.proctree import process_start
-from oxtail_fs.tmux import Tmux
-from oxtail_fs.waker import TmuxWaker
+from oxtail_fs.host import proctree
+from oxtail_fs.host.proctree import process_start
+from oxtail_fs.tmux.binding import TmuxBinding, own_binding, own_pane
+from oxtail_fs.tmux.client import Tmux
+from oxtail_fs.tmux.waker import TmuxWaker
 from tests.support.tmux import PrivateTmux, private_tmux, wait_for
 
 READER = """\

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from oxtail_core.naming import canonical_session_id, hash32
-from oxtail_fs import proctree
+from oxtail_fs.host import proctree
 from tests.support.e2e import SERVER_COMMAND, base_env, sid, wait_until
 from tests.support.transcripts import claude_dir
 

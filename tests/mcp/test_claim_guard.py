@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from oxtail_fs import proctree
+from oxtail_fs.host import proctree
 from tests.support.e2e import sid, world
 
 

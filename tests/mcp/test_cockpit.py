@@ -24,9 +24,9 @@ from oxtail_core.model import WAKE_TEXT
 from oxtail_core.operator import NUDGE_BODY, OPERATOR_SOURCE
 from oxtail_core.results import Asked
 from oxtail_core.routing import session_inbox
-from oxtail_fs import proctree
-from oxtail_fs.project import LocalHost
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.host.project import LocalHost
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.cockpit.app import CockpitApp
 from oxtail_mcp.cockpit.source import Frame, Source
 from oxtail_mcp.cockpit.widgets import AgentList

@@ -12,7 +12,7 @@ import attrs
 
 from oxtail_core.operator import Target
 from oxtail_core.waitgraph import Wait, WaitGraph
-from oxtail_fs.tmux import Tmux, TmuxResult
+from oxtail_fs.tmux.client import Tmux, TmuxResult
 from oxtail_mcp.cockpit import view
 from oxtail_mcp.cockpit.jump import jump
 from oxtail_mcp.commands.status import Row, Snapshot

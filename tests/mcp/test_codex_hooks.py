@@ -15,7 +15,7 @@ import pytest
 
 from oxtail_core.model import Envelope
 from oxtail_core.routing import session_inbox
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.hooks import codex
 from tests.support.e2e import SERVER_COMMAND, base_env
 

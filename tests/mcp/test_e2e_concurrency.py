@@ -27,7 +27,7 @@ time.sleep(float(sys.argv[2]))
 
 def inbox_lock(w: World, session_id: str) -> Path:
     from oxtail_core.protocols import InboxId
-    from oxtail_fs.layout import Layout, lock_path
+    from oxtail_fs.store.layout import Layout, lock_path
 
     return lock_path(Layout(w.oxtail_home).inbox(InboxId.for_session(session_id)))
 

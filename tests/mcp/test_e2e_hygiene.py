@@ -11,7 +11,7 @@ from pathlib import Path
 
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.testing.contract import mint
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 from tests.support.e2e import World, spawn_raw, wait_until
 
 

@@ -35,10 +35,10 @@ from oxtail_core.liveness import (
     start_check,
 )
 from oxtail_core.model import ClientInfo, RegistryEntry
-from oxtail_fs.proctree import process_start
-from oxtail_fs.project import LocalHost
-from oxtail_fs.tmux import Tmux
-from oxtail_fs.waker import TmuxWaker
+from oxtail_fs.host.proctree import process_start
+from oxtail_fs.host.project import LocalHost
+from oxtail_fs.tmux.client import Tmux
+from oxtail_fs.tmux.waker import TmuxWaker
 from oxtail_mcp.transcripts.files import claude_transcript_path
 from tests.support.e2e import SERVER_COMMAND, World, wait_until, world
 

@@ -14,8 +14,8 @@ import pytest
 
 from oxtail_core.model import ClientInfo, RegistryEntry
 from oxtail_core.reservations import Reservation, reserve_step
-from oxtail_fs import proctree
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.commands.guard import committer, name_status
 from tests.support.e2e import sid
 

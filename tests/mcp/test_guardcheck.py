@@ -22,8 +22,9 @@ from oxtail_core import reservations as core_reservations
 from oxtail_core.ids import same_session_id
 from oxtail_core.model import ClientInfo, RegistryEntry
 from oxtail_core.reservations import Reservation, release_step, reserve_step
-from oxtail_fs import layout, proctree
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.store import layout
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.commands import guard, guardcheck, guardgit, guardstate
 from oxtail_mcp.commands.guardstate import Delegate
 from oxtail_mcp.identity.client import claude_env_session_id, codex_env_session_id
@@ -33,7 +34,12 @@ from tests.support.e2e import sid
 A, B = sid(1), sid(2)
 HOUR_MS = 3_600_000
 HEAVY = ("attrs", "attr", "cattrs", "psutil", "mcp", "anyio", "portalocker", "argparse", "pathlib")
-HEAVY_OURS = ("oxtail_core.reservations", "oxtail_core.model", "oxtail_fs.store", "oxtail_mcp.commands.guard")
+HEAVY_OURS = (
+    "oxtail_core.reservations",
+    "oxtail_core.model",
+    "oxtail_fs.store.fs_store",
+    "oxtail_mcp.commands.guard",
+)
 
 
 @pytest.fixture
@@ -77,7 +83,7 @@ def fields(r: object) -> tuple[object, ...]:
 
 
 def test_the_mirrored_rules_are_the_stores() -> None:
-    """Names and size bounds are shared (oxtail_fs/names.py); what the check still copies is pinned."""
+    """Names and size bounds are shared (oxtail_fs/store/names.py); what the check still copies is pinned."""
     assert guardstate.GRACE_ENV == core_reservations.GRACE_ENV
     assert guardstate.GRACE_DEFAULT_MS == core_reservations.GRACE_DEFAULT_MS
     for name in ("1.json", "4294967296.json", "01.json", "12345678901.json", "x.json", "1.jsonx", "١.json"):

@@ -22,10 +22,10 @@ import pytest
 
 from oxtail_core import Envelope, Peer
 from oxtail_core.routing import session_inbox
-from oxtail_fs.journal import single_name
-from oxtail_fs.layout import Layout, inbox_stem, lock_path
-from oxtail_fs.locks import hold
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.journal import single_name
+from oxtail_fs.store.layout import Layout, inbox_stem, lock_path
+from oxtail_fs.store.locks import hold
 from oxtail_mcp.hooks import receipts, render
 from oxtail_mcp.hooks.render import OMITTED, TRUNCATED
 from tests.support.hooks import (

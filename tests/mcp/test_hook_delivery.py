@@ -20,9 +20,9 @@ import pytest
 
 from oxtail_core import Envelope, Peer
 from oxtail_core.routing import session_inbox
-from oxtail_fs.layout import Layout, inbox_stem, lock_path
-from oxtail_fs.locks import hold
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.layout import Layout, inbox_stem, lock_path
+from oxtail_fs.store.locks import hold
 from oxtail_mcp.hooks import hook
 from oxtail_mcp.hooks.render import TRUNCATED
 from tests.support.hooks import HOOK, ME, SENDER, context_of, marker, payload, run_hook, send, two_peers
@@ -343,13 +343,14 @@ def test_the_hot_path_imports_nothing_but_the_standard_library(home: Path) -> No
         "oxtail_core",
         "oxtail_core.naming",
         "oxtail_fs",
-        "oxtail_fs.names",
+        "oxtail_fs.store",
+        "oxtail_fs.store.names",
         "oxtail_mcp",
         "oxtail_mcp.__main__",
         "oxtail_mcp.hooks",
         "oxtail_mcp.hooks.hook",
     }
-    assert {"oxtail_mcp.hooks.hook", "oxtail_core.naming", "oxtail_fs.names"} <= loaded
+    assert {"oxtail_mcp.hooks.hook", "oxtail_core.naming", "oxtail_fs.store.names"} <= loaded
 
 
 def test_a_terminal_on_stdin_is_never_read(home: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from oxtail_core.model import Ancestor, ClaimRecord
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.identity import sticky
 
 

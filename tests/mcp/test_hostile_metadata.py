@@ -10,8 +10,8 @@ from oxtail_core.limits import ID_MAX_CHARS, INBOX_MAX_BYTES, READ_METADATA_MAX_
 from oxtail_core.protocols import InboxId
 from oxtail_core.testing.contract import ALIVE, mint
 from oxtail_core.wire import dumps, utf8len
-from oxtail_fs.layout import Layout
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.store.layout import Layout
 from oxtail_mcp.hooks import render
 from tests.support.e2e import sid, world
 

@@ -398,7 +398,7 @@ def test_pane_cap_through_read_session() -> None:
 
 
 def test_real_scope_predicate(tmp_path: Path) -> None:
-    from oxtail_fs.project import in_scope
+    from oxtail_fs.host.project import in_scope
 
     root = tmp_path / "repo"
     (root / ".git").mkdir(parents=True)
@@ -430,7 +430,7 @@ class FakeRunner:
 
 
 def result(ok: bool, stdout: str = "", stderr: str = "", failure: str | None = None) -> Any:
-    from oxtail_fs.tmux import TmuxResult
+    from oxtail_fs.tmux.client import TmuxResult
 
     return TmuxResult(0 if ok else 1, stdout, stderr, failure)
 
@@ -462,7 +462,7 @@ def test_adapter_pane_paths_and_capture() -> None:
 def tmux_server(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
     if shutil.which("tmux") is None:
         pytest.skip("tmux not installed")
-    from oxtail_fs.tmux import Tmux
+    from oxtail_fs.tmux.client import Tmux
 
     tmux = Tmux(socket_name=f"oxtail-rs-{uuid.uuid4().hex[:8]}")
     workdir = tmp_path / "proj"
@@ -477,7 +477,7 @@ def tmux_server(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
 
 @pytest.mark.tmux
 def test_real_tmux_pane_read(tmux_server: tuple[Any, Path]) -> None:
-    from oxtail_fs.project import in_scope, realpath_or_self
+    from oxtail_fs.host.project import in_scope, realpath_or_self
 
     tmux, workdir = tmux_server
     root = realpath_or_self(str(workdir))

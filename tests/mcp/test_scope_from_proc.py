@@ -17,7 +17,7 @@ import attrs
 
 from oxtail_core.model import ClientInfo, RegistryEntry
 from oxtail_core.routing import session_inbox
-from oxtail_fs import proctree
+from oxtail_fs.host import proctree
 from tests.support.e2e import World, sid, world
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from oxtail_core import Context, FakeClock, MemoryHost, Peer, RecordingWaker
 from oxtail_core.trace import ListTracer
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.server.app import Settler
 from tests.support.world import A, B, make_world
 

@@ -28,8 +28,8 @@ from oxtail_core import (
     StateCard,
 )
 from oxtail_core.routing import session_inbox
-from oxtail_fs import proctree
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.commands import status
 
 CLI = str(Path(sys.executable).with_name("oxtail-mcp"))

@@ -20,9 +20,9 @@ import pytest
 
 from oxtail_core import Context, Peer, PendingAsk, RecordingWaker, SystemClock
 from oxtail_core.results import Asked, Sent
-from oxtail_fs import proctree
-from oxtail_fs.project import LocalHost
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.host.project import LocalHost
+from oxtail_fs.store.fs_store import FsStore
 from tests.support.e2e import sid
 
 CLI = str(Path(sys.executable).with_name("oxtail-mcp"))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from oxtail_core.model import ClientInfo, RegistryEntry
 from oxtail_core.reservations import Reservation
-from oxtail_fs import proctree
-from oxtail_fs.store import FsStore
+from oxtail_fs.host import proctree
+from oxtail_fs.store.fs_store import FsStore
 from tests.support.e2e import sid
 
 

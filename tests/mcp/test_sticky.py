@@ -16,7 +16,7 @@ from oxtail_core.convert import to_wire
 from oxtail_core.memory import MemoryStore
 from oxtail_core.model import Ancestor, ClaimRecord, ClientInfo, claim_key
 from oxtail_core.trace import ListTracer
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.identity import sticky as s
 
 NOW_MS = 1_795_609_000_000

@@ -215,7 +215,7 @@ def _record_tty(keys: list, on_text: Callable[[], None] | None = None) -> None:
 
 def _busy_stamper(env: Mapping[str, str], session_id: str) -> Callable[[], None]:
     """Write ``session_id``'s busy marker with the hook's own code (what its hooks would do)."""
-    from oxtail_fs.names import state_dir
+    from oxtail_fs.store.names import state_dir
     from oxtail_mcp.hooks.hook import stamp
 
     return lambda: stamp(state_dir(env), session_id, "busy", time.time_ns() // 1_000_000)
@@ -515,7 +515,7 @@ class World:
         return base_env(self.home, self.oxtail_home, self.tmux_tmpdir, extra)
 
     def store(self) -> Any:
-        from oxtail_fs.store import FsStore
+        from oxtail_fs.store.fs_store import FsStore
 
         return FsStore(self.oxtail_home)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from oxtail_core import Context, MemoryHost, Peer, RecordingWaker, Sent, SystemClock
 from oxtail_core.ids import canonical_session_id
-from oxtail_fs.store import FsStore
+from oxtail_fs.store.fs_store import FsStore
 
 HOOK = str(Path(sys.executable).with_name("oxtail-mcp"))
 ME = "5b0c2f1e-6a7d-4c1e-9f00-0123456789ab"

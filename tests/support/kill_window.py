@@ -136,7 +136,7 @@ def run_kills(
 
 def _server_pid(w: World, session_id: str) -> int:
     """The live server of ``session_id``, from the registry (a dead one's entry may linger)."""
-    from oxtail_fs.store import FsStore
+    from oxtail_fs.store.fs_store import FsStore
 
     store = FsStore(w.oxtail_home)
     pids = [e.server_pid for e in store.registry_entries() if e.session_id == session_id]

@@ -20,9 +20,9 @@ from oxtail_core.testing.stores import Made
 def fs_factory() -> StoreFactory | str:
     """A factory of fresh FsStores in temp dirs, or the reason there is none."""
     try:
-        from oxtail_fs.store import FsStore
+        from oxtail_fs.store.fs_store import FsStore
     except Exception as exc:  # noqa: BLE001 - any import problem means "not available yet"
-        return f"oxtail_fs.store not importable: {exc!r}"
+        return f"oxtail_fs.store.fs_store not importable: {exc!r}"
 
     def make() -> Made:
         home = Path(tempfile.mkdtemp(prefix="oxtail-race-"))
@@ -35,11 +35,11 @@ def fs_factory() -> StoreFactory | str:
         cleanup()
     except Exception as exc:  # noqa: BLE001
         return f"FsStore cannot be constructed: {exc!r}"
-    return Backend(make, id_modules=("oxtail_fs.inbox",))
+    return Backend(make, id_modules=("oxtail_fs.store.inbox",))
 
 
 def store_params() -> list[Any]:
-    """pytest params: MemoryStore always; FsStore when oxtail_fs.store works (else a skipped param)."""
+    """pytest params: MemoryStore always; FsStore when it works here (else a skipped param)."""
     return [
         factory_param("memory", memory_factory),
         factory_param("fs", fs_factory()),

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from oxtail_fs.tmux import Tmux
+from oxtail_fs.tmux.client import Tmux
 
 
 class PrivateTmux:

@@ -4,7 +4,7 @@ Both implementations may run on one state directory. They do not share a
 mailbox (the reference reads ``mailboxes/``, we read our inboxes), so a message
 from one to the other would be acknowledged and never read. Our stores
 therefore tell the reference's registry entries apart (a filesystem store by
-where and how they were written, see ``oxtail_fs.layout``) and hand them out as
+where and how they were written, see ``oxtail_fs.store.layout``) and hand them out as
 :class:`ForeignEntry`; target resolution refuses them with ``foreign-peer``,
 and nothing else of ours (reaping, inbox folding, sibling collapse) ever acts
 on them. They stay visible in listings and ``read_session``: the agent is real,

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from oxtail_fs.names import state_dir
+from oxtail_fs.store.names import state_dir
 
 
 def _override(env: Mapping[str, str], name: str) -> Path | None:

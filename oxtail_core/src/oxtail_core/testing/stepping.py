@@ -297,7 +297,7 @@ def deterministic_ids(modules: Iterable[str] = CORE_ID_MODULES) -> Callable[[], 
     (ids order inbox listings and in-flight files); returns the undo.
 
     ``modules`` name the modules whose ``new_id`` is replaced: the core ones are imported if
-    needed; any other (a store's own, e.g. ``oxtail_fs.inbox``) only if already imported.
+    needed; any other (a store's own, e.g. ``oxtail_fs.store.inbox``) only if already imported.
     """
     counter = itertools.count(0x1000)
     patched: list[tuple[Any, Any]] = []

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check that the state directory is usable first, so a bad one is one clear line, not a traceback."""
     from oxtail_core.errors import StoreError
-    from oxtail_fs.store import FsStore
+    from oxtail_fs.store.fs_store import FsStore
 
     home = state_home()
     try:

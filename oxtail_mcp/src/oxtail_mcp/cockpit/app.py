@@ -37,7 +37,7 @@ from textual.widgets import Footer
 
 from oxtail_core.errors import StoreError
 from oxtail_core.operator import NUDGE_BODY, Target
-from oxtail_fs.tmux import Tmux
+from oxtail_fs.tmux.client import Tmux
 from oxtail_mcp.cockpit import view
 from oxtail_mcp.cockpit.jump import jump
 from oxtail_mcp.cockpit.source import Frame, Source

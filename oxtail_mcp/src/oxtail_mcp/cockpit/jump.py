@@ -26,7 +26,7 @@ import re
 from oxtail_core import Context
 from oxtail_core.ids import is_pane_id
 from oxtail_core.operator import OperatorRefused, Target, resolve
-from oxtail_fs.tmux import Tmux
+from oxtail_fs.tmux.client import Tmux
 from oxtail_mcp.commands.terminal import inert
 
 CLIENT_NAME = re.compile(r"^/dev/[A-Za-z0-9/_.-]+\Z")

@@ -19,7 +19,7 @@ import attrs
 from oxtail_core import Context
 from oxtail_core.liveness import PaneActivity, PaneSampler
 from oxtail_core.model import RegistryEntry
-from oxtail_fs import layout, names
+from oxtail_fs.store import layout, names
 from oxtail_mcp.cockpit.comms import Comm, CommsLog
 from oxtail_mcp.commands.liveness import PanePass, pane_pass
 from oxtail_mcp.commands.status import Snapshot, snapshot

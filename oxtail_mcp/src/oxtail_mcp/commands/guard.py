@@ -51,14 +51,14 @@ from typing import TYPE_CHECKING
 import oxtail_core
 import oxtail_fs
 import oxtail_mcp
-from oxtail_fs import proctree
+from oxtail_fs.host import proctree
 from oxtail_mcp.commands.guardcheck import HOOKS, MODES, committer_among, full_check_argv, report
 from oxtail_mcp.commands.guardgit import GuardError, git, name_status, pushed_paths, staged_paths, toplevel
 from oxtail_mcp.home import state_home
 
 if TYPE_CHECKING:
     from oxtail_core.model import RegistryEntry
-    from oxtail_fs.store import FsStore
+    from oxtail_fs.store.fs_store import FsStore
 
 __all__ = ["HOOKS", "MODES", "GuardError", "check", "committer", "install", "name_status", "uninstall"]
 
@@ -228,8 +228,8 @@ def check(
     from oxtail_core.errors import StoreError
     from oxtail_core.reservations import blocking, grace_from_env
     from oxtail_core.reserving import standing_in
-    from oxtail_fs.project import LocalHost
-    from oxtail_fs.store import FsStore
+    from oxtail_fs.host.project import LocalHost
+    from oxtail_fs.store.fs_store import FsStore
 
     project = toplevel(cwd)
     try:

@@ -38,7 +38,7 @@ import sys
 import time
 
 from oxtail_core.naming import canonical_session_id
-from oxtail_fs.names import RESERVATIONS, state_dir
+from oxtail_fs.store.names import RESERVATIONS, state_dir
 from oxtail_mcp.commands.guardgit import GuardError, pushed_paths, staged_paths, toplevel
 from oxtail_mcp.commands.guardstate import (
     ancestry,

@@ -107,7 +107,7 @@ def toplevel(cwd: str | os.PathLike[str]) -> str:
         top = git(cwd, "rev-parse", "--show-toplevel").decode("utf-8", "surrogateescape").strip()
     except GuardError as exc:
         raise GuardError(f"not inside a git repository: {cwd}") from exc
-    try:  # same as oxtail_fs.project.realpath_or_self
+    try:  # same as oxtail_fs.host.project.realpath_or_self
         return os.path.realpath(top, strict=True) if top else top
     except (OSError, ValueError):
         return top

@@ -8,7 +8,7 @@ reads them back here):
 file                                      read as
 ========================================  ======================================================
 ``reservations/<hash32(project)>.json``   a JSON list of ``Reservation.to_json()`` objects
-                                          (:mod:`oxtail_fs.reservation_file`)
+                                          (:mod:`oxtail_fs.store.reservation_file`)
 ``registry/<pid>.json``                   a ``RegistryEntry``: ``server_pid`` (equal to the
                                           name), ``process_start``, ``client.session_id``
 ========================================  ======================================================
@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 
 from oxtail_core.naming import canonical_session_id
-from oxtail_fs.names import (
+from oxtail_fs.store.names import (
     REGISTRY,
     REGISTRY_MAX_BYTES,
     RESERVATIONS,
@@ -216,7 +216,7 @@ def standing_records(records: Iterable[Held], now_ms: int, live: frozenset[str],
 
 
 # Processes -------------------------------------------------------------------------------------
-# Linux reads of oxtail_fs.proctree, kept here because importing it costs the check ``typing`` and
+# Linux reads of oxtail_fs.host.proctree, kept here because importing it costs the check ``typing`` and
 # ``re`` (a third of its start-up); without /proc the check uses proctree itself (psutil).
 # tests/mcp/test_guardcheck.py checks each against proctree.
 MAX_HOPS = 64
@@ -253,12 +253,12 @@ def _boot_time() -> float | None:
 
 
 def is_alive(pid: int, process_start: float | None) -> bool:
-    """Same answer as :func:`oxtail_fs.proctree.is_alive`."""
+    """Same answer as :func:`oxtail_fs.host.proctree.is_alive`."""
     if isinstance(pid, bool) or pid <= 0:
         return False
     boot = _boot_time()
     if boot is None:
-        from oxtail_fs import proctree
+        from oxtail_fs.host import proctree
 
         return proctree.is_alive(pid, process_start)
     fields = _stat_fields(pid)
@@ -272,9 +272,9 @@ def is_alive(pid: int, process_start: float | None) -> bool:
 
 
 def ppid_of(pid: int) -> int | None:
-    """Same answer as :func:`oxtail_fs.proctree.ppid_of`."""
+    """Same answer as :func:`oxtail_fs.host.proctree.ppid_of`."""
     if _boot_time() is None:
-        from oxtail_fs import proctree
+        from oxtail_fs.host import proctree
 
         return proctree.ppid_of(pid)
     fields = _stat_fields(pid)
@@ -285,7 +285,7 @@ def ppid_of(pid: int) -> int | None:
 
 
 def ancestry(pid: int, parent_of: Callable[[int], int | None]) -> Iterator[int]:
-    """Same walk as :func:`oxtail_fs.proctree.ancestry`: ``pid``, then its ancestors, above 1."""
+    """Same walk as :func:`oxtail_fs.host.proctree.ancestry`: ``pid``, then its ancestors, above 1."""
     current: int | None = pid
     for _ in range(MAX_HOPS):
         if current is None or current <= 1:

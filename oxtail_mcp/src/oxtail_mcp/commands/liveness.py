@@ -57,8 +57,8 @@ def pane_pass(ctx: Context, entries: list[RegistryEntry]) -> Mapping[int, PaneAc
     """Read the panes of ``entries`` (verified like a wake target; see the core's ``capture_fleet``).
 
     tmux is imported here: a piped ``status`` reads no pane and need not load it."""
-    from oxtail_fs.tmux import Tmux
-    from oxtail_fs.waker import TmuxWaker
+    from oxtail_fs.tmux.client import Tmux
+    from oxtail_fs.tmux.waker import TmuxWaker
 
     return capture_fleet(entries, ctx.store.registry_entries, TmuxWaker(Tmux()), ctx.host, None)
 

@@ -37,10 +37,10 @@ from oxtail_core.operator import (
     throttle_from_env,
 )
 from oxtail_core.settings import Settings
-from oxtail_fs.project import LocalHost
-from oxtail_fs.store import FsStore
-from oxtail_fs.tmux import Tmux
-from oxtail_fs.waker import TmuxWaker
+from oxtail_fs.host.project import LocalHost
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.tmux.client import Tmux
+from oxtail_fs.tmux.waker import TmuxWaker
 from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
 

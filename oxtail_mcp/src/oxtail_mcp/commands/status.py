@@ -38,8 +38,8 @@ from oxtail_core.reservations import Reservation, grace_from_env, sweep
 from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox, working_dir
 from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
-from oxtail_fs.project import LocalHost, project_of
-from oxtail_fs.store import FsStore
+from oxtail_fs.host.project import LocalHost, project_of
+from oxtail_fs.store.fs_store import FsStore
 from oxtail_mcp.commands.liveness import Liveness, PanePass, liveness_of, pane_pass
 from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home

@@ -36,7 +36,7 @@ import os
 import sys
 
 from oxtail_core.naming import canonical_session_id, hash32
-from oxtail_fs.names import (
+from oxtail_fs.store.names import (
     ACTIVITY,
     INBOX_SUFFIX,
     INBOXES,
@@ -221,8 +221,8 @@ def deliver(
     from oxtail_core.errors import StoreError
     from oxtail_core.protocols import Holder, InboxId
     from oxtail_core.wire import dumps
-    from oxtail_fs import proctree
-    from oxtail_fs.store import FsStore
+    from oxtail_fs.host import proctree
+    from oxtail_fs.store.fs_store import FsStore
     from oxtail_mcp.hooks import render
 
     default = render.CODEX_MAX_BODY_CHARS if codex else render.DEFAULT_MAX_BODY_CHARS

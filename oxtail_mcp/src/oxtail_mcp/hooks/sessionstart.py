@@ -61,7 +61,7 @@ def client_process(ppid: int) -> tuple[int, float | None]:
     host interposed (the reference then never confirmed, S30): then the
     runner's parent.
     """
-    from oxtail_fs import proctree
+    from oxtail_fs.host import proctree
 
     pid = ppid
     argv = proctree.cmdline_of(pid) or ()

@@ -38,7 +38,7 @@ from pathlib import Path
 import attrs
 
 from oxtail_core.ids import canonical_session_id
-from oxtail_fs import proctree
+from oxtail_fs.host import proctree
 from oxtail_mcp.hooks.sessionstart import DROP_DIR, DROP_SCHEMA
 from oxtail_mcp.transcripts.files import is_transcript_session_id
 

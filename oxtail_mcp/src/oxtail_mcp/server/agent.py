@@ -24,12 +24,12 @@ from oxtail_core.convert import to_wire
 from oxtail_core.ids import same_session_id
 from oxtail_core.protocols import Store
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
-from oxtail_fs import proctree
-from oxtail_fs.binding import own_binding
-from oxtail_fs.project import LocalHost
-from oxtail_fs.store import FsStore
-from oxtail_fs.tmux import Tmux
-from oxtail_fs.waker import TmuxWaker
+from oxtail_fs.host import proctree
+from oxtail_fs.host.project import LocalHost
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_fs.tmux.binding import own_binding
+from oxtail_fs.tmux.client import Tmux
+from oxtail_fs.tmux.waker import TmuxWaker
 from oxtail_mcp.home import state_home, user_home
 from oxtail_mcp.identity import session as detection
 from oxtail_mcp.identity import sticky

@@ -30,7 +30,7 @@ from oxtail_core import reservations, reserving
 from oxtail_core.effects import call_async
 from oxtail_core.errors import ErrorCode
 from oxtail_core.wildmatch import PatternError, compile_pattern
-from oxtail_fs.project import is_within, project_of, realpath_or_self
+from oxtail_fs.host.project import is_within, project_of, realpath_or_self
 from oxtail_mcp.server.schemas import InvalidArguments
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from oxtail_core.effects import call_async
 from oxtail_core.model import SCHEMA_VERSION
 from oxtail_core.results import Asked, Handoff
 from oxtail_core.routing import live_entries
-from oxtail_fs.discovery import project_sessions, verified
-from oxtail_fs.project import find_project_root, in_scope, realpath_or_self
+from oxtail_fs.host.project import find_project_root, in_scope, realpath_or_self
+from oxtail_fs.tmux.discovery import project_sessions, verified
 from oxtail_mcp.server import ours
 from oxtail_mcp.server.agent import Agent
 from oxtail_mcp.server.responses import render, session_held

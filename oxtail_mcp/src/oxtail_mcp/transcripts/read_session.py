@@ -53,7 +53,7 @@ class PaneCaptureError(Exception):
 
 
 class TmuxRunner(Protocol):
-    """The slice of :class:`oxtail_fs.tmux.Tmux` this module drives."""
+    """The slice of :class:`oxtail_fs.tmux.client.Tmux` this module drives."""
 
     def run(self, *args: str) -> Any: ...
 

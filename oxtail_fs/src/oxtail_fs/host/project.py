@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from oxtail_fs import proctree
+from oxtail_fs.host import proctree
 
 
 def realpath_or_self(path: str) -> str:

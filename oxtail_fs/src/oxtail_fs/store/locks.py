@@ -34,8 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from oxtail_core.errors import StoreBusy, StoreError
-from oxtail_fs.atomic import require_regular, write_all
-from oxtail_fs.layout import FILE_MODE
+from oxtail_fs.store.atomic import require_regular, write_all
+from oxtail_fs.store.layout import FILE_MODE
 
 _STATE = struct.Struct("<qq")
 _NO_APPEND = -1

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from oxtail_core.ids import is_pane_id
 from oxtail_core.model import RegistryEntry
-from oxtail_fs import proctree
-from oxtail_fs.tmux import Tmux
+from oxtail_fs.host import proctree
+from oxtail_fs.tmux.client import Tmux
 
 
 class TmuxWaker:

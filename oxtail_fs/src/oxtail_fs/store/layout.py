@@ -24,7 +24,7 @@ from oxtail_core.errors import StoreError
 from oxtail_core.ids import HEX16, hash32, pair_key
 from oxtail_core.model import ClaimRecord
 from oxtail_core.protocols import InboxId
-from oxtail_fs.names import (
+from oxtail_fs.store.names import (
     ACTIVITY,
     INBOX_SUFFIX,
     INBOXES,

@@ -56,8 +56,8 @@ from oxtail_core.model import (
 from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
 from oxtail_core.reservations import Reservation
 from oxtail_core.wire import WireError, dumps, loads, utf8
-from oxtail_fs import ledger, reservation_file
-from oxtail_fs.atomic import (
+from oxtail_fs.store import ledger, reservation_file
+from oxtail_fs.store.atomic import (
     publish_new,
     read_all,
     read_bounded,
@@ -68,8 +68,8 @@ from oxtail_fs.atomic import (
     write_atomic,
     write_new,
 )
-from oxtail_fs.inbox import CrashHook, InboxFiles
-from oxtail_fs.layout import (
+from oxtail_fs.store.inbox import CrashHook, InboxFiles
+from oxtail_fs.store.layout import (
     AUTOWAKE,
     CLAIMS,
     OUTBOX,
@@ -87,8 +87,8 @@ from oxtail_fs.layout import (
     is_registry_pid,
     lock_path,
 )
-from oxtail_fs.locks import HeldLock, append_guarded, hold
-from oxtail_fs.names import (
+from oxtail_fs.store.locks import HeldLock, append_guarded, hold
+from oxtail_fs.store.names import (
     REGISTRY,
     REGISTRY_MAX_BYTES,
     RESERVATIONS,
@@ -96,7 +96,7 @@ from oxtail_fs.names import (
     SESSIONS,
     reservations_name,
 )
-from oxtail_fs.sweep import Sweeper
+from oxtail_fs.store.sweep import Sweeper
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -705,7 +705,7 @@ class FsStore:
                         removed += unlink_missing_ok(directory / entry)
         return removed
 
-    # Sweep (selfheal §4; the rules are in oxtail_fs.sweep) ---------------------------------------
+    # Sweep (selfheal §4; the rules are in oxtail_fs.store.sweep) ---------------------------------------
     @_store_op
     def sweep(self, now_ms: int) -> SweepReport:
         sweeper = Sweeper(self._layout, self._referenced_stems, self._try_ledger_repair, self._interval)

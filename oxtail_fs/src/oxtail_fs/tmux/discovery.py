@@ -15,9 +15,9 @@ from typing import Any
 import attrs
 
 from oxtail_core.model import RegistryEntry
-from oxtail_fs import proctree
-from oxtail_fs.project import in_scope
-from oxtail_fs.tmux import Tmux, TmuxSession
+from oxtail_fs.host import proctree
+from oxtail_fs.host.project import in_scope
+from oxtail_fs.tmux.client import Tmux, TmuxSession
 
 Row = dict[str, Any]
 

@@ -43,12 +43,12 @@ from pathlib import Path
 
 from oxtail_core.errors import StoreBusy
 from oxtail_core.protocols import SweepReport
-from oxtail_fs import journal
-from oxtail_fs.atomic import unlink_missing_ok
-from oxtail_fs.inbox import head_path
-from oxtail_fs.layout import RECEIVED, TOP_DIRS, Layout, lock_path
-from oxtail_fs.locks import hold
-from oxtail_fs.names import INBOXES, INFLIGHT, JOURNAL
+from oxtail_fs.store import journal
+from oxtail_fs.store.atomic import unlink_missing_ok
+from oxtail_fs.store.inbox import head_path
+from oxtail_fs.store.layout import RECEIVED, TOP_DIRS, Layout, lock_path
+from oxtail_fs.store.locks import hold
+from oxtail_fs.store.names import INBOXES, INFLIGHT, JOURNAL
 
 TEMP_MIN_AGE_MS = 10 * 60_000
 """A write takes milliseconds; ten minutes also covers a writer in another pid namespace (seen as dead)."""

@@ -3,7 +3,7 @@
 The PreToolUse hook runs before every tool call and reads the agent's activity
 marker, inbox, in-flight batches and journals without importing the store
 (its records, locks and ``pathlib``). It finds them by the rules below, which
-:class:`~oxtail_fs.layout.Layout` builds its paths from too, so the two can
+:class:`~oxtail_fs.store.layout.Layout` builds its paths from too, so the two can
 never drift apart.
 
 | what | where, under the state directory |

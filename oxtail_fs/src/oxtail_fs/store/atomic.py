@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oxtail_core.errors import StoreError
-from oxtail_fs.layout import FILE_MODE
+from oxtail_fs.store.layout import FILE_MODE
 
 STATE_FILE_MAX_BYTES = 64 << 20
 """The most any inbox, ledger or journal read takes in (an inbox is capped at append far below)."""

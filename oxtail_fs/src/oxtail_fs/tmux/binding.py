@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from oxtail_core.ids import is_pane_id
-from oxtail_fs import proctree
-from oxtail_fs.tmux import Tmux
+from oxtail_fs.host import proctree
+from oxtail_fs.tmux.client import Tmux
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ Invariants (see docs/protocol.md):
 * every inbox file is only changed by the holder of its sidecar lock;
 * an append is all or none (a crashed append is truncated back by the next holder);
 * a take, restore, recover or merge is all or none (an intent journal, see
-  :mod:`oxtail_fs.journal`), so a message is never both in the inbox and in
+  :mod:`oxtail_fs.store.journal`), so a message is never both in the inbox and in
   flight, never in two inboxes after a merge, and never lost;
 * a line that is not a message (torn, corrupt, not UTF-8, over ``LINE_MAX_BYTES``)
   is never served and never silently destroyed: the take that reaches it moves
@@ -52,8 +52,8 @@ from oxtail_core.limits import INBOX_MAX_BYTES, LINE_MAX_BYTES
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Batch, Holder, InboxId, Offered, Selector, window_of
 from oxtail_core.wire import dumps
-from oxtail_fs import journal
-from oxtail_fs.atomic import (
+from oxtail_fs.store import journal
+from oxtail_fs.store.atomic import (
     STATE_FILE_MAX_BYTES,
     Piece,
     copy_range,
@@ -66,12 +66,12 @@ from oxtail_fs.atomic import (
     write_atomic,
     write_atomic_pieces,
 )
-from oxtail_fs.layout import FILE_MODE, Layout, inbox_stem, is_batch_id, lock_path
-from oxtail_fs.locks import HeldLock, append_guarded, hold, read_seq
-from oxtail_fs.names import INBOXES, JOURNAL
+from oxtail_fs.store.layout import FILE_MODE, Layout, inbox_stem, is_batch_id, lock_path
+from oxtail_fs.store.locks import HeldLock, append_guarded, hold, read_seq
+from oxtail_fs.store.names import INBOXES, JOURNAL
 
 if TYPE_CHECKING:
-    from oxtail_fs.inotify import DirWatch
+    from oxtail_fs.store.inotify import DirWatch
 
 CrashHook = Callable[[str], None]
 Entry = tuple[bytes, Envelope]
@@ -842,7 +842,7 @@ class InboxFiles:
 
         Imported here: ctypes costs a process that never waits (a hook) about 5 ms.
         """
-        from oxtail_fs.inotify import DirWatch
+        from oxtail_fs.store.inotify import DirWatch
 
         watch: DirWatch | None = getattr(self._watches, "watch", None)
         if watch is None or watch.pid != os.getpid() or watch.fd is None:
