@@ -254,7 +254,17 @@ class Heartbeat:
                 self._kept[ident] = None
 
     def beat(self) -> None:
+        """Refresh every kept lease (a lost one: recreate, trace, republish), then the janitor.
+
+        A kept lease of this host whose process the local tree says is dead is let go instead:
+        a store may publish for processes other than its own (an orchestrator, a test)."""
+        check = self._leases.local_alive
         with self._lock:
+            if check is not None:
+                ours = [i for i in self._kept if i[0] == self._leases.host_id]
+                for host, pid, start in ours:
+                    if not check(pid, start):
+                        del self._kept[(host, pid, start)]
             kept = list(self._kept.items())
         for (host, pid, start), entry in kept:
             if self._leases.refresh(host, pid, start):
