@@ -20,6 +20,7 @@ from oxtail_core.routing import (
     is_holder_alive,
     process_inbox,
     resolve_target,
+    working_dir,
 )
 from oxtail_core.wire import dumps
 
@@ -138,3 +139,11 @@ def test_a_send_to_a_remote_peer_of_another_project_is_cross_project() -> None:
     assert resolve_target(ctx, me, peer.client.session_id or "") == Unresolved(CROSS_PROJECT)
     ctx.store.registry_put(attrs.evolve(peer, project_id="p1"))
     assert resolve_target(ctx, me, peer.client.session_id or "") == attrs.evolve(peer, project_id="p1")
+
+
+def test_a_remote_peers_working_dir_is_never_looked_up_in_the_local_process_table() -> None:
+    host = MemoryHost()
+    host.cwds[20] = "/local/pid/20"
+    ctx = _ctx(host)
+    assert working_dir(ctx, _peer(None, None)) == "/local/pid/20"
+    assert working_dir(ctx, _peer("box-2", None)) == "/elsewhere"

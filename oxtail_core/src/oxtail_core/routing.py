@@ -274,7 +274,10 @@ def in_project(ctx: Context, me: RegistryEntry, peer: RegistryEntry) -> bool:
 
 def working_dir(ctx: Context, entry: RegistryEntry) -> str:
     """Where a live peer really works (the Host's word), its self-reported ``cwd`` only when the Host
-    cannot tell: a forged entry does not bring a peer into our project (issue 15 item 11)."""
+    cannot tell: a forged entry does not bring a peer into our project (issue 15 item 11). The Host
+    sees this machine only: a peer on another host is never looked up by its pid here."""
+    if entry.host_id is not None and entry.host_id != ctx.host.host_id:
+        return entry.client.cwd
     return ctx.host.working_dir(entry.server_pid) or entry.client.cwd
 
 
