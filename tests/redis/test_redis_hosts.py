@@ -9,21 +9,26 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 
-from oxtail_core.clock import FakeClock
+from oxtail_core.clock import FakeClock, SystemClock
 from oxtail_core.context import Context
 from oxtail_core.errors import StoreError
 from oxtail_core.memory import MemoryHost, RecordingWaker
 from oxtail_core.messaging import holder_of, read_messages
 from oxtail_core.model import ClientInfo, RegistryEntry
+from oxtail_core.peer import Peer
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.routing import is_holder_alive, live_entries, process_inbox, session_inbox
 from oxtail_core.testing.contract import ids, mint
-from oxtail_core.trace import ListTracer
+from oxtail_core.trace import ListTracer, NullTracer
+from oxtail_fs.host.project import LocalHost
+from oxtail_fs.store.fs_store import FsStore
+from oxtail_mcp.server.agent import _machine
 from oxtail_redis.clock import RedisClock, measure_offset_ms
 from oxtail_redis.host import ClusterHost, host_id
 from oxtail_redis.lease import parse_member
@@ -404,3 +409,37 @@ def test_the_redis_clock_agrees_with_this_machines_clock_on_loopback(
     clock = a.store.cluster_clock()
     assert abs(clock.now_ms() - time.time() * 1000) < 250
     assert abs(clock.offset_ms) < 250
+
+
+# How a server wires it ------------------------------------------------------------------------------
+
+
+def test_a_server_on_a_redis_store_judges_by_leases_and_keeps_redis_time(
+    redis_url: str, team: str, tmp_path: Path
+) -> None:
+
+    store = RedisStore(redis_url, team, host_id="host-a", heartbeat_s=None)
+    try:
+        host, clock = _machine(store, NullTracer())
+        assert isinstance(host, ClusterHost) and host.host_id == "host-a"
+        assert isinstance(clock, RedisClock)
+        assert store.leases.local_alive is not None  # the heartbeat is this host's janitor now
+    finally:
+        store.close()
+    local, system = _machine(FsStore(tmp_path), NullTracer())
+    assert isinstance(local, LocalHost) and local.host_id is None
+    assert type(system) is SystemClock
+
+
+def test_a_peer_joining_through_a_cluster_host_publishes_its_host_and_project(
+    machines: Callable[..., Machine],
+) -> None:
+
+    a = machines("host-a")
+    peer = Peer.join(a.ctx, 4321, session_id=SESSION, host_name="laptop", project_id="p" * 32)
+    assert (peer.me.host_id, peer.me.host_name, peer.me.project_id) == ("host-a", "laptop", "p" * 32)
+    assert peer.me in a.store.registry_entries()
+    assert lease_exists(a, "host-a", 4321, None)
+    one_machine = Context(a.store, RecordingWaker(), FakeClock(1_000_000), MemoryHost())
+    plain = Peer.join(one_machine, 4322, session_id=None, host_name="laptop", project_id="p" * 32)
+    assert (plain.me.host_id, plain.me.host_name, plain.me.project_id) == (None, None, None)
