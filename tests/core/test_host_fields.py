@@ -6,20 +6,24 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from oxtail_core.claims import SessionHeld, check_claim, holder_elsewhere
 from oxtail_core.clock import FakeClock
 from oxtail_core.context import Context
 from oxtail_core.convert import ShapeError, from_wire, to_wire
 from oxtail_core.memory import MemoryHost, MemoryStore, RecordingWaker
 from oxtail_core.messaging import holder_of
-from oxtail_core.model import ClientInfo, RegistryEntry, same_incarnation
+from oxtail_core.model import ClientInfo, Envelope, RegistryEntry, same_incarnation
+from oxtail_core.peer import Peer
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.routing import (
     CROSS_PROJECT,
     Unresolved,
     in_project,
     is_holder_alive,
+    live_entries,
     process_inbox,
     resolve_target,
+    session_inbox,
     working_dir,
 )
 from oxtail_core.wire import dumps
@@ -147,3 +151,70 @@ def test_a_remote_peers_working_dir_is_never_looked_up_in_the_local_process_tabl
     ctx = _ctx(host)
     assert working_dir(ctx, _peer(None, None)) == "/local/pid/20"
     assert working_dir(ctx, _peer("box-2", None)) == "/elsewhere"
+
+
+class BoxOne(MemoryHost):
+    """The Host of machine ``box-1``: its own pids by ``dead``; another host's by ``dead_remote``."""
+
+    host_id = "box-1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dead_remote: set[tuple[str, int]] = set()
+        self.parents: dict[int, int] = {}
+
+    def is_alive(self, pid: int, process_start: float | None, host: str | None = None) -> bool:
+        if host is None or host == self.host_id:
+            return pid not in self.dead
+        return (host, pid) not in self.dead_remote
+
+
+def _server(host_id: str | None, pid: int, sid: str | None, pane: str | None = None) -> RegistryEntry:
+    client = ClientInfo(type="claude-code", session_id=sid, cwd="/w")
+    return RegistryEntry(
+        server_pid=pid, started_at=1, client=client, host_id=host_id, project_id="p", tmux_pane=pane
+    )
+
+
+SID_A = "aaaaaaaa-0000-0000-0000-00000000000a"
+SID_B = "bbbbbbbb-0000-0000-0000-00000000000b"
+
+
+def test_a_peer_on_another_host_with_our_pid_is_a_peer_not_ourselves() -> None:
+    ctx = _ctx(BoxOne())
+    me, twin = _server("box-1", 77, SID_A), _server("box-2", 77, SID_B)
+    ctx.store.registry_put(me)
+    ctx.store.registry_put(twin)
+    assert {(e.host_id, e.server_pid) for e in ctx.store.registry_entries()} == {("box-1", 77), ("box-2", 77)}
+    assert resolve_target(ctx, me, SID_B) == twin
+    assert Peer(ctx, me).peers() == [twin]
+
+
+def test_a_dead_unclaimed_server_is_folded_only_into_an_agent_in_its_pane_on_its_own_host() -> None:
+    host = BoxOne()
+    ctx = _ctx(host)
+    here = _server("box-1", 10, SID_A, pane="%3")
+    gone = _server("box-2", 20, None, pane="%3")  # pane ids repeat across machines
+    for e in (here, gone):
+        ctx.store.registry_put(e)
+    ctx.store.append(process_inbox(gone), [Envelope(id="0" * 15 + "1", body="for the box-2 pane")])
+    host.dead_remote.add(("box-2", 20))
+    assert live_entries(ctx) == [here]
+    assert ctx.store.depth(session_inbox(SID_A)) == 0  # not box-1's agent's mail
+    assert ctx.store.depth(process_inbox(gone)) == 1 and gone in ctx.store.registry_entries()
+
+
+def test_a_holder_on_another_host_is_never_taken_for_our_sibling_by_its_client_pid() -> None:
+    host = BoxOne()
+    ctx = _ctx(host)
+    host.parents[10] = 500
+    me = attrs.evolve(_server("box-1", 10, None), client_pid=500)
+    holder = attrs.evolve(_server("box-2", 11, SID_B), client_pid=500)  # the same client pid, elsewhere
+    ctx.store.registry_put(holder)
+    assert holder_elsewhere(ctx, me, SID_B) == holder
+    with pytest.raises(SessionHeld):
+        check_claim(ctx, me, SID_B, proven=False)
+    local_sibling = attrs.evolve(holder, host_id="box-1")
+    ctx.store.registry_put(local_sibling)
+    ctx.store.registry_remove_if_drained(holder, process_inbox(holder))
+    assert holder_elsewhere(ctx, me, SID_B) is None  # on one machine the same client is a sibling

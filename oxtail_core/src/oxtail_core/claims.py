@@ -32,7 +32,7 @@ import attrs
 from oxtail_core.context import Context
 from oxtail_core.errors import ErrorCode, OxtailError
 from oxtail_core.ids import same_session_id
-from oxtail_core.model import RegistryEntry
+from oxtail_core.model import RegistryEntry, on_host, same_server
 
 Client = tuple[int, float | None]
 
@@ -79,8 +79,9 @@ def _clip(text: str, limit: int = 64) -> str:
 
 
 def client_of(ctx: Context, entry: RegistryEntry) -> Client | None:
-    """The client process of ``entry``'s server: the Host's parent of it, else the entry's own word."""
-    parent = ctx.host.parent_of(entry.server_pid)
+    """The client process of ``entry``'s server: the Host's parent of it, else the entry's own word
+    (the only word there is for a server on another host)."""
+    parent = ctx.host.parent_of(entry.server_pid) if on_host(entry, ctx.host.host_id) else None
     if parent is not None:
         return parent
     return None if entry.client_pid is None else (entry.client_pid, entry.client_start)
@@ -93,10 +94,12 @@ def _same_client(a: Client, b: Client) -> bool:
 
 
 def _orphaned(ctx: Context, entry: RegistryEntry) -> bool:
-    """The client the holder recorded at join is gone: the holder only lingers (e.g. before its EOF)."""
-    return entry.client_pid is not None and not ctx.host.is_alive(
-        entry.client_pid, entry.client_start, entry.host_id
-    )
+    """The client the holder recorded at join is gone: the holder only lingers (e.g. before its EOF).
+
+    Only this machine's process table can tell; a server on another host is judged by its lease."""
+    if entry.client_pid is None or not on_host(entry, ctx.host.host_id):
+        return False
+    return not ctx.host.is_alive(entry.client_pid, entry.client_start)
 
 
 def holder_elsewhere(ctx: Context, me: RegistryEntry, session_id: str) -> RegistryEntry | None:
@@ -105,12 +108,14 @@ def holder_elsewhere(ctx: Context, me: RegistryEntry, session_id: str) -> Regist
     if mine is None:
         return None
     for entry in ctx.store.registry_entries():  # every server, not one per agent: siblings and impostors
-        if entry.server_pid == me.server_pid or not same_session_id(entry.session_id, session_id):
+        if same_server(entry, me) or not same_session_id(entry.session_id, session_id):
             continue
         if not ctx.host.is_alive(entry.server_pid, entry.process_start, entry.host_id):
             continue
         theirs = client_of(ctx, entry)
-        if theirs is None or _same_client(mine, theirs) or _orphaned(ctx, entry):
+        if theirs is None or _orphaned(ctx, entry):
+            continue
+        if on_host(entry, me.host_id) and _same_client(mine, theirs):  # a sibling (one machine's pids)
             continue
         return entry
     return None

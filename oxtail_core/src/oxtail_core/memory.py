@@ -68,7 +68,8 @@ class MemoryStore:
         self._self_wake: dict[str, int] = {}
         self._waiter_claims: dict[str, int] = {}
         self._activity: dict[str, ActivityMarker] = {}
-        self._registry: dict[int, RegistryEntry] = {}
+        self._registry: dict[tuple[str | None, int], RegistryEntry] = {}
+        """By host and pid (two machines may run one pid); this store's own host is None."""
         self._claims: dict[str, ClaimRecord] = {}
         self._reservations: dict[str, tuple[Reservation, ...]] = {}
 
@@ -107,7 +108,7 @@ class MemoryStore:
             return True
 
     def _registered(self, entry: RegistryEntry) -> bool:
-        current = self._registry.get(entry.server_pid)
+        current = self._registry.get((entry.host_id, entry.server_pid))
         return current is not None and same_incarnation(current, entry)
 
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
@@ -453,11 +454,12 @@ class MemoryStore:
     # Registry ---------------------------------------------------------------------------
     def registry_put(self, entry: RegistryEntry) -> None:
         with self._lock:
-            self._registry[entry.server_pid] = entry
+            self._registry[(entry.host_id, entry.server_pid)] = entry
 
     def registry_remove(self, pid: int) -> None:
+        """That pid on this store's host (an entry without a host id)."""
         with self._lock:
-            self._registry.pop(pid, None)
+            self._registry.pop((None, pid), None)
 
     def registry_remove_if_drained(self, entry: RegistryEntry, inbox: InboxId) -> bool:
         with self._lock:
@@ -465,7 +467,7 @@ class MemoryStore:
                 return False
             if not self._registered(entry):
                 return False
-            del self._registry[entry.server_pid]
+            del self._registry[(entry.host_id, entry.server_pid)]
             return True
 
     def registry_entries(self) -> list[RegistryEntry]:

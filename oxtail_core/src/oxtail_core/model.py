@@ -212,6 +212,18 @@ def same_incarnation(a: RegistryEntry, b: RegistryEntry) -> bool:
     )
 
 
+def same_server(a: RegistryEntry, b: RegistryEntry) -> bool:
+    """Whether two entries name one server process slot: the same pid on the same host (two
+    machines may both run pid 7)."""
+    return (a.host_id, a.server_pid) == (b.host_id, b.server_pid)
+
+
+def on_host(entry: RegistryEntry, host_id: str | None) -> bool:
+    """Whether ``entry``'s process runs on the machine ``host_id`` names (an entry without a host
+    id runs on every reader's machine: one-machine stores)."""
+    return entry.host_id is None or entry.host_id == host_id
+
+
 @attrs.frozen
 class PendingAsk:
     """A durable note that ``requester`` is still owed a reply to ``request_id`` by ``peer``.

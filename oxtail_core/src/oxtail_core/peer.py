@@ -29,7 +29,15 @@ from oxtail_core.context import Context
 from oxtail_core.effects import Flow, call_async, finish_async, run, run_async
 from oxtail_core.ids import same_session_id
 from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
-from oxtail_core.model import ClientInfo, ClientType, ObligationState, RegistryEntry, StateCard, WakeMode
+from oxtail_core.model import (
+    ClientInfo,
+    ClientType,
+    ObligationState,
+    RegistryEntry,
+    StateCard,
+    WakeMode,
+    same_server,
+)
 from oxtail_core.protocols import Batch
 from oxtail_core.results import (
     Asked,
@@ -186,7 +194,7 @@ class _PeerCore:
 
     def peers(self) -> list[RegistryEntry]:
         """Every other live agent, one entry each."""
-        return [e for e in live_entries(self.ctx) if e.server_pid != self.me.server_pid]
+        return [e for e in live_entries(self.ctx) if not same_server(e, self.me)]
 
     def leave(self) -> None:
         """Unregister without stranding mail."""

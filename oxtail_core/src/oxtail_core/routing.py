@@ -31,7 +31,7 @@ from oxtail_core.context import Context
 from oxtail_core.errors import ErrorCode, StoreError
 from oxtail_core.foreign import foreign_refusal_message, is_foreign
 from oxtail_core.ids import canonical_session_id, is_uuid_shaped, same_session_id
-from oxtail_core.model import RegistryEntry, StateCard
+from oxtail_core.model import RegistryEntry, StateCard, on_host, same_server
 from oxtail_core.protocols import Holder, InboxId
 
 TARGET_NOT_FOUND = ErrorCode.TARGET_NOT_FOUND.value
@@ -114,12 +114,14 @@ def _without_stale_foreign(live: Sequence[RegistryEntry]) -> list[RegistryEntry]
 
 
 def _heir(entry: RegistryEntry, live: Sequence[RegistryEntry]) -> InboxId | None:
-    """Where a dead server's mail belongs: its agent's inbox, else that of the agent now in its pane."""
+    """Where a dead server's mail belongs: its agent's inbox, else that of the agent now in its pane
+    (a pane of the same host: pane ids repeat across machines)."""
     if entry.session_id:
         return session_inbox(entry.session_id)
     if entry.tmux_pane:
         for other in live:
-            if other.session_id and other.tmux_pane == entry.tmux_pane and not is_foreign(other):
+            same_pane = other.tmux_pane == entry.tmux_pane and other.host_id == entry.host_id
+            if other.session_id and same_pane and not is_foreign(other):
                 return session_inbox(other.session_id)
     return None
 
@@ -276,14 +278,14 @@ def working_dir(ctx: Context, entry: RegistryEntry) -> str:
     """Where a live peer really works (the Host's word), its self-reported ``cwd`` only when the Host
     cannot tell: a forged entry does not bring a peer into our project (issue 15 item 11). The Host
     sees this machine only: a peer on another host is never looked up by its pid here."""
-    if entry.host_id is not None and entry.host_id != ctx.host.host_id:
+    if not on_host(entry, ctx.host.host_id):
         return entry.client.cwd
     return ctx.host.working_dir(entry.server_pid) or entry.client.cwd
 
 
 def _is_self(me: RegistryEntry, entry: RegistryEntry) -> bool:
     """The caller's own entry, or (once claimed) any server of its agent (a sibling in another scope)."""
-    return entry.server_pid == me.server_pid or same_session_id(entry.session_id, me.session_id)
+    return same_server(entry, me) or same_session_id(entry.session_id, me.session_id)
 
 
 def publish(ctx: Context, me: RegistryEntry) -> None:
