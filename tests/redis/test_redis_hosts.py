@@ -6,6 +6,9 @@ each one's local process tree is a MemoryHost (pids are names, dead once killed)
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -443,3 +446,95 @@ def test_a_peer_joining_through_a_cluster_host_publishes_its_host_and_project(
     one_machine = Context(a.store, RecordingWaker(), FakeClock(1_000_000), MemoryHost())
     plain = Peer.join(one_machine, 4322, session_id=None, host_name="laptop", project_id="p" * 32)
     assert (plain.me.host_id, plain.me.host_name, plain.me.project_id) == (None, None, None)
+
+
+# Real processes ---------------------------------------------------------------------------------
+
+CHILD = r"""
+import os, sys, time
+from oxtail_core.messaging import holder_of
+from oxtail_core.model import ClientInfo, RegistryEntry
+from oxtail_core.protocols import Holder
+from oxtail_core.routing import session_inbox
+from oxtail_fs.host import proctree
+from oxtail_redis.store import RedisStore
+
+url, team, mode = sys.argv[1:4]
+store = RedisStore(url, team, prefix="oxt", host_id="host-b", lease_ttl_ms=500, heartbeat_s=0.05,
+                   holder_ttl_ms=600_000)
+pid, start = os.getpid(), proctree.process_start(os.getpid())
+if mode == "server":
+    me = RegistryEntry(server_pid=pid, started_at=int(time.time()), client=ClientInfo(type="codex"),
+                       process_start=start, host_id="host-b")
+    store.registry_put(me)
+    holder = holder_of(me)
+else:
+    holder = Holder(pid, start, "host-b")
+batch = store.take(session_inbox(sys.argv[4]), lambda es: range(len(es)), holder)
+print("taken", len(batch.envelopes) if batch else 0, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def child(redis_url: str, team: str) -> Iterator[Callable[[str], subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def spawn(mode: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, redis_url, team, mode, SESSION],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().split() == ["taken", "2"]
+        return proc
+
+    yield spawn
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_killed_hook_process_on_another_host_is_recovered_once_its_hosts_janitor_sees_it_dead(
+    machines: Callable[..., Machine], child: Callable[[str], subprocess.Popen[str]]
+) -> None:
+    a = machines("host-a")
+    b_store = machines("host-b").store
+    b_host = b_store.cluster_host(LocalHost())  # host-b's janitor reads the real process table
+    a.store.append(INBOX, [mint(1), mint(2)])
+    hook = child("hook")
+    assert a.store.recover(INBOX, is_holder_alive(a.ctx)) == 0
+    assert b_store.leases.janitor() == 0  # it runs: the real start time matches the lease's
+    hook.send_signal(signal.SIGKILL)
+    hook.wait(timeout=10)
+    assert b_host.is_alive(hook.pid, None) is False
+    assert a.store.recover(INBOX, is_holder_alive(a.ctx)) == 0  # its 600 s lease still stands
+    assert b_store.leases.janitor() == 1
+    assert a.store.recover(INBOX, is_holder_alive(a.ctx)) == 2
+
+
+def test_a_stalled_server_on_another_host_loses_its_batch_then_republishes_when_it_resumes(
+    machines: Callable[..., Machine], child: Callable[[str], subprocess.Popen[str]]
+) -> None:
+    """§5.5: a stall past the lease is a duplicate, never a loss; the entry comes back by itself."""
+    a = machines("host-a")
+    a.store.append(INBOX, [mint(1), mint(2)])
+    server_b = child("server")
+    mine = [e for e in a.store.registry_entries() if e.server_pid == server_b.pid]
+    assert len(mine) == 1 and mine[0].host_id == "host-b"
+    time.sleep(1.2)  # over two lease TTLs: only its heartbeat thread keeps it
+    assert a.store.recover(INBOX, is_holder_alive(a.ctx)) == 0
+    assert mine[0] in live_entries(a.ctx)
+
+    server_b.send_signal(signal.SIGSTOP)
+    try:
+        assert eventually(lambda: a.store.recover(INBOX, is_holder_alive(a.ctx)) == 2)
+        assert live_entries(a.ctx) == [] and mine[0] not in a.store.registry_entries()
+    finally:
+        server_b.send_signal(signal.SIGCONT)
+    assert eventually(lambda: mine[0] in a.store.registry_entries())  # its heartbeat republished
+    assert mine[0] in live_entries(a.ctx)
+    assert a.store.depth(INBOX) == 2  # the batch is back for any reader: delivered again, not lost
