@@ -115,7 +115,7 @@ def holder_elsewhere(ctx: Context, me: RegistryEntry, session_id: str) -> Regist
         theirs = client_of(ctx, entry)
         if theirs is None or _orphaned(ctx, entry):
             continue
-        if on_host(entry, me.host_id) and _same_client(mine, theirs):  # a sibling (one machine's pids)
+        if on_host(entry, ctx.host.host_id) and _same_client(mine, theirs):  # a sibling: our machine's pids
             continue
         return entry
     return None

@@ -205,6 +205,7 @@ class Agent:
             client=attrs.evolve(detected, session_id=None),
             client_pid=None if parent is None else parent[0],
             client_start=None if parent is None else parent[1],
+            host_id=host.host_id,
         )
         client = _admitted(ctx, probe, client, proven or env_names(env, client.session_id or ""), tracer)
         peer = AsyncPeer.join(
