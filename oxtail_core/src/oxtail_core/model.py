@@ -137,7 +137,7 @@ def _optional_capabilities(instance: Any, attribute: Any, value: Any) -> None:
 
 
 HOST_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
-"""What a host id looks like (computed or ``OXTAIL_HOST_ID``): safe inside a store's key names."""
+"""What a host id looks like (computed, or the override a shared store accepts): safe inside key names."""
 
 
 def _optional_host_id(instance: Any, attribute: Any, value: Any) -> None:
