@@ -236,11 +236,12 @@ class Heartbeat:
         with self._lock:
             return (host, pid, process_start) in self._kept
 
-    def unpublish(self, host: str | None, pid: int) -> None:
-        """The entry of ``pid`` was removed: keep its lease (the process lives), republish nothing."""
+    def unpublish(self, host: str, pid: int) -> None:
+        """The entry of ``pid`` on ``host`` was removed: keep its lease (the process lives), republish
+        nothing."""
         with self._lock:
             for ident in self._kept:
-                if ident[1] == pid and (host is None or ident[0] == host):
+                if ident[:2] == (host, pid):
                     self._kept[ident] = None
 
     def unpublish_incarnation(self, entry: RegistryEntry) -> None:
