@@ -34,10 +34,25 @@ import os
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the hook's hot path imports this module
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import TypedDict
 
     from oxtail_core.errors import StoreError
     from oxtail_core.protocols import Store
     from oxtail_redis.url import RedisTarget
+
+    class StoreInfo(TypedDict, total=False):
+        """What ``status`` shows of the store (never the password)."""
+
+        kind: str
+        source: str
+        where: str
+        team: str | None
+        prefix: str | None
+        aof_enabled: bool
+        aof_last_write_status: str
+        maxmemory_policy: str
+        warnings: list[str]
+
 
 STORE_ENV = "OXTAIL_STORE"
 TEAM_ENV = "OXTAIL_REDIS_TEAM"
@@ -90,11 +105,12 @@ class Choice:
         """The directory, or the URL with its password masked."""
         return self.target.masked() if self.target is not None else self.home
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> StoreInfo:
         """The choice as ``status --json`` shows it (never the password)."""
-        shown: dict[str, object] = {"kind": self.kind, "source": self.source, "where": self.where}
+        shown: StoreInfo = {"kind": self.kind, "source": self.source, "where": self.where}
         if self.kind == "redis":
-            shown.update(team=self.team, prefix=self.prefix)
+            shown["team"] = self.team
+            shown["prefix"] = self.prefix
         return shown
 
 
@@ -102,6 +118,15 @@ def _error(message: str) -> StoreError:
     from oxtail_core.errors import StoreError
 
     return StoreError(message)
+
+
+def names_shared_store(env: Mapping[str, str] = os.environ) -> bool:
+    """True when ``env`` may choose a store other than the default files: ``OXTAIL_STORE`` is set to
+    something but ``fs``, or a ``store.json`` exists. One ``lstat``, nothing parsed (fast paths)."""
+    from oxtail_fs.store.names import state_dir
+    from oxtail_mcp.hooks.hook import shared_store_named
+
+    return shared_store_named(env, state_dir(env))
 
 
 def choose(env: Mapping[str, str] = os.environ) -> Choice:
@@ -270,14 +295,14 @@ def open_store(env: Mapping[str, str] = os.environ) -> Store:
     return open_with_info(env)[0]
 
 
-def open_with_info(env: Mapping[str, str] = os.environ) -> tuple[Store, dict[str, object]]:
+def open_with_info(env: Mapping[str, str] = os.environ) -> tuple[Store, StoreInfo]:
     """The store and what ``status`` shows of it (``describe`` plus, for Redis, what INFO said)."""
     return open_chosen(choose(env), env)
 
 
 def open_chosen(
     choice: Choice, env: Mapping[str, str], *, lock_timeout_s: float | None = None
-) -> tuple[Store, dict[str, object]]:
+) -> tuple[Store, StoreInfo]:
     """Open ``choice``: an FsStore, or a RedisStore whose server passed the start-up checks.
 
     ``lock_timeout_s`` bounds the FsStore's inbox lock waits (the hook's delivery uses it).
@@ -300,10 +325,8 @@ def open_chosen(
     durability = checks.probe(choice.target)
     checks.require(durability, choice.where, env)
     store = RedisStore(choice.target.url(), choice.team, prefix=choice.prefix)
-    info.update(
-        aof_enabled=durability.aof_enabled,
-        aof_last_write_status=durability.aof_last_write_status,
-        maxmemory_policy=durability.maxmemory_policy,
-        warnings=list(durability.warnings),
-    )
+    info["aof_enabled"] = durability.aof_enabled
+    info["aof_last_write_status"] = durability.aof_last_write_status
+    info["maxmemory_policy"] = durability.maxmemory_policy
+    info["warnings"] = list(durability.warnings)
     return store, info

@@ -72,8 +72,10 @@ class Client:
         self._target = target
         self._buffer = bytearray()
         self._greeted = False
+        # an ASCII host as bytes: a str is IDNA-encoded first, which loads re and unicodedata
+        host: str | bytes = target.host.encode("ascii") if target.host.isascii() else target.host
         try:
-            sock = socket.create_connection((target.host, target.port), timeout=timeout_s)
+            sock = socket.create_connection((host, target.port), timeout=timeout_s)  # type: ignore[arg-type]  # bytes work
         except OSError as exc:
             raise RespError(f"cannot connect to {target.masked()}: {exc}") from None
         try:
