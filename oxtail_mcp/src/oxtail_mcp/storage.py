@@ -147,28 +147,31 @@ def choose(env: Mapping[str, str] = os.environ) -> Choice:
                 f"{STORE_ENV} names a Redis store but {TEAM_ENV} is not set (there is no default team)"
             )
         prefix = env.get(PREFIX_ENV, "").strip() or DEFAULT_PREFIX
-        return _redis(raw, team, prefix, STORE_ENV, env=env, home=home)
+        return redis_choice(raw, team, prefix, STORE_ENV, env=env, home=home)
     path = os.path.join(home, CONFIG_NAME)
     data = read_config(path)
     if data is None:
         return Choice("fs", "default", home)
     prefix = data.get("prefix") or DEFAULT_PREFIX
-    return _redis(data["url"], data["team"], prefix, CONFIG_NAME, env=env, home=home)
+    return redis_choice(data["url"], data["team"], prefix, CONFIG_NAME, env=env, home=home)
 
 
-def _redis(url: str, team: str, prefix: str, source: str, *, env: Mapping[str, str], home: str) -> Choice:
+def redis_choice(
+    url: str, team: str, prefix: str, source: str, *, env: Mapping[str, str], home: str
+) -> Choice:
+    """A Redis choice from its settings, checked (package installed, URL, team, prefix, password file)."""
     try:
         from oxtail_redis.keys import PREFIX_PATTERN, TEAM_PATTERN, is_prefix, is_team
         from oxtail_redis.url import parse_url
     except ImportError:
         raise _error(f"{source} names a Redis store: {INSTALL_HINT}") from None
     if not url.lower().startswith(REDIS_SCHEMES):
-        raise _error(f"{source}: the url must be redis://… or rediss://…")
+        raise _error(f"the url must be redis://… or rediss://… (from {source})")
     target = parse_url(url)
     if not is_team(team):
-        raise _error(f"{source}: invalid team {team[:80]!r}: want {TEAM_PATTERN}")
+        raise _error(f"invalid team {team[:80]!r} (from {source}): want {TEAM_PATTERN}")
     if not is_prefix(prefix):
-        raise _error(f"{source}: invalid prefix {prefix[:80]!r}: want {PREFIX_PATTERN}")
+        raise _error(f"invalid prefix {prefix[:80]!r} (from {source}): want {PREFIX_PATTERN}")
     password_file = env.get(PASSWORD_FILE_ENV, "").strip()
     if password_file:
         if target.password is not None:

@@ -75,7 +75,7 @@ def probe(target: RedisTarget, timeout_s: float = 2.0) -> Durability:
                 [("PING",), ("INFO", "persistence"), ("INFO", "memory")]
             )
     except RespError as exc:
-        raise StoreError(f"the Redis store is unreachable: {exc}") from None
+        raise StoreError(f"cannot use the Redis store: {exc}") from None
     for reply in (pong, persistence, memory):
         if isinstance(reply, ReplyError):
             raise StoreError(f"the Redis store at {where} refused its start-up checks: {reply.message}")

@@ -416,7 +416,7 @@ def store_lines(info: StoreInfo) -> str:
         f"store: {info['kind']} {info['where']} · team {info.get('team')} · prefix {info.get('prefix')}"
         f" · aof {aof} · maxmemory-policy {info.get('maxmemory_policy')} (from {info['source']})"
     )
-    return inert("\n".join([line, *(f"⚠ {w}" for w in info.get("warnings", []))]))
+    return "\n".join(inert(text) for text in [line, *(f"⚠ {w}" for w in info.get("warnings", []))])
 
 
 def as_json(
