@@ -1,10 +1,12 @@
 """A small RESP2 client, standard library only: what the hook's hot path talks to Redis with.
 
-redis-py costs a hook 124-152 ms of imports before every tool call; this costs ``socket`` (and
-``ssl`` only for ``rediss://``). It does exactly what the hot path and the start-up checks need:
-one connection, the commands of one round trip written at once (pipelining), every reply read
-with bounds. It is not a general client: no pub/sub, no RESP3, no retries (a hook that cannot
-reach Redis delivers nothing this time; the next tool call tries again).
+redis-py costs a hook 124-152 ms of imports before every tool call; this costs the C module
+``_socket`` alone for ``redis://`` (``socket.py`` would add ``enum`` and ``selectors``, about
+5 ms), and ``socket`` plus ``ssl`` for ``rediss://``. It does exactly what the hot path and
+the start-up checks need: one connection, the commands of one round trip written at once
+(pipelining), every reply read with bounds. It is not a general client: no pub/sub, no RESP3,
+no retries (a hook that cannot reach Redis delivers nothing this time; the next tool call tries
+again).
 
 =================  ==========================================================================
 bound              why
@@ -21,10 +23,11 @@ the pipeline still count); a broken or malformed stream raises :class:`RespError
 
 from __future__ import annotations
 
-import socket
+import _socket
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the hook's hot path imports this module
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Sequence
     from typing import TypeAlias
 
@@ -75,19 +78,15 @@ class Client:
         # an ASCII host as bytes: a str is IDNA-encoded first, which loads re and unicodedata
         host: str | bytes = target.host.encode("ascii") if target.host.isascii() else target.host
         try:
-            sock = socket.create_connection((host, target.port), timeout=timeout_s)  # type: ignore[arg-type]  # bytes work
+            sock = _connect(host, target.port, timeout_s)
         except OSError as exc:
             raise RespError(f"cannot connect to {target.masked()}: {exc}") from None
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if target.tls:
-                import ssl
-
-                context = ssl.create_default_context(cafile=target.ca_certs)
-                sock = context.wrap_socket(sock, server_hostname=target.host)
-        except OSError as exc:  # ssl.SSLError is an OSError
-            sock.close()
-            raise RespError(f"cannot connect to {target.masked()}: {exc}") from None
+        if target.tls:
+            try:
+                sock = _tls(sock, target)
+            except OSError as exc:  # ssl.SSLError is an OSError
+                sock.close()
+                raise RespError(f"cannot connect to {target.masked()}: {exc}") from None
         self._sock = sock
 
     def close(self) -> None:
@@ -174,6 +173,36 @@ class Client:
                 )
             return [self._reply(depth + 1) for _ in range(number)]
         raise RespError(f"an unknown reply type {kind!r}")
+
+
+def _connect(host: str | bytes, port: int, timeout_s: float) -> socket.socket:
+    """A TCP connection to the first address of ``host`` that answers (what ``socket.create_connection``
+    does, on the C module: the hot path must not import ``socket.py``)."""
+    failure: OSError = OSError(f"no address for {host!r}")
+    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout_s)
+            sock.connect(address)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        return sock  # type: ignore[return-value]  # the C socket has every method used here
+    raise failure
+
+
+def _tls(raw: socket.socket, target: RedisTarget) -> socket.socket:
+    """``raw`` wrapped in TLS with the certificate and host name verified (``ssl`` loads only here)."""
+    import socket
+    import ssl
+
+    timeout = raw.gettimeout()
+    sock = socket.socket(fileno=raw.detach())  # ssl wraps socket.socket objects only
+    sock.settimeout(timeout)  # the handshake too is bounded
+    context = ssl.create_default_context(cafile=target.ca_certs)
+    return context.wrap_socket(sock, server_hostname=target.host)
 
 
 def _integer(text: bytes) -> int:
