@@ -266,3 +266,66 @@ def test_a_reply_past_the_bounds_or_a_silent_server_is_a_resp_error_not_a_hang(
         c.call("PING")
     assert time.monotonic() - started < 2.5
     thread.join(5)
+
+
+# TLS ------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tls_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server that speaks only TLS, with a certificate for localhost from a private CA."""
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    key = ["-newkey", "rsa:2048", "-nodes", "-days", "2"]
+    for args in (
+        ["req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test-ca"],
+        ["req", *key[:3], "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost"],
+        [
+            *("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"),
+            *("-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf"),
+        ],
+    ):
+        subprocess.run(["openssl", *args], cwd=folder, capture_output=True, check=True, timeout=60)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [
+            *("redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"),
+            *("--tls-cert-file", "srv.pem", "--tls-key-file", "srv.key", "--tls-ca-cert-file", "ca.pem"),
+            *("--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--logfile", "redis.log"),
+        ],
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"rediss://localhost:{port}/0?ssl_ca_certs={folder / 'ca.pem'}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(RespError), Client(parse_url(url)) as client:
+                if client.call("PING") == b"PONG":
+                    break
+            time.sleep(0.02)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_over_tls_the_hook_verifies_the_certificate_stamps_and_delivers(tmp_path: Path, tls_url: str) -> None:
+    home = tmp_path / "state"
+    home.mkdir(mode=0o700)
+    (home / "store.json").write_text(json.dumps({"url": tls_url, "team": "tls"}))
+    (home / "store.json").chmod(0o600)
+    store = RedisStore(tls_url, "tls", prefix="oxt")
+    try:
+        assert run_hook(home).stdout == b""
+        marker = store.activity_get(SID)
+        assert marker is not None and marker.status == "busy"
+        store.append(session_inbox(SID), [Envelope(id="00000000000000e5", body="over TLS", enqueued_at=1)])
+        assert b"over TLS" in run_hook(home).stdout and store.depth(session_inbox(SID)) == 0
+    finally:
+        store.drop_namespace()
+        store.close()
+    unverified = parse_url(
+        tls_url.split("?", maxsplit=1)[0]
+    )  # no CA: the server's certificate cannot be trusted
+    with pytest.raises(RespError, match="CERTIFICATE_VERIFY_FAILED"):
+        Client(unverified)
