@@ -140,8 +140,45 @@ def test_the_hooks_marker_is_what_the_store_writes_same_key_same_bytes_same_expi
     at = json.loads(hooked)["at"]
     store.activity_put("another-session", ActivityMarker("busy", at))
     assert hooked == client.get(keys.activity("another-session"))
-    assert client.pttl(keys.activity(SID)) == client.pttl(keys.activity("another-session"))
+    hooked_ttl, stored_ttl = client.pttl(keys.activity(SID)), client.pttl(keys.activity("another-session"))
     client.close()
+    assert hooked_ttl == stored_ttl == -1 or abs(hooked_ttl - stored_ttl) < 5_000  # no expiry, or the same
+
+
+def test_a_redis_that_refuses_every_command_costs_the_hook_no_store_import(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """NOAUTH on every reply: the store would be refused the same way, so the hook stops there."""
+    admin = raw(redis_url)
+    user = "n" + uuid.uuid4().hex[:8]
+    admin.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+ping"])
+    target = parse_url(redis_url)
+    home = tmp_path / "state"
+    home.mkdir(mode=0o700)
+    url = RedisTarget(target.host, port=target.port, username=user, password="pw").url()
+    (home / "store.json").write_text(json.dumps({"url": url, "team": "refused"}))
+    (home / "store.json").chmod(0o600)
+    probe = (
+        "import sys\n"
+        "from oxtail_mcp.__main__ import main\n"
+        "try:\n"
+        "    main(['hook', 'pretooluse'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('redis' in sys.modules, 'oxtail_redis.resp' in sys.modules)\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            input=payload(),
+            env=hook_env(home),
+            capture_output=True,
+            check=True,
+        )
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
+    assert done.stdout.split() == [b"False", b"True"]
 
 
 def test_a_message_is_delivered_receipted_and_settled_exactly_once(home: Path, store: RedisStore) -> None:

@@ -222,11 +222,12 @@ def redis_round_trip(choice: Choice, session_id: str, status: str | None, now_ms
 
     The marker is what ``RedisStore.activity_put`` writes (same key, same bytes, no expiry). "May
     be mail" is a non-empty inbox list or an in-flight hash (a batch a reader left, which the
-    store's delivery recovers); an error reply for either also says yes, so the store reports it.
-    A Redis that cannot be reached says no: there is nothing the hook could deliver.
+    store's delivery recovers); an error reply for one of them also says yes, so the store
+    reports it. A Redis that cannot be reached, or that refuses every command, says no: there is
+    nothing the hook could deliver, and importing the store would only cost the next tool call.
     """
     from oxtail_redis.keys import Keys, session_stem
-    from oxtail_redis.resp import Client, RespError
+    from oxtail_redis.resp import Client, ReplyError, RespError
 
     assert choice.target is not None and choice.team is not None and choice.prefix is not None
     keys = Keys(choice.team, choice.prefix)
@@ -241,7 +242,9 @@ def redis_round_trip(choice: Choice, session_id: str, status: str | None, now_ms
             replies = client.pipeline(commands)
     except RespError:
         return False
-    return look and replies[-2:] != [0, 0]
+    if not look or all(isinstance(r, ReplyError) for r in replies):
+        return False  # refused outright (an ACL, NOAUTH): the store would be refused the same way
+    return replies[-2:] != [0, 0]
 
 
 # Delivery ---------------------------------------------------------------------------------------------
