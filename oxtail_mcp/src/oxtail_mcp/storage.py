@@ -23,13 +23,16 @@ file of ours that nobody else can read or write (0600), and only up to :data:`MA
 A Redis URL without ``oxtail-redis`` installed is refused, never served from files: that would
 split the team silently. Every bad setting is one :class:`StoreError` line, the password masked.
 
-Standard library only at import: the hook reads the choice here before every tool call when a
-``store.json`` exists; stores and their libraries load in :func:`open_store`.
+Standard library only at import (it shares the hook's file name and JSON reader, which are too):
+the hook reads the choice here before every tool call when a ``store.json`` exists; stores and
+their libraries load in :func:`open_store`.
 """
 
 from __future__ import annotations
 
 import os
+
+from oxtail_mcp.hooks.hook import STORE_FILE, parse_json, shared_store_named
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the hook's hot path imports this module
 if TYPE_CHECKING:
@@ -59,7 +62,7 @@ TEAM_ENV = "OXTAIL_REDIS_TEAM"
 PREFIX_ENV = "OXTAIL_REDIS_PREFIX"
 PASSWORD_FILE_ENV = "OXTAIL_REDIS_PASSWORD_FILE"
 ALLOW_EVICTION_ENV = "OXTAIL_STORE_ALLOW_EVICTION"
-CONFIG_NAME = "store.json"
+CONFIG_NAME = STORE_FILE
 CONFIG_FIELDS = ("url", "team", "prefix")
 MAX_CONFIG_BYTES = 16 * 1024
 MAX_PASSWORD_BYTES = 4096
@@ -124,7 +127,6 @@ def names_shared_store(env: Mapping[str, str] = os.environ) -> bool:
     """True when ``env`` may choose a store other than the default files: ``OXTAIL_STORE`` is set to
     something but ``fs``, or a ``store.json`` exists. One ``lstat``, nothing parsed (fast paths)."""
     from oxtail_fs.store.names import state_dir
-    from oxtail_mcp.hooks.hook import shared_store_named
 
     return shared_store_named(env, state_dir(env))
 
@@ -224,8 +226,6 @@ def read_config(path: str) -> dict[str, str] | None:
     data = _read_private(path, "the store file", MAX_CONFIG_BYTES, private=True)
     if data is None:
         return None
-    from oxtail_mcp.hooks.hook import parse_json
-
     try:
         value = parse_json(data)
     except (ValueError, RecursionError):
