@@ -327,7 +327,7 @@ def open_chosen(
         raise _error(f"{choice.source} names a Redis store: {INSTALL_HINT}") from None
     durability = checks.probe(choice.target)
     checks.require(durability, choice.where, env)
-    store = RedisStore(choice.target.url(), choice.team, prefix=choice.prefix)
+    store = RedisStore(choice.target.url(), choice.team, prefix=choice.prefix, environ=env)
     info["aof_enabled"] = durability.aof_enabled
     info["aof_last_write_status"] = durability.aof_last_write_status
     info["maxmemory_policy"] = durability.maxmemory_policy
