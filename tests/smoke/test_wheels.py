@@ -61,7 +61,12 @@ def test_the_three_wheels_share_one_version_and_pin_each_other_to_it(wheels: dic
     assert siblings == {
         "oxtail_core": [],
         "oxtail_fs": [f"oxtail-core=={version}"],
-        "oxtail_mcp": [f"oxtail-core=={version}", f"oxtail-fs=={version}"],
+        # the redis extra (oxtail-mcp[redis]) pins the Redis store at the same version
+        "oxtail_mcp": [
+            f"oxtail-core=={version}",
+            f"oxtail-fs=={version}",
+            f"oxtail-redis=={version}; extra == 'redis'",
+        ],
     }
 
 

@@ -27,7 +27,6 @@ from oxtail_core.protocols import Clock, Host, Store
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_fs.host import proctree
 from oxtail_fs.host.project import LocalHost, project_id
-from oxtail_fs.store.fs_store import FsStore
 from oxtail_fs.tmux.binding import own_binding
 from oxtail_fs.tmux.client import Tmux
 from oxtail_fs.tmux.waker import TmuxWaker
@@ -41,6 +40,7 @@ from oxtail_mcp.identity.client import (
     detect_from_handshake,
 )
 from oxtail_mcp.server.tracefile import FileTracer
+from oxtail_mcp.storage import open_store, open_with_info
 from oxtail_mcp.transcripts.files import transcript_path_for
 
 RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 300_000)
@@ -179,7 +179,9 @@ class Agent:
         user = user_home(env)
         tmux = Tmux()
         tracer = tracer_from_env(env, pid)
-        store: Store = FsStore(state_dir)
+        store, store_info = open_with_info(env)
+        for warning in store_info.get("warnings", []):
+            safe_emit(tracer, "store_warning", where=store_info["where"], warning=warning)
         host, clock = _machine(store, tracer)
         ctx = Context(
             store,
@@ -364,7 +366,7 @@ class Agent:
     def forget_own_entry(env: Mapping[str, str] = os.environ) -> None:
         """Remove our registry entry when we are stopped before we finished starting."""
         with contextlib.suppress(Exception):
-            FsStore(state_home(env)).registry_remove(os.getpid())
+            open_store(env).registry_remove(os.getpid())
 
     def entry_wire(self) -> dict[str, Any]:
         """The entry as get_my_session shows it (no capabilities, no process start)."""
