@@ -210,6 +210,26 @@ def test_a_batch_a_dead_reader_left_in_flight_is_recovered_and_delivered_by_the_
     assert store.in_flight(inbox) == [] and run_hook(home).stdout == b""
 
 
+def test_a_batch_held_by_a_live_process_on_another_host_stays_with_it_through_the_hook(
+    home: Path, store: RedisStore, redis_url: str, team: str
+) -> None:
+    """The hook judges a holder on its holder's machine (by its lease), never by this process table,
+    where that pid means nothing (judged here it looks dead, and its batch would be delivered twice)."""
+    other = RedisStore(redis_url, team, prefix="oxt", host_id="host-b")
+    try:
+        inbox = session_inbox(SID)
+        store.append(inbox, [Envelope(id="00000000000000b7", body="held on host-b", enqueued_at=1)])
+        gone = subprocess.Popen(["true"])
+        gone.wait()  # a pid not alive here: only its lease on host-b says it lives
+        other.leases.put("host-b", gone.pid, 1.0)
+        assert take_all(other, inbox, Holder(gone.pid, 1.0, "host-b")) is not None
+        assert run_hook(home).stdout == b""
+        assert [b.holder.host for b in store.in_flight(inbox)] == ["host-b"]
+
+    finally:
+        other.close()
+
+
 def test_the_stop_hook_delivers_by_blocking_else_stamps_idle(home: Path, store: RedisStore) -> None:
     store.append(session_inbox(SID), [Envelope(id="00000000000000c3", body="one more thing", enqueued_at=1)])
     blocked = json.loads(run_hook(home, "stop", payload("Stop")).stdout)

@@ -55,7 +55,7 @@ from oxtail_fs.store.names import (
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path ~4 ms
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import IO, Any
 
     from oxtail_core.protocols import Store
@@ -289,18 +289,27 @@ def deliver(
     limit = render.max_body_chars(env.get("OXTAIL_HOOK_MAX_BODY_CHARS"), default)
     select = render.PrefixSelector(limit)
     try:
+        me = os.getpid()
         if shared is None:
             from oxtail_fs.store.fs_store import FsStore
 
             store: Store = FsStore(Path(home), lock_timeout_s=LOCK_TIMEOUT_S)
+            holder = Holder(me, proctree.process_start(me))
+            alive: Callable[[Holder], bool] = lambda h: proctree.is_alive(h.pid, h.process_start)  # noqa: E731
         else:
+            from oxtail_fs.host.project import LocalHost
             from oxtail_mcp.storage import open_chosen
 
             store, _ = open_chosen(shared, env)
+            # on a shared store a holder names its machine: other hosts judge it by its lease, and a
+            # batch held on another host is judged there, never by this process table
+            cluster = store.cluster_host(LocalHost())  # type: ignore[attr-defined]
+            holder = Holder(me, proctree.process_start(me), cluster.host_id)
+            alive = lambda h: cluster.is_alive(h.pid, h.process_start, h.host)  # noqa: E731
         # session_id is canonical already: this is routing.session_inbox without routing's imports
         inbox = InboxId.for_session(session_id)
-        store.recover(inbox, lambda h: proctree.is_alive(h.pid, h.process_start))
-        batch = store.take(inbox, select, Holder(os.getpid(), proctree.process_start(os.getpid())))
+        store.recover(inbox, alive)
+        batch = store.take(inbox, select, holder)
     except StoreError:
         return False
     shown = batch.envelopes if batch is not None else [m for m in (select.first,) if m is not None]
