@@ -32,7 +32,7 @@ import attrs
 from oxtail_core.context import Context
 from oxtail_core.effects import _perform
 from oxtail_core.errors import AskAborted, Cancelled
-from oxtail_core.protocols import Store
+from oxtail_core.protocols import Store, WakeRelay
 
 
 def _protocol_methods(protocol: type) -> frozenset[str]:
@@ -47,8 +47,9 @@ def _protocol_methods(protocol: type) -> frozenset[str]:
     )
 
 
-STORE_METHODS = _protocol_methods(Store)
-"""Every method of the :class:`~oxtail_core.protocols.Store` protocol: the calls that are one step each."""
+STORE_METHODS = _protocol_methods(Store) | _protocol_methods(WakeRelay)
+"""Every method of the :class:`~oxtail_core.protocols.Store` protocol and of its optional relay face
+(:class:`~oxtail_core.protocols.WakeRelay`): the calls that are one step each."""
 
 STEP_TIMEOUT_S = 20.0
 
