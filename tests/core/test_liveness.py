@@ -444,7 +444,7 @@ class StartHost(MemoryHost):
         super().__init__()
         self.starts = starts
 
-    def is_alive(self, pid: int, process_start: float | None) -> bool:
+    def is_alive(self, pid: int, process_start: float | None, host: str | None = None) -> bool:
         running = pid in self.starts and pid not in self.dead
         return running and (process_start is None or self.starts[pid] == process_start)
 

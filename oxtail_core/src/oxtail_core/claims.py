@@ -94,7 +94,9 @@ def _same_client(a: Client, b: Client) -> bool:
 
 def _orphaned(ctx: Context, entry: RegistryEntry) -> bool:
     """The client the holder recorded at join is gone: the holder only lingers (e.g. before its EOF)."""
-    return entry.client_pid is not None and not ctx.host.is_alive(entry.client_pid, entry.client_start)
+    return entry.client_pid is not None and not ctx.host.is_alive(
+        entry.client_pid, entry.client_start, entry.host_id
+    )
 
 
 def holder_elsewhere(ctx: Context, me: RegistryEntry, session_id: str) -> RegistryEntry | None:
@@ -105,7 +107,7 @@ def holder_elsewhere(ctx: Context, me: RegistryEntry, session_id: str) -> Regist
     for entry in ctx.store.registry_entries():  # every server, not one per agent: siblings and impostors
         if entry.server_pid == me.server_pid or not same_session_id(entry.session_id, session_id):
             continue
-        if not ctx.host.is_alive(entry.server_pid, entry.process_start):
+        if not ctx.host.is_alive(entry.server_pid, entry.process_start, entry.host_id):
             continue
         theirs = client_of(ctx, entry)
         if theirs is None or _same_client(mine, theirs) or _orphaned(ctx, entry):

@@ -43,6 +43,8 @@ from oxtail_core.wire import WireError, dumps, loads, utf8len
 
 _ENVELOPE_OPTIONAL = ("from_session_id", "request_id", "reply_to", "source_message_id", "operator_source")
 _CAPABILITIES = tuple(field.name for field in attrs.fields(Capabilities))
+_HOST_FIELDS = ("host_id", "host_name", "project_id")
+"""Ours, for entries on a store shared by several machines; written only when set."""
 
 
 class ShapeError(ValueError):
@@ -165,6 +167,10 @@ def _unstructure_entry(e: RegistryEntry) -> dict[str, Any]:
         out["client_pid"] = e.client_pid
         if e.client_start is not None:
             out["client_start"] = e.client_start
+    for name in _HOST_FIELDS:  # only when set: a one-machine entry keeps the shape it always had
+        value = getattr(e, name)
+        if value is not None:
+            out[name] = value
     return out
 
 
@@ -197,6 +203,9 @@ def _structure_entry(data: Any, _: type) -> RegistryEntry:
         process_start=_opt_float(proc),
         client_pid=client_pid if _is_int(client_pid) and client_pid > 0 else None,
         client_start=_opt_float(client_start),
+        host_id=_opt_str(data, "host_id"),
+        host_name=_opt_str(data, "host_name"),
+        project_id=_opt_str(data, "project_id"),
     )
 
 

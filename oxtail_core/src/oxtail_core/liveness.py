@@ -232,7 +232,7 @@ def capture_fleet(
     for entry in entries:
         if not entry.tmux_pane or same_session_id(entry.session_id, self_session):
             continue
-        if not host.is_alive(entry.server_pid, entry.process_start):
+        if not host.is_alive(entry.server_pid, entry.process_start, entry.host_id):
             continue
         if attempts >= CAPTURE_FLEET_CAP:
             break
@@ -275,11 +275,11 @@ StartCheck = Literal["ok", "reused", "unknown"]
 
 def start_check(host: Host, entry: RegistryEntry) -> tuple[bool, StartCheck]:
     """(pid alive, start check). ``reused`` only when the pid runs with a different start time."""
-    if not host.is_alive(entry.server_pid, None):
+    if not host.is_alive(entry.server_pid, None, entry.host_id):
         return False, "unknown"
     if entry.process_start is None:
         return True, "unknown"
-    return True, ("ok" if host.is_alive(entry.server_pid, entry.process_start) else "reused")
+    return True, ("ok" if host.is_alive(entry.server_pid, entry.process_start, entry.host_id) else "reused")
 
 
 class State(enum.Enum):

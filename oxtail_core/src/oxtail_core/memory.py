@@ -600,8 +600,10 @@ class MemoryHost:
     """A Host for peers that live in one process: pids are names, alive until :meth:`kill`.
 
     Every peer is in the same project unless ``projects`` maps a cwd to a
-    different project name.
+    different project name. ``host_id`` is None: every peer runs on this one "machine".
     """
+
+    host_id: str | None = None
 
     def __init__(self, projects: dict[str, str] | None = None) -> None:
         self.dead: set[int] = set()
@@ -613,7 +615,7 @@ class MemoryHost:
         """From now on ``pid`` counts as a dead process."""
         self.dead.add(pid)
 
-    def is_alive(self, pid: int, process_start: float | None) -> bool:
+    def is_alive(self, pid: int, process_start: float | None, host: str | None = None) -> bool:
         return pid not in self.dead
 
     def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:

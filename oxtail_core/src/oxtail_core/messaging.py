@@ -55,8 +55,8 @@ from oxtail_core.wake import resolve_send_wake, unresolved_wake
 
 
 def holder_of(me: RegistryEntry) -> Holder:
-    """The identity under which ``me`` holds messages in flight."""
-    return Holder(me.server_pid, me.process_start)
+    """The identity under which ``me`` holds messages in flight (with its host: recover judges it there)."""
+    return Holder(me.server_pid, me.process_start, me.host_id)
 
 
 def trace_wake(ctx: Context, via: str, peer: RegistryEntry, wake: WakeOutcome) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -135,6 +136,15 @@ def _optional_capabilities(instance: Any, attribute: Any, value: Any) -> None:
         raise TypeError(f"'{attribute.name}' must be Capabilities or None, got {value!r}")
 
 
+HOST_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
+"""What a host id looks like (computed or ``OXTAIL_HOST_ID``): safe inside a store's key names."""
+
+
+def _optional_host_id(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not (isinstance(value, str) and HOST_ID.match(value)):
+        raise ValueError(f"'{attribute.name}' must match {HOST_ID.pattern} or be None, got {value!r}")
+
+
 @attrs.frozen
 class RegistryEntry:
     """One server process's public record.
@@ -147,6 +157,13 @@ class RegistryEntry:
     name the client process that launched the server (its parent at join): two
     servers with the same client process are siblings of one agent, the claim
     rule (:mod:`oxtail_core.claims`) tells them from an impostor by it.
+
+    ``host_id`` (ours) names the machine the process runs on; None means "this
+    machine" (every filesystem store, and entries older than it), so pids and
+    start times are judged by the local process tree. ``host_name`` is for
+    display only. ``project_id`` identifies the project across machines (a hash
+    of the repository's root commit, else of its origin): paths are never
+    compared across hosts (:func:`oxtail_core.routing.in_project`).
     """
 
     server_pid: int = attrs.field(validator=_non_bool_int)
@@ -159,6 +176,9 @@ class RegistryEntry:
     process_start: float | None = attrs.field(default=None)
     client_pid: int | None = attrs.field(default=None, validator=_optional_non_bool_int)
     client_start: float | None = attrs.field(default=None)
+    host_id: str | None = attrs.field(default=None, validator=_optional_host_id)
+    host_name: str | None = attrs.field(default=None, validator=_optional_str)
+    project_id: str | None = attrs.field(default=None, validator=_optional_str)
 
     @server_pid.validator
     def _positive_pid(self, attribute: attrs.Attribute[int], value: int) -> None:
@@ -182,8 +202,14 @@ class RegistryEntry:
 
 
 def same_incarnation(a: RegistryEntry, b: RegistryEntry) -> bool:
-    """Whether two entries describe the same server process (not merely the same, reusable, pid)."""
-    return (a.server_pid, a.started_at, a.process_start) == (b.server_pid, b.started_at, b.process_start)
+    """Whether two entries describe the same server process (not merely the same, reusable, pid,
+    nor the same pid and start time on another machine)."""
+    return (a.host_id, a.server_pid, a.started_at, a.process_start) == (
+        b.host_id,
+        b.server_pid,
+        b.started_at,
+        b.process_start,
+    )
 
 
 @attrs.frozen

@@ -165,7 +165,7 @@ def resolve(ctx: Context, target: Target) -> RegistryEntry | OperatorRefused:
         mine = [e for e in entries if e.server_pid == target.server_pid and not e.session_id]
     if not mine:
         return OperatorRefused(target, NOT_REGISTERED)
-    live = [e for e in mine if ctx.host.is_alive(e.server_pid, e.process_start)]
+    live = [e for e in mine if ctx.host.is_alive(e.server_pid, e.process_start, e.host_id)]
     if not live:
         return OperatorRefused(target, NOT_ALIVE)
     entry = collapse(live)[0]

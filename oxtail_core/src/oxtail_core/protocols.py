@@ -64,7 +64,9 @@ class InboxId:
     process that serves it. ``process`` inboxes belong to one server process
     that has not claimed a session yet; its key includes the process start time
     so a recycled pid never inherits mail. A claim merges the process inbox
-    into the session inbox exactly once.
+    into the session inbox exactly once. On a store shared by several machines
+    the key also names the host (``<host>/<pid>-<started_at>``): two containers
+    commonly run the same small pid started in the same second.
     """
 
     kind: Literal["session", "process"]
@@ -75,16 +77,20 @@ class InboxId:
         return cls("session", session_id)
 
     @classmethod
-    def for_process(cls, pid: int, started_at: int) -> InboxId:
-        return cls("process", f"{pid}-{started_at}")
+    def for_process(cls, pid: int, started_at: int, host: str | None = None) -> InboxId:
+        return cls("process", f"{pid}-{started_at}" if host is None else f"{host}/{pid}-{started_at}")
 
 
 @attrs.frozen
 class Holder:
-    """The process that took messages out of an inbox and has not yet handed them on."""
+    """The process that took messages out of an inbox and has not yet handed them on.
+
+    ``host`` is the machine it runs on (a host id), None for "this machine".
+    """
 
     pid: int
     process_start: float | None = None
+    host: str | None = None
 
 
 @attrs.frozen
@@ -469,10 +475,18 @@ class Clock(Protocol):
 
 
 class Host(Protocol):
-    """Facts about processes and projects that only the operating system knows."""
+    """Facts about processes and projects that only the operating system knows.
 
-    def is_alive(self, pid: int, process_start: float | None) -> bool:
-        """True iff ``pid`` runs and (when given) was started at ``process_start``."""
+    ``host_id`` is this machine's id on a store shared by several machines, None
+    when every peer runs here (a filesystem or memory store).
+    """
+
+    host_id: str | None
+
+    def is_alive(self, pid: int, process_start: float | None, host: str | None = None) -> bool:
+        """True iff ``pid`` runs and (when given) was started at ``process_start``, on ``host``
+        (None: this machine). A process on another machine is judged by what that machine
+        publishes (a lease), never by the local process table."""
 
     def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:
         """Whether two working directories belong to the same project (messaging scope)."""

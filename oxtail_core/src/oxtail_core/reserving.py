@@ -48,7 +48,7 @@ def live_sessions(store: Store, host: Host) -> frozenset[str]:
     return frozenset(
         e.session_id
         for e in store.registry_entries()
-        if e.session_id and host.is_alive(e.server_pid, e.process_start)
+        if e.session_id and host.is_alive(e.server_pid, e.process_start, e.host_id)
     )
 
 

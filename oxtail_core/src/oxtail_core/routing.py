@@ -63,7 +63,7 @@ def session_inbox(session_id: str) -> InboxId:
 
 def process_inbox(entry: RegistryEntry) -> InboxId:
     """The inbox of one not-yet-claimed server process."""
-    return InboxId.for_process(entry.server_pid, entry.started_at)
+    return InboxId.for_process(entry.server_pid, entry.started_at, entry.host_id)
 
 
 def inbox_of(entry: RegistryEntry) -> InboxId:
@@ -80,7 +80,7 @@ def inboxes_of(entry: RegistryEntry) -> tuple[InboxId, ...]:
 
 
 def _alive(ctx: Context, entry: RegistryEntry) -> bool:
-    return ctx.host.is_alive(entry.server_pid, entry.process_start)
+    return ctx.host.is_alive(entry.server_pid, entry.process_start, entry.host_id)
 
 
 def live_entries(ctx: Context) -> list[RegistryEntry]:
@@ -125,8 +125,8 @@ def _heir(entry: RegistryEntry, live: Sequence[RegistryEntry]) -> InboxId | None
 
 
 def is_holder_alive(ctx: Context) -> Callable[[Holder], bool]:
-    """Liveness of an in-flight holder, by pid and start time."""
-    return lambda holder: ctx.host.is_alive(holder.pid, holder.process_start)
+    """Liveness of an in-flight holder, by pid and start time, on the holder's host."""
+    return lambda holder: ctx.host.is_alive(holder.pid, holder.process_start, holder.host)
 
 
 def _reap(ctx: Context, entry: RegistryEntry, live: Sequence[RegistryEntry]) -> None:
@@ -249,11 +249,27 @@ def resolve_target(
             AMBIGUOUS_TARGET, candidates=tuple(e.session_id for e in others if e.session_id), note=note
         )
     peer = others[0]
-    if not ctx.host.same_project(me.client.cwd, working_dir(ctx, peer)):
+    if not in_project(ctx, me, peer):
         return Unresolved(CROSS_PROJECT)
     if is_foreign(peer):
         return Unresolved(FOREIGN_PEER, message=foreign_refusal_message(peer))
     return peer
+
+
+def in_project(ctx: Context, me: RegistryEntry, peer: RegistryEntry) -> bool:
+    """Messaging's project scope between our entry and a live peer's.
+
+    ==========================================  =====================================================
+    hosts (``host_id``)                         same project when
+    ==========================================  =====================================================
+    both set and different (two machines)       both carry a ``project_id`` and they are equal (a
+                                                path on another machine means nothing here)
+    otherwise (one machine, or an old entry)    the Host's rule on our cwd and the peer's working dir
+    ==========================================  =====================================================
+    """
+    if me.host_id is not None and peer.host_id is not None and me.host_id != peer.host_id:
+        return me.project_id is not None and me.project_id == peer.project_id
+    return ctx.host.same_project(me.client.cwd, working_dir(ctx, peer))
 
 
 def working_dir(ctx: Context, entry: RegistryEntry) -> str:

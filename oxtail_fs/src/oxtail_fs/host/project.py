@@ -86,10 +86,18 @@ def same_project(caller_cwd: str, peer_cwd: str) -> bool:
 
 
 class LocalHost:
-    """Implements :class:`oxtail_core.protocols.Host` for processes and directories on this machine."""
+    """Implements :class:`oxtail_core.protocols.Host` for processes and directories on this machine.
 
-    def is_alive(self, pid: int, process_start: float | None) -> bool:
-        """True iff ``pid`` runs and (when given) was started at ``process_start``."""
+    ``host_id`` is None: it knows no other machine (a shared store wraps it, oxtail_redis.host).
+    """
+
+    host_id: str | None = None
+
+    def is_alive(self, pid: int, process_start: float | None, host: str | None = None) -> bool:
+        """True iff ``pid`` runs and (when given) was started at ``process_start``.
+
+        ``host`` is not looked at: this host knows one machine, and every entry of a filesystem
+        store runs on it (a store shared by machines is judged through ``ClusterHost``)."""
         return proctree.is_alive(pid, process_start)
 
     def same_project(self, caller_cwd: str, peer_cwd: str) -> bool:
