@@ -69,12 +69,9 @@ def handle(ctx: Context, host: str, consumer: str, delivery: WakeDelivery) -> Fl
 
 def _registered(ctx: Context, request: WakeRequest) -> RegistryEntry | None:
     """This host's registry entry of exactly the request's incarnation (re-read now), or None."""
-    wanted = (request.pid, request.started_at, request.process_start)
-    mine = getattr(ctx.host, "host_id", None)
+    wanted = (ctx.host.host_id, request.pid, request.started_at, request.process_start)
     for entry in ctx.store.registry_entries():
-        if (entry.server_pid, entry.started_at, entry.process_start) == wanted and (
-            getattr(entry, "host_id", None) in (None, mine)
-        ):
+        if (entry.host_id, entry.server_pid, entry.started_at, entry.process_start) == wanted:
             return entry
     return None
 

@@ -125,8 +125,8 @@ def wake_peer(ctx: Context, peer: RegistryEntry, slot: Slot | None = None) -> Fl
 
 def remote_host(ctx: Context, peer: RegistryEntry) -> str | None:
     """The peer's host when it is not ours (then only that host's relay can type into its pane)."""
-    theirs: str | None = getattr(peer, "host_id", None)
-    return theirs if theirs is not None and theirs != getattr(ctx.host, "host_id", None) else None
+    theirs = peer.host_id
+    return theirs if theirs is not None and theirs != ctx.host.host_id else None
 
 
 def remote_wake(
@@ -249,7 +249,8 @@ def finalize_slot(ctx: Context, slot: Slot | None, follow_up: gates.SlotFollowUp
 def locate_verified(ctx: Context, peer: RegistryEntry) -> str:
     """The pane verified from the live process tree, or ``""`` when there is none."""
     try:
-        target = ctx.waker.locate(peer) if ctx.host.is_alive(peer.server_pid, peer.process_start) else None
+        alive = ctx.host.is_alive(peer.server_pid, peer.process_start, peer.host_id)
+        target = ctx.waker.locate(peer) if alive else None
     except Exception:  # noqa: BLE001 - a broken waker means "no verified target"
         target = None
     return target if target is not None and is_pane_id(target) else ""

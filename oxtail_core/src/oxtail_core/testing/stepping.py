@@ -289,7 +289,7 @@ def drive(flow: Generator[Any, Any, Any], ctx: Context, actor: Actor) -> Any:
         return stop.value
 
 
-CORE_ID_MODULES = ("oxtail_core.memory", "oxtail_core.delivery", "oxtail_core.ask")
+CORE_ID_MODULES = ("oxtail_core.memory", "oxtail_core.delivery", "oxtail_core.ask", "oxtail_core.wake")
 """The core modules whose ``new_id`` mints message, request and batch ids."""
 
 
