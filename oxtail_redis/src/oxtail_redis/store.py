@@ -35,7 +35,19 @@ from oxtail_core.model import (
     Receipt,
     RegistryEntry,
 )
-from oxtail_core.protocols import Batch, Holder, InboxId, ReservationStep, Selector, SweepReport, T
+from oxtail_core.protocols import (
+    Batch,
+    ClaimResult,
+    Holder,
+    InboxId,
+    ReservationStep,
+    Selector,
+    SweepReport,
+    T,
+    WakeDelivery,
+    WakeReport,
+    WakeRequest,
+)
 from oxtail_core.reservations import Reservation
 from oxtail_core.wire import dumps
 from oxtail_redis import registry
@@ -45,6 +57,7 @@ from oxtail_redis.keys import Keys, prefix_from_env
 from oxtail_redis.ledger import Ledgers
 from oxtail_redis.records import Records
 from oxtail_redis.url import parse_url
+from oxtail_redis.wakes import Wakes
 
 
 class RedisStore:
@@ -71,6 +84,7 @@ class RedisStore:
         self._inboxes = Inboxes(self._conn, self._keys)
         self._ledgers = Ledgers(self._conn, self._keys)
         self._records = Records(self._conn, self._keys)
+        self._wakes = Wakes(self._conn, self._keys)
 
     @property
     def where(self) -> str:
@@ -354,6 +368,39 @@ class RedisStore:
     @reading
     def reservations_list(self, project: str) -> list[Reservation]:
         return self._records.reservations_list(project)
+
+    # The wake relay (WakeRelay, oxtail_redis.wakes) ----------------------------------------------
+    @writing
+    def wake_enqueue(self, host: str, request: WakeRequest) -> bool:
+        return self._wakes.enqueue(host, request)
+
+    @reading
+    def wake_outcome(self, req: str) -> WakeReport | None:
+        return self._wakes.outcome(req)
+
+    def wait_for_wake(self, req: str, timeout_s: float) -> bool:
+        """Never raises: an unreachable Redis reads as "no report yet" (the sender's bounds decide)."""
+        return self._wakes.wait(req, timeout_s)
+
+    @writing
+    def wake_withdraw(self, req: str) -> bool:
+        return self._wakes.withdraw(req)
+
+    @writing
+    def wake_next(self, host: str, consumer: str, timeout_s: float) -> list[WakeDelivery]:
+        return self._wakes.next(host, consumer, timeout_s)
+
+    @writing
+    def wake_claim(self, req: str, consumer: str) -> ClaimResult:
+        return self._wakes.claim(req, consumer)
+
+    @writing
+    def wake_report(self, req: str, report: WakeReport) -> None:
+        self._wakes.report(req, report)
+
+    @writing
+    def wake_ack(self, host: str, entry_id: str) -> None:
+        self._wakes.ack(host, entry_id)
 
 
 def _chunks(items: Any, size: int) -> Any:
