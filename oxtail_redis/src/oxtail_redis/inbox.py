@@ -8,7 +8,8 @@ atomically at the snapshot. ``restore`` and ``recover`` follow the same read, de
 write pattern on the batch values (``put_back`` compares each one byte for byte).
 
 A batch value is ``%016d`` (taken order, set by the script) + a JSON document the client wrote:
-``{"holder": {"pid", "process_start"}, "ids": [...], "lines": [...]}``. Lua never decodes it.
+``{"holder": {"pid", "process_start"[, "host"]}, "ids": [...], "lines": [...]}`` (``host`` only
+for a holder on a named host). Lua never decodes it.
 """
 
 from __future__ import annotations
@@ -58,18 +59,23 @@ def _decode_batch(value: bytes) -> tuple[bytes, Holder, list[str], list[str]] | 
         doc = loads(value[SEQ:].decode("utf-8"))
         holder = doc["holder"]
         start = holder["process_start"]
+        host = holder.get("host")
         ids, lines = doc["ids"], doc["lines"]
         if not (isinstance(holder["pid"], int) and (start is None or isinstance(start, (int, float)))):
             return None
+        if not (host is None or isinstance(host, str)):
+            return None
         if not (isinstance(ids, list) and isinstance(lines, list) and len(ids) == len(lines)):
             return None
-        return value[:SEQ], Holder(holder["pid"], start), ids, lines
+        return value[:SEQ], Holder(holder["pid"], start, host), ids, lines
     except (WireError, ValueError, KeyError, TypeError):
         return None
 
 
 def _encode_batch(holder: Holder, ids: Sequence[str], lines: Sequence[str]) -> str:
-    holder_doc = {"pid": holder.pid, "process_start": holder.process_start}
+    holder_doc: dict[str, object] = {"pid": holder.pid, "process_start": holder.process_start}
+    if holder.host is not None:
+        holder_doc["host"] = holder.host
     return dumps({"holder": holder_doc, "ids": list(ids), "lines": list(lines)})
 
 

@@ -1,4 +1,7 @@
-"""The registry: one HASH of entries by pid, one HASH of incarnations beside it.
+"""The registry: one HASH of entries by host and pid, one HASH of incarnations beside it.
+
+A field is ``<host_id>:<pid>`` (two machines may both run pid 7), or the bare pid for an entry
+without a host id (written by a one-machine caller: the contract tests, an older version).
 
 Entries have no TTL: a dead server's entry with undelivered mail is a breadcrumb that must stay
 (R74). The incarnation (``started_at``, ``process_start``) is kept as its own field so that the
@@ -20,7 +23,11 @@ def is_registry_pid(pid: object) -> bool:
 
 
 def field(entry: RegistryEntry) -> str:
-    return str(entry.server_pid)
+    return field_of(entry.host_id, entry.server_pid)
+
+
+def field_of(host_id: str | None, pid: int) -> str:
+    return str(pid) if host_id is None else f"{host_id}:{pid}"
 
 
 def incarnation(entry: RegistryEntry) -> str:
@@ -32,9 +39,10 @@ def encode(entry: RegistryEntry) -> str:
 
 
 def decode(name: bytes, raw: bytes) -> RegistryEntry | None:
-    """The entry in one field, or None for a malformed one or one filed under another pid (forged)."""
+    """The entry in one field, or None for a malformed one or one filed under another host or pid
+    (forged)."""
     try:
         entry = from_wire(loads(raw.decode("utf-8")), RegistryEntry)
     except (ShapeError, WireError, ValueError, TypeError, RecursionError):
         return None
-    return entry if isinstance(entry, RegistryEntry) and name == str(entry.server_pid).encode() else None
+    return entry if isinstance(entry, RegistryEntry) and name == field(entry).encode() else None

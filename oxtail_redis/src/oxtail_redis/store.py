@@ -8,9 +8,10 @@ read before it writes. There are no journals: Redis applies a script whole or no
 in its append-only file. Callers only ever see :class:`StoreError` / :class:`StoreBusy`
 (:mod:`oxtail_redis.connection` maps them).
 
-Not built yet (docs/redis.md): host ids and leases for holders on other machines (today every
-holder is judged by the caller's ``is_alive``, as on one machine), the cross-host wake relay,
-and the hook's redis-free hot path.
+Across machines (docs/redis.md "Across machines"): the store has a host id
+(:func:`oxtail_redis.host.host_id`); an entry that names a host is published after its lease
+(:mod:`oxtail_redis.lease`), which a heartbeat thread keeps alive from the first publish on;
+:meth:`RedisStore.cluster_host` is the Host that judges processes of other machines by it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from oxtail_core.errors import StoreError
 from oxtail_core.ids import new_id
 from oxtail_core.model import (
+    HOST_ID,
     ActivityMarker,
     ClaimRecord,
     CloseOutcome,
@@ -39,6 +41,7 @@ from oxtail_core.protocols import (
     Batch,
     ClaimResult,
     Holder,
+    Host,
     InboxId,
     ReservationStep,
     Selector,
@@ -49,11 +52,16 @@ from oxtail_core.protocols import (
     WakeRequest,
 )
 from oxtail_core.reservations import Reservation
+from oxtail_core.trace import Tracer
 from oxtail_core.wire import dumps
 from oxtail_redis import registry
+from oxtail_redis.clock import RedisClock
 from oxtail_redis.connection import Connection, reading, writing
+from oxtail_redis.host import ClusterHost
+from oxtail_redis.host import host_id as own_host_id
 from oxtail_redis.inbox import Inboxes
 from oxtail_redis.keys import Keys, prefix_from_env
+from oxtail_redis.lease import CACHE_S, HEARTBEAT_S, HOLDER_TTL_MS, LEASE_TTL_MS, Heartbeat, Leases
 from oxtail_redis.ledger import Ledgers
 from oxtail_redis.records import Records
 from oxtail_redis.url import parse_url
@@ -67,6 +75,10 @@ class RedisStore:
     ``oxt``), one cluster slot per team. ``timeout_s`` bounds every command (blocking waits are
     sliced separately); after it, plus three replay-safe retries, a read is StoreBusy and a
     write a StoreError whose outcome is unknown.
+
+    ``host_id`` is this machine's (default: ``OXTAIL_HOST_ID`` in ``environ``, else computed).
+    The lease timings (``lease_ttl_ms``, ``holder_ttl_ms``, ``heartbeat_s``: None runs no thread,
+    a caller then beats itself; ``lease_cache_s``) are the design's unless a test shortens them.
     """
 
     def __init__(
@@ -77,14 +89,55 @@ class RedisStore:
         prefix: str | None = None,
         timeout_s: float = 2.0,
         environ: Mapping[str, str] | None = None,
+        host_id: str | None = None,
+        lease_ttl_ms: int = LEASE_TTL_MS,
+        holder_ttl_ms: int = HOLDER_TTL_MS,
+        heartbeat_s: float | None = HEARTBEAT_S,
+        lease_cache_s: float = CACHE_S,
     ) -> None:
-        chosen = prefix if prefix is not None else prefix_from_env(os.environ if environ is None else environ)
+        env = os.environ if environ is None else environ
+        chosen = prefix if prefix is not None else prefix_from_env(env)
         self._keys = Keys(team, chosen)
+        self.host_id = _checked_host_id(host_id) if host_id is not None else own_host_id(env)
         self._conn = Connection(parse_url(url), timeout_s)
         self._inboxes = Inboxes(self._conn, self._keys)
         self._ledgers = Ledgers(self._conn, self._keys)
         self._records = Records(self._conn, self._keys)
         self._wakes = Wakes(self._conn, self._keys)
+        self.leases = Leases(
+            self._conn,
+            self._keys,
+            self.host_id,
+            ttl_ms=lease_ttl_ms,
+            holder_ttl_ms=holder_ttl_ms,
+            cache_s=lease_cache_s,
+        )
+        self.heartbeat = Heartbeat(self.leases, self._republish, period_s=heartbeat_s)
+
+    # Across machines ------------------------------------------------------------------------------
+    def cluster_host(self, local: Host, *, tracer: Tracer | None = None) -> ClusterHost:
+        """The Host for a process on this store: ``local`` judges this machine's processes, leases
+        the others'; this store's heartbeat becomes this host's janitor (and traces to ``tracer``)."""
+        if tracer is not None:
+            self.heartbeat.tracer = tracer
+        return ClusterHost(self.leases, local)
+
+    def clock(self) -> RedisClock:
+        """A clock on Redis's time (:mod:`oxtail_redis.clock`): what every process on this store uses."""
+        return RedisClock(self.redis_time)
+
+    @reading
+    def redis_time(self) -> tuple[int, int]:
+        seconds, micros = self._conn.client.time()
+        return int(seconds), int(micros)
+
+    def when_lease_lost(self, republish: Callable[[RegistryEntry], None]) -> None:
+        """Republish with ``republish`` (e.g. ``routing.publish``) instead of re-putting the entry
+        when a heartbeat finds an entry's lease gone (other hosts have judged it dead)."""
+        self.heartbeat.republish = republish
+
+    def _republish(self, entry: RegistryEntry) -> None:
+        self.registry_put(entry)
 
     @property
     def where(self) -> str:
@@ -92,6 +145,7 @@ class RedisStore:
         return f"{self._conn.where} {self._keys.base}"
 
     def close(self) -> None:
+        self.heartbeat.stop()
         self._conn.close()
 
     @writing
@@ -119,6 +173,12 @@ class RedisStore:
 
     @writing
     def take(self, inbox: InboxId, select: Selector, holder: Holder) -> Batch | None:
+        """A holder on a named host gets a lease first (unless this store keeps one for it): a
+        batch is never visible under a holder that other hosts would judge dead at once."""
+        if holder.host is not None and not self.heartbeat.keeps(
+            holder.host, holder.pid, holder.process_start
+        ):
+            self.leases.hold(holder.host, holder.pid, holder.process_start)
         return self._inboxes.take(inbox, select, holder)
 
     @writing
@@ -326,8 +386,19 @@ class RedisStore:
     # Registry -------------------------------------------------------------------------------------
     @writing
     def registry_put(self, entry: RegistryEntry) -> None:
+        """Lease first, then the entry: an entry visible without its lease would be judged dead by
+        other hosts and reaped at once. The heartbeat keeps the lease from now on."""
         if not registry.is_registry_pid(entry.server_pid):
             raise StoreError(f"not a registrable pid: {entry.server_pid!r}")
+        self._lease_for(entry)
+        self._write_entry(entry)
+
+    def _lease_for(self, entry: RegistryEntry) -> None:
+        if entry.host_id is not None:
+            self.leases.put(entry.host_id, entry.server_pid, entry.process_start)
+            self.heartbeat.keep(entry.host_id, entry.server_pid, entry.process_start, entry)
+
+    def _write_entry(self, entry: RegistryEntry) -> None:
         pipe = self._conn.client.pipeline(transaction=True)
         pipe.hset(self._keys.key(registry.ENTRIES), registry.field(entry), registry.encode(entry))
         pipe.hset(self._keys.key(registry.INCARNATIONS), registry.field(entry), registry.incarnation(entry))
@@ -335,11 +406,14 @@ class RedisStore:
 
     @writing
     def registry_remove(self, pid: int) -> None:
+        """That pid on this store's host (and an entry of that pid that names no host)."""
         if registry.is_registry_pid(pid):
+            fields = (str(pid), registry.field_of(self.host_id, pid))
             pipe = self._conn.client.pipeline(transaction=True)
-            pipe.hdel(self._keys.key(registry.ENTRIES), str(pid))
-            pipe.hdel(self._keys.key(registry.INCARNATIONS), str(pid))
+            pipe.hdel(self._keys.key(registry.ENTRIES), *fields)
+            pipe.hdel(self._keys.key(registry.INCARNATIONS), *fields)
             pipe.execute()
+            self.heartbeat.unpublish(self.host_id, pid)
 
     @writing
     def registry_remove_if_drained(self, entry: RegistryEntry, inbox: InboxId) -> bool:
@@ -352,13 +426,19 @@ class RedisStore:
             self._keys.op(new_id()),
         ]
         args = [registry.field(entry), registry.incarnation(entry)]
-        return bool(self._conn.run("remove_if_drained", keys, args) == 1)
+        removed = bool(self._conn.run("remove_if_drained", keys, args) == 1)
+        if removed and entry.host_id is not None:
+            self.heartbeat.unpublish_incarnation(entry)
+        return removed
 
     @reading
     def registry_entries(self) -> list[RegistryEntry]:
+        """Every entry; the leases of those on other hosts are read right after (one ``MGET``), so
+        the liveness questions that follow cost nothing more."""
         raw = self._conn.client.hgetall(self._keys.key(registry.ENTRIES))
         entries = [e for e in (registry.decode(name, value) for name, value in raw.items()) if e is not None]
-        return sorted(entries, key=lambda e: e.server_pid)
+        self.leases.prime(entries)
+        return sorted(entries, key=lambda e: (e.server_pid, e.host_id or ""))
 
     # Reservations ---------------------------------------------------------------------------------
     @writing
@@ -401,6 +481,12 @@ class RedisStore:
     @writing
     def wake_ack(self, host: str, entry_id: str) -> None:
         self._wakes.ack(host, entry_id)
+
+
+def _checked_host_id(chosen: str) -> str:
+    if not HOST_ID.match(chosen):
+        raise StoreError(f"invalid host id {chosen!r}: want {HOST_ID.pattern}")
+    return chosen
 
 
 def _chunks(items: Any, size: int) -> Any:

@@ -5,13 +5,25 @@ root and belongs to no other repository below it. Messaging's "same project"
 (messaging §3.3) is symmetric: git projects match only the same repository
 (a nested repository is a separate project, and never a non-git directory);
 ad-hoc directories match when one contains the other.
+
+Across machines paths mean nothing, so a third fact names a project wherever
+it is checked out: :func:`project_id`.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 
+from oxtail_core.ids import hash32
 from oxtail_fs.host import proctree
+
+GIT_TIMEOUT_S = 2.0
+"""How long one git question may take (a huge or network-mounted repository is no project id)."""
+_COMMIT = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?\Z")
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)\Z")
 
 
 def realpath_or_self(path: str) -> str:
@@ -116,3 +128,72 @@ class LocalHost:
 def project_of(cwd: str) -> str:
     """The canonical project root a reservation is kept under (worktrees are projects of their own)."""
     return realpath_or_self(find_project_root(cwd)[0])
+
+
+def project_id(cwd: str) -> str | None:
+    """The id of ``cwd``'s project on any machine, or None when it has none.
+
+    =============================================  ==============================================
+    ``cwd`` is                                     its id
+    =============================================  ==============================================
+    in a git repository with commits               ``hash32`` of its root commit (the first line
+                                                   of ``git rev-list --max-parents=0 HEAD``):
+                                                   every clone of one history shares it
+    in a repository without commits, with an       ``hash32`` of the normalized origin URL
+    ``origin`` remote
+    anything else (no repository, no git, git      None (never compared equal to anything)
+    timed out, a directory that is not there)
+    =============================================  ==============================================
+    """
+    if not isinstance(cwd, str) or not cwd or "\0" in cwd or not os.path.isdir(cwd):
+        return None
+    git = shutil.which("git")
+    if git is None:
+        return None
+    roots = _git(git, cwd, "rev-list", "--max-parents=0", "HEAD")
+    first = roots.splitlines()[0].strip() if roots else ""
+    if _COMMIT.match(first):
+        return hash32(f"root {first}")
+    origin = normalized_origin(_git(git, cwd, "config", "--get", "remote.origin.url") or "")
+    return hash32(f"origin {origin}") if origin else None
+
+
+def normalized_origin(url: str) -> str:
+    """An origin URL as the same repository reads from anywhere: no scheme, user, password,
+    port, trailing ``/`` or ``.git``; the host lowercased (``git@github.com:o/r.git`` and
+    ``https://github.com/o/r`` are both ``github.com/o/r``). A local path stays a path."""
+    text = url.strip()
+    if not text:
+        return ""
+    scp = _SCP_LIKE.match(text)
+    if "://" in text:
+        rest = text.split("://", 1)[1]
+        authority, _, path = rest.partition("/")
+        host = authority.rsplit("@", 1)[-1].split(":", 1)[0].lower()
+        text = f"{host}/{path}" if host else path
+    elif scp is not None and not os.path.isabs(text):
+        text = f"{scp.group(1).lower()}/{scp.group(2)}"
+    text = text.rstrip("/")
+    return text.removesuffix(".git").rstrip("/")
+
+
+def _git(git: str, cwd: str, *args: str) -> str | None:
+    """One bounded git question in ``cwd`` (no shell, no prompt, no inherited repository
+    overrides); its output, or None on any failure."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
+    try:
+        done = subprocess.run(
+            [git, *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.decode("utf-8", errors="replace")
