@@ -395,6 +395,10 @@ async def serve(agent: Agent, parent: int) -> None:
         settler.restore_all()  # run() then retires us
 
 
+def _nothing() -> None:
+    return None
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -404,7 +408,7 @@ def run() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     parent = os.getppid()  # before anything slow: the host may die while we start
     agent: Agent | None = None
-    stop_relay = lambda: None  # noqa: E731
+    stop_relay: Callable[[], None] = _nothing
     code = 0
     try:
         agent = Agent.start()
