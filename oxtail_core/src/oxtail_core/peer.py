@@ -80,6 +80,8 @@ class _PeerCore:
         client: ClientInfo | None = None,
         started_at: int | None = None,
         client_process: tuple[int, float | None] | None = None,
+        host_name: str | None = None,
+        project_id: str | None = None,
     ) -> _P:
         """Register a new peer (one server process) and return it.
 
@@ -88,6 +90,8 @@ class _PeerCore:
         defaults to now; ``client_process`` is the (pid, start) of the process
         that launched the server (its parent), published for the claim rule.
         An id in ``client`` is published as given: its caller applied the rule.
+        The entry names the Host's ``host_id``; ``host_name`` and ``project_id``
+        are published only with one (a one-machine entry keeps its old shape).
         """
         if client is None:
             client = ClientInfo(
@@ -106,6 +110,8 @@ class _PeerCore:
             client_pid=None if client_process is None else client_process[0],
             client_start=None if client_process is None else client_process[1],
         )
+        if ctx.host.host_id is not None:
+            me = attrs.evolve(me, host_id=ctx.host.host_id, host_name=host_name, project_id=project_id)
         peer = cls(ctx, me)
         peer._publish()
         return peer

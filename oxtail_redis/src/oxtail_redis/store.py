@@ -122,7 +122,7 @@ class RedisStore:
             self.heartbeat.tracer = tracer
         return ClusterHost(self.leases, local)
 
-    def clock(self) -> RedisClock:
+    def cluster_clock(self) -> RedisClock:
         """A clock on Redis's time (:mod:`oxtail_redis.clock`): what every process on this store uses."""
         return RedisClock(self.redis_time)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,10 +23,10 @@ from oxtail_core import AsyncPeer, ClientInfo, Context, RegistryEntry, Settings,
 from oxtail_core.claims import SessionHeld, check_claim
 from oxtail_core.convert import to_wire
 from oxtail_core.ids import same_session_id
-from oxtail_core.protocols import Store
+from oxtail_core.protocols import Clock, Host, Store
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_fs.host import proctree
-from oxtail_fs.host.project import LocalHost
+from oxtail_fs.host.project import LocalHost, project_id
 from oxtail_fs.tmux.binding import own_binding
 from oxtail_fs.tmux.client import Tmux
 from oxtail_fs.tmux.waker import TmuxWaker
@@ -49,6 +50,18 @@ def tracer_from_env(env: Mapping[str, str], pid: int) -> Tracer:
     """A FileTracer when ``MCP_TRACE_FILE`` is set (read once, at startup), else a NullTracer."""
     path = env.get("MCP_TRACE_FILE", "")
     return FileTracer(Path(path), pid) if path else NullTracer()
+
+
+def _machine(store: Store, tracer: Tracer) -> tuple[Host, Clock]:
+    """This machine's Host and clock. A store shared by machines (one that offers
+    ``cluster_host``: oxtail_redis) judges other machines' processes by their leases and keeps
+    time by the store's clock; its heartbeat is this host's janitor and traces ``lease_lost``."""
+    cluster_host, cluster_clock = getattr(store, "cluster_host", None), getattr(store, "cluster_clock", None)
+    if cluster_host is None or cluster_clock is None:
+        return LocalHost(), SystemClock()
+    host: Host = cluster_host(LocalHost(), tracer=tracer)
+    clock: Clock = cluster_clock()
+    return host, clock
 
 
 def _enriched(
@@ -165,21 +178,22 @@ class Agent:
         state_dir = state_home(env)
         user = user_home(env)
         tmux = Tmux()
-        clock = SystemClock()
         tracer = tracer_from_env(env, pid)
         store, store_info = open_with_info(env)
         for warning in store_info.get("warnings", []):
             safe_emit(tracer, "store_warning", where=store_info["where"], warning=warning)
+        host, clock = _machine(store, tracer)
         ctx = Context(
             store,
             TmuxWaker(tmux),
             clock,
-            LocalHost(),
+            host,
             settings=Settings.from_env(env),
             tracer=tracer,
         )
         now = clock.now_ms()
         here = cwd if cwd is not None else os.getcwd()
+        shared = host.host_id is not None
         detected = detect_from_env(env, here, user, now)
         client, diagnosis = _enriched(detected, now // 1000, env, user, now, tracer=tracer, trigger="startup")
         recovered = _recovered(client, ctx.store, now, pid, tracer)
@@ -204,6 +218,8 @@ class Agent:
             tmux_session=binding.session,
             process_start=proctree.process_start(pid),
             client_process=parent,
+            host_name=socket.gethostname() if shared else None,
+            project_id=project_id(here) if shared else None,
         )
         agent = cls(peer, env=env, state_dir=state_dir, user=user, tmux=tmux)
         agent.startup_diagnosis = diagnosis
