@@ -298,17 +298,24 @@ FUNNEL_CASES: list[tuple[str, Settings, FunnelFacts, int, WakeStatus | Step | No
         WakeStatus.SKIPPED_NO_TARGET,
     ),
     (
+        "redis-store §6.7 another host's pane goes to its relay",
+        SETTINGS,
+        FunnelFacts(debounced=False, has_pane=True, remote=True),
+        3,
+        Step.RELAY,
+    ),
+    (
         "§4.10-3 locate from the process tree",
         SETTINGS,
         FunnelFacts(debounced=False, has_pane=True),
-        3,
+        4,
         Step.LOCATE,
     ),
     (
         "§4.11.1-5 R64 no verified pane",
         SETTINGS,
         FunnelFacts(debounced=False, has_pane=True, target=""),
-        4,
+        5,
         WakeStatus.SKIPPED_NO_TARGET,
     ),
     (

@@ -8,7 +8,7 @@ from typing import Protocol
 import pytest
 
 from oxtail_core.memory import MemoryStore
-from oxtail_core.protocols import InboxId, Store
+from oxtail_core.protocols import InboxId, Store, WakeRelay
 from oxtail_core.testing import (
     STORE_METHODS,
     Scheduler,
@@ -45,4 +45,5 @@ def test_the_gated_methods_are_read_from_the_protocol_so_a_new_store_method_is_a
     class Grown(Store, Protocol):
         def sticky_claim(self, session_id: str) -> bool: ...
 
-    assert _protocol_methods(Grown) == STORE_METHODS | {"sticky_claim"}
+    assert _protocol_methods(Grown) == _protocol_methods(Store) | {"sticky_claim"}
+    assert _protocol_methods(Store) | _protocol_methods(WakeRelay) == STORE_METHODS  # the relay's too

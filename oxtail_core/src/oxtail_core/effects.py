@@ -14,13 +14,13 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-from collections.abc import Callable, Generator, Hashable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Generator, Hashable
+from typing import Any, TypeVar, cast
 
 import attrs
 
 from oxtail_core.errors import AskAborted, Cancelled
-from oxtail_core.protocols import Clock, InboxId, Store
+from oxtail_core.protocols import Clock, InboxId, Store, WakeRelay
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,7 +42,19 @@ class WaitForMail:
     until_ms: int
 
 
-Effect = Sleep | WaitForMail
+@attrs.frozen
+class WaitForWake:
+    """Wait until the relay reported on wake request ``req``, or the clock reaches ``until_ms``.
+
+    Only a flow on a store with the relay protocol (:class:`~oxtail_core.protocols.WakeRelay`)
+    yields it: the sender's wait for another host is never a block inside a store call.
+    """
+
+    req: str
+    until_ms: int
+
+
+Effect = Sleep | WaitForMail | WaitForWake
 Flow = Generator[Effect, Any, T]
 
 
@@ -176,8 +188,12 @@ def _cancel(flow: Flow[Any]) -> None:
         flow.throw(Cancelled())
 
 
-def _waiter(store: Store, inboxes: Sequence[InboxId], token: Hashable) -> Any:
-    return lambda seconds: store.wait_for_change(inboxes, token, seconds)
+def _waiter(effect: WaitForMail | WaitForWake, store: Store) -> Callable[[float], bool]:
+    """The blocking wait ``effect`` asks for, as ``wait(seconds)`` for :meth:`Clock.block`."""
+    if isinstance(effect, WaitForWake):
+        relay = cast(WakeRelay, store)  # only a relay-capable store's flows yield it
+        return lambda seconds: relay.wait_for_wake(effect.req, seconds)
+    return lambda seconds: store.wait_for_change(effect.inboxes, effect.token, seconds)
 
 
 def _perform(effect: Effect, store: Store, clock: Clock) -> bool | None:
@@ -187,7 +203,7 @@ def _perform(effect: Effect, store: Store, clock: Clock) -> bool | None:
     remaining = effect.until_ms - clock.now_ms()
     if remaining <= 0:
         return False
-    return clock.block(_waiter(store, effect.inboxes, effect.token), remaining)
+    return clock.block(_waiter(effect, store), remaining)
 
 
 async def _perform_async(effect: Effect, store: Store, clock: Clock) -> bool | None:
@@ -197,4 +213,4 @@ async def _perform_async(effect: Effect, store: Store, clock: Clock) -> bool | N
     remaining = effect.until_ms - clock.now_ms()
     if remaining <= 0:
         return False
-    return await clock.ablock(_waiter(store, effect.inboxes, effect.token), remaining)
+    return await clock.ablock(_waiter(effect, store), remaining)

@@ -235,6 +235,12 @@ class Step(enum.Enum):
     READ_SLOTS = "read-slots"
     CLAIM_SLOT = "claim-slot"
     LOCATE = "locate"
+    RELAY = "relay"  # the peer runs on another host: its relay locates and types (RELAY_GATE)
+    ENQUEUE = "enqueue"
+    AWAIT_REPORT = "await-report"
+    WITHDRAW = "withdraw"
+    AWAIT_SILENT = "await-silent"
+    CLAIM = "claim"
 
 
 StoreFailed = Literal["store-failed"]
@@ -330,16 +336,23 @@ class FunnelFacts:
     debounced: bool
     has_pane: bool
     target: str | None = None
+    remote: bool = False
+    """The peer's entry names another host than ours: only that host's relay can type there."""
 
 
 FUNNEL_GATE: tuple[Rule[FunnelFacts, WakeStatus | Step], ...] = (
     Rule("§4.10 step 1, §4.11.3", lambda f, s: s.wake_strategy == "off", WakeStatus.DISABLED),
     Rule("§4.10 step 2, R60", lambda f, s: f.debounced, WakeStatus.SKIPPED_DEBOUNCED),
     Rule("§4.11.1 step 1, R64", lambda f, s: not f.has_pane, WakeStatus.SKIPPED_NO_TARGET),
+    Rule("redis-store §6.7: another host's pane", lambda f, s: f.remote, Step.RELAY),
     Rule("§4.10 step 3", lambda f, s: f.target is None, Step.LOCATE),
     Rule("§4.10 step 3, §4.11.1 step 5, R64", lambda f, s: not f.target, WakeStatus.SKIPPED_NO_TARGET),
 )
-"""``wakePeer`` (``messaging.md`` §4.10) up to the keystrokes; passing types at ``target``."""
+"""``wakePeer`` (``messaging.md`` §4.10) up to the keystrokes; passing types at ``target``.
+
+A peer on another host passes the same strategy, debounce and registered-pane rows, then goes to
+its host's relay (:data:`RELAY_GATE`) instead of being located here.
+"""
 
 
 def funnel_gate(facts: FunnelFacts, settings: Settings) -> WakeStatus | Step | None:
@@ -359,3 +372,134 @@ Codex peer wrote during the submit gap counts, A42)."""
 ASK_GRACE_HIT = WakeStatus.SKIPPED_BUSY
 """ask_peer's status when the reply arrived within the grace, before any keystroke: the peer was
 mid-turn and its hooks delivered the question (accounting §5.1, A44; 0.15.0 said ``fired``)."""
+
+
+# The wake relay (redis-store.md §6) --------------------------------------------------------------
+
+
+@attrs.frozen
+class RelayFacts:
+    """What the sender of a remote wake has learned so far. ``None``: not done yet; a store error
+    is a fact. ``queued``: ``wake_enqueue``'s answer (False: no relay holds the host's lease)."""
+
+    queued: bool | StoreFailed | None = None
+    outcome: str | None = None
+    """The relay's report (:data:`~oxtail_core.protocols.RELAY_OUTCOMES`), once read."""
+    first_wait_over: bool = False
+    withdrew: bool | StoreFailed | None = None
+    second_wait_over: bool = False
+
+
+class RelayEnd(enum.Enum):
+    """How a remote wake ended, from the sender's side (redis-store.md §6.3)."""
+
+    NO_RELAY = "no-relay"
+    REFUSED = "relay-unreachable"
+    REPORTED = "reported"
+    WITHDRAWN = "relay-timeout"
+    SILENT = "relay-silent"
+
+
+def _enqueue_failed(f: RelayFacts, s: Settings) -> bool:
+    return f.queued == STORE_FAILED
+
+
+RELAY_GATE: tuple[Rule[RelayFacts, RelayEnd | Step], ...] = (
+    Rule("§6.2 sender", lambda f, s: f.queued is None, Step.ENQUEUE),
+    Rule(
+        "§6.3 a refused request may still be queued: take its slot first",
+        lambda f, s: _enqueue_failed(f, s) and f.withdrew is None,
+        Step.WITHDRAW,
+    ),
+    Rule(
+        "§6.3 Redis refused the request",
+        lambda f, s: _enqueue_failed(f, s) and f.withdrew is not False,
+        RelayEnd.REFUSED,
+    ),
+    Rule("§6.3 no relay lease for the host", lambda f, s: f.queued is False, RelayEnd.NO_RELAY),
+    Rule("§6.3 the relay reported", lambda f, s: f.outcome is not None, RelayEnd.REPORTED),
+    Rule("§6.2 wait up to bound1", lambda f, s: not f.first_wait_over, Step.AWAIT_REPORT),
+    Rule("§6.2 no report: withdraw", lambda f, s: f.withdrew is None, Step.WITHDRAW),
+    Rule("§6.3 the withdrawal won: nothing typed", lambda f, s: f.withdrew is True, RelayEnd.WITHDRAWN),
+    Rule(
+        "§6.2 a relay holds the claim: wait up to bound2",
+        lambda f, s: not f.second_wait_over,
+        Step.AWAIT_SILENT,
+    ),
+    Rule("§6.3 the claiming relay went silent", lambda f, s: True, RelayEnd.SILENT),
+)
+"""The sender of a remote wake, step by step (first match wins; the last row always applies)."""
+
+
+def relay_gate(facts: RelayFacts, settings: Settings) -> RelayEnd | Step:
+    """The remote wake's next step, or how it ended."""
+    verdict = decide(RELAY_GATE, facts, settings)
+    assert verdict is not None  # the catch-all row
+    return verdict
+
+
+@attrs.frozen
+class RelayEndRow:
+    """A remote wake's status (None: the relay's report says it, :data:`REPORTED_AS`) and what the
+    sender does with a strict wake's dedupe slot (None: nothing, the relay finalized it or keys may
+    have landed)."""
+
+    status: WakeStatus | None
+    slot: SlotFollowUp | None
+
+
+RELAY_ENDS: Mapping[RelayEnd, RelayEndRow] = {
+    RelayEnd.NO_RELAY: RelayEndRow(WakeStatus.SKIPPED_NO_TARGET, SlotFollowUp.RELEASE_SLOT),  # §6.3
+    RelayEnd.REFUSED: RelayEndRow(WakeStatus.SKIPPED_STORE_ERROR, SlotFollowUp.RELEASE_SLOT),  # §6.3
+    RelayEnd.REPORTED: RelayEndRow(None, None),  # §6.5: the relay stamped or released before reporting
+    RelayEnd.WITHDRAWN: RelayEndRow(WakeStatus.SKIPPED_NO_TARGET, SlotFollowUp.RELEASE_SLOT),  # §6.3, §6.5
+    RelayEnd.SILENT: RelayEndRow(WakeStatus.FIRED_UNCONFIRMED, None),  # §6.5: the claim stays
+}
+"""Each end of a remote wake: its status and the sender's part of the strict gate's bookkeeping."""
+
+REPORTED_AS: Mapping[str, WakeStatus | None] = {
+    "typed": None,  # the keys landed: FIRED_AS over the peer's liveness read now, as for a local wake
+    "skipped": WakeStatus.SKIPPED_NO_TARGET,  # §6.3: the relay could not verify the pane, or it failed
+    "unconfirmed": WakeStatus.FIRED_UNCONFIRMED,  # §6.2: a dead relay had claimed it; never typed twice
+}
+"""The sender's status for a relay's report."""
+
+
+@attrs.frozen
+class RelaySideFacts:
+    """What a relay knows about one request it read. ``claim``: ``wake_claim``'s answer (None: not
+    tried yet); ``registered``: the registry holds that incarnation on this host; ``target``: as in
+    :class:`FunnelFacts`."""
+
+    claim: str | None = None
+    stale: bool = False
+    registered: bool = False
+    target: str | None = None
+
+
+RELAY_SIDE: tuple[Rule[RelaySideFacts, str | Step | None], ...] = (
+    Rule("§6.2 single winner", lambda f, s: f.claim is None, Step.CLAIM),
+    Rule("§6.2 the sender withdrew first: ack only", lambda f, s: f.claim == "withdrawn", None),
+    Rule(
+        "§6.2 another relay claimed it: never type twice", lambda f, s: f.claim == "held", "claimed-elsewhere"
+    ),
+    Rule("§6.6 requests expire", lambda f, s: f.stale, "stale"),
+    Rule("§6.6 the registered incarnation only", lambda f, s: not f.registered, "not-registered"),
+    Rule("§6.2 R64 locate from this host's process tree", lambda f, s: f.target is None, Step.LOCATE),
+    Rule("§6.2 R64 no verified pane", lambda f, s: not f.target, "no-verified-pane"),
+)
+"""A relay's decision on one request: a step, ``None`` (acknowledge, report nothing), or the reason it
+reports (``claimed-elsewhere`` is reported ``unconfirmed``, any other reason ``skipped``). Passing
+(no row applies) types at ``target``."""
+
+
+def relay_side(facts: RelaySideFacts, settings: Settings) -> str | Step | None:
+    """The relay's next step on a request, or its verdict; :data:`TYPE_IT` when it passed."""
+    return next((r.then for r in RELAY_SIDE if r.applies(facts, settings)), TYPE_IT)
+
+
+TYPE_IT = "type"
+""":func:`relay_side` passed: type the wake line at the verified target."""
+
+RELAY_CLAMP_GAP_MS = (0, 5_000)
+"""The Codex submit gap a relay honors (a request's ``gap_ms`` is clamped into it, §6.6)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 
 import attrs
@@ -33,7 +34,10 @@ from oxtail_core.model import (
     same_incarnation,
 )
 from oxtail_core.protocols import (
+    RELAY_LEASE_MS,
+    TAKEOVER_IDLE_MS,
     Batch,
+    ClaimResult,
     Holder,
     InboxId,
     Offered,
@@ -41,6 +45,9 @@ from oxtail_core.protocols import (
     Selector,
     SweepReport,
     T,
+    WakeDelivery,
+    WakeReport,
+    WakeRequest,
     window_of,
 )
 from oxtail_core.reservations import Reservation
@@ -72,6 +79,8 @@ class MemoryStore:
         """By host and pid (two machines may run one pid); this store's own host is None."""
         self._claims: dict[str, ClaimRecord] = {}
         self._reservations: dict[str, tuple[Reservation, ...]] = {}
+        self.relay = _Relays()
+        """The wake relay's state (its ``now_ms`` times leases and takeovers: a test may swap it)."""
 
     # Inboxes ---------------------------------------------------------------------
     def _bump(self, inbox: InboxId) -> None:
@@ -484,6 +493,109 @@ class MemoryStore:
     def reservations_list(self, project: str) -> list[Reservation]:
         with self._lock:
             return list(self._reservations.get(project, ()))
+
+    # The wake relay (WakeRelay, redis-store.md §6) ---------------------------------------------
+    def wake_enqueue(self, host: str, request: WakeRequest) -> bool:
+        with self._lock:
+            r = self.relay
+            if r.leases.get(host, -1) <= r.now_ms():
+                return False
+            if request.req not in r.queued:
+                r.queued.add(request.req)
+                r.seq += 1
+                r.streams.setdefault(host, []).append(_Entry(f"{r.now_ms()}-{r.seq}", request, r.now_ms()))
+            return True
+
+    def wake_outcome(self, req: str) -> WakeReport | None:
+        with self._lock:
+            return self.relay.reports.get(req)
+
+    def wait_for_wake(self, req: str, timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: req in self.relay.reports, timeout=max(timeout_s, 0))
+
+    def wake_withdraw(self, req: str) -> bool:
+        with self._lock:
+            return self.relay.claims.setdefault(req, "withdrawn") == "withdrawn"
+
+    def wake_next(self, host: str, consumer: str, timeout_s: float) -> list[WakeDelivery]:
+        with self._changed:
+            r = self.relay
+            r.leases[host] = r.now_ms() + RELAY_LEASE_MS
+            self._changed.wait_for(lambda: r.due(host, consumer), timeout=max(timeout_s, 0))
+            return r.deliver(host, consumer)
+
+    def wake_claim(self, req: str, consumer: str) -> ClaimResult:
+        with self._lock:
+            holder = self.relay.claims.setdefault(req, f"relay:{consumer}")
+            if holder == f"relay:{consumer}":
+                return "won"
+            return "withdrawn" if holder == "withdrawn" else "held"
+
+    def wake_report(self, req: str, report: WakeReport) -> None:
+        with self._lock:
+            self.relay.reports.setdefault(req, report)
+            self._changed.notify_all()
+
+    def wake_ack(self, host: str, entry_id: str) -> None:
+        with self._lock:
+            entry = next((e for e in self.relay.streams.get(host, []) if e.entry_id == entry_id), None)
+            if entry is not None:
+                entry.acked = True
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@attrs.define(eq=False)
+class _Entry:
+    """One request on a host's stream, and who was last handed it (a consumer group of one stream)."""
+
+    entry_id: str
+    request: WakeRequest
+    added_ms: int
+    consumer: str | None = None
+    delivered_ms: int = 0
+    acked: bool = False
+
+
+@attrs.define(eq=False)
+class _Relays:
+    """What a Redis keeps for the relay protocol: leases, streams with their pending entries, the
+    per-request single-winner slots, reports. Guarded by the store's lock."""
+
+    now_ms: Callable[[], int] = _wall_ms
+    leases: dict[str, int] = attrs.field(factory=dict)
+    streams: dict[str, list[_Entry]] = attrs.field(factory=dict)
+    queued: set[str] = attrs.field(factory=set)
+    claims: dict[str, str] = attrs.field(factory=dict)
+    reports: dict[str, WakeReport] = attrs.field(factory=dict)
+    seq: int = 0
+
+    def _takeovers(self, host: str, consumer: str) -> list[_Entry]:
+        idle_before = self.now_ms() - TAKEOVER_IDLE_MS
+        return [
+            e
+            for e in self.streams.get(host, [])
+            if not e.acked and e.consumer not in (None, consumer) and e.delivered_ms <= idle_before
+        ]
+
+    def due(self, host: str, consumer: str) -> bool:
+        fresh = any(e.consumer is None for e in self.streams.get(host, []))
+        return fresh or bool(self._takeovers(host, consumer))
+
+    def deliver(self, host: str, consumer: str) -> list[WakeDelivery]:
+        now = self.now_ms()
+        out: list[WakeDelivery] = []
+        for e in self._takeovers(host, consumer):
+            e.consumer, e.delivered_ms = consumer, now
+            out.append(WakeDelivery(e.entry_id, e.request, now - e.added_ms, taken_over=True))
+        for e in self.streams.get(host, []):
+            if e.consumer is None:
+                e.consumer, e.delivered_ms = consumer, now
+                out.append(WakeDelivery(e.entry_id, e.request, now - e.added_ms))
+        return out
 
 
 class MemoryHost:

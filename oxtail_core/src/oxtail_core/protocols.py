@@ -30,7 +30,7 @@ on, or it restores them if that failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -501,3 +501,109 @@ class Host(Protocol):
         """Where ``pid`` really works, or None when the OS cannot tell (then an entry's ``cwd`` is used).
 
         Scope checks ask this instead of trusting the entry (issue 15 item 11)."""
+
+
+# The wake relay (redis-store.md §6) -------------------------------------------------------------
+RELAY_LEASE_MS = 15_000
+"""A relay's presence lease on its host, renewed by every :meth:`WakeRelay.wake_next`."""
+TAKEOVER_IDLE_MS = 2_000
+"""A request read and not acknowledged for this long is handed to another relay of the host."""
+SLOT_TTL_MS = 60_000
+"""How long a request's claim or withdrawal, and its report, are kept (well past any sender's wait)."""
+RELAY_OUTCOMES = ("typed", "skipped", "unconfirmed")
+"""What a relay reports: it typed the wake line and Enter into the verified pane; it typed nothing
+(and never will); another relay held the request's claim and went silent (keys may have landed)."""
+
+
+@attrs.frozen
+class WakeRequest:
+    """A wake for a pane on another host, as put on that host's stream (never a pane id, never text).
+
+    The relay resolves the pane itself, from its own process tree, for the registry entry of this
+    incarnation (``pid``, ``started_at``, ``process_start``). ``flavor`` ``"codex"`` asks for the
+    submit gap ``gap_ms`` (the relay clamps it). A strict reply wake carries its dedupe slot
+    (``sid``, ``reply_to``, ``claimed_at``): the relay, which knows what it typed, finalizes it.
+    """
+
+    req: str
+    pid: int
+    started_at: int
+    process_start: float | None
+    flavor: str = "other"
+    gap_ms: int = 0
+    ttl_ms: int = 30_000
+    sid: str | None = None
+    reply_to: str | None = None
+    claimed_at: int | None = None
+
+    @property
+    def slot(self) -> tuple[str, str, int] | None:
+        """The strict gate's dedupe slot this wake carries, or None (a lenient wake)."""
+        if self.sid and self.reply_to and self.claimed_at is not None:
+            return (self.sid, self.reply_to, self.claimed_at)
+        return None
+
+
+@attrs.frozen
+class WakeDelivery:
+    """A request as a relay reads it: the stream entry to ack, the request (None: unreadable), its
+    age by the store's clock, and whether another consumer had it first (a takeover)."""
+
+    entry_id: str
+    request: WakeRequest | None
+    age_ms: int
+    taken_over: bool = False
+
+
+@attrs.frozen
+class WakeReport:
+    """A relay's outcome for one request (:data:`RELAY_OUTCOMES`) and its reason, for the trace."""
+
+    outcome: Literal["typed", "skipped", "unconfirmed"]
+    reason: str = ""
+
+
+ClaimResult = Literal["won", "withdrawn", "held"]
+"""``wake_claim``: this relay may type; the sender withdrew first; another relay holds the claim."""
+
+
+@runtime_checkable
+class WakeRelay(Protocol):
+    """The cross-host wake protocol, a Store's optional second face (one host needs none of it).
+
+    The claim and the withdrawal are one single-winner slot per request: a sender whose
+    withdrawal won knows nothing was or will be typed; a relay whose claim won knows the sender
+    waits for its report. Every method is one atomic step and none blocks but
+    :meth:`wait_for_wake` (performed by the drivers, never inside a flow's own store call) and
+    :meth:`wake_next` (the relay's own loop).
+    """
+
+    # The sender ------------------------------------------------------------------------------
+    def wake_enqueue(self, host: str, request: WakeRequest) -> bool:
+        """Put ``request`` on ``host``'s stream; False (nothing queued) when no relay holds a lease
+        there. Replay-safe: a request id is queued at most once."""
+
+    def wake_outcome(self, req: str) -> WakeReport | None:
+        """The relay's report for ``req``, if it has reported (a look, never a wait)."""
+
+    def wait_for_wake(self, req: str, timeout_s: float) -> bool:
+        """Block until ``req`` has a report or the timeout passes; True if it has one."""
+
+    def wake_withdraw(self, req: str) -> bool:
+        """Take the request's single-winner slot for the sender: True iff no relay claimed it first
+        (then none ever will)."""
+
+    # The relay -------------------------------------------------------------------------------
+    def wake_next(self, host: str, consumer: str, timeout_s: float) -> list[WakeDelivery]:
+        """Renew ``host``'s relay lease, then the requests for ``consumer``: ones another consumer
+        read and left unacknowledged for too long (a takeover) and new ones, waiting at most
+        ``timeout_s`` for some."""
+
+    def wake_claim(self, req: str, consumer: str) -> ClaimResult:
+        """Take the request's single-winner slot for ``consumer`` (:data:`ClaimResult`)."""
+
+    def wake_report(self, req: str, report: WakeReport) -> None:
+        """Publish the outcome to the waiting sender (the first report stands; it expires)."""
+
+    def wake_ack(self, host: str, entry_id: str) -> None:
+        """Done with that stream entry: no other consumer will be handed it."""

@@ -99,6 +99,10 @@ class Settings:
     waiter_heal_grace_ms: float = 240_000
     waiter_heal_throttle_ms: float = 90_000
     waiter_heal_cap: float = 3
+    relay_outcome_ms: float = 1_500
+    """A remote wake's first wait for the relay's report (plus the Codex gap), then it withdraws."""
+    relay_silent_ms: float = 2_000
+    """How much longer a sender waits for a relay that claimed the wake (then ``fired_unconfirmed``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -21,16 +21,17 @@ retry that duplicates it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import attrs
 
 from oxtail_core import gates
 from oxtail_core.context import Context
-from oxtail_core.effects import Flow, Sleep
-from oxtail_core.errors import ErrorCode, StoreError
+from oxtail_core.effects import Flow, Sleep, WaitForWake
+from oxtail_core.errors import Cancelled, ErrorCode, StoreError
 from oxtail_core.gates import Gate, Step
-from oxtail_core.ids import canonical_session_id, is_pane_id
+from oxtail_core.ids import canonical_session_id, is_pane_id, new_id
 from oxtail_core.model import (
     WAKE_TEXT,
     ActivityMarker,
@@ -41,6 +42,7 @@ from oxtail_core.model import (
     WakeStatus,
 )
 from oxtail_core.pending import consume_pending
+from oxtail_core.protocols import WakeRelay, WakeRequest
 from oxtail_core.trace import safe_emit
 
 
@@ -64,19 +66,40 @@ def is_fresh_busy(ctx: Context, entry: RegistryEntry, now_ms: int) -> bool:
     return gates.is_fresh_busy(activity(ctx, entry), now_ms, ctx.settings)
 
 
-def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[WakeStatus]:
-    """The single funnel for keystrokes: the funnel gate, then text and Enter at the verified pane."""
+Slot = tuple[str, str, int]
+"""A strict reply wake's claimed dedupe slot: (target session, ``reply_to``, claimed at)."""
+
+
+def wake_peer(ctx: Context, peer: RegistryEntry, slot: Slot | None = None) -> Flow[WakeStatus]:
+    """The single funnel for keystrokes: the funnel gate, then text and Enter at the verified pane.
+
+    A peer on another host (its entry's ``host_id`` differs from ours) passes the same strategy,
+    debounce and registered-pane rows, then is woken by its host's relay (:func:`remote_wake`).
+    With ``slot`` (a strict wake's claimed dedupe slot) the funnel also finalizes it: the rate
+    stamp after keystrokes, the slot given back when none were sent (R59); for a remote peer the
+    relay, which knows, does it, and the sender only where it knows better (§6.5).
+    """
     now = ctx.clock.now_ms()
     sid = canonical_session_id(peer.session_id) if peer.session_id else None
     debounced = sid is not None and ctx.debounce.active(sid, now)
-    facts = gates.FunnelFacts(debounced=debounced, has_pane=bool(peer.tmux_pane))
+    remote = remote_host(ctx, peer)
+    facts = gates.FunnelFacts(debounced=debounced, has_pane=bool(peer.tmux_pane), remote=remote is not None)
     verdict = gates.funnel_gate(facts, ctx.settings)
     if verdict is Step.LOCATE:
-        facts = attrs.evolve(facts, target=_locate(ctx, peer))
+        facts = attrs.evolve(facts, target=locate_verified(ctx, peer))
         verdict = gates.funnel_gate(facts, ctx.settings)
     if isinstance(verdict, WakeStatus):
         _trace_funnel_skip(ctx, peer, sid, verdict, facts)
+        finalize_slot(ctx, slot, gates.AFTER_STRICT_WAKE[False])
         return verdict
+    flavor = "unknown" if ctx.settings.wake_strategy == "legacy" else peer.client.type
+    if sid and not ctx.debounce.claim(sid, now):  # a concurrent wake of this session won the window
+        _trace_funnel_skip(ctx, peer, sid, WakeStatus.SKIPPED_DEBOUNCED, facts)
+        finalize_slot(ctx, slot, gates.AFTER_STRICT_WAKE[False])
+        return WakeStatus.SKIPPED_DEBOUNCED
+    if verdict is Step.RELAY:
+        assert remote is not None
+        return (yield from remote_wake(ctx, peer, remote, flavor, slot))
     target = facts.target or ""
     if target != peer.tmux_pane:
         safe_emit(
@@ -86,10 +109,6 @@ def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[WakeStatus]:
             live=target,
             server_pid=peer.server_pid,
         )
-    flavor = "unknown" if ctx.settings.wake_strategy == "legacy" else peer.client.type
-    if sid and not ctx.debounce.claim(sid, now):  # a concurrent wake of this session won the window
-        _trace_funnel_skip(ctx, peer, sid, WakeStatus.SKIPPED_DEBOUNCED, facts)
-        return WakeStatus.SKIPPED_DEBOUNCED
     ok = _keystroke(ctx, "text", target)
     if ok and flavor == "codex":
         yield Sleep(ctx.settings.codex_submit_gap_ms)
@@ -97,15 +116,141 @@ def wake_peer(ctx: Context, peer: RegistryEntry) -> Flow[WakeStatus]:
     if ok:
         status = gates.FIRED_AS[gates.liveness(bool(sid), activity(ctx, peer))]  # read after the keys
         safe_emit(ctx.tracer, "ask_peer_wake_fired", target=target)
-        return status
-    safe_emit(ctx.tracer, "ask_peer_wake_failed", target=target, error="send-keys failed")
-    return WakeStatus.SKIPPED_NO_TARGET
+    else:
+        safe_emit(ctx.tracer, "ask_peer_wake_failed", target=target, error="send-keys failed")
+        status = WakeStatus.SKIPPED_NO_TARGET
+    finalize_slot(ctx, slot, gates.AFTER_STRICT_WAKE[status in gates.TYPED])
+    return status
 
 
-def _locate(ctx: Context, peer: RegistryEntry) -> str:
+def remote_host(ctx: Context, peer: RegistryEntry) -> str | None:
+    """The peer's host when it is not ours (then only that host's relay can type into its pane)."""
+    theirs = peer.host_id
+    return theirs if theirs is not None and theirs != ctx.host.host_id else None
+
+
+def remote_wake(
+    ctx: Context, peer: RegistryEntry, host: str, flavor: str, slot: Slot | None = None
+) -> Flow[WakeStatus]:
+    """Wake a peer on ``host`` through that host's relay, and report only what is known (§6.2, §6.3).
+
+    The steps and the end are :data:`oxtail_core.gates.RELAY_GATE` and
+    :data:`~oxtail_core.gates.RELAY_ENDS`: queue the request (no relay lease: nothing to wait
+    for), wait for the report up to bound1, else withdraw; a withdrawal that won means nothing
+    was or will be typed; one that lost means a relay claimed it, so wait up to bound2 more, then
+    ``fired_unconfirmed``. The waits are yielded (:class:`~oxtail_core.effects.WaitForWake`).
+    A cancellation withdraws first, so a caller that gave up leaves nothing to type.
+    """
+    relay = ctx.store if isinstance(ctx.store, WakeRelay) else None
+    if relay is None:
+        safe_emit(ctx.tracer, "ask_peer_wake_skipped", reason="no-relay", server_pid=peer.server_pid)
+        finalize_slot(ctx, slot, gates.SlotFollowUp.RELEASE_SLOT)
+        return WakeStatus.SKIPPED_NO_TARGET
+    gap = int(ctx.settings.codex_submit_gap_ms) if flavor == "codex" else 0
+    request = WakeRequest(
+        req=new_id(),
+        pid=peer.server_pid,
+        started_at=peer.started_at,
+        process_start=peer.process_start,
+        flavor="codex" if flavor == "codex" else "other",
+        gap_ms=gap,
+        sid=slot[0] if slot else None,
+        reply_to=slot[1] if slot else None,
+        claimed_at=slot[2] if slot else None,
+    )
+    facts = gates.RelayFacts()
+    verdict = gates.relay_gate(facts, ctx.settings)
+    try:
+        while isinstance(verdict, Step):
+            facts = yield from _relay_step(ctx, relay, verdict, facts, host=host, request=request)
+            verdict = gates.relay_gate(facts, ctx.settings)
+    except Cancelled:
+        if _withdraw(relay, request.req) is True:
+            finalize_slot(ctx, slot, gates.SlotFollowUp.RELEASE_SLOT)
+        raise
+    row = gates.RELAY_ENDS[verdict]
+    status = row.status
+    if verdict is gates.RelayEnd.REPORTED:
+        status = gates.REPORTED_AS.get(facts.outcome or "", WakeStatus.FIRED_UNCONFIRMED)
+        if status is None:  # typed: confirmed only by the peer's hooks, as a local wake (A42)
+            sid = canonical_session_id(peer.session_id) if peer.session_id else None
+            status = gates.FIRED_AS[gates.liveness(bool(sid), activity(ctx, peer))]
+    assert status is not None
+    if row.slot is not None:
+        finalize_slot(ctx, slot, row.slot)
+    safe_emit(ctx.tracer, "ask_peer_wake_relayed", host=host, status=status.value, end=verdict.value)
+    return status
+
+
+def _relay_step(
+    ctx: Context,
+    relay: WakeRelay,
+    step: Step,
+    facts: gates.RelayFacts,
+    *,
+    host: str,
+    request: WakeRequest,
+) -> Flow[gates.RelayFacts]:
+    """Perform one step the relay gate asks for; a store error is recorded as a fact."""
+    if step is Step.ENQUEUE:
+        try:
+            return attrs.evolve(facts, queued=relay.wake_enqueue(host, request))
+        except StoreError:
+            return attrs.evolve(facts, queued=gates.STORE_FAILED)
+    if step is Step.WITHDRAW:
+        return attrs.evolve(facts, withdrew=_withdraw(relay, request.req))
+    bound = (
+        ctx.settings.relay_outcome_ms + request.gap_ms
+        if step is Step.AWAIT_REPORT
+        else ctx.settings.relay_silent_ms
+    )
+    outcome = yield from _await_report(ctx, relay, request.req, ctx.clock.now_ms() + math.ceil(bound))
+    if step is Step.AWAIT_REPORT:
+        return attrs.evolve(facts, outcome=outcome, first_wait_over=True)
+    return attrs.evolve(facts, outcome=outcome, second_wait_over=True)
+
+
+def _await_report(ctx: Context, relay: WakeRelay, req: str, until_ms: int) -> Flow[str | None]:
+    """Look for the relay's report, waiting until ``until_ms`` (a store error reads as none yet)."""
+    while True:
+        try:
+            report = relay.wake_outcome(req)
+        except StoreError:
+            report = None
+        if report is not None:
+            return report.outcome
+        if ctx.clock.now_ms() >= until_ms:
+            return None
+        yield WaitForWake(req, until_ms)  # a store's wait reads an error as "nothing yet"
+
+
+def _withdraw(relay: WakeRelay, req: str) -> bool | gates.StoreFailed:
+    try:
+        return relay.wake_withdraw(req)
+    except StoreError:
+        return gates.STORE_FAILED
+
+
+def finalize_slot(ctx: Context, slot: Slot | None, follow_up: gates.SlotFollowUp) -> None:
+    """The strict gate's bookkeeping of a claimed slot (R59): stamp the rate, or give the slot back
+    (a store error leaves the slot claimed: one lost wake at worst, never a doubled one)."""
+    if slot is None:
+        return
+    sid, reply_to, claimed_at = slot
+    try:
+        if follow_up is gates.SlotFollowUp.STAMP_RATE:
+            ctx.store.rate_put(sid, claimed_at)
+        else:
+            ctx.store.dedupe_release(sid, reply_to, claimed_at)
+    except StoreError:
+        pass
+
+
+def locate_verified(ctx: Context, peer: RegistryEntry) -> str:
     """The pane verified from the live process tree, or ``""`` when there is none."""
     try:
-        target = ctx.waker.locate(peer) if ctx.host.is_alive(peer.server_pid, peer.process_start) else None
+        alive = ctx.host.is_alive(peer.server_pid, peer.process_start, peer.host_id)
+        target = ctx.waker.locate(peer) if alive else None
     except Exception:  # noqa: BLE001 - a broken waker means "no verified target"
         target = None
     return target if target is not None and is_pane_id(target) else ""
@@ -166,16 +311,7 @@ def strict_reply_wake(ctx: Context, peer: RegistryEntry, reply_to: str) -> Flow[
         safe_emit(ctx.tracer, "autowake_reply_skipped", target_session_id=sid or None, status=verdict.value)
         return verdict
     safe_emit(ctx.tracer, "autowake_reply_fire", target_session_id=sid)
-    result = yield from wake_peer(ctx, peer)
-    follow_up = gates.AFTER_STRICT_WAKE[result in gates.TYPED]
-    try:
-        if follow_up is gates.SlotFollowUp.STAMP_RATE:
-            ctx.store.rate_put(sid, now)
-        else:
-            ctx.store.dedupe_release(sid, reply_to, now)
-    except StoreError:
-        pass
-    return result
+    return (yield from wake_peer(ctx, peer, slot=(sid, reply_to, now)))
 
 
 def _perform_reply_step(

@@ -37,7 +37,20 @@ from oxtail_core.model import (
     Receipt,
     RegistryEntry,
 )
-from oxtail_core.protocols import Batch, Holder, Host, InboxId, ReservationStep, Selector, SweepReport, T
+from oxtail_core.protocols import (
+    Batch,
+    ClaimResult,
+    Holder,
+    Host,
+    InboxId,
+    ReservationStep,
+    Selector,
+    SweepReport,
+    T,
+    WakeDelivery,
+    WakeReport,
+    WakeRequest,
+)
 from oxtail_core.reservations import Reservation
 from oxtail_core.trace import Tracer
 from oxtail_core.wire import dumps
@@ -52,6 +65,7 @@ from oxtail_redis.lease import CACHE_S, HEARTBEAT_S, HOLDER_TTL_MS, LEASE_TTL_MS
 from oxtail_redis.ledger import Ledgers
 from oxtail_redis.records import Records
 from oxtail_redis.url import parse_url
+from oxtail_redis.wakes import Wakes
 
 
 class RedisStore:
@@ -89,6 +103,7 @@ class RedisStore:
         self._inboxes = Inboxes(self._conn, self._keys)
         self._ledgers = Ledgers(self._conn, self._keys)
         self._records = Records(self._conn, self._keys)
+        self._wakes = Wakes(self._conn, self._keys)
         self.leases = Leases(
             self._conn,
             self._keys,
@@ -433,6 +448,39 @@ class RedisStore:
     @reading
     def reservations_list(self, project: str) -> list[Reservation]:
         return self._records.reservations_list(project)
+
+    # The wake relay (WakeRelay, oxtail_redis.wakes) ----------------------------------------------
+    @writing
+    def wake_enqueue(self, host: str, request: WakeRequest) -> bool:
+        return self._wakes.enqueue(host, request)
+
+    @reading
+    def wake_outcome(self, req: str) -> WakeReport | None:
+        return self._wakes.outcome(req)
+
+    def wait_for_wake(self, req: str, timeout_s: float) -> bool:
+        """Never raises: an unreachable Redis reads as "no report yet" (the sender's bounds decide)."""
+        return self._wakes.wait(req, timeout_s)
+
+    @writing
+    def wake_withdraw(self, req: str) -> bool:
+        return self._wakes.withdraw(req)
+
+    @writing
+    def wake_next(self, host: str, consumer: str, timeout_s: float) -> list[WakeDelivery]:
+        return self._wakes.next(host, consumer, timeout_s)
+
+    @writing
+    def wake_claim(self, req: str, consumer: str) -> ClaimResult:
+        return self._wakes.claim(req, consumer)
+
+    @writing
+    def wake_report(self, req: str, report: WakeReport) -> None:
+        self._wakes.report(req, report)
+
+    @writing
+    def wake_ack(self, host: str, entry_id: str) -> None:
+        self._wakes.ack(host, entry_id)
 
 
 def _checked_host_id(chosen: str) -> str:

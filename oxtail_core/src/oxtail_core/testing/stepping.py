@@ -32,7 +32,7 @@ import attrs
 from oxtail_core.context import Context
 from oxtail_core.effects import _perform
 from oxtail_core.errors import AskAborted, Cancelled
-from oxtail_core.protocols import Store
+from oxtail_core.protocols import Store, WakeRelay
 
 
 def _protocol_methods(protocol: type) -> frozenset[str]:
@@ -47,8 +47,9 @@ def _protocol_methods(protocol: type) -> frozenset[str]:
     )
 
 
-STORE_METHODS = _protocol_methods(Store)
-"""Every method of the :class:`~oxtail_core.protocols.Store` protocol: the calls that are one step each."""
+STORE_METHODS = _protocol_methods(Store) | _protocol_methods(WakeRelay)
+"""Every method of the :class:`~oxtail_core.protocols.Store` protocol and of its optional relay face
+(:class:`~oxtail_core.protocols.WakeRelay`): the calls that are one step each."""
 
 STEP_TIMEOUT_S = 20.0
 
@@ -288,7 +289,7 @@ def drive(flow: Generator[Any, Any, Any], ctx: Context, actor: Actor) -> Any:
         return stop.value
 
 
-CORE_ID_MODULES = ("oxtail_core.memory", "oxtail_core.delivery", "oxtail_core.ask")
+CORE_ID_MODULES = ("oxtail_core.memory", "oxtail_core.delivery", "oxtail_core.ask", "oxtail_core.wake")
 """The core modules whose ``new_id`` mints message, request and batch ids."""
 
 

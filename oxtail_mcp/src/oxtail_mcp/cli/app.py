@@ -27,6 +27,7 @@ from oxtail_mcp.cli import (
     message,
     print_config,
     print_skill,
+    relay,
     serve,
     setup,
     status,
@@ -49,6 +50,7 @@ COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
     ("hook", hook, "run a hook (called by the client, not by people)"),
     ("guard", guard, "install or remove the git hooks that honor file reservations"),
     ("setup", setup, "register oxtail with Claude Code and Codex and install their hooks, in one go"),
+    ("relay", relay, "relay wakes to this machine's panes from a shared store (MCP servers run it too)"),
     ("use-store", use_store, "choose this machine's store: a shared Redis (url --team) or the files (fs)"),
 )
 

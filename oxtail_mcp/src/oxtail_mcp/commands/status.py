@@ -14,6 +14,7 @@ server of the same session always wins over it. The wait-graph and the problems
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -38,7 +39,7 @@ from oxtail_core.reservations import Reservation, grace_from_env, sweep
 from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox, working_dir
 from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
-from oxtail_fs.host.project import LocalHost, project_of
+from oxtail_fs.host.project import LocalHost, project_id, project_of
 from oxtail_mcp import storage
 from oxtail_mcp.commands.liveness import Liveness, PanePass, liveness_of, pane_pass
 from oxtail_mcp.commands.terminal import inert
@@ -194,6 +195,23 @@ def collect(
     return _collect(ctx, root, live_entries(ctx), asks=asks, wakes=wakes, pending=pending, panes={})[0]
 
 
+_project_id = functools.lru_cache(maxsize=16)(project_id)
+"""``root``'s project id, once per root (one git call) however many remote entries are checked."""
+
+
+def is_remote(ctx: Context, entry: RegistryEntry) -> bool:
+    """The entry runs on another machine of a shared store (its paths and panes mean nothing here)."""
+    return entry.host_id is not None and entry.host_id != ctx.host.host_id
+
+
+def in_root_project(ctx: Context, root: str, entry: RegistryEntry) -> bool:
+    """``root``'s project holds the entry: by path on this machine, by project id on another one
+    (two clones of one repository, as :func:`oxtail_core.routing.in_project` scopes messaging)."""
+    if is_remote(ctx, entry):
+        return entry.project_id is not None and entry.project_id == _project_id(root)
+    return ctx.host.same_project(root, working_dir(ctx, entry))
+
+
 def _collect(
     ctx: Context,
     root: str,
@@ -217,7 +235,7 @@ def _collect(
     rows = []
     for alive, entries in ((True, live), (False, dead)):
         for entry in entries:
-            if not ctx.host.same_project(root, working_dir(ctx, entry)):
+            if not in_root_project(ctx, root, entry):
                 continue
             sid = canonical_session_id(entry.session_id) if entry.session_id else None
             rows.append(
@@ -463,7 +481,7 @@ def snapshot(
     live = live_entries(ctx)
     read: Mapping[int, PaneActivity] = {}
     if panes is not None:
-        read = panes(ctx, [e for e in live if ctx.host.same_project(root, working_dir(ctx, e))])
+        read = panes(ctx, [e for e in live if in_root_project(ctx, root, e) and not is_remote(ctx, e)])
     rows, known = _collect(
         ctx, root, live, asks=asks, wakes=last_wakes(trace), pending=pending or (), panes=read, env=env
     )
@@ -531,7 +549,9 @@ def show(
     except StoreError as exc:
         print(f"oxtail status: {inert(str(exc))}", file=sys.stderr)
         return 1
-    ctx = Context(store, RecordingWaker(), SystemClock(), LocalHost(), settings=Settings.from_env(env))
+    cluster_host = getattr(store, "cluster_host", None)  # a shared store judges other machines by leases
+    host = cluster_host(LocalHost()) if cluster_host is not None else LocalHost()
+    ctx = Context(store, RecordingWaker(), SystemClock(), host, settings=Settings.from_env(env))
     terminal = stream.isatty()
     panes = pane_pass if terminal and activity else None  # a pipe never forks a capture (S42)
     try:

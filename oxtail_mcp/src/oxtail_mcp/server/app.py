@@ -41,6 +41,7 @@ from oxtail_mcp import COMPATIBLE_VERSION
 from oxtail_mcp.identity.client import FORWARDED_NOTHING, forwarded_nothing
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
+from oxtail_mcp.server.relay import start_relay
 from oxtail_mcp.server.screen import ScreenedStdin
 from oxtail_mcp.server.watchdogs import start_watchdogs
 
@@ -394,6 +395,10 @@ async def serve(agent: Agent, parent: int) -> None:
         settler.restore_all()  # run() then retires us
 
 
+def _nothing() -> None:
+    return None
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -403,9 +408,11 @@ def run() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     parent = os.getppid()  # before anything slow: the host may die while we start
     agent: Agent | None = None
+    stop_relay: Callable[[], None] = _nothing
     code = 0
     try:
         agent = Agent.start()
+        stop_relay = start_relay(agent.ctx.store, tracer=agent.ctx.tracer, settings=agent.ctx.settings)
         anyio.run(serve, agent, parent)
     except KeyboardInterrupt:
         pass
@@ -413,6 +420,7 @@ def run() -> None:
         traceback.print_exc()
         code = 1
     finally:
+        stop_relay()
         if agent is not None:
             agent.retire()
         else:
