@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-WAIT_POLL_MS = 20
-"""How often an asyncio wait re-checks for a change: the latency it adds to noticing mail."""
+if TYPE_CHECKING:
+    import asyncio
+
+WAIT_SLICE_S = 0.25
+"""The longest one blocking look of an asyncio wait lasts: after a cancellation, its thread ends
+within this long (the flow has moved on at once)."""
 
 
 class SystemClock:
@@ -30,22 +36,44 @@ class SystemClock:
         return wait(max(ms, 0) / 1000)
 
     async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool:
-        """Poll ``wait(0)`` every :data:`WAIT_POLL_MS` on the loop's own timer.
+        """Block in a thread of the wait's own, in slices of :data:`WAIT_SLICE_S`, never in the pool.
 
-        Each look runs in a worker thread and returns at once, so a wait holds
-        no thread: any number of waits (and a cancelled one, which simply stops
-        polling) never starve the pool that runs the flows' steps.
+        A change is noticed as soon as the store's own wait sees it (inotify, ``XREAD BLOCK``), not
+        at the next tick of a poll. The pool that runs the flows' steps is never used, so any number
+        of waits cannot starve it; a cancelled wait returns at once, and its thread ends with its
+        slice (the result it finds is dropped).
         """
         import asyncio
+        import threading
 
+        loop = asyncio.get_running_loop()
         deadline = time.monotonic() + max(ms, 0) / 1000
         while True:
-            if await asyncio.to_thread(wait, 0):
+            left = max(deadline - time.monotonic(), 0.0)
+            found: asyncio.Future[bool] = loop.create_future()
+
+            def look(seconds: float = min(left, WAIT_SLICE_S), found: asyncio.Future[bool] = found) -> None:
+                try:
+                    result: bool | BaseException = wait(seconds)
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting task, which re-raises it
+                    result = exc
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, found, result)
+
+            threading.Thread(target=look, name="oxtail-wait", daemon=True).start()
+            if await found:
                 return True
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if deadline - time.monotonic() <= 0:
                 return False
-            await asyncio.sleep(min(WAIT_POLL_MS / 1000, left))
+
+
+def _settle(found: asyncio.Future[bool], result: bool | BaseException) -> None:
+    if found.done():
+        return  # cancelled meanwhile
+    if isinstance(result, BaseException):
+        found.set_exception(result)
+    else:
+        found.set_result(bool(result))
 
 
 class FakeClock:

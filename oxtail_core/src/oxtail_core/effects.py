@@ -85,7 +85,7 @@ async def run_async(
     Each synchronous segment of the flow (its start, and every resume after
     a wait) runs in a worker thread: those are the Store, Waker and Host calls
     (lock waits, file rewrites, tmux). The waits themselves are awaited on the
-    loop and hold no thread (see :meth:`Clock.ablock`).
+    loop, never in the pool (see :meth:`Clock.ablock`).
 
     A task cancellation lands at the next wait, as :class:`Cancelled` thrown
     into the flow, so the flow puts back what it holds. A cancellation that

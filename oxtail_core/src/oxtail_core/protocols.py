@@ -467,11 +467,10 @@ class Clock(Protocol):
         A fake clock jumps instead of blocking."""
 
     async def ablock(self, wait: Callable[[float], bool], ms: float) -> bool:
-        """The asyncio form of :meth:`block`: it must hold no thread while it waits.
+        """The asyncio form of :meth:`block`: it must never block the event loop, nor hold a
+        thread of the pool that runs the flows' steps.
 
-        Only ``wait(0)`` (a look that returns at once) may run in a worker
-        thread; the time in between passes on the event loop, so cancelling
-        the wait frees everything at once."""
+        A cancelled wait returns at once; whatever thread it used ends within a bounded slice."""
 
 
 class Host(Protocol):
