@@ -86,7 +86,7 @@ def status_json(w: World, env: dict[str, str], proj: Path) -> dict:
 
 
 @pytest.mark.tmux
-def test_two_hosts_send_ask_with_a_relayed_wake_and_see_each_other(
+def test_two_hosts_send_ask_with_a_relayed_wake_delegate_and_see_each_other(
     tmp_path: Path, redis_url: str, team: str
 ) -> None:
     shared = {"OXTAIL_STORE": redis_url, "OXTAIL_REDIS_TEAM": team}
@@ -125,6 +125,22 @@ def test_two_hosts_send_ask_with_a_relayed_wake_and_see_each_other(
             "yes",
         )
         assert peer.typed() == LINE  # exactly one wake line, nothing else
+
+        # A delegation across hosts: h2 owes it, completes it, and h1 gets the completion and the
+        # delivery receipt (both written on the other machine, read through the shared store).
+        delegation = {"target": sid(2), "body": "please tag 0.3", "action_required": True, "wake": "off"}
+        job = asker.ok("send_message", delegation)
+        assert (job["action_required"], job["obligation_durable"]) == (True, True)
+        (owed,) = peer.read()["messages"]
+        assert owed["id"] == job["message_id"] and owed["action_required"] is True
+        assert [i["message_id"] for i in peer.ok("my_open_work")["open"]] == [job["message_id"]]
+        done = peer.ok("complete_work", {"message_id": job["message_id"], "body": "tagged 0.3"})
+        assert (done["ok"], done["obligation_state"], done["requester_session_id"]) == (True, "done", sid(1))
+        assert peer.ok("my_open_work")["count"] == 0
+        completion = [m for m in asker.read()["messages"] if m["id"] == done["completion_message_id"]]
+        assert [m["body"] for m in completion] == ["tagged 0.3"]
+        receipt = asker.ok("message_status", {"message_id": job["message_id"]})
+        assert (receipt["status"], receipt["recipient_session_id"]) == ("delivered", sid(2))
 
         # status from either host lists both hosts' agents.
         for w, proj, host in ((h1, one, "h1"), (h2, two, "h2")):
