@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from typing import TypedDict
 
     from oxtail_core.errors import StoreError
-    from oxtail_core.protocols import Store
+    from oxtail_core.protocols import Clock, Host, Store
+    from oxtail_core.trace import Tracer
     from oxtail_redis.url import RedisTarget
 
     class StoreInfo(TypedDict, total=False):
@@ -293,6 +294,22 @@ def remove_config(home: str) -> bool:
 
 
 # Opening -------------------------------------------------------------------------------------------
+def machine_of(store: Store, tracer: Tracer | None = None) -> tuple[Host, Clock]:
+    """This machine's Host and clock for ``store``: a store shared by machines (one that offers
+    ``cluster_host``: oxtail_redis) judges other machines' processes by their leases and keeps time
+    by the store's clock (its heartbeat is this host's janitor and traces ``lease_lost``); any other
+    store has one machine, judged by its process table."""
+    from oxtail_core.clock import SystemClock
+    from oxtail_fs.host.project import LocalHost
+
+    cluster_host, cluster_clock = getattr(store, "cluster_host", None), getattr(store, "cluster_clock", None)
+    if cluster_host is None or cluster_clock is None:
+        return LocalHost(), SystemClock()
+    host: Host = cluster_host(LocalHost(), tracer=tracer)
+    clock: Clock = cluster_clock()
+    return host, clock
+
+
 def open_store(env: Mapping[str, str] = os.environ) -> Store:
     """THE way the adapter gets its store: the one :func:`choose` names, opened and checked."""
     return open_with_info(env)[0]

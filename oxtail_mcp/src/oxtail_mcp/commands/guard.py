@@ -59,7 +59,7 @@ from oxtail_mcp.home import state_home
 
 if TYPE_CHECKING:
     from oxtail_core.model import RegistryEntry
-    from oxtail_core.protocols import Store
+    from oxtail_core.protocols import Host, Store
 
 __all__ = ["HOOKS", "MODES", "GuardError", "check", "committer", "install", "name_status", "uninstall"]
 
@@ -229,16 +229,16 @@ def check(
     from oxtail_core.errors import StoreError
     from oxtail_core.reservations import blocking, grace_from_env
     from oxtail_core.reserving import standing_in
-    from oxtail_fs.host.project import LocalHost
 
     project = toplevel(cwd)
     try:
         store = storage.open_store(env)
+        host, _ = storage.machine_of(store)
         now = int(time.time() * 1000)
-        records = standing_in(store, LocalHost(), now, project, grace_from_env(env))
+        records = standing_in(store, host, now, project, grace_from_env(env))
         if not any(r.exclusive for r in records):
             return 0, ""  # cheapest first: no git diff, no process walk when nothing can refuse
-        me = committer(env, os.getpid() if pid is None else pid, _live(store))
+        me = committer(env, os.getpid() if pid is None else pid, _live(store, host))
     except StoreError as exc:
         return 0, f"oxtail guard: cannot read reservations ({exc}); allowed"
     paths = staged_paths(cwd) if hook == "pre-commit" else pushed_paths(cwd, stdin)
@@ -248,5 +248,5 @@ def check(
     return (1 if mode == "block" else 0), report(hits, mode)
 
 
-def _live(store: Store) -> list[RegistryEntry]:
-    return [e for e in store.registry_entries() if proctree.is_alive(e.server_pid, e.process_start)]
+def _live(store: Store, host: Host) -> list[RegistryEntry]:
+    return [e for e in store.registry_entries() if host.is_alive(e.server_pid, e.process_start, e.host_id)]

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping
 from typing import IO
 
-from oxtail_core import Context, SystemClock
+from oxtail_core import Context
 from oxtail_core.effects import run
 from oxtail_core.errors import StoreError
 from oxtail_core.operator import (
@@ -37,7 +37,6 @@ from oxtail_core.operator import (
     throttle_from_env,
 )
 from oxtail_core.settings import Settings
-from oxtail_fs.host.project import LocalHost
 from oxtail_fs.tmux.client import Tmux
 from oxtail_fs.tmux.waker import TmuxWaker
 from oxtail_mcp import storage
@@ -58,7 +57,8 @@ def operator_context(env: Mapping[str, str]) -> Context | str:
         store, _ = storage.open_chosen(choice, env)
     except StoreError as exc:
         return str(exc)
-    return Context(store, TmuxWaker(Tmux()), SystemClock(), LocalHost(), settings=Settings.from_env(env))
+    host, clock = storage.machine_of(store)
+    return Context(store, TmuxWaker(Tmux()), clock, host, settings=Settings.from_env(env))
 
 
 def outcome_line(result: OperatorSent | OperatorRefused, label: str) -> str:

@@ -39,7 +39,7 @@ from oxtail_core.reservations import Reservation, grace_from_env, sweep
 from oxtail_core.routing import collapse, live_entries, process_inbox, session_inbox, working_dir
 from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
-from oxtail_fs.host.project import LocalHost, project_id, project_of
+from oxtail_fs.host.project import project_id, project_of
 from oxtail_mcp import storage
 from oxtail_mcp.commands.liveness import Liveness, PanePass, liveness_of, pane_pass
 from oxtail_mcp.commands.terminal import inert
@@ -177,7 +177,7 @@ def dead_entries(ctx: Context, live: Sequence[RegistryEntry]) -> list[RegistryEn
         for e in ctx.store.registry_entries()
         if not is_foreign(e)
         and not (e.session_id and canonical_session_id(e.session_id) in live_sids)
-        and not ctx.host.is_alive(e.server_pid, e.process_start)
+        and not ctx.host.is_alive(e.server_pid, e.process_start, e.host_id)
     ]
     return collapse(dead)
 
@@ -549,9 +549,8 @@ def show(
     except StoreError as exc:
         print(f"oxtail status: {inert(str(exc))}", file=sys.stderr)
         return 1
-    cluster_host = getattr(store, "cluster_host", None)  # a shared store judges other machines by leases
-    host = cluster_host(LocalHost()) if cluster_host is not None else LocalHost()
-    ctx = Context(store, RecordingWaker(), SystemClock(), host, settings=Settings.from_env(env))
+    host, clock = storage.machine_of(store)  # a shared store judges other machines by their leases
+    ctx = Context(store, RecordingWaker(), clock, host, settings=Settings.from_env(env))
     terminal = stream.isatty()
     panes = pane_pass if terminal and activity else None  # a pipe never forks a capture (S42)
     try:

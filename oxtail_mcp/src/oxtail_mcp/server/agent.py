@@ -19,14 +19,14 @@ from typing import Any
 
 import attrs
 
-from oxtail_core import AsyncPeer, ClientInfo, Context, RegistryEntry, Settings, StateCard, SystemClock
+from oxtail_core import AsyncPeer, ClientInfo, Context, RegistryEntry, Settings, StateCard
 from oxtail_core.claims import SessionHeld, check_claim
 from oxtail_core.convert import to_wire
 from oxtail_core.ids import same_session_id
-from oxtail_core.protocols import Clock, Host, Store
+from oxtail_core.protocols import Store
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_fs.host import proctree
-from oxtail_fs.host.project import LocalHost, project_id
+from oxtail_fs.host.project import project_id
 from oxtail_fs.tmux.binding import own_binding
 from oxtail_fs.tmux.client import Tmux
 from oxtail_fs.tmux.waker import TmuxWaker
@@ -40,7 +40,7 @@ from oxtail_mcp.identity.client import (
     detect_from_handshake,
 )
 from oxtail_mcp.server.tracefile import FileTracer
-from oxtail_mcp.storage import open_store, open_with_info
+from oxtail_mcp.storage import machine_of, open_store, open_with_info
 from oxtail_mcp.transcripts.files import transcript_path_for
 
 RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 300_000)
@@ -50,18 +50,6 @@ def tracer_from_env(env: Mapping[str, str], pid: int) -> Tracer:
     """A FileTracer when ``MCP_TRACE_FILE`` is set (read once, at startup), else a NullTracer."""
     path = env.get("MCP_TRACE_FILE", "")
     return FileTracer(Path(path), pid) if path else NullTracer()
-
-
-def _machine(store: Store, tracer: Tracer) -> tuple[Host, Clock]:
-    """This machine's Host and clock. A store shared by machines (one that offers
-    ``cluster_host``: oxtail_redis) judges other machines' processes by their leases and keeps
-    time by the store's clock; its heartbeat is this host's janitor and traces ``lease_lost``."""
-    cluster_host, cluster_clock = getattr(store, "cluster_host", None), getattr(store, "cluster_clock", None)
-    if cluster_host is None or cluster_clock is None:
-        return LocalHost(), SystemClock()
-    host: Host = cluster_host(LocalHost(), tracer=tracer)
-    clock: Clock = cluster_clock()
-    return host, clock
 
 
 def _enriched(
@@ -182,7 +170,7 @@ class Agent:
         store, store_info = open_with_info(env)
         for warning in store_info.get("warnings", []):
             safe_emit(tracer, "store_warning", where=store_info["where"], warning=warning)
-        host, clock = _machine(store, tracer)
+        host, clock = machine_of(store, tracer)
         ctx = Context(
             store,
             TmuxWaker(tmux),

@@ -38,7 +38,7 @@ def start_relay(
     from oxtail_redis.relay import serve
 
     stop = threading.Event()
-    host = store.cluster_host(LocalHost())
+    host = store.cluster_host(LocalHost(), tracer=tracer)
     thread = threading.Thread(
         target=serve,
         args=(store, TmuxWaker(Tmux()), host, stop),
