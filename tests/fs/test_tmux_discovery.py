@@ -8,12 +8,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from oxtail_core.model import ClientInfo, RegistryEntry, StateCard
 from oxtail_fs.host.project import realpath_or_self
 from oxtail_fs.tmux.client import Tmux, TmuxSession
-from oxtail_fs.tmux.discovery import SessionListing, project_sessions
+from oxtail_fs.tmux.discovery import SessionListing, project_sessions, verified
 from tests.support.tmux import PrivateTmux, private_tmux, wait_for
 
 ROW_KEYS = ["name", "path", "attached", "created_at", "windows", "client_type", "client_session_id", "state"]
@@ -224,3 +225,20 @@ def test_pane_pid_lines_need_a_positive_pid_and_a_pane_id(tmp_path: Path) -> Non
     fake.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(shlex.quote(line) for line in lines) + "\n")
     fake.chmod(0o755)
     assert Tmux(executable=str(fake)).pane_pids() == {123: "%1", 8: "%6"}
+
+
+@pytest.mark.tmux
+def test_an_entry_of_another_machine_gets_no_pane_and_keeps_its_own_cwd_though_its_pid_lives_here(
+    server: PrivateTmux, tree: Path
+) -> None:
+    """On a shared store a pid of another machine can be a live process here (in a pane, in this
+    project): it lends that entry neither its pane, its tmux session nor its cwd."""
+    server.new_session("alpha", "sleep 1000", cwd=str(tree / "proj"))
+    assert wait_for(lambda: bool(server.tmux.pane_pids()))
+    ((pid, pane),) = server.tmux.pane_pids().items()
+    client = ClientInfo("claude-code", SID_A, cwd="/there")
+    theirs = attrs.evolve(entry(pid, None, SID_A), host_id="h2", client=client)
+    (remote,) = verified(server.tmux, [theirs], here="h1")
+    assert (remote.tmux_pane, remote.tmux_session, remote.client.cwd) == (None, None, "/there")
+    (local,) = verified(server.tmux, [theirs], here="h2")  # the same entry read on its own machine
+    assert (local.tmux_pane, local.tmux_session, local.client.cwd) == (pane, "alpha", str(tree / "proj"))

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from oxtail_core.trace import ListTracer
@@ -511,3 +512,29 @@ def test_hostile_tmux_targets_never_reach_tmux() -> None:
     for hostile in ("-t", "-L", "a\nb", "x" * 300, "", "a\x00b"):
         assert reader.resolve(hostile) is None
     assert recorder.calls == []
+
+
+# --------------------------------------------------------------------------- peers on other machines
+
+
+def test_a_peer_on_another_machine_is_an_error_that_says_so_and_nothing_local_is_read(tmp_path: Path) -> None:
+    """Its transcript path and tmux session name are that machine's: here they may name something
+    else (a local session called the same, a file at the same path), so neither is opened."""
+    local = tmp_path / "t.jsonl"
+    local.write_text("")
+    peer = attrs.evolve(fx.entry(10, ID_A, tmux="alpha", transcript=str(local)), host_id="h2")
+    panes = fx.FakePanes(sessions={"alpha": ("alpha", ROOT)})
+    for name in (ID_A, "alpha"):
+        result = call(name, [peer], panes, here="h1")
+        assert result == none_response(
+            name,
+            f"session '{name}' runs on another machine (host h2): read_session reads this machine's"
+            " transcripts and tmux panes only",
+            client_type="claude-code",
+        )
+    assert panes.calls == []
+
+
+def test_a_peer_on_this_machine_of_a_shared_store_reads_as_on_one_machine(codex_rollout: str) -> None:
+    peer = attrs.evolve(fx.entry(10, CODEX_PEER, client_type="codex", transcript=codex_rollout), host_id="h1")
+    assert call(CODEX_PEER, [peer], here="h1")["error"] is None

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from oxtail_core.model import RegistryEntry
+from oxtail_core.model import RegistryEntry, on_host
 from oxtail_fs.host import proctree
 from oxtail_fs.host.project import in_scope
 from oxtail_fs.tmux.client import Tmux, TmuxSession
@@ -57,8 +57,14 @@ def verified(
     working_dir: Callable[[int], str | None] = proctree.working_dir,
     parent_of: Callable[[int], int | None] = proctree.ppid_of,
     is_alive: Callable[[int, float | None], bool] = proctree.is_alive,
+    here: str | None = None,
 ) -> list[RegistryEntry]:
     """``entries`` as the OS sees them: ``cwd``, ``tmux_pane`` and ``tmux_session`` recomputed.
+
+    ``here`` is this machine's host id (None: a one-machine store). An entry of another machine
+    is never looked up in this process table or tmux server, where its pid means another process:
+    it keeps its own word for the cwd (scope across machines is decided by ``project_id``) and has
+    no pane or session here.
 
     A registry entry is its peer's own word (issue 15 item 11), so before it
     decides scope: the cwd is where the process really works (the entry's
@@ -72,6 +78,9 @@ def verified(
     sessions: dict[str, str | None] = {}
     out: list[RegistryEntry] = []
     for entry in entries:
+        if not on_host(entry, here):
+            out.append(attrs.evolve(entry, tmux_pane=None, tmux_session=None))
+            continue
         pid, start = entry.server_pid, entry.process_start
         pane = None
         if panes and is_alive(pid, start):

@@ -61,7 +61,8 @@ def _root(agent: Agent, given: Any) -> tuple[str, bool]:
 @_threaded
 def list_project_sessions(agent: Agent, args: dict[str, Any]) -> Outcome:
     root, inferred = _root(agent, args.get("project_root"))
-    listing = project_sessions(agent.tmux, verified(agent.tmux, live_entries(agent.ctx)), root)
+    here = agent.ctx.host.host_id
+    listing = project_sessions(agent.tmux, verified(agent.tmux, live_entries(agent.ctx), here=here), root)
     body: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "project_root": root, "inferred": inferred}
     if args.get("compact"):
         body["tmux_sessions"] = listing.grouped()
@@ -76,7 +77,7 @@ def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
     root, inferred = _root(agent, args.get("project_root"))
     body = read_session(
         args["name"],
-        entries=verified(agent.tmux, live_entries(agent.ctx)),
+        entries=verified(agent.tmux, live_entries(agent.ctx), here=agent.ctx.host.host_id),
         resolved_root=root,
         inferred=inferred,
         in_scope=in_scope,
@@ -89,6 +90,7 @@ def read_session_tool(agent: Agent, args: dict[str, Any]) -> Outcome:
         pane_lines=args.get("pane_lines"),
         pane_max_chars=args.get("pane_max_chars"),
         tracer=agent.ctx.tracer,
+        here=agent.ctx.host.host_id,
     )
     return Outcome(body)
 

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from oxtail_core.ids import is_uuid_shaped
-from oxtail_core.model import SCHEMA_VERSION, RegistryEntry
+from oxtail_core.model import SCHEMA_VERSION, RegistryEntry, on_host
 from oxtail_core.routing import candidates
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_mcp.transcripts.files import clamp, read_transcript
@@ -187,6 +187,15 @@ def unknown_session_error(name: str) -> str:
     )
 
 
+def other_host_error(name: str, host: str) -> str:
+    """Ours: the reference has one machine. ``host`` is the entry's validated host id (never its
+    self-reported host name, which is free text)."""
+    return (
+        f"session '{name}' runs on another machine (host {host}): read_session reads this machine's"
+        " transcripts and tmux panes only"
+    )
+
+
 def missing_transcript_error(path: str) -> str:
     """The registry names a transcript that is not on disk: say so, never answer an empty success."""
     return (
@@ -227,8 +236,13 @@ def read_session(
     pane_max_chars: float | None = None,
     tracer: Tracer | None = None,
     now: Callable[[], float] = time.time,
+    here: str | None = None,
 ) -> dict[str, Any]:
     """Resolve ``name`` and read the peer (discovery §8.1-8.2, §8.8).
+
+    ``here`` is this machine's host id (None: one machine). A peer on another machine is an
+    error that says so: its transcript and pane are on that machine, and a path or tmux session
+    name of its may well name something else here.
 
     ``entries`` is the live, collapsed registry view. A UUID-shaped name (either
     case; ours, the reference was lowercase-only) is looked up by session id
@@ -273,6 +287,8 @@ def read_session(
                 in_scope(target[1], resolved_root)
                 or any(in_scope(path, resolved_root) for path in panes.pane_paths(target[0]))
             )
+    if entry is not None and not on_host(entry, here):
+        return fail(other_host_error(name, entry.host_id or ""), client_type=entry.client.type)
     if not scoped:
         return fail(f"session '{name}' not in project scope")
 
