@@ -15,6 +15,7 @@ itself (15 s), and senders report ``skipped_no_target`` (no relay) instead of wa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -32,6 +33,10 @@ POLL_S = 0.5
 """How long one read blocks: takeovers are looked for twice a second (§6.2), ``stop`` noticed."""
 BACKOFF_S = (0.1, 5.0)
 """The first and the longest pause after a failed pass."""
+PRUNE_EVERY = 120
+"""Passes between two prunes of the host's group (about a minute)."""
+PRUNE_IDLE_MS = 10 * 60 * 1000
+"""A consumer that has not read for this long, with nothing pending, is a relay that is gone."""
 
 
 def consumer_name() -> str:
@@ -63,8 +68,12 @@ def serve(
     )
     consumer = consumer_name()
     pause = BACKOFF_S[0]
+    passes = 0
     while not stop.is_set():
         try:
+            if passes % PRUNE_EVERY == 0:
+                store.wake_prune(host_id, PRUNE_IDLE_MS)  # names left by relays that stopped or died
+            passes += 1
             for delivery in store.wake_next(host_id, consumer, POLL_S):
                 run(handle(ctx, host_id, consumer, delivery), store, ctx.clock)
             pause = BACKOFF_S[0]
@@ -72,3 +81,5 @@ def serve(
             safe_emit(ctx.tracer, "relay_error", error=f"{type(exc).__name__}: {exc}")
             stop.wait(pause)
             pause = min(pause * 2, BACKOFF_S[1])
+    with contextlib.suppress(Exception):  # leaving is tidiness: a name left behind is pruned later
+        store.wake_prune(host_id, 0, only=consumer)

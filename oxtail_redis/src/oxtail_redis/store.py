@@ -482,6 +482,11 @@ class RedisStore:
     def wake_ack(self, host: str, entry_id: str) -> None:
         self._wakes.ack(host, entry_id)
 
+    @writing
+    def wake_prune(self, host: str, idle_ms: int, *, only: str | None = None) -> int:
+        """Redis only: drop relays that left nothing pending from the host's group (see Wakes.prune)."""
+        return self._wakes.prune(host, idle_ms, only=only)
+
 
 def _checked_host_id(chosen: str) -> str:
     if not HOST_ID.match(chosen):

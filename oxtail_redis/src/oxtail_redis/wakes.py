@@ -226,3 +226,25 @@ class Wakes:
 
     def ack(self, host: str, entry_id: str) -> None:
         self._conn.client.xack(self._stream(host), GROUP, entry_id)
+
+    def prune(self, host: str, idle_ms: int, *, only: str | None = None) -> int:
+        """Drop the host group's consumers that hold nothing pending and have not read for
+        ``idle_ms`` (``only``: just that one, at any idle time); returns how many went.
+
+        A relay that stopped, or was killed, leaves its name in the group; a live relay reads twice
+        a second, so it is never idle that long. One with pending requests is kept: deleting a
+        consumer deletes its pending entries, which a takeover must still find.
+        """
+        stream = self._stream(host)
+        try:
+            consumers = self._conn.client.xinfo_consumers(stream, GROUP)
+        except redis.ResponseError:
+            return 0  # no stream or no group yet: nothing to prune
+        gone = 0
+        for consumer in consumers:
+            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else str(consumer["name"])
+            if only is not None and name != only:
+                continue
+            if int(consumer["pending"]) == 0 and (only is not None or int(consumer["idle"]) >= idle_ms):
+                gone += int(self._conn.client.xgroup_delconsumer(stream, GROUP, name) == 0)
+        return gone
