@@ -72,7 +72,7 @@ class RedisServer:
         return start_server(self.directory, *self.extra, persistence=self.persistence, port=self.port)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -88,7 +88,7 @@ def start_server(
         pytest.fail("redis-server is not installed: run scripts/redis_server.sh (it apt-get installs it)")
     log = directory / "redis.log"
     for _ in range(5 if port is None else 1):  # a free port may be taken between the probe and the bind
-        chosen = _free_port() if port is None else port
+        chosen = free_port() if port is None else port
         args = [exe, "--bind", "127.0.0.1", "--port", str(chosen), "--save", "", *PERSISTENCE[persistence]]
         args += ["--dir", str(directory), "--logfile", str(log), *extra]
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)

@@ -1,13 +1,18 @@
-"""One ACL user per team (docs/redis.md, "Running Redis for oxtail"), checked on a real server.
+"""Who may reach a team's keys (docs/redis.md, "Running Redis for oxtail"), checked on a real server.
 
-A user created with :func:`acl_rules` for its team runs the whole Store contract (and the
-reservation contract) on that team's keys, and is refused everything else: another team's keys,
-also when a script names them, and the server-wide commands (FLUSHDB, KEYS, CONFIG). Two teams
-share one Redis and never see each other. The rules are the ones the documentation prints.
+* **One ACL user per team.** A user created with :func:`acl_rules` for its team runs the whole
+  Store contract (and the reservation contract) on that team's keys, and is refused everything
+  else: another team's keys, also when a script names them, and the server-wide commands
+  (FLUSHDB, KEYS, CONFIG, SCRIPT FLUSH). Two teams share one Redis and never see each other. The
+  rules are the ones the documentation prints.
+* **TLS with a private CA.** ``rediss://…?ssl_ca_certs=`` reaches a TLS-only port whose
+  certificate a private CA signed; without that CA the connection is refused, never downgraded.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +27,7 @@ from oxtail_core.testing.reservations import ReservationContract
 from oxtail_core.testing.stores import Made
 from oxtail_redis.store import RedisStore
 from oxtail_redis.url import parse_url
+from tests.redis.server import RedisServer, free_port, start_server
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "redis.md"
 
@@ -163,3 +169,72 @@ def test_two_teams_on_one_redis_each_with_its_own_user_never_see_each_other(team
 def test_the_acl_line_in_the_documentation_is_the_one_tested() -> None:
     line = " ".join(acl_rules("teama", "…"))
     assert f"ACL SETUSER oxtail-teama {line}" in DOCS.read_text(encoding="utf-8")
+
+
+CA_STEPS = (
+    "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=oxtail-test-CA -keyout {ca_key} -out {ca}",
+    "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {key} -out {csr}",
+    "x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -CAcreateserial -days 2 -extfile {ext} -out {cert}",
+)
+"""openssl commands: a private CA, then a certificate for 127.0.0.1 that it signs."""
+
+
+def private_ca(directory: Path) -> dict[str, Path]:
+    """The files of :data:`CA_STEPS` (``ca``: the CA certificate; ``cert``/``key``: the server's)."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is not installed (the TLS test makes its own private CA with it)")
+    files = {name: directory / f"{name}.pem" for name in ("ca_key", "ca", "key", "csr", "cert", "ext")}
+    files["ext"].write_text("subjectAltName=IP:127.0.0.1\n")
+    for step in CA_STEPS:
+        args = [arg.format(**files) for arg in step.split()]
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+    return files
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[RedisServer, int, Path]]:
+    """A server with a TLS port (its plain port serves only the start-up probe) and the CA file."""
+    certs = private_ca(tmp_path)
+    tls_port = free_port()
+    server = start_server(
+        tmp_path,
+        *("--tls-port", str(tls_port), "--tls-auth-clients", "no"),
+        *("--tls-cert-file", str(certs["cert"]), "--tls-key-file", str(certs["key"])),
+        *("--tls-ca-cert-file", str(certs["ca"])),
+    )
+    try:
+        yield server, tls_port, certs["ca"]
+    finally:
+        server.stop()
+
+
+def test_a_rediss_url_with_a_private_ca_runs_the_store_over_tls(
+    tls_server: tuple[RedisServer, int, Path],
+) -> None:
+    _, port, ca = tls_server
+    store = RedisStore(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}", "teama", prefix="oxt")
+    try:
+        token = store.change_token([ME])
+        assert store.append(ME, [mint(1)])
+        assert store.wait_for_change([ME], token, 2.0)  # the blocking pool speaks TLS too
+        batch = take_all(store)
+        assert batch is not None and [e.id for e in batch.envelopes] == [mint(1).id]
+        store.settle(batch)
+        assert store._conn.client.connection_pool.connection_kwargs["ssl_cert_reqs"] == "required"
+    finally:
+        store.drop_namespace()
+        store.close()
+
+
+def test_without_the_private_ca_a_tls_connection_is_refused_not_downgraded(
+    tls_server: tuple[RedisServer, int, Path],
+) -> None:
+    _, port, _ = tls_server
+    store = RedisStore(f"rediss://127.0.0.1:{port}/0", "teama", prefix="oxt", timeout_s=0.5)
+    try:
+        with pytest.raises(StoreError, match="CERTIFICATE_VERIFY_FAILED"):
+            store.depth(ME)
+        with pytest.raises(StoreError, match="CERTIFICATE_VERIFY_FAILED"):
+            store.append(ME, [mint(1)])
+    finally:
+        store.close()
