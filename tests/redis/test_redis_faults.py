@@ -463,3 +463,25 @@ def test_send_message_whose_append_reply_is_lost_raises_outcome_unknown_while_th
         proxy.heal()
         store.close()
         direct.close()
+
+
+def test_a_reader_during_a_redis_outage_is_told_it_could_not_look_never_outcome_unknown(
+    plain_server: RedisServer,
+) -> None:
+    """With redis-server gone, a take or a recover wrote nothing (their read phase failed): that is
+    StoreBusy, which the core's read path reports as a skipped look, as on the filesystem store."""
+    team = "t" + uuid.uuid4().hex[:12]
+    store = RedisStore(plain_server.url, team, prefix="oxt", timeout_s=0.3)
+    try:
+        ctx = Context(store, RecordingWaker(), FakeClock(1_700_000_000_000), MemoryHost())
+        bob = Peer.join(ctx, 11, session_id=RECEIVER_SID, cwd="/p")
+        store.append(session_inbox(RECEIVER_SID), [envelope("abcd", 1)])
+        plain_server.kill()
+        with pytest.raises(StoreBusy):
+            store.take(INBOX, first(1), me_holder())
+        with pytest.raises(StoreBusy):
+            store.recover(INBOX, is_alive)
+        read = bob.read_messages()
+        assert read.messages == () and read.skipped >= 1
+    finally:
+        store.close()
