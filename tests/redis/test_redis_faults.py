@@ -416,7 +416,7 @@ def test_an_append_to_a_server_asleep_past_the_timeout_runs_once_though_the_call
     admin = redis.Redis(host="127.0.0.1", port=plain_server.port, socket_timeout=10)
     try:
         store.append(INBOX, [envelope("abcd", 0)])  # the script is loaded; the connection is open
-        sleeper = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", "2"))
+        sleeper = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", "3"))
         sleeper.start()
         time.sleep(0.2)
         env = envelope("abcd", 1)
