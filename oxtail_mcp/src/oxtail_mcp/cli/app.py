@@ -31,6 +31,7 @@ from oxtail_mcp.cli import (
     setup,
     status,
     uninstall_hook,
+    use_store,
 )
 
 PROG = "oxtail-mcp"
@@ -48,6 +49,7 @@ COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
     ("hook", hook, "run a hook (called by the client, not by people)"),
     ("guard", guard, "install or remove the git hooks that honor file reservations"),
     ("setup", setup, "register oxtail with Claude Code and Codex and install their hooks, in one go"),
+    ("use-store", use_store, "choose this machine's store: a shared Redis (url --team) or the files (fs)"),
 )
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-
-from oxtail_mcp.home import state_home
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,16 +12,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check that the state directory is usable first, so a bad one is one clear line, not a traceback."""
+    """Open the store first (the state directory, or Redis with its start-up checks), so a bad one is
+    one clear line on stderr and exit 1, not a traceback."""
     from oxtail_core.errors import StoreError
-    from oxtail_fs.store.fs_store import FsStore
+    from oxtail_mcp import storage
 
-    home = state_home()
+    hint = ""
     try:
-        FsStore(home)
+        choice = storage.choose(os.environ)
+        hint = " (set OXTAIL_HOME to a writable directory)" if choice.kind == "fs" else ""
+        store, _ = storage.open_chosen(choice, os.environ)
     except StoreError as exc:
-        print(f"oxtail-mcp: cannot start: {exc} (set OXTAIL_HOME to a writable directory)", file=sys.stderr)
+        print(f"oxtail-mcp: cannot start: {exc}{hint}", file=sys.stderr)
         return 1
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()  # the server opens its own (Agent.start): this one only proved that it can
     from oxtail_mcp.server.app import run as serve
 
     serve()

@@ -52,13 +52,14 @@ import oxtail_core
 import oxtail_fs
 import oxtail_mcp
 from oxtail_fs.host import proctree
+from oxtail_mcp import storage
 from oxtail_mcp.commands.guardcheck import HOOKS, MODES, committer_among, full_check_argv, report
 from oxtail_mcp.commands.guardgit import GuardError, git, name_status, pushed_paths, staged_paths, toplevel
 from oxtail_mcp.home import state_home
 
 if TYPE_CHECKING:
     from oxtail_core.model import RegistryEntry
-    from oxtail_fs.store.fs_store import FsStore
+    from oxtail_core.protocols import Store
 
 __all__ = ["HOOKS", "MODES", "GuardError", "check", "committer", "install", "name_status", "uninstall"]
 
@@ -222,18 +223,17 @@ def check(
     if hook not in HOOKS or mode not in MODES:
         raise GuardError(f"unknown hook {hook!r} or mode {mode!r}")
     home = state_home(env)
-    if not (home / "reservations").is_dir():
+    if not (home / "reservations").is_dir() and not storage.names_shared_store(env):
         return 0, ""  # nobody ever reserved anything here: no state directory is created for that
     # Only now the store and the rules: a commit where nobody reserved anything loads none of them.
     from oxtail_core.errors import StoreError
     from oxtail_core.reservations import blocking, grace_from_env
     from oxtail_core.reserving import standing_in
     from oxtail_fs.host.project import LocalHost
-    from oxtail_fs.store.fs_store import FsStore
 
     project = toplevel(cwd)
     try:
-        store = FsStore(home)
+        store = storage.open_store(env)
         now = int(time.time() * 1000)
         records = standing_in(store, LocalHost(), now, project, grace_from_env(env))
         if not any(r.exclusive for r in records):
@@ -248,5 +248,5 @@ def check(
     return (1 if mode == "block" else 0), report(hits, mode)
 
 
-def _live(store: FsStore) -> list[RegistryEntry]:
+def _live(store: Store) -> list[RegistryEntry]:
     return [e for e in store.registry_entries() if proctree.is_alive(e.server_pid, e.process_start)]

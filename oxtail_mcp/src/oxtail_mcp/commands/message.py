@@ -38,9 +38,9 @@ from oxtail_core.operator import (
 )
 from oxtail_core.settings import Settings
 from oxtail_fs.host.project import LocalHost
-from oxtail_fs.store.fs_store import FsStore
 from oxtail_fs.tmux.client import Tmux
 from oxtail_fs.tmux.waker import TmuxWaker
+from oxtail_mcp import storage
 from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
 
@@ -51,10 +51,11 @@ def operator_context(env: Mapping[str, str]) -> Context | str:
     """A context that can wake (the ambient tmux server), or why there is none: no state directory
     yet (a person's command never creates one) or one that cannot be opened."""
     home = state_home(env)
-    if not home.is_dir():
-        return f"no oxtail state in {home} yet: no agent has run with this OXTAIL_HOME"
     try:
-        store = FsStore(home)
+        choice = storage.choose(env)
+        if choice.kind == "fs" and not home.is_dir():
+            return f"no oxtail state in {home} yet: no agent has run with this OXTAIL_HOME"
+        store, _ = storage.open_chosen(choice, env)
     except StoreError as exc:
         return str(exc)
     return Context(store, TmuxWaker(Tmux()), SystemClock(), LocalHost(), settings=Settings.from_env(env))

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import attrs
 
@@ -39,10 +39,13 @@ from oxtail_core.routing import collapse, live_entries, process_inbox, session_i
 from oxtail_core.settings import Settings
 from oxtail_core.waitgraph import Agent, Problem, Wait, WaitGraph, problems, wait_graph
 from oxtail_fs.host.project import LocalHost, project_of
-from oxtail_fs.store.fs_store import FsStore
+from oxtail_mcp import storage
 from oxtail_mcp.commands.liveness import Liveness, PanePass, liveness_of, pane_pass
 from oxtail_mcp.commands.terminal import inert
 from oxtail_mcp.home import state_home
+
+if TYPE_CHECKING:
+    from oxtail_mcp.storage import StoreInfo
 
 WATCH_INTERVAL_S = 2.0
 TRACE_TAIL_BYTES = 4 << 20
@@ -406,7 +409,19 @@ def _wait_view(w: Wait, now_ms: int) -> dict[str, object]:
     return {**attrs.asdict(w), "orphaned": w.orphaned, "age_ms": now_ms - w.since_ms}
 
 
-def as_json(snap: Snapshot, root: str, held: Sequence[Reservation] = ()) -> str:
+def store_lines(info: StoreInfo) -> str:
+    """Where a shared store is (password masked), its team, what its INFO said, and each warning."""
+    aof = "on" if info.get("aof_enabled") else "off"
+    line = (
+        f"store: {info['kind']} {info['where']} · team {info.get('team')} · prefix {info.get('prefix')}"
+        f" · aof {aof} · maxmemory-policy {info.get('maxmemory_policy')} (from {info['source']})"
+    )
+    return "\n".join(inert(text) for text in [line, *(f"⚠ {w}" for w in info.get("warnings", []))])
+
+
+def as_json(
+    snap: Snapshot, root: str, held: Sequence[Reservation] = (), store: StoreInfo | None = None
+) -> str:
     """The document of docs/status.md (``schema_version`` 1)."""
     now = snap.generated_at_ms
     agents = []
@@ -424,6 +439,8 @@ def as_json(snap: Snapshot, root: str, held: Sequence[Reservation] = ()) -> str:
     }
     if held:
         body["reservations"] = [r.view() for r in held]
+    if store is not None:
+        body["store"] = dict(store)
     return _escape_c1(json.dumps(body, indent=2, ensure_ascii=False))
 
 
@@ -494,10 +511,15 @@ def show(
     stream = out or sys.stdout
     home = state_home(env)
     trace = Path(env["MCP_TRACE_FILE"]) if env.get("MCP_TRACE_FILE") else None
-    if not home.is_dir():
+    try:
+        choice = storage.choose(env)
+    except StoreError as exc:
+        print(f"oxtail status: {inert(str(exc))}", file=sys.stderr)
+        return 1
+    if choice.kind == "fs" and not home.is_dir():
         if json_output:  # a script still gets a document: no agents, no problems
             nothing = Snapshot((), WaitGraph((), ()), (), SystemClock().now_ms())
-            print(as_json(nothing, root), file=stream)
+            print(as_json(nothing, root, store=choice.describe()), file=stream)
         else:
             print(
                 f"No oxtail state in {inert(str(home))} yet: no agent has run with this OXTAIL_HOME.",
@@ -505,7 +527,7 @@ def show(
             )
         return 0
     try:
-        store = FsStore(home)
+        store, info = storage.open_chosen(choice, env)
     except StoreError as exc:
         print(f"oxtail status: {inert(str(exc))}", file=sys.stderr)
         return 1
@@ -516,7 +538,9 @@ def show(
         while True:
             snap = snapshot(ctx, root, home, trace, panes=panes, env=env)
             held = reservations_held(ctx, root, env)
-            text = as_json(snap, root, held) if json_output else human(snap, root, color=terminal)
+            text = as_json(snap, root, held, info) if json_output else human(snap, root, color=terminal)
+            if not json_output and info["kind"] != "fs":
+                text = f"{text}\n{store_lines(info)}"
             if held and not json_output:
                 text = f"{text}\n{reservations_table(held)}"
             hint = None if json_output else hooks_hint(list(snap.rows), env)

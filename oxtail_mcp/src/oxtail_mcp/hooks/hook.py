@@ -21,6 +21,12 @@ library only and touches a handful of paths. The store (and with it attrs,
 the lock library, psutil) is imported only when there is mail, or a batch a
 dead reader left in flight, to deliver.
 
+With a shared store (``OXTAIL_STORE`` or ``store.json`` names Redis, see
+:mod:`oxtail_mcp.storage`) the common case is one pipelined round trip of the
+standard-library RESP client (:mod:`oxtail_redis.resp`): the marker's ``SET``,
+the inbox's ``LLEN`` and the in-flight hash's ``EXISTS``. redis-py and the
+store load only to deliver. An unreachable Redis delivers nothing this time.
+
 Every path exits 0 with at most one compact JSON object on stdout: a hook must
 never block a tool call or wedge the agent. Nothing is lost: what delivery
 takes out of the inbox is either written to stdout or put back, and a hook
@@ -52,7 +58,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import IO, Any
 
+    from oxtail_core.protocols import Store
     from oxtail_mcp.hooks import render
+    from oxtail_mcp.storage import Choice
 EVENTS = (
     "pretooluse",
     "stop",
@@ -68,6 +76,10 @@ CODEX_FIRED = ("hooks", "codex-fired")
 """Under the state dir: touched by every Codex hook run but PreToolUse's (the hot path)."""
 LOCK_TIMEOUT_S = 0.5
 """How long delivery waits for the inbox lock before leaving the mail for the next run."""
+STORE_FILE = "store.json"
+"""Under the state dir: the shared store's settings (:mod:`oxtail_mcp.storage`)."""
+REDIS_TIMEOUT_S = 0.5
+"""How long the hot path's round trip to Redis may take before the hook gives up (nothing lost)."""
 
 _JSON_SPACE = " \t\n\r"
 _MARKER_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -136,7 +148,7 @@ def stamp(home: str, session_id: str, status: str, now_ms: int) -> None:
     """
     path = os.path.join(home, ACTIVITY, activity_name(session_id))
     tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-    data = f'{{"status":"{status}","at":{now_ms}}}'.encode("ascii")
+    data = marker_bytes(status, now_ms)
     try:
         _ensure_private_dir(os.path.dirname(path))
         fd = os.open(tmp, _MARKER_TMP_FLAGS, 0o600)
@@ -148,6 +160,11 @@ def stamp(home: str, session_id: str, status: str, now_ms: int) -> None:
     except OSError:
         if os.path.lexists(tmp):
             os.unlink(tmp)  # it is ours; a failure here is a hook failure, swallowed by main
+
+
+def marker_bytes(status: str, now_ms: int) -> bytes:
+    """The marker as both stores keep it: ``to_wire(ActivityMarker)`` as compact JSON."""
+    return f'{{"status":"{status}","at":{now_ms}}}'.encode("ascii")
 
 
 def _ensure_private_dir(path: str) -> None:
@@ -188,6 +205,45 @@ def may_have_mail(home: str, session_id: str) -> bool:
     return False
 
 
+# A shared store ---------------------------------------------------------------------------------------
+def shared_store_named(env: Mapping[str, str], home: str) -> bool:
+    """``OXTAIL_STORE`` is set but not to ``fs``, or ``<home>/store.json`` exists (nothing parsed).
+
+    False is the one-machine case: the files, and not one import more on the hot path.
+    """
+    raw = env.get("OXTAIL_STORE", "").strip()
+    if raw:
+        return raw != "fs"
+    return os.path.lexists(os.path.join(home, STORE_FILE))
+
+
+def redis_round_trip(choice: Choice, session_id: str, status: str | None, now_ms: int, *, look: bool) -> bool:
+    """Stamp ``status`` (unless None) and, with ``look``, ask whether there may be mail: one round trip.
+
+    The marker is what ``RedisStore.activity_put`` writes (same key, same bytes, no expiry). "May
+    be mail" is a non-empty inbox list or an in-flight hash (a batch a reader left, which the
+    store's delivery recovers); an error reply for either also says yes, so the store reports it.
+    A Redis that cannot be reached says no: there is nothing the hook could deliver.
+    """
+    from oxtail_redis.keys import Keys, session_stem
+    from oxtail_redis.resp import Client, RespError
+
+    assert choice.target is not None and choice.team is not None and choice.prefix is not None
+    keys = Keys(choice.team, choice.prefix)
+    commands: list[tuple[str | bytes, ...]] = []
+    if status is not None:
+        commands.append(("SET", keys.activity(session_id), marker_bytes(status, now_ms)))
+    if look:
+        inbox = keys.inbox_of_stem(session_stem(session_id))
+        commands += [("LLEN", inbox.lines), ("EXISTS", inbox.flights)]
+    try:
+        with Client(choice.target, REDIS_TIMEOUT_S) as client:
+            replies = client.pipeline(commands)
+    except RespError:
+        return False
+    return look and replies[-2:] != [0, 0]
+
+
 # Delivery ---------------------------------------------------------------------------------------------
 def deliver(
     home: str,
@@ -198,12 +254,14 @@ def deliver(
     *,
     hook_event_name: str | None = None,
     codex: bool = False,
+    shared: Choice | None = None,
 ) -> bool:
     """Take the next prefix of the session's inbox, print it, receipt it, then settle; True if printed.
 
     ``hook_event_name`` is the host event the output answers (``Stop`` for the
     stop event, else ``PreToolUse`` unless given); ``codex`` picks Codex's
-    smaller default budget.
+    smaller default budget; ``shared`` is the shared store to deliver from
+    (None: the files in ``home``), whose receipts then go through the store.
 
     Store failures (a lock held past the timeout, an unwritable directory) mean
     "nothing delivered this time": the mail stays for the next run. The order is
@@ -222,14 +280,20 @@ def deliver(
     from oxtail_core.protocols import Holder, InboxId
     from oxtail_core.wire import dumps
     from oxtail_fs.host import proctree
-    from oxtail_fs.store.fs_store import FsStore
     from oxtail_mcp.hooks import render
 
     default = render.CODEX_MAX_BODY_CHARS if codex else render.DEFAULT_MAX_BODY_CHARS
     limit = render.max_body_chars(env.get("OXTAIL_HOOK_MAX_BODY_CHARS"), default)
     select = render.PrefixSelector(limit)
     try:
-        store = FsStore(Path(home), lock_timeout_s=LOCK_TIMEOUT_S)
+        if shared is None:
+            from oxtail_fs.store.fs_store import FsStore
+
+            store: Store = FsStore(Path(home), lock_timeout_s=LOCK_TIMEOUT_S)
+        else:
+            from oxtail_mcp.storage import open_chosen
+
+            store, _ = open_chosen(shared, env)
         # session_id is canonical already: this is routing.session_inbox without routing's imports
         inbox = InboxId.for_session(session_id)
         store.recover(inbox, lambda h: proctree.is_alive(h.pid, h.process_start))
@@ -247,7 +311,10 @@ def deliver(
         if batch is not None:
             _quietly(store.restore, batch)
         raise
-    _receipt(home, [m.id for m in shown], session_id)
+    if shared is None:
+        _receipt(home, [m.id for m in shown], session_id)
+    else:
+        _store_receipts(store, [m.id for m in shown], session_id)
     if batch is not None:
         _quietly(store.settle, batch)  # if this fails the batch is recovered later: a duplicate, never a loss
     return True
@@ -266,6 +333,22 @@ def _receipt(home: str, message_ids: list[str], session_id: str) -> None:
         receipts.write_receipts(home, message_ids, receipts.VIA_HOOK, session_id, int(time.time()))
     except Exception:  # noqa: BLE001 - receipts never affect delivery (accounting.md §1.2)
         pass
+
+
+def _store_receipts(store: Store, message_ids: list[str], session_id: str) -> None:
+    """The receipts of a shared store (where its servers read them), with the same rules as the files'."""
+    import time
+
+    from oxtail_core.model import Receipt
+    from oxtail_mcp.hooks import receipts
+
+    now_s = int(time.time())
+    for message_id in dict.fromkeys(message_ids):
+        if receipts.is_message_id(message_id):
+            try:
+                store.receipt_put(Receipt(message_id, now_s, "hook", receipts.recipient_of(session_id)))
+            except Exception:  # noqa: BLE001 - receipts never affect delivery (accounting.md §1.2)
+                continue
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -303,19 +386,42 @@ def run(event: str, stdin: IO[bytes] | None, env: Mapping[str, str], out_fd: int
         sessionstart.run(event, payload, home, lambda s: hash32(canonical_session_id(s)), now_ms // 1000)
         return
     subagent = isinstance(payload.get("agent_id"), str) and bool(payload["agent_id"])
+    shared = _shared_choice(env, home)
+
+    def look_and_stamp(status: str | None, *, look: bool) -> bool:
+        """Stamp (unless None), then whether there may be mail (with ``look``): files or one round trip."""
+        if shared is not None:
+            return redis_round_trip(shared, sid, status, now_ms, look=look)
+        if status is not None:
+            stamp(home, sid, status, now_ms)
+        return look and may_have_mail(home, sid)
+
     if action == "busy" or (action == "userpromptsubmit" and not codex):
-        stamp(home, sid, "busy", now_ms)
+        look_and_stamp("busy", look=False)
     elif action in ("pretooluse", "userpromptsubmit"):
-        stamp(home, sid, "busy", now_ms)  # first, on every tool call: a long turn never looks stale-busy
-        if not subagent and may_have_mail(home, sid):
+        # the stamp first, on every tool call: a long turn never looks stale-busy
+        if look_and_stamp("busy", look=not subagent):
             name = "PreToolUse" if action == "pretooluse" else "UserPromptSubmit"
-            deliver(home, sid, "pretooluse", env, out_fd, hook_event_name=name, codex=codex)
+            deliver(home, sid, "pretooluse", env, out_fd, hook_event_name=name, codex=codex, shared=shared)
     elif subagent:
         return  # a subagent's stop is not the agent's: its turn goes on
     elif payload.get("stop_hook_active") is True:
-        stamp(home, sid, "idle", now_ms)  # the loop guard: a continuation's stop is a real stop
-    elif not (may_have_mail(home, sid) and deliver(home, sid, "stop", env, out_fd, codex=codex)):
-        stamp(home, sid, "idle", now_ms)
+        look_and_stamp("idle", look=False)  # the loop guard: a continuation's stop is a real stop
+    elif not (
+        look_and_stamp(None, look=True)
+        and deliver(home, sid, "stop", env, out_fd, codex=codex, shared=shared)
+    ):
+        look_and_stamp("idle", look=False)
+
+
+def _shared_choice(env: Mapping[str, str], home: str) -> Choice | None:
+    """The shared store to use, or None for the files; a bad setting raises (the hook stays silent)."""
+    if not shared_store_named(env, home):
+        return None
+    from oxtail_mcp.storage import choose
+
+    choice = choose(env)
+    return choice if choice.kind != "fs" else None
 
 
 def note_fired(home: str, now_ms: int) -> None:

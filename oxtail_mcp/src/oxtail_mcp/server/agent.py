@@ -26,7 +26,6 @@ from oxtail_core.protocols import Store
 from oxtail_core.trace import NullTracer, Tracer, safe_emit
 from oxtail_fs.host import proctree
 from oxtail_fs.host.project import LocalHost
-from oxtail_fs.store.fs_store import FsStore
 from oxtail_fs.tmux.binding import own_binding
 from oxtail_fs.tmux.client import Tmux
 from oxtail_fs.tmux.waker import TmuxWaker
@@ -40,6 +39,7 @@ from oxtail_mcp.identity.client import (
     detect_from_handshake,
 )
 from oxtail_mcp.server.tracefile import FileTracer
+from oxtail_mcp.storage import open_store, open_with_info
 from oxtail_mcp.transcripts.files import transcript_path_for
 
 RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 300_000)
@@ -167,8 +167,11 @@ class Agent:
         tmux = Tmux()
         clock = SystemClock()
         tracer = tracer_from_env(env, pid)
+        store, store_info = open_with_info(env)
+        for warning in store_info.get("warnings", []):
+            safe_emit(tracer, "store_warning", where=store_info["where"], warning=warning)
         ctx = Context(
-            FsStore(state_dir),
+            store,
             TmuxWaker(tmux),
             clock,
             LocalHost(),
@@ -346,7 +349,7 @@ class Agent:
     def forget_own_entry(env: Mapping[str, str] = os.environ) -> None:
         """Remove our registry entry when we are stopped before we finished starting."""
         with contextlib.suppress(Exception):
-            FsStore(state_home(env)).registry_remove(os.getpid())
+            open_store(env).registry_remove(os.getpid())
 
     def entry_wire(self) -> dict[str, Any]:
         """The entry as get_my_session shows it (no capabilities, no process start)."""
