@@ -45,6 +45,7 @@ from oxtail_redis.keys import Keys
 from oxtail_redis.store import RedisStore
 from tests.fs.test_fs_crash import fork, log_line, read_log, reap
 from tests.redis.server import RedisServer, start_server
+from tests.support.e2e import sid, world
 
 pytestmark = pytest.mark.slow
 
@@ -462,6 +463,45 @@ def test_send_message_whose_append_reply_is_lost_raises_outcome_unknown_while_th
     finally:
         proxy.heal()
         store.close()
+        direct.close()
+
+
+def test_send_message_over_mcp_whose_append_reply_is_lost_is_an_error_result_not_ok_and_it_arrived(
+    tmp_path: Path, plain_server: RedisServer, proxy: DarkProxy
+) -> None:
+    """Two real ``oxtail-mcp`` servers on one Redis; the sender reaches it through the proxy, which
+    goes dark once it has forwarded the sender's append. The tool answers an ``isError`` result
+    that says the outcome is unknown (never ``ok:true``), and the message did arrive."""
+    team = "t" + uuid.uuid4().hex[:12]
+    direct = RedisStore(plain_server.url, team, prefix="oxt")
+    shared = {"OXTAIL_REDIS_TEAM": team}
+    try:
+        with world(tmp_path) as w:
+            proj = w.project("proj")
+            a, b = w.directs(
+                [
+                    ("a", proj, {**shared, "OXTAIL_STORE": proxy.url, "OXTAIL_HOME": str(tmp_path / "a")}),
+                    (
+                        "b",
+                        proj,
+                        {**shared, "OXTAIL_STORE": plain_server.url, "OXTAIL_HOME": str(tmp_path / "b")},
+                    ),
+                ]
+            )
+            a.claim(sid(1))
+            b.claim(sid(2))
+            proxy.go_dark_after(append_sha(direct))
+            sent = a.call("send_message", {"target": sid(2), "body": "did this arrive?", "wake": "off"})
+            proxy.heal()
+            print(f"send_message answered: {sent}")
+            assert sent.is_error and sent.text.startswith("append: outcome unknown, "), sent
+            assert '"ok"' not in sent.text and "nothing" not in sent.text
+            got = b.read()
+            assert [(m["body"], m["from_session_id"]) for m in got["messages"]] == [
+                ("did this arrive?", sid(1))
+            ]
+    finally:
+        direct.drop_namespace()
         direct.close()
 
 
