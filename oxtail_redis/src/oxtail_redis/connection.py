@@ -9,6 +9,7 @@ lost connection cannot apply anything twice.
 failure (after retries)     what the caller sees
 ==========================  ====================================================================
 read, connection/timeout    :class:`StoreBusy` (retryable, nothing changed)
+the read phase of a write   :class:`StoreBusy` (:func:`read_phase`: nothing was written yet)
 write, connection/timeout   :class:`StoreError` "outcome unknown" (it may have been applied)
 any other Redis error       :class:`StoreError` (wrong type, OOM, ACL refusal, script error)
 ==========================  ====================================================================
@@ -16,8 +17,9 @@ any other Redis error       :class:`StoreError` (wrong type, OOM, ACL refusal, s
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -115,3 +117,13 @@ reading = _mapped("read")
 """A read: a lost connection is StoreBusy (nothing changed, try again)."""
 writing = _mapped("write")
 """A write: a lost connection is a StoreError whose outcome is unknown."""
+
+
+@contextlib.contextmanager
+def read_phase(conn: Connection, what: str) -> Iterator[None]:
+    """The reads a write makes before it writes (take's snapshot, recover's look at the batches):
+    a lost connection there changed nothing, so it is :class:`StoreBusy`, never "outcome unknown"."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreBusy(f"{conn.where} ({what}: {exc})") from exc

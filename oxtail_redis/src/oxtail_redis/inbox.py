@@ -31,7 +31,7 @@ from oxtail_core.model import Envelope, RegistryEntry
 from oxtail_core.protocols import Batch, Holder, InboxId, Offered, Selector, window_of
 from oxtail_core.wire import WireError, dumps, loads, utf8
 from oxtail_redis import registry
-from oxtail_redis.connection import BLOCK_SLICE_S, Connection
+from oxtail_redis.connection import BLOCK_SLICE_S, Connection, read_phase
 from oxtail_redis.keys import InboxKeys, Keys
 
 MAX_TRIES = 8
@@ -138,7 +138,8 @@ class Inboxes:
             window = window_of(select)
             if window == 0:
                 return None
-            raw, seen, beyond = self._snapshot(k, window)
+            with read_phase(self._conn, "take"):
+                raw, seen, beyond = self._snapshot(k, window)
             where: list[int] = []
             envelopes: list[Envelope] = []
             bad: list[int] = []
@@ -175,6 +176,10 @@ class Inboxes:
             while pending:
                 self.restore(pending[0], None)
                 pending.pop(0)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # Nothing was handed out, and the restore is idempotent: the next take tries it again.
+            why = f"an earlier take whose commit got no answer is not put back yet: {exc}"
+            raise StoreBusy(f"{self._conn.where} (take: {why})") from exc
         finally:
             if pending:  # the server is still away: keep the rest for the next take
                 with self._lock:
@@ -193,7 +198,8 @@ class Inboxes:
     def restore(self, batch: Batch, ids: Sequence[str] | None) -> None:
         k = self._keys.inbox(batch.inbox)
         for _ in range(MAX_TRIES):
-            value = self._conn.client.hget(k.flights, batch.batch_id)
+            with read_phase(self._conn, "restore"):
+                value = self._conn.client.hget(k.flights, batch.batch_id)
             decoded = _decode_batch(value) if value is not None else None
             if decoded is None:
                 return
@@ -211,7 +217,8 @@ class Inboxes:
     def recover(self, inbox: InboxId, is_alive: Callable[[Holder], bool]) -> int:
         k = self._keys.inbox(inbox)
         for _ in range(MAX_TRIES):
-            flights = self._conn.client.hgetall(k.flights)
+            with read_phase(self._conn, "recover"):
+                flights = self._conn.client.hgetall(k.flights)
             dead: list[tuple[bytes, bytes, list[str]]] = []
             for batch_id, value in flights.items():
                 decoded = _decode_batch(value)
