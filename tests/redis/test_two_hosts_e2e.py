@@ -145,7 +145,17 @@ def test_two_hosts_send_ask_with_a_relayed_wake_delegate_and_see_each_other(
         # status from either host lists both hosts' agents.
         for w, proj, host in ((h1, one, "h1"), (h2, two, "h2")):
             doc = status_json(w, {**shared, "OXTAIL_HOST_ID": host}, proj)
-            assert {sid(1), sid(2)} <= {agent["session_id"] for agent in doc["agents"]}, doc
+            hosts = {agent["session_id"]: agent["host_id"] for agent in doc["agents"]}
+            assert hosts == {sid(1): "h1", sid(2): "h2"}, doc
+        text = subprocess.run(
+            [SERVER_COMMAND, "status", str(one)],
+            env=h1.env({**shared, "OXTAIL_HOST_ID": "h1"}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        assert text.splitlines()[1].rstrip().endswith("HOST") and "(h2)" in text, text
 
 
 @pytest.mark.tmux

@@ -107,6 +107,9 @@ class Row:
     transcript_age_s: float | None = None
     tool_running: bool = False
     pane_tail: str | None = None  # the working line of a busy pane (terminal views only)
+    # Across machines (a shared store): which machine runs it; None on a one-machine store
+    host_id: str | None = None
+    host_name: str | None = None  # display only: the entry's own word
 
     @property
     def name(self) -> str:
@@ -305,6 +308,8 @@ def _row(
         transcript_age_s=life.transcript_age_s,
         tool_running=life.tool_running,
         pane_tail=life.pane_tail,
+        host_id=entry.host_id,
+        host_name=entry.host_name,
         asks=tuple(
             AskView(
                 peer=canonical_session_id(a.peer) if a.peer else None,
@@ -377,12 +382,24 @@ def _cells(row: Row) -> list[str]:
 _COLORS = {"busy": "\x1b[33m", "idle": "\x1b[32m", "unknown": "\x1b[2m", "dead": "\x1b[31m"}
 
 
+def _host_cell(row: Row) -> str:
+    name = row.host_name or "-"
+    name = name if len(name) <= 24 else name[:23] + "…"
+    return f"{name} ({row.host_id})" if row.host_id else "-"
+
+
 def table(rows: Sequence[Row], root: str, *, color: bool) -> str:
-    """Aligned columns; ANSI colours on the activity column only when writing to a terminal."""
+    """Aligned columns; ANSI colours on the activity column only when writing to a terminal.
+
+    A HOST column (the machine's name and host id) is added, last, only when some agent runs on a
+    shared store's machine: on one machine the table is what it always was."""
     if not rows:
         return f"No live oxtail agents in {inert(root)}."
-    cells = [list(COLUMNS), *([inert(cell) for cell in _cells(r)] for r in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    hosts = any(r.host_id for r in rows)
+    header = [*COLUMNS, "HOST"] if hosts else list(COLUMNS)
+    rows_cells = [[*_cells(r), _host_cell(r)] if hosts else _cells(r) for r in rows]
+    cells = [header, *([inert(cell) for cell in line] for line in rows_cells)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     lines = []
     for index, line in enumerate(cells):
         padded = [text.ljust(width) for text, width in zip(line, widths, strict=True)]
