@@ -36,10 +36,11 @@ import pytest
 import redis
 
 from oxtail_core import Context, FakeClock, MemoryHost, Peer, RecordingWaker
-from oxtail_core.errors import StoreBusy, StoreError
+from oxtail_core.errors import OutcomeUnknown, StoreBusy, StoreError
 from oxtail_core.model import Envelope
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_core.routing import session_inbox
+from oxtail_core.testing.contract import take_all
 from oxtail_fs.host import proctree
 from oxtail_redis.keys import Keys
 from oxtail_redis.store import RedisStore
@@ -458,8 +459,12 @@ def test_send_message_whose_append_reply_is_lost_raises_outcome_unknown_while_th
         with pytest.raises(StoreError, match="outcome unknown") as caught:
             alice.send(RECEIVER_SID, "did this arrive?", wake="off")
         assert not isinstance(caught.value, StoreBusy)
-        assert caught.value.code == "store-error"
+        assert isinstance(caught.value, OutcomeUnknown) and caught.value.code == "store-outcome-unknown"
         assert direct.depth(session_inbox(RECEIVER_SID)) == 1  # it did
+        taken = take_all(direct, session_inbox(RECEIVER_SID), Holder(1))
+        assert taken is not None
+        (arrived,) = taken.envelopes
+        assert caught.value.message_id == arrived.id  # the id the caller can ask message_status of
     finally:
         proxy.heal()
         store.close()
@@ -500,6 +505,9 @@ def test_send_message_over_mcp_whose_append_reply_is_lost_is_an_error_result_not
             assert [(m["body"], m["from_session_id"]) for m in got["messages"]] == [
                 ("did this arrive?", sid(1))
             ]
+            (message_id,) = [m["id"] for m in got["messages"]]
+            assert f"message {message_id} may have been delivered: message_status tells" in sent.text
+            assert a.ok("message_status", {"message_id": message_id})["status"] == "delivered"
     finally:
         direct.drop_namespace()
         direct.close()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from oxtail_core import texts
 from oxtail_core.context import Context
-from oxtail_core.errors import InboxFull, ObligationNotRecorded, StoreError
+from oxtail_core.errors import InboxFull, ObligationNotRecorded, OutcomeUnknown, StoreError
 from oxtail_core.ids import canonical_session_id, new_id
 from oxtail_core.limits import SESSION_ID_MAX_CHARS, check_id
 from oxtail_core.model import Envelope, Obligation, RegistryEntry, check_body
@@ -141,6 +141,9 @@ def deliver(
                 fold_if_dead(ctx, peer)
     except InboxFull:
         _withdraw(ctx, peer, envelope)
+        raise
+    except OutcomeUnknown as exc:
+        exc.message_id = envelope.id  # maybe delivered: the caller can ask message_status of it
         raise
     if appended:
         record_outbox(ctx, peer, envelope)

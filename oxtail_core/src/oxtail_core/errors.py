@@ -47,6 +47,24 @@ class StoreBusy(StoreError):
         self.resource = resource
 
 
+class OutcomeUnknown(StoreError):
+    """A write the store may or may not have done: its reply was lost after the retry budget (a
+    networked store; the filesystem store always knows). Never "nothing changed": a send that
+    raises it may have been delivered, which ``message_status`` of :attr:`message_id` tells."""
+
+    code = "store-outcome-unknown"
+
+    def __init__(self, message: str, message_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message_id = message_id
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.message_id is None:
+            return text
+        return texts.outcome_unknown(text, self.message_id)
+
+
 class InboxFull(StoreError):
     """The receiver's inbox holds as much unread mail as it may (limits.INBOX_MAX_BYTES): nothing was sent."""
 

@@ -97,6 +97,13 @@ def inbox_full(waiting_bytes: int, limit: int) -> str:  # ours: the refusal of a
     )
 
 
+def outcome_unknown(error: str, message_id: str) -> str:  # ours: a networked store lost the append's reply
+    return (
+        f"{error}; message {message_id} may have been delivered: message_status tells, and sending "
+        "again would make a second message"
+    )
+
+
 NOT_DELIVERED_INBOX_FULL = (  # ours: the note closing a delegation whose append found the inbox full
     "[not delivered] the receiver's inbox was full; the sender was told inbox-full"
 )

@@ -27,7 +27,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from oxtail_core.errors import StoreBusy, StoreError
+from oxtail_core.errors import OutcomeUnknown, StoreBusy, StoreError
 from oxtail_redis.url import RedisTarget
 
 P = ParamSpec("P")
@@ -102,9 +102,8 @@ def _mapped(kind: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if kind == "read":
                     raise StoreBusy(f"{where} ({method.__name__}: {exc})") from exc
-                raise StoreError(
-                    f"{method.__name__}: outcome unknown, {where} did not answer: {exc}"
-                ) from exc
+                unknown = f"{method.__name__}: outcome unknown, {where} did not answer: {exc}"
+                raise OutcomeUnknown(unknown) from exc
             except redis.RedisError as exc:
                 raise StoreError(f"{method.__name__} on {where}: {exc}") from exc
 
