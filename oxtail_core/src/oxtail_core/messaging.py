@@ -17,7 +17,7 @@ from oxtail_core.context import Context
 from oxtail_core.convert import metadata_size
 from oxtail_core.delivery import deliver, fresh_id, mint
 from oxtail_core.effects import Flow
-from oxtail_core.errors import StoreBusy, StoreError
+from oxtail_core.errors import OutcomeUnknown, StoreBusy, StoreError
 from oxtail_core.ids import canonical_session_id
 from oxtail_core.limits import READ_METADATA_MAX_BYTES
 from oxtail_core.model import (
@@ -285,7 +285,7 @@ def read_messages(ctx: Context, me: RegistryEntry) -> Messages:
     try:
         ctx.store.recover(inbox, is_holder_alive(ctx))
         batch = ctx.store.take(inbox, budget, holder_of(me))
-    except StoreBusy:
+    except (StoreBusy, OutcomeUnknown):  # a look that could not be made (or not confirmed): nothing lost
         batch, skipped = None, skipped + 1
     reader = me.session_id
     if batch is None:
