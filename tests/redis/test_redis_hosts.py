@@ -31,7 +31,7 @@ from oxtail_core.testing.contract import ids, mint
 from oxtail_core.trace import ListTracer, NullTracer
 from oxtail_fs.host.project import LocalHost
 from oxtail_fs.store.fs_store import FsStore
-from oxtail_mcp.server.agent import _machine
+from oxtail_mcp.storage import machine_of
 from oxtail_redis.clock import RedisClock, measure_offset_ms
 from oxtail_redis.host import ClusterHost, host_id
 from oxtail_redis.lease import parse_member
@@ -423,13 +423,13 @@ def test_a_server_on_a_redis_store_judges_by_leases_and_keeps_redis_time(
 
     store = RedisStore(redis_url, team, host_id="host-a", heartbeat_s=None)
     try:
-        host, clock = _machine(store, NullTracer())
+        host, clock = machine_of(store, NullTracer())
         assert isinstance(host, ClusterHost) and host.host_id == "host-a"
         assert isinstance(clock, RedisClock)
         assert store.leases.local_alive is not None  # the heartbeat is this host's janitor now
     finally:
         store.close()
-    local, system = _machine(FsStore(tmp_path), NullTracer())
+    local, system = machine_of(FsStore(tmp_path), NullTracer())
     assert isinstance(local, LocalHost) and local.host_id is None
     assert type(system) is SystemClock
 
