@@ -10,12 +10,22 @@ docs/benchmarks.md ("The duplicate window") quotes them. Takes a few seconds per
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.kill_window import run_kills
+from tests.support.kill_window import measure_settle_gaps, run_kills
+
+
+def _gaps(reads: int, senders: int, seed: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="oxtail-gaps-") as tmp:
+        run = measure_settle_gaps(Path(tmp), reads=reads, senders=senders, seed=seed)
+    print(f"load average {os.getloadavg()[0]:.2f}; {run.reads} reads, {len(run.gaps_ns)} settles, {run.seconds:.0f} s")
+    print("write issued -> settle issued, us: " + "  ".join(
+        f"{name} {run.quantile_us(q):.1f}" for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0))
+    ))
 
 
 def main() -> None:
@@ -23,7 +33,11 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--senders", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--gaps", type=int, metavar="READS", help="measure the window over READS reads, no kills")
     args = parser.parse_args()
+    if args.gaps:
+        _gaps(args.gaps, args.senders, args.seed)
+        return
     with tempfile.TemporaryDirectory(prefix="oxtail-killwin-") as tmp:
         run = run_kills(Path(tmp), kills=args.kills, senders=args.senders, seed=args.seed)
     print(f"kills                {run.kills}")

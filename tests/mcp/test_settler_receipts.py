@@ -1,5 +1,5 @@
-"""The server's Settler settles a read right after its response is flushed, with only the store's
-commit in between, writes receipts then, and none for a read it puts back."""
+"""The server's Settler settles a read right after its response's last byte is written, with only the
+store's commit in between, writes receipts then, and none for a read it puts back."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import anyio
 import pytest
 
 from oxtail_core import Context, FakeClock, MemoryHost, Peer, RecordingWaker
@@ -18,9 +17,27 @@ from oxtail_mcp.server.app import Settler
 from tests.support.world import A, B, make_world
 
 
+class _Pipe:
+    """The stdout pipe as :meth:`Settler.deliver` drives it; ``flush`` writes the line's last byte."""
+
+    def __init__(self, flush: Any) -> None:
+        self.flush = flush
+        self.written = b""
+
+    def write_all(self, data: bytes | memoryview) -> None:
+        self.written += bytes(data)
+
+    def wait_writable(self) -> None:
+        pass
+
+    def write_last(self, byte: bytes) -> None:
+        self.flush()
+        self.written += byte
+
+
 def _flush_then_settle(settler: Settler, request_id: int, flush: Any) -> None:
     settler.queued.append(request_id)
-    anyio.run(settler.flush_then_settle, flush)
+    settler.deliver(request_id, b'{"result":{}}\n', _Pipe(flush))  # type: ignore[arg-type]
 
 
 def test_a_flushed_read_is_receipted_and_a_read_put_back_is_not() -> None:
