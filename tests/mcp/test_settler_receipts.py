@@ -30,9 +30,13 @@ class _Pipe:
     def wait_writable(self) -> None:
         pass
 
-    def write_last(self, byte: bytes) -> None:
+    def takes_at_once(self, size: int) -> bool:
+        return False
+
+    def write_held(self, data: bytes) -> None:
+        assert data == b"\n", "only the newline is written with the GIL held here"
         self.flush()
-        self.written += byte
+        self.written += data
 
 
 def _flush_then_settle(settler: Settler, request_id: int, flush: Any) -> None:

@@ -11,6 +11,7 @@ Used by tests/mcp/test_e2e_kill_window.py (a few kills) and benchmarks/bench_kil
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -148,8 +149,9 @@ def _server_pid(w: World, session_id: str) -> int:
 @attrs.frozen
 class SettleGaps:
     """The duplicate window as the server measured it (the ``read_settled`` trace events): for each
-    settled read, nanoseconds from the issue of the write that completes the response's line to the
-    issue of the batch's settle. A kill inside that stretch is what brings a batch back."""
+    settled read, nanoseconds from the issue of the write of the response's newline to the issue of
+    the batch's settle (an upper bound: it holds that write itself). A kill inside that stretch is
+    what brings a batch back."""
 
     reads: int
     gaps_ns: list[int]
@@ -182,7 +184,9 @@ def measure_settle_gaps(tmp_path: Path, *, reads: int, senders: int, seed: int) 
                 i += 1
                 time.sleep(rng.uniform(0.001, 0.02))
 
-        threads = [threading.Thread(target=send_loop, args=(a, f"s{k}-"), daemon=True) for k, a in enumerate(peers)]
+        threads = [
+            threading.Thread(target=send_loop, args=(a, f"s{k}-"), daemon=True) for k, a in enumerate(peers)
+        ]
         for thread in threads:
             thread.start()
         done = 0
@@ -192,8 +196,6 @@ def measure_settle_gaps(tmp_path: Path, *, reads: int, senders: int, seed: int) 
         stop.set()
         for thread in threads:
             thread.join(60)
-    import json
-
     gaps = [
         event["gap_ns"]
         for event in map(json.loads, trace.read_text().splitlines())

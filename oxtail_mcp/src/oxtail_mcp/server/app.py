@@ -117,13 +117,16 @@ class Settler:
                 pipe.write_all(data)
                 return
             settled = self._prepare(handoff)
-            pipe.write_all(memoryview(data)[:-1])
-            pipe.wait_writable()
+            if pipe.takes_at_once(len(data)):
+                pipe.write_held(data[:-1])  # the client may wake for it, and find the newline with it
+            else:
+                pipe.write_all(memoryview(data)[:-1])
+                pipe.wait_writable()
             if self.waiting.pop(request_id, None) is not handoff:
                 raise Withdrawn(request_id)
             try:
                 started = time.perf_counter_ns()
-                pipe.write_last(data[-1:])
+                pipe.write_held(b"\n")
                 gap_ns = time.perf_counter_ns() - started
             except BaseException:
                 self.waiting[request_id] = handoff  # not written: it is ours to put back

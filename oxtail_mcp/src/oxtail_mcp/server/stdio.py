@@ -27,22 +27,27 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
+import fcntl
 import math
 import os
 import queue
 import select
 import sys
+import termios
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import anyio
+import attrs
 import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
 from oxtail_mcp.server.screen import Drop, screen
 
+PAGE = 4096
 DRAIN_S = 0.5
 """At the end of the session, how long the writer may take to write what is still queued."""
 
@@ -60,17 +65,21 @@ class Outbox(Protocol):
 class Pipe:
     """The protocol pipe (stdout), written only by the writer thread.
 
-    :meth:`write_last` writes through libc with the GIL held (``ctypes.PyDLL`` calls never release
-    it), so the code that follows it runs without waiting to get the GIL back: an ``os.write``
+    :meth:`write_held` and :meth:`unread` call libc with the GIL held (``ctypes.PyDLL`` calls never
+    release it), so what follows them runs without waiting to get the GIL back: an ``os.write``
     releases the GIL, and re-taking it can wait a whole switch interval (5 ms) when the event loop
-    or the reader thread runs. ``ctypes`` is loaded at the first use (it costs about 2 ms).
+    or the reader thread runs. ``ctypes`` is loaded at the first use (about 2 ms): the first read.
     """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._poll = select.poll()
         self._poll.register(fd, select.POLLOUT)
-        self._libc_write: Any = None
+        self._libc: Any = None
+        try:
+            self.capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)  # Linux only
+        except (AttributeError, OSError):
+            self.capacity = 0  # not a pipe (a terminal, a file): never assume room nor count bytes
 
     def write_all(self, data: bytes | memoryview) -> None:
         """Write everything, blocking as long as the client takes to read it (the GIL is free meanwhile)."""
@@ -82,29 +91,58 @@ class Pipe:
         """Until the pipe has room (a pipe that is not full takes a 1-byte write at once), or is broken."""
         self._poll.poll()
 
-    def write_last(self, byte: bytes) -> None:
-        """Write one byte without releasing the GIL (after :meth:`wait_writable`, it does not block)."""
-        write = self._libc_write or self._load_libc_write()
-        while True:
-            if write(self.fd, byte, 1) == 1:
-                return
-            import ctypes
-            import errno
+    def unread(self) -> int:
+        """Bytes in the pipe the client has not read yet (-1: unknown, not a pipe)."""
+        if not self.capacity:
+            return -1
+        libc = self._libc or self._load()
+        count = libc.count
+        if libc.ioctl(self.fd, termios.FIONREAD, libc.count_ref) != 0:
+            return -1
+        return int(count.value)
 
-            err = ctypes.get_errno()
+    def takes_at_once(self, size: int) -> bool:
+        """Whether a write of ``size`` bytes cannot block: the pipe is empty (the client has read
+        all) and ``size`` fits with a page to spare. Only we write, so the room can only grow."""
+        return size <= self.capacity - PAGE and self.unread() == 0
+
+    def write_held(self, data: bytes) -> None:
+        """Write ``data`` without releasing the GIL; the caller knows it does not block (an empty
+        pipe with room for it, or one byte after :meth:`wait_writable`)."""
+        libc = self._libc or self._load()
+        view = memoryview(data)
+        while view:
+            done = libc.write(self.fd, bytes(view), len(view))
+            if done >= 0:
+                view = view[done:]
+                continue
+            err = libc.get_errno()
             if err == errno.EAGAIN:
                 self.wait_writable()
             elif err != errno.EINTR:
                 raise OSError(err, os.strerror(err))
 
-    def _load_libc_write(self) -> Any:
+    def _load(self) -> Any:
         import ctypes
 
-        write = ctypes.PyDLL(None, use_errno=True).write
+        dll = ctypes.PyDLL(None, use_errno=True)
+        write, ioctl = dll.write, dll.ioctl
         write.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
         write.restype = ctypes.c_ssize_t
-        self._libc_write = write
-        return write
+        count = ctypes.c_int(0)
+        ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.POINTER(ctypes.c_int))
+        ioctl.restype = ctypes.c_int
+        self._libc = _Libc(write, ioctl, count, ctypes.pointer(count), ctypes.get_errno)
+        return self._libc
+
+
+@attrs.frozen
+class _Libc:
+    write: Any
+    ioctl: Any
+    count: Any
+    count_ref: Any
+    get_errno: Callable[[], int]
 
 
 def claim_stdout() -> int:
