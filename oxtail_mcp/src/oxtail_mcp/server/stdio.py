@@ -1,8 +1,8 @@
 """The MCP stdio transport: one reader thread, one writer thread, the SDK's session on top.
 
 The SDK's ``stdio_server`` hops to a worker thread for every line it reads and twice for every
-message it writes, and it writes from the event loop's side, so a client that stops reading
-blocks the loop's sends. Here two dedicated threads own the pipes:
+message it writes, and its sends wait for the write, so a client that stops reading holds up
+every send. Here two dedicated threads own the pipes:
 
 =========  =====================================================================================
 thread     does
@@ -11,15 +11,14 @@ reader     reads stdin line by line, parses each line, hands the loop a ``Sessio
            a line that does not parse goes through :func:`~oxtail_mcp.server.screen.screen`
            (answered, dropped and traced, or, as the SDK does, handed on as the exception);
            EOF closes the read stream, which ends the server
-writer     serializes each message the session sends and writes it; for a response that
-           carries a read's batch it hands the pipe to the :class:`Outbox`, which settles the
-           batch right after the line's last byte is written (the duplicate window,
-           docs/protocol.md §5); a message is never held up by the loop, nor the loop by it
+writer     writes each line the session sends, in order, through the :class:`Outbox`, which
+           settles a read's batch right after the newline of its response is written (the
+           duplicate window, docs/protocol.md §5); the loop never waits for a write
 =========  =====================================================================================
 
-The loop only enqueues: ``send`` appends the message's slot to ``Outbox.queued`` and puts it on
-the writer's queue, on the loop thread (so slots and queue stay in one order). The reader hands
-items to the loop with ``call_soon_threadsafe`` (the server runs on anyio's asyncio backend).
+The loop only serializes and enqueues: ``send`` appends the message's slot to ``Outbox.queued``
+and puts its line on the writer's queue, on the loop thread (so slots and lines keep one order).
+The reader hands items to the loop with ``call_soon_threadsafe`` (anyio's asyncio backend).
 """
 
 from __future__ import annotations
@@ -237,8 +236,8 @@ class Reader:
         try:
             for raw in self.file:
                 self._line(raw.decode("utf-8", errors="replace"))
-        except (OSError, ValueError):
-            pass  # stdin is unreadable: the same end as EOF
+        except (OSError, ValueError, RuntimeError):
+            pass  # stdin is unreadable (the same end as EOF), or the loop is gone
         finally:
             with contextlib.suppress(RuntimeError):  # the loop is already gone
                 self.loop.call_soon_threadsafe(self.incoming.close)
