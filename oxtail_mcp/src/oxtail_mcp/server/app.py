@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -104,12 +105,15 @@ class Settler:
         The duplicate window (docs/protocol.md §5) is the stretch between that byte being on the
         pipe and the batch file's ``unlink``; everything else happens before it: the settle is
         prepared (``Store.prepare_settle`` lists ``journal/``), the line is written but for its
-        newline (the client acts on complete lines only), the pipe is awaited until it has room,
-        and the batch is claimed. Then the newline goes out with the GIL held
-        (:meth:`~oxtail_mcp.server.stdio.Pipe.write_last`), so the commit follows it with no wait
+        newline (the client acts on complete lines only) and the pipe is awaited until it has
+        room, or, into an empty pipe with room for the line, written with the GIL held right
+        before its newline (which then mostly lands unread and wakes nobody); then the batch is
+        claimed. The newline goes out with the GIL held too
+        (:meth:`~oxtail_mcp.server.stdio.Pipe.write_held`), so the commit follows it with no wait
         for the GIL in between. Never before: a kill before the newline leaves the batch in
         flight, recovered unseen. The gap from that write's issue to the commit's issue goes to
-        the trace (``read_settled``, ``gap_ns``): the window, measured in place.
+        the trace (``read_settled``, ``gap_ns``): the window, measured in place. A commit that
+        fails after the newline is traced, never a failed write: the writer goes on.
         """
         try:
             handoff = self.waiting.get(request_id) if request_id is not None else None
@@ -131,7 +135,11 @@ class Settler:
             except BaseException:
                 self.waiting[request_id] = handoff  # not written: it is ours to put back
                 raise
-            settled()
+            try:
+                settled()
+            except OxtailError as exc:  # delivered; the batch stays in flight for recovery
+                safe_emit(self.agent.ctx.tracer, "settle_failed", request_id=request_id, error=str(exc))
+                return
             safe_emit(self.agent.ctx.tracer, "read_settled", request_id=request_id, gap_ns=gap_ns)
         finally:
             self.queued.popleft()
@@ -142,12 +150,7 @@ class Settler:
         try:
             return prepare_handoff(self.agent.ctx, handoff)
         except OxtailError:
-
-            def settle() -> None:
-                with contextlib.suppress(OxtailError):
-                    settle_handoff(self.agent.ctx, handoff)
-
-            return settle
+            return functools.partial(settle_handoff, self.agent.ctx, handoff)
 
     def hold(self, request_id: Any, handoff: Handoff) -> None:
         self.waiting[request_id] = handoff
