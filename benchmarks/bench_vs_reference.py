@@ -4,7 +4,8 @@ Run: ``.venv/bin/python benchmarks/bench_vs_reference.py [--quick] [--reference 
 reference built in ``DIR`` (default ``/tmp/ref/v0.32.1``: ``npm ci --ignore-scripts && npx tsc``
 there, never in this tree). Both servers are driven by the same official MCP client with the same
 inputs, each side with its own throwaway HOME (the reference has no ``OXTAIL_HOME``) and no tmux.
-Rounds alternate which side goes first, so both see the same machine load; the numbers in
+Rounds rotate which side goes first, so all see the same machine load; ``--baseline DIR`` adds
+an earlier checkout of ours as a third side (see ``_from_sources``); the numbers in
 docs/benchmarks.md ("Beside the reference") are medians of the rounds' medians and their ratio.
 
 Measured per side: spawn to initialized; one trivial call (``get_my_session``);
@@ -15,6 +16,7 @@ reading receiver (messages/s, exactly once by id).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -61,27 +63,42 @@ async def _side(env: Env, command: list[str], n: int, errlog: Any) -> dict[str, 
     }
 
 
+def _from_sources(tree: Path) -> list[str]:
+    """Run the server of an earlier checkout of ours (``git archive <commit> | tar -x -C tree``) from
+    its sources, on this venv's dependencies."""
+    packages = ("oxtail_core", "oxtail_fs", "oxtail_mcp", "oxtail_redis")
+    paths = [str(tree / package / "src") for package in packages]
+    return ["/usr/bin/env", "PYTHONPATH=" + os.pathsep.join(paths), sys.executable, "-m", "oxtail_mcp"]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reference", type=Path, default=Path("/tmp/ref/v0.32.1"))
+    parser.add_argument("--baseline", type=Path, help="an earlier checkout of ours, measured as a third side")
     opts = parser.parse_args()
     server = opts.reference / "dist" / "server.js"
     if not server.is_file():
         sys.exit(f"{server} is missing: build the reference there (npm ci --ignore-scripts && npx tsc)")
     commands = {"ours": [OURS], "reference": ["node", str(server)]}
+    if opts.baseline is not None:
+        commands["baseline"] = _from_sources(opts.baseline)
+    sides = list(commands)
     rounds = 2 if opts.quick else 5
     n = 40 if opts.quick else 150
-    results: dict[str, list[dict[str, float]]] = {"ours": [], "reference": []}
+    results: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    print(f"load average at the start {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp, open(Path(tmp) / "log", "w") as errlog:
         for r in range(rounds):
-            for side in ("ours", "reference") if r % 2 == 0 else ("reference", "ours"):
+            for side in sides[r % len(sides) :] + sides[: r % len(sides)]:  # each side goes first in turn
                 env = Env(Path(tmp) / f"{side}-{r}")
                 results[side].append(await _side(env, commands[side], n, errlog))
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     for metric in results["ours"][0]:
-        ours = statistics.median(x[metric] for x in results["ours"])
-        ref = statistics.median(x[metric] for x in results["reference"])
-        print(f"{metric:20} ours {ours:9.2f}   reference {ref:9.2f}   ours/reference {ours / ref:6.2f}")
+        median = {side: statistics.median(x[metric] for x in results[side]) for side in sides}
+        line = "   ".join(f"{side} {median[side]:9.2f}" for side in sides)
+        ratios = "   ".join(f"ours/{side} {median['ours'] / median[side]:6.2f}" for side in sides[1:])
+        print(f"{metric:20} {line}   {ratios}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Used by tests/mcp/test_e2e_kill_window.py (a few kills) and benchmarks/bench_kil
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -143,3 +144,61 @@ def _server_pid(w: World, session_id: str) -> int:
     alive = [p for p in pids if not _gone(p)]
     assert alive, f"no live server for {session_id}"
     return max(alive)
+
+
+@attrs.frozen
+class SettleGaps:
+    """The duplicate window as the server measured it (the ``read_settled`` trace events): for each
+    settled read, nanoseconds from the issue of the write of the response's newline to the issue of
+    the batch's settle (an upper bound: it holds that write itself). A kill inside that stretch is
+    what brings a batch back."""
+
+    reads: int
+    gaps_ns: list[int]
+    seconds: float
+
+    def quantile_us(self, q: float) -> float:
+        ordered = sorted(self.gaps_ns)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] / 1000
+
+
+def measure_settle_gaps(tmp_path: Path, *, reads: int, senders: int, seed: int) -> SettleGaps:
+    """``reads`` reads of a receiver whose server traces each settle, with ``senders`` peers sending
+    all along (the kill benchmark's load, without the kills)."""
+    rng = random.Random(seed)
+    trace = tmp_path / "trace.jsonl"
+    started = time.monotonic()
+    with world(tmp_path) as w:
+        proj = w.project("proj")
+        specs: list[tuple[str, Path, dict[str, str] | None]] = [("r", proj, {"MCP_TRACE_FILE": str(trace)})]
+        agents = w.directs(specs + [(f"a{i}", proj, None) for i in range(senders)])
+        receiver, peers = agents[0], agents[1:]
+        for n, agent in enumerate(agents, start=1):
+            agent.claim(sid(n))
+        stop = threading.Event()
+
+        def send_loop(agent: DirectAgent, tag: str) -> None:
+            i = 0
+            while not stop.is_set():
+                agent.ok("send_message", {"target": sid(1), "body": f"{tag}{i}", "wake": "off"})
+                i += 1
+                time.sleep(rng.uniform(0.001, 0.02))
+
+        threads = [
+            threading.Thread(target=send_loop, args=(a, f"s{k}-"), daemon=True) for k, a in enumerate(peers)
+        ]
+        for thread in threads:
+            thread.start()
+        done = 0
+        while done < reads:
+            if receiver.read()["messages"]:
+                done += 1
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    gaps = [
+        event["gap_ns"]
+        for event in map(json.loads, trace.read_text().splitlines())
+        if event.get("event") == "read_settled"
+    ]
+    return SettleGaps(reads=reads, gaps_ns=gaps, seconds=time.monotonic() - started)

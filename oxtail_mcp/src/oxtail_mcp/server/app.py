@@ -6,19 +6,23 @@ leave the registry without stranding mail and put back any read that never
 reached the client.
 
 Reads in flight: a tool that takes messages out of the inbox returns them in
-a batch that is settled only once the response message has been handed to
-the transport's write stream. If the process dies first, the next reader of
-the inbox restores the batch (same ids); if the call is cancelled or the
-write fails, it is restored at once.
+a batch that is settled only once the last byte of its response is on the
+pipe (:meth:`Settler.deliver`, in the transport's writer thread,
+:mod:`oxtail_mcp.server.stdio`). If the process dies first, the next reader
+of the inbox restores the batch (same ids); if the write fails, it is
+restored at once, and if the response never reaches the writer, after
+``UNSENT_RESTORE_S``.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
@@ -27,8 +31,6 @@ import anyio
 import attrs
 import mcp_types as types
 from mcp.server.lowlevel import NotificationOptions, Server
-from mcp.server.stdio import stdio_server
-from mcp.shared.message import SessionMessage
 
 from oxtail_core.effects import call_async, finish_async
 from oxtail_core.errors import OxtailError
@@ -42,7 +44,7 @@ from oxtail_mcp.identity.client import FORWARDED_NOTHING, forwarded_nothing
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
 from oxtail_mcp.server.relay import start_relay
-from oxtail_mcp.server.screen import ScreenedStdin
+from oxtail_mcp.server.stdio import Pipe, stdio_transport
 from oxtail_mcp.server.watchdogs import start_watchdogs
 
 SERVER_NAME = "oxtail"
@@ -64,25 +66,30 @@ def unsent_restore_s(env: Mapping[str, str]) -> float:
     return positive_number(env, "OXTAIL_UNSENT_RESTORE_MS", UNSENT_RESTORE_S * 1000) / 1000
 
 
+class Withdrawn(Exception):
+    """The batch of the response being written was put back meanwhile (we are leaving): its line
+    must stay unfinished, or the client would get messages that are back in the inbox."""
+
+
 class Settler:
     """Batches waiting for their response to be written, keyed by JSON-RPC request id.
 
     Settling a batch is what writes its delivery receipts (its hand-off says
     ``via`` and the reader), so a receipt exists only for messages whose
-    response was flushed; a batch put back gets none.
+    response was written; a batch put back gets none.
 
     A response that never reaches the stdout writer (the call was cancelled
     after the handler returned) would strand its batch until we exit; after
     ``UNSENT_RESTORE_S`` it is put back instead. A response the writer has
     taken is never expired: a slow client may take any time to drain a large
     one from the pipe, and putting its batch back meanwhile would deliver it
-    twice. It settles once its flush completes (or is put back at exit).
+    twice. It settles once its last byte is written (or is put back at exit).
 
     ``queued`` mirrors the transport's outgoing queue: one slot per message
     handed to the stdout writer, in order (the request id of a response, else
-    None). The writer writes and flushes one message at a time, so each flush
-    completes the oldest slot: that is when a response is on the pipe and its
-    batch may be settled.
+    None), appended on the loop thread; :meth:`deliver`, in the writer thread,
+    releases the oldest. Who takes a batch out of ``waiting`` (``dict.pop``,
+    atomic) owns it: the writer just before the line's last byte, or a restore.
     """
 
     def __init__(self, agent: Agent, restore_after_s: float = UNSENT_RESTORE_S) -> None:
@@ -92,30 +99,59 @@ class Settler:
         self.task_group: anyio.abc.TaskGroup | None = None
         self.queued: collections.deque[Any] = collections.deque()
 
-    async def flush_then_settle(self, flush: Callable[[], None]) -> None:
-        """Flush the oldest queued message onto the pipe and settle its batch in the same worker
-        thread right after the write. The settle is prepared before the write, so between "written"
-        and "settled" there is only the store's commit (one ``unlink``): no task hop, no lock wait,
-        no directory listing (the duplicate window, docs/protocol.md §4). The slot leaves the queue
-        only once the flush succeeded, so the unsent-expiry never restores a batch whose response
-        is being written; a failed flush leaves the batch waiting, to be put back at exit."""
-        request_id = self.queued[0] if self.queued else None
-        written = False
+    def deliver(self, request_id: Any, data: bytes, pipe: Pipe) -> None:
+        """Write one message (a whole line, ``data`` ends with its newline); if it is the response
+        of a held read, settle that batch right after the line's last byte (the writer thread).
 
-        def step() -> None:
-            nonlocal written
-            handoff = self.waiting.get(request_id) if request_id is not None else None
-            settled = prepare_handoff(self.agent.ctx, handoff) if handoff is not None else None
-            flush()
-            written = True
-            if settled is not None and self.waiting.pop(request_id, None) is handoff:
-                settled()
-
+        The duplicate window (docs/protocol.md §5) is the stretch between that byte being on the
+        pipe and the batch file's ``unlink``; everything else happens before it: the settle is
+        prepared (``Store.prepare_settle`` lists ``journal/``), the line is written but for its
+        newline (the client acts on complete lines only) and the pipe is awaited until it has
+        room, or, into an empty pipe with room for the line, written with the GIL held right
+        before its newline (which then mostly lands unread and wakes nobody); then the batch is
+        claimed. The newline goes out with the GIL held too
+        (:meth:`~oxtail_mcp.server.stdio.Pipe.write_held`), so the commit follows it with no wait
+        for the GIL in between. Never before: a kill before the newline leaves the batch in
+        flight, recovered unseen. The gap from that write's issue to the commit's issue goes to
+        the trace (``read_settled``, ``gap_ns``): the window, measured in place. A commit that
+        fails after the newline is traced, never a failed write: the writer goes on.
+        """
         try:
-            await finish_async(step)
+            handoff = self.waiting.get(request_id) if request_id is not None else None
+            if handoff is None:
+                pipe.write_all(data)
+                return
+            settled = self._prepare(handoff)
+            if pipe.takes_at_once(len(data)):
+                pipe.write_held(data[:-1])  # the client may wake for it, and find the newline with it
+            else:
+                pipe.write_all(memoryview(data)[:-1])
+                pipe.wait_writable()
+            if self.waiting.pop(request_id, None) is not handoff:
+                raise Withdrawn(request_id)
+            try:
+                started = time.perf_counter_ns()
+                pipe.write_held(b"\n")
+                gap_ns = time.perf_counter_ns() - started
+            except BaseException:
+                self.waiting[request_id] = handoff  # not written: it is ours to put back
+                raise
+            try:
+                settled()
+            except OxtailError as exc:  # delivered; the batch stays in flight for recovery
+                safe_emit(self.agent.ctx.tracer, "settle_failed", request_id=request_id, error=str(exc))
+                return
+            safe_emit(self.agent.ctx.tracer, "read_settled", request_id=request_id, gap_ns=gap_ns)
         finally:
-            if written and self.queued:
-                self.queued.popleft()
+            self.queued.popleft()
+
+    def _prepare(self, handoff: Handoff) -> Callable[[], None]:
+        """The settle, prepared; if preparing fails, the whole settle after the write instead
+        (still after it: a settle that fails there leaves the batch to the next reader's recovery)."""
+        try:
+            return prepare_handoff(self.agent.ctx, handoff)
+        except OxtailError:
+            return functools.partial(settle_handoff, self.agent.ctx, handoff)
 
     def hold(self, request_id: Any, handoff: Handoff) -> None:
         self.waiting[request_id] = handoff
@@ -123,10 +159,13 @@ class Settler:
             self.task_group.start_soon(self._expire, request_id, handoff)
 
     async def _expire(self, request_id: Any, handoff: Handoff) -> None:
+        """On the loop thread, like the slots' appends: a response not yet queued cannot be taken
+        by the writer while we look."""
         await anyio.sleep(self.restore_after_s)
-        if self.waiting.get(request_id) is handoff and request_id not in self.queued:
+        if request_id not in self.queued and self.waiting.get(request_id) is handoff:
+            del self.waiting[request_id]
             with contextlib.suppress(OxtailError):
-                await finish_async(self.restore, request_id)
+                await finish_async(self.agent.ctx.store.restore, handoff.batch)
 
     def restore(self, request_id: Any) -> None:
         handoff = self.waiting.pop(request_id, None)
@@ -139,82 +178,6 @@ class Settler:
                 self.restore(request_id)
             except OxtailError:
                 self.waiting.pop(request_id, None)  # the next reader recovers it once we are gone
-
-
-class SettlingWriteStream:
-    """Wraps the transport's write stream: every message taken by the stdout writer gets a slot in
-    the settler's queue, in the order the writer takes them (hence the lock)."""
-
-    def __init__(self, inner: Any, settler: Settler) -> None:
-        self.inner = inner
-        self.settler = settler
-        self.lock = anyio.Lock()
-
-    async def send(self, item: SessionMessage, /) -> None:
-        message = getattr(item, "message", None)
-        request_id = getattr(message, "id", None) if isinstance(message, types.JSONRPCResponse) else None
-        async with self.lock:
-            self.settler.queued.append(request_id)
-            try:
-                await self.inner.send(item)  # unbuffered: returns once the writer has taken it
-            except BaseException:
-                self.settler.queued.pop()
-                if request_id is not None:
-                    await finish_async(self.settler.restore, request_id)
-                raise
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def __aenter__(self) -> SettlingWriteStream:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> bool | None:
-        result: bool | None = await self.inner.__aexit__(*exc)
-        return result
-
-
-class SettlingStdout:
-    """The protocol pipe: after each flush, the message just written is delivered (see :class:`Settler`)."""
-
-    def __init__(self, inner: Any, settler: Settler) -> None:
-        self.inner = inner
-        self.settler = settler
-
-    async def write(self, text: str) -> int:
-        written: int = await self.inner.write(text)
-        return written
-
-    async def flush(self) -> None:
-        await self.settler.flush_then_settle(self.inner.wrapped.flush)
-
-
-def claim_stdout() -> Any:
-    """Our own handle on the protocol pipe (fd 1), with fd 1 then pointing at stderr.
-
-    The SDK does the same diversion when it opens stdout itself; we open it so
-    that we see each flush. Stray output of anything in this process can no
-    longer corrupt the wire.
-    """
-    wire = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return anyio.wrap_file(wire)
-
-
-def claim_stdin() -> Any:
-    """Our own handle on the client's stream (fd 0), with fd 0 then reading the null device.
-
-    The SDK does the same when it opens stdin itself; we open it so that the
-    :class:`~oxtail_mcp.server.screen.ScreenedStdin` sees every line first.
-    Children and handlers read EOF, never the protocol.
-    """
-    wire = os.fdopen(os.dup(0), "r", encoding="utf-8", errors="replace")
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    return anyio.wrap_file(wire)
 
 
 def _text(text: str, *, error: bool = False) -> types.CallToolResult:
@@ -309,7 +272,7 @@ async def _late_detection(agent: Agent) -> None:
 def _leave(agent: Agent, settler: Settler, code: int = 0) -> NoReturn:
     """Put back unsent reads, leave the registry, and exit now.
 
-    Used for signals and a dead parent: the stdin reader is a worker thread
+    Used for signals and a dead parent: the stdin reader is a thread
     blocked in ``read``, which no cancellation can interrupt, so waiting for
     the serve loop to unwind would hang until stdin closes.
     """
@@ -378,16 +341,15 @@ async def serve(agent: Agent, parent: int) -> None:
             start_watchdogs(agent, tg)  # before the transport connects (selfheal §1.3)
             tg.start_soon(_sweep_rarely, agent)
             server = build_server(agent, settler, tg)
-            stdout = SettlingStdout(claim_stdout(), settler)
-            stdin = ScreenedStdin(
-                claim_stdin(), lambda why: safe_emit(agent.ctx.tracer, "jsonrpc_line_dropped", reason=why)
-            )
-            async with stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
-                stdin.attach(write_stream.send)
+            async with stdio_transport(
+                settler,
+                lambda why: safe_emit(agent.ctx.tracer, "jsonrpc_line_dropped", reason=why),
+                lambda why: safe_emit(agent.ctx.tracer, "stdout_write_failed", error=why),
+            ) as (read_stream, write_stream):
                 _setup_hints(agent)
                 await server.run(
                     read_stream,
-                    SettlingWriteStream(write_stream, settler),
+                    write_stream,
                     server.create_initialization_options(NotificationOptions(tools_changed=True)),
                 )
             tg.cancel_scope.cancel()

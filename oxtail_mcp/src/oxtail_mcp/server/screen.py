@@ -1,4 +1,4 @@
-"""Every request gets an answer: a screen in front of the SDK's stdin reader (issue 15 item 9).
+"""Every request gets an answer: a screen in the stdin reader (issue 15 item 9).
 
 The SDK's stdio transport drops a line it cannot validate, so a request with a
 lone surrogate (a cut emoji), a string ``params``, ``jsonrpc:"1.0"`` or
@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
-import anyio
 import attrs
 import mcp_types as types
-from mcp.shared.message import SessionMessage
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _DECODER = json.JSONDecoder()
@@ -122,46 +119,3 @@ def screen(line: str) -> Verdict:
         return [Reject(rid, types.PARSE_ERROR, "Parse error: trailing data after the JSON object")]
     code, why = _why_invalid(message)
     return [Reject(rid, code, why)]
-
-
-Respond = Callable[[SessionMessage], Awaitable[None]]
-
-
-class ScreenedStdin:
-    """The client's stream as the SDK reads it, with broken requests answered on the side.
-
-    Answers go through ``respond`` (the transport's write stream), set by
-    :meth:`attach` once the transport exists; lines read before that wait for it.
-    """
-
-    def __init__(self, inner: AsyncIterable[str], on_drop: Callable[[str], None]) -> None:
-        self._lines = aiter(inner)
-        self._on_drop = on_drop
-        self._respond: Respond | None = None
-        self._ready = anyio.Event()
-
-    def attach(self, respond: Respond) -> None:
-        self._respond = respond
-        self._ready.set()
-
-    def __aiter__(self) -> ScreenedStdin:
-        return self
-
-    async def __anext__(self) -> str:
-        while True:
-            line = await anext(self._lines)
-            verdict = screen(line)
-            if isinstance(verdict, str):
-                return verdict
-            if isinstance(verdict, Drop):
-                self._on_drop(verdict.reason)
-                continue
-            await self._ready.wait()
-            assert self._respond is not None
-            for reject in verdict:
-                error = types.JSONRPCError(
-                    jsonrpc="2.0",
-                    id=reject.id,
-                    error=types.ErrorData(code=reject.code, message=reject.message),
-                )
-                await self._respond(SessionMessage(error))
