@@ -23,13 +23,13 @@ if ! "$ENV/bin/python" -m build --version >/dev/null 2>&1; then
     "$ENV/bin/python" -m pip install -q build
 fi
 
-rm -f "$DIST"/oxtail_core-*.whl "$DIST"/oxtail_fs-*.whl "$DIST"/oxtail_mcp-*.whl
+rm -f "$DIST"/oxtail_core-*.whl "$DIST"/oxtail_fs-*.whl "$DIST"/oxtail_mcp-*.whl "$DIST"/oxtail_redis-*.whl
 : >"$LOG"
-for dist in oxtail_core oxtail_fs oxtail_mcp; do
+for dist in oxtail_core oxtail_fs oxtail_mcp oxtail_redis; do
     if ! "$ENV/bin/python" -m build --wheel --outdir "$DIST" "$ROOT/$dist" >>"$LOG" 2>&1; then
         cat "$LOG" >&2
         echo "build_wheels: building $dist failed (log above, also in $LOG)" >&2
         exit 1
     fi
 done
-ls -1 "$DIST"/oxtail_core-*.whl "$DIST"/oxtail_fs-*.whl "$DIST"/oxtail_mcp-*.whl
+ls -1 "$DIST"/oxtail_core-*.whl "$DIST"/oxtail_fs-*.whl "$DIST"/oxtail_mcp-*.whl "$DIST"/oxtail_redis-*.whl

@@ -32,7 +32,7 @@ def tools(tmp_path_factory: pytest.TempPathFactory, caches: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def wheels(tmp_path_factory: pytest.TempPathFactory, caches: Path) -> dict[str, Path]:
-    """The three wheels, built once per run by the documented command into ``dist/``: folder -> wheel."""
+    """The four wheels, built once per run by the documented command into ``dist/``: folder -> wheel."""
     box = Sandbox.make(tmp_path_factory.mktemp("build"), tmp_path_factory.mktemp("no-tools"), caches)
     box.documented("build")
     built = {}

@@ -35,7 +35,8 @@ from tests.support.e2e import base_env, sid
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "dist"
-DISTRIBUTIONS = ("oxtail_core", "oxtail_fs", "oxtail_mcp")  # folder = import name; dist name uses "-"
+# folder = import name; the distribution name uses "-"
+DISTRIBUTIONS = ("oxtail_core", "oxtail_fs", "oxtail_mcp", "oxtail_redis")
 
 # The install commands of README.md and docs/getting-started.md, run verbatim from the repository root.
 DOCUMENTED: dict[str, tuple[str, ...]] = {
@@ -47,6 +48,10 @@ DOCUMENTED: dict[str, tuple[str, ...]] = {
     "pipx": ('pipx install --pip-args="--find-links=dist" oxtail-mcp',),
     "uv-wheels": ("uv tool install --find-links dist oxtail-mcp",),
     "uv-clone": ("uv tool install ./oxtail_mcp --with ./oxtail_core --with ./oxtail_fs",),
+    "redis-venv": (
+        "python3 -m venv ~/.venvs/oxtail",
+        "~/.venvs/oxtail/bin/pip install --find-links dist 'oxtail-mcp[redis]'",
+    ),
 }
 DOCS = (REPO / "README.md", REPO / "docs" / "getting-started.md")
 

@@ -10,6 +10,7 @@ from tests.smoke.installs import DOCUMENTED, REPO
 PAGES = {
     "README.md": ("build", "pipx", "uv-wheels"),
     "docs/getting-started.md": tuple(DOCUMENTED),
+    "docs/redis.md": ("build", "redis-venv"),
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis.server import start_server
 from tests.smoke.installs import (
     CORE_TOOLS,
     REPO,
@@ -72,6 +73,40 @@ def test_after_the_setup_step_two_servers_of_the_wheel_venv_deliver_a_message(ve
     sent, read = exchange(command, venv_box, BODY)
     assert (sent["ok"], sent["target_session_id"]) == (True, sid(2)), sent
     assert [(m["body"], m["from_session_id"]) for m in read["messages"]] == [(BODY, sid(1))], read
+
+
+@pytest.fixture(scope="module")
+def redis_box(tmp_path_factory: pytest.TempPathFactory, tools: Path, caches: Path, wheels: dict) -> Sandbox:
+    """A sandbox whose ``~/.venvs/oxtail`` holds ``oxtail-mcp[redis]``, made by the documented lines."""
+    box = Sandbox.make(tmp_path_factory.mktemp("redis-venv"), tools, caches)
+    box.documented("redis-venv")
+    return box
+
+
+def test_the_redis_extra_from_the_wheels_puts_two_servers_on_one_redis_with_use_store(
+    redis_box: Sandbox, tmp_path: Path
+) -> None:
+    """The four wheels, installed with the extra: ``use-store`` points the state directory at a
+    real redis-server, and two servers of the install exchange a message through it."""
+    from oxtail_redis.store import RedisStore
+
+    (tmp_path / "redis").mkdir()
+    server = start_server(tmp_path / "redis")
+    try:
+        script = redis_box.home / ".venvs" / "oxtail" / "bin" / "oxtail-mcp"
+        redis_box.run(script, "use-store", server.url, "--team", "smoke", cwd=redis_box.project)
+        store_line = json.loads(redis_box.run(script, "status", "--json", cwd=redis_box.project))["store"]
+        assert (store_line["kind"], store_line["team"]) == ("redis", "smoke"), store_line
+        sent, read = exchange(script, redis_box, BODY)
+        assert sent["ok"] is True, sent
+        assert [(m["body"], m["from_session_id"]) for m in read["messages"]] == [(BODY, sid(1))], read
+        shared = RedisStore(server.url, "smoke")
+        try:
+            assert [r.envelope.id for r in shared.ledger_records(sid(2))] == [sent["message_id"]]
+        finally:
+            shared.close()
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The three wheels carry what an install needs, pin each other, and hold nothing of the workspace."""
+"""The four wheels carry what an install needs, pin each other, and hold nothing of the workspace."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_each_wheel_is_named_and_versioned_as_its_pyproject_says(wheels: dict[st
         assert wheel.name == f"{folder}-{project['version']}-py3-none-any.whl"
 
 
-def test_the_three_wheels_share_one_version_and_pin_each_other_to_it(wheels: dict[str, Path]) -> None:
+def test_the_four_wheels_share_one_version_and_pin_each_other_to_it(wheels: dict[str, Path]) -> None:
     (version,) = {_metadata(wheel)["Version"] for wheel in wheels.values()}
     siblings = {
         folder: sorted(r for r in _metadata(wheel).get_all("Requires-Dist", []) if r.startswith("oxtail-"))
@@ -67,6 +67,7 @@ def test_the_three_wheels_share_one_version_and_pin_each_other_to_it(wheels: dic
             f"oxtail-fs=={version}",
             f"oxtail-redis=={version}; extra == 'redis'",
         ],
+        "oxtail_redis": [f"oxtail-core=={version}"],
     }
 
 
@@ -85,6 +86,7 @@ def test_only_the_oxtail_mcp_wheel_installs_a_console_script_and_it_is_oxtail_mc
         "oxtail_core": {},
         "oxtail_fs": {},
         "oxtail_mcp": {"oxtail-mcp": "oxtail_mcp.__main__:main"},
+        "oxtail_redis": {},
     }
 
 
