@@ -11,6 +11,7 @@ import json
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from oxtail_core.routing import session_inbox
+from oxtail_mcp.server.stdio import Urgent
 from tests.support.e2e import World, sid, spawn_raw, wait_until, world
 
 BIG = '"' * 8192
@@ -212,3 +214,24 @@ def test_a_kill_after_all_but_the_newline_of_a_read_brings_the_batch_back_and_lo
         assert [m["id"] for m in reader.read()["messages"]] == sent
     finally:
         raw.close()
+
+
+def test_the_writer_runs_real_time_only_across_the_newline_and_the_settle_and_only_its_own_thread() -> None:
+    """stdio.Urgent: where the system allows it (root here), the thread in the block is SCHED_FIFO
+    and every other thread, and the same thread afterwards, is an ordinary one again."""
+    urgent = Urgent()
+    seen: dict[str, int] = {}
+
+    def writer() -> None:
+        with urgent:
+            seen["inside"] = os.sched_getscheduler(0)
+            seen["other thread"] = os.sched_getscheduler(main_tid)
+        seen["after"] = os.sched_getscheduler(0)
+
+    main_tid = threading.get_native_id()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join(10)
+    if not urgent.allowed:
+        pytest.skip("this user may not use real-time scheduling (the writer then runs as before)")
+    assert seen == {"inside": os.SCHED_FIFO, "other thread": os.SCHED_OTHER, "after": os.SCHED_OTHER}

@@ -44,7 +44,7 @@ from oxtail_mcp.identity.client import FORWARDED_NOTHING, forwarded_nothing
 from oxtail_mcp.server import schemas, tools
 from oxtail_mcp.server.agent import RETRY_DELAYS_MS, Agent
 from oxtail_mcp.server.relay import start_relay
-from oxtail_mcp.server.stdio import Pipe, stdio_transport
+from oxtail_mcp.server.stdio import Pipe, Urgent, stdio_transport
 from oxtail_mcp.server.watchdogs import start_watchdogs
 
 SERVER_NAME = "oxtail"
@@ -98,6 +98,7 @@ class Settler:
         self.waiting: dict[Any, Handoff] = {}
         self.task_group: anyio.abc.TaskGroup | None = None
         self.queued: collections.deque[Any] = collections.deque()
+        self.urgent = Urgent()  # the writer thread's: only it uses it
 
     def deliver(self, request_id: Any, data: bytes, pipe: Pipe) -> None:
         """Write one message (a whole line, ``data`` ends with its newline); if it is the response
@@ -129,18 +130,19 @@ class Settler:
                 pipe.wait_writable()
             if self.waiting.pop(request_id, None) is not handoff:
                 raise Withdrawn(request_id)
-            try:
-                started = time.perf_counter_ns()
-                pipe.write_held(b"\n")
-                gap_ns = time.perf_counter_ns() - started
-            except BaseException:
-                self.waiting[request_id] = handoff  # not written: it is ours to put back
-                raise
-            try:
-                settled()
-            except OxtailError as exc:  # delivered; the batch stays in flight for recovery
-                safe_emit(self.agent.ctx.tracer, "settle_failed", request_id=request_id, error=str(exc))
-                return
+            with self.urgent:  # not preempted by the client the newline wakes (stdio.Urgent)
+                try:
+                    started = time.perf_counter_ns()
+                    pipe.write_held(b"\n")
+                    gap_ns = time.perf_counter_ns() - started
+                except BaseException:
+                    self.waiting[request_id] = handoff  # not written: it is ours to put back
+                    raise
+                try:
+                    settled()
+                except OxtailError as exc:  # delivered; the batch stays in flight for recovery
+                    safe_emit(self.agent.ctx.tracer, "settle_failed", request_id=request_id, error=str(exc))
+                    return
             safe_emit(self.agent.ctx.tracer, "read_settled", request_id=request_id, gap_ns=gap_ns)
         finally:
             self.queued.popleft()
