@@ -117,19 +117,23 @@ def lock_cost(n: int) -> float:
         return per_call_us(once, n)
 
 
+def registry_cost_on(store: Any, entries: int, n: int) -> float:
+    """µs per ``registry_entries`` of ``store`` once it holds ``entries`` entries (any Store)."""
+    for pid in range(1, entries + 1):
+        store.registry_put(
+            RegistryEntry(
+                server_pid=pid,
+                started_at=1,
+                client=ClientInfo(type="claude-code", session_id=f"s{pid}", cwd="/w"),
+            )
+        )
+    assert len(store.registry_entries()) == entries
+    return per_call_us(store.registry_entries, n)
+
+
 def registry_cost(entries: int, n: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        store = FsStore(Path(tmp) / "home")
-        for pid in range(1, entries + 1):
-            store.registry_put(
-                RegistryEntry(
-                    server_pid=pid,
-                    started_at=1,
-                    client=ClientInfo(type="claude-code", session_id=f"s{pid}", cwd="/w"),
-                )
-            )
-        assert len(store.registry_entries()) == entries
-        return per_call_us(store.registry_entries, n)
+        return registry_cost_on(FsStore(Path(tmp) / "home"), entries, n)
 
 
 def main() -> None:

@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.redis.server import start_server
 
 from bench_fs_store import notice_latency as fs_notice_latency
-from bench_fs_store import per_call_us
 from bench_fs_store import registry_cost as fs_registry_cost
+from bench_fs_store import registry_cost_on
 from bench_fs_store import throughput as fs_throughput
-from oxtail_core.model import ClientInfo, Envelope, RegistryEntry
+from oxtail_core.model import Envelope
 from oxtail_core.protocols import Holder, InboxId
 from oxtail_redis.store import RedisStore
 
@@ -126,16 +126,7 @@ def notice_latency(url: str, count: int) -> list[float]:
 def registry_cost(url: str, entries: int, n: int) -> float:
     store = _store(url, "b" + uuid.uuid4().hex[:12])
     try:
-        for pid in range(1, entries + 1):
-            store.registry_put(
-                RegistryEntry(
-                    server_pid=pid,
-                    started_at=1,
-                    client=ClientInfo(type="claude-code", session_id=f"s{pid}", cwd="/w"),
-                )
-            )
-        assert len(store.registry_entries()) == entries
-        return per_call_us(store.registry_entries, n)
+        return registry_cost_on(store, entries, n)
     finally:
         store.drop_namespace()
         store.close()
