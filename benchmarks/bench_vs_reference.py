@@ -8,8 +8,10 @@ Rounds rotate which side goes first, so all see the same machine load; ``--basel
 an earlier checkout of ours as a third side (see ``_from_sources``); the numbers in
 docs/benchmarks.md ("Beside the reference") are medians of the rounds' medians and their ratio.
 
-Measured per side: spawn to initialized; one trivial call (``get_my_session``);
-``send_message`` + ``read_my_messages`` between two claimed servers; 4 senders x 50 messages to one
+Measured per side: spawn to initialized (and, in every round, that of a bare lowlevel SDK server
+with one trivial tool: the floor the start-up target is set against); one trivial call (``get_my_session``);
+``send_message`` + ``read_my_messages`` between two claimed servers, and the CPU time the two
+servers spent on it (all threads, user + system, per pair of calls); 4 senders x 50 messages to one
 reading receiver (messages/s, exactly once by id).
 """
 
@@ -26,21 +28,30 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import psutil
+from mcp import StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mcp import OURS, Env, bench_throughput, call, session, sid
+from bench_mcp import BARE_SERVER, OURS, Env, bench_throughput, call, session, sid
 
 
-async def _side(env: Env, command: list[str], n: int, errlog: Any) -> dict[str, float]:
-    params = env.params(command[0], command[1:])
+async def _starts(params: StdioServerParameters, errlog: Any) -> list[float]:
+    """Three spawn-to-initialized times (seconds)."""
     starts = []
     for _ in range(3):
         t = time.perf_counter()
         async with session(params, errlog):
             starts.append(time.perf_counter() - t)
+    return starts
+
+
+async def _side(env: Env, command: list[str], n: int, errlog: Any) -> dict[str, float]:
+    params = env.params(command[0], command[1:])
+    starts = await _starts(params, errlog)
     async with AsyncExitStack() as stack:
         servers = [await stack.enter_async_context(session(params, errlog)) for _ in range(6)]
         a, b, receiver, *senders = servers
+        pair = sorted(psutil.Process().children(), key=psutil.Process.create_time)[-6:][:2]  # a's and b's
         for k, s in enumerate(servers[:3]):
             await call(s, "claim_session", {"session_id": sid(k + 1)})
         trivial, round_trip = [], []
@@ -48,19 +59,27 @@ async def _side(env: Env, command: list[str], n: int, errlog: Any) -> dict[str, 
             t = time.perf_counter()
             await call(a, "get_my_session")
             trivial.append(time.perf_counter() - t)
+        cpu_before = _cpu(pair)
         for i in range(n):
             t = time.perf_counter()
             sent = await call(a, "send_message", {"target": sid(2), "body": f"m{i}", "wake": "off"})
             got = await call(b, "read_my_messages")
             round_trip.append(time.perf_counter() - t)
             assert [m["id"] for m in got["messages"]] == [sent["message_id"]], got
+        pair_cpu = (_cpu(pair) - cpu_before) / n
         rate = (await bench_throughput(senders, receiver, 50, sid(3)))["rate"]
     return {
         "start_ms": statistics.median(starts) * 1000,
         "get_my_session_ms": statistics.median(trivial) * 1000,
         "send_read_ms": statistics.median(round_trip) * 1000,
+        "send_read_server_cpu_ms": pair_cpu * 1000,
         "throughput_msg_s": rate,
     }
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    """CPU seconds (user + system, every thread) the processes have used so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
 def _from_sources(tree: Path) -> list[str]:
@@ -87,9 +106,18 @@ async def main() -> None:
     rounds = 2 if opts.quick else 5
     n = 40 if opts.quick else 150
     results: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    floor: list[float] = []
     print(f"load average at the start {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp, open(Path(tmp) / "log", "w") as errlog:
+        bare = Path(tmp) / "bare_server.py"
+        bare.write_text(BARE_SERVER)
         for r in range(rounds):
+            floor.append(
+                statistics.median(
+                    await _starts(Env(Path(tmp) / f"sdk-{r}").params(sys.executable, [str(bare)]), errlog)
+                )
+                * 1000
+            )
             for side in sides[r % len(sides) :] + sides[: r % len(sides)]:  # each side goes first in turn
                 env = Env(Path(tmp) / f"{side}-{r}")
                 results[side].append(await _side(env, commands[side], n, errlog))
@@ -98,7 +126,10 @@ async def main() -> None:
         median = {side: statistics.median(x[metric] for x in results[side]) for side in sides}
         line = "   ".join(f"{side} {median[side]:9.2f}" for side in sides)
         ratios = "   ".join(f"ours/{side} {median['ours'] / median[side]:6.2f}" for side in sides[1:])
-        print(f"{metric:20} {line}   {ratios}")
+        print(f"{metric:24} {line}   {ratios}")
+    sdk = statistics.median(floor)
+    extra = statistics.median(x["start_ms"] for x in results["ours"]) - sdk
+    print(f"{'start_ms, bare SDK server':24} {sdk:9.2f}   ours - bare SDK {extra:+.0f} ms")
 
 
 if __name__ == "__main__":
