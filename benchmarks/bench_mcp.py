@@ -125,9 +125,18 @@ async def call(s: ClientSession, tool: str, args: dict | None = None) -> dict:
     return json.loads(result.content[0].text)
 
 
+def newest_child() -> psutil.Process:
+    """The server a ``session`` just spawned (the youngest child of this process)."""
+    return max(psutil.Process().children(), key=lambda p: p.create_time())
+
+
 def newest_child_rss() -> int:
-    children = psutil.Process().children()
-    return max(children, key=lambda p: p.create_time()).memory_info().rss
+    return newest_child().memory_info().rss
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """CPU seconds (user + system, every thread) the processes have used so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
 async def bench_startup(env: Env, bare_path: Path, runs: int, errlog: Any) -> dict[str, Any]:
@@ -226,7 +235,7 @@ async def bench_throughput(
     total = per_sender * len(senders)
     done = anyio.Event()
     children = psutil.Process().children()
-    servers_cpu = sum(sum(p.cpu_times()[:2]) for p in children)
+    servers_cpu = cpu_seconds(children)
     client_cpu = time.process_time()
     started = time.perf_counter()
     finished = started
@@ -253,7 +262,7 @@ async def bench_throughput(
     assert len(received) == len(set(received)) == total, "duplicate or missing messages"
     assert set(received) == set(sent), "received ids differ from sent ids"
     elapsed = finished - started
-    servers_cpu = sum(sum(p.cpu_times()[:2]) for p in children) - servers_cpu
+    servers_cpu = cpu_seconds(children) - servers_cpu
     return {
         "seconds": elapsed,
         "rate": total / elapsed,

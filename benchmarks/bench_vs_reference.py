@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import psutil
 from mcp import StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mcp import BARE_SERVER, OURS, Env, bench_throughput, call, session, sid
+from bench_mcp import BARE_SERVER, OURS, Env, bench_throughput, call, cpu_seconds, newest_child, session, sid
 
 
 async def _starts(params: StdioServerParameters, errlog: Any) -> list[float]:
@@ -49,9 +48,12 @@ async def _side(env: Env, command: list[str], n: int, errlog: Any) -> dict[str, 
     params = env.params(command[0], command[1:])
     starts = await _starts(params, errlog)
     async with AsyncExitStack() as stack:
-        servers = [await stack.enter_async_context(session(params, errlog)) for _ in range(6)]
+        servers, processes = [], []
+        for _ in range(6):
+            servers.append(await stack.enter_async_context(session(params, errlog)))
+            processes.append(newest_child())
         a, b, receiver, *senders = servers
-        pair = sorted(psutil.Process().children(), key=psutil.Process.create_time)[-6:][:2]  # a's and b's
+        pair = processes[:2]  # a's and b's
         for k, s in enumerate(servers[:3]):
             await call(s, "claim_session", {"session_id": sid(k + 1)})
         trivial, round_trip = [], []
@@ -59,14 +61,14 @@ async def _side(env: Env, command: list[str], n: int, errlog: Any) -> dict[str, 
             t = time.perf_counter()
             await call(a, "get_my_session")
             trivial.append(time.perf_counter() - t)
-        cpu_before = _cpu(pair)
+        cpu_before = cpu_seconds(pair)
         for i in range(n):
             t = time.perf_counter()
             sent = await call(a, "send_message", {"target": sid(2), "body": f"m{i}", "wake": "off"})
             got = await call(b, "read_my_messages")
             round_trip.append(time.perf_counter() - t)
             assert [m["id"] for m in got["messages"]] == [sent["message_id"]], got
-        pair_cpu = (_cpu(pair) - cpu_before) / n
+        pair_cpu = (cpu_seconds(pair) - cpu_before) / n
         rate = (await bench_throughput(senders, receiver, 50, sid(3)))["rate"]
     return {
         "start_ms": statistics.median(starts) * 1000,
@@ -75,11 +77,6 @@ async def _side(env: Env, command: list[str], n: int, errlog: Any) -> dict[str, 
         "send_read_server_cpu_ms": pair_cpu * 1000,
         "throughput_msg_s": rate,
     }
-
-
-def _cpu(processes: list[psutil.Process]) -> float:
-    """CPU seconds (user + system, every thread) the processes have used so far."""
-    return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
 def _from_sources(tree: Path) -> list[str]:
